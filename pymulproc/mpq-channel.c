@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "mpq-channel-private.h"
+#include "mpq-enum-types.h"
+#include "mpq-error.h"
+
+/**
+ * MpqChannel:
+ *
+ * What [class@Mpq.Pipe] and the queue have in common: send messages, take
+ * them with [method@Mpq.Channel.receive], or have them delivered as
+ * [signal@Mpq.Channel::message-received] in a main loop.
+ *
+ * ```python
+ * channel.connect("message-received::DO", on_do)
+ * channel.connect("closed", lambda ch: loop.quit())
+ * channel.start()
+ * loop.run()
+ * ```
+ *
+ * `timeout_ms` in [method@Mpq.Channel.receive] is pymulproc's `block`:
+ * 0 polls and returns at once, -1 waits for as long as it takes, a positive
+ * value waits at most that many milliseconds.
+ */
+
+G_DEFINE_INTERFACE (MpqChannel, mpq_channel, G_TYPE_OBJECT)
+
+enum { MESSAGE_RECEIVED, CLOSED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+static void
+mpq_channel_default_init (MpqChannelInterface *iface)
+{
+  /**
+   * MpqChannel:role: (getter get_role)
+   *
+   * Which end of the channel this object is.
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_enum ("role", NULL, NULL,
+                       MPQ_TYPE_ROLE, MPQ_ROLE_PARENT,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * MpqChannel:pid: (getter get_pid)
+   *
+   * The pid of this process, the sender pid of what it sends.
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_int ("pid", NULL, NULL,
+                      0, G_MAXINT, 0,
+                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * MpqChannel:max-message-size: (getter get_max_message_size) (setter set_max_message_size)
+   *
+   * The longest message line, in bytes without its newline, that the
+   * channel sends or accepts. A longer line from the peer is
+   * `MPQ_ERROR_TOO_LARGE` and drops the peer; memory kept for a peer's
+   * unfinished line never exceeds it. Defaults to
+   * [const@Mpq.DEFAULT_MAX_MESSAGE_SIZE] (1 MiB).
+   */
+  g_object_interface_install_property (iface,
+    g_param_spec_uint64 ("max-message-size", NULL, NULL,
+                         64, G_MAXINT32, MPQ_DEFAULT_MAX_MESSAGE_SIZE,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * MpqChannel::message-received:
+   * @self: the channel
+   * @message: the message
+   *
+   * Emitted, once [method@Mpq.Channel.start] was called, for each message
+   * this process takes, in the thread-default main context of the caller of
+   * `start`. The detail is the request, so `message-received::DIE` is
+   * emitted for `DIE` only.
+   */
+  signals[MESSAGE_RECEIVED] =
+    g_signal_new ("message-received",
+                  G_TYPE_FROM_INTERFACE (iface),
+                  G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, MPQ_TYPE_MESSAGE);
+
+  /**
+   * MpqChannel::closed:
+   * @self: the channel
+   *
+   * Emitted once, from an idle callback, when the peer hung up, sent
+   * something that is not a message, or the channel was closed.
+   */
+  signals[CLOSED] =
+    g_signal_new ("closed",
+                  G_TYPE_FROM_INTERFACE (iface),
+                  G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 0);
+}
+
+void
+_mpq_channel_install_properties (GObjectClass *object_class)
+{
+  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_ROLE, "role");
+  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_PID, "pid");
+  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE,
+                                    "max-message-size");
+}
+
+void
+_mpq_channel_emit_message_received (MpqChannel *self,
+                                    MpqMessage *message)
+{
+  g_signal_emit (self, signals[MESSAGE_RECEIVED],
+                 g_quark_try_string (mpq_message_get_request (message)),
+                 message);
+}
+
+void
+_mpq_channel_emit_closed (MpqChannel *self)
+{
+  g_signal_emit (self, signals[CLOSED], 0);
+}
+
+/**
+ * mpq_channel_send:
+ * @self: a channel
+ * @request: what the message asks, a non-empty UTF-8 string
+ * @sender_pid: the sender pid, or 0 for this process
+ * @recipient_pid: the recipient pid, or 0 for none
+ * @data: (nullable): the data, any JSON value
+ * @error: return location for an error
+ *
+ * Sends one message, pymulproc's `send()`.
+ *
+ * Returns: %TRUE once the whole message is handed over
+ */
+gboolean
+mpq_channel_send (MpqChannel  *self,
+                  const char  *request,
+                  gint         sender_pid,
+                  gint         recipient_pid,
+                  JsonNode    *data,
+                  GError     **error)
+{
+  g_autoptr(MpqMessage) message = NULL;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
+  g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
+  g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  message = mpq_message_new (request, sender_pid, recipient_pid, data);
+  if (message == NULL)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED, "Invalid message");
+      return FALSE;
+    }
+
+  return MPQ_CHANNEL_GET_IFACE (self)->send_message (self, message, error);
+}
+
+/**
+ * mpq_channel_send_json:
+ * @self: a channel
+ * @request: what the message asks, a non-empty UTF-8 string
+ * @sender_pid: the sender pid, or 0 for this process
+ * @recipient_pid: the recipient pid, or 0 for none
+ * @data_json: (nullable): the data as JSON text, or %NULL for none
+ * @error: return location for an error
+ *
+ * Sends one message whose data is JSON text, as made by Python's
+ * `json.dumps()` or JavaScript's `JSON.stringify()`.
+ *
+ * Returns: %TRUE once the whole message is handed over; %FALSE with
+ *   `MPQ_ERROR_PROTOCOL` if @data_json is not JSON
+ */
+gboolean
+mpq_channel_send_json (MpqChannel  *self,
+                       const char  *request,
+                       gint         sender_pid,
+                       gint         recipient_pid,
+                       const char  *data_json,
+                       GError     **error)
+{
+  g_autoptr(MpqMessage) message = NULL;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
+  g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
+  g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  message = mpq_message_new_with_data_json (request, sender_pid, recipient_pid,
+                                            data_json, error);
+  if (message == NULL)
+    return FALSE;
+
+  return MPQ_CHANNEL_GET_IFACE (self)->send_message (self, message, error);
+}
+
+/**
+ * mpq_channel_send_message:
+ * @self: a channel
+ * @message: the message
+ * @error: return location for an error
+ *
+ * Sends a message that is already built.
+ *
+ * Returns: %TRUE once the whole message is handed over
+ */
+gboolean
+mpq_channel_send_message (MpqChannel  *self,
+                          MpqMessage  *message,
+                          GError     **error)
+{
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
+  g_return_val_if_fail (MPQ_IS_MESSAGE (message), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return MPQ_CHANNEL_GET_IFACE (self)->send_message (self, message, error);
+}
+
+/**
+ * mpq_channel_receive:
+ * @self: a channel
+ * @timeout_ms: 0 to poll, -1 to wait forever, or the longest wait in
+ *   milliseconds
+ * @filter: (nullable) (scope call) (closure user_data): decides whether to
+ *   take the message at the front
+ * @user_data: data for @filter
+ * @error: return location for an error
+ *
+ * Takes one message, pymulproc's `receive()`. If @filter rejects the message
+ * at the front, %NULL is returned at once and the message is left for
+ * others: first in line on a pipe, at the back of a queue.
+ *
+ * Messages that arrived before the peer hung up are all taken first; after
+ * them, this fails with `MPQ_ERROR_CLOSED`.
+ *
+ * Returns: (transfer full) (nullable): the message, or %NULL if none was
+ *   taken in time (without @error set) or on error
+ */
+MpqMessage *
+mpq_channel_receive (MpqChannel        *self,
+                     gint               timeout_ms,
+                     MpqMessageFilter   filter,
+                     gpointer           user_data,
+                     GError           **error)
+{
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), NULL);
+  g_return_val_if_fail (timeout_ms >= -1, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return MPQ_CHANNEL_GET_IFACE (self)->receive (self, timeout_ms, filter, user_data, error);
+}
+
+/**
+ * mpq_channel_receive_async:
+ * @self: a channel
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called once a message for this process arrives
+ * @user_data: data for @callback
+ *
+ * Waits for the next message for this process, in the thread-default main
+ * context of the caller. Pending calls are served in the order they were
+ * made, before [signal@Mpq.Channel::message-received] is emitted.
+ *
+ * Finish with [method@Mpq.Channel.receive_finish].
+ */
+void
+mpq_channel_receive_async (MpqChannel          *self,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_return_if_fail (MPQ_IS_CHANNEL (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  MPQ_CHANNEL_GET_IFACE (self)->receive_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * mpq_channel_receive_finish:
+ * @self: a channel
+ * @result: the result given to the callback
+ * @error: return location for an error
+ *
+ * Completes [method@Mpq.Channel.receive_async].
+ *
+ * Returns: (transfer full): the message, or %NULL with @error set
+ */
+MpqMessage *
+mpq_channel_receive_finish (MpqChannel    *self,
+                            GAsyncResult  *result,
+                            GError       **error)
+{
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), NULL);
+  g_return_val_if_fail (G_IS_ASYNC_RESULT (result), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return MPQ_CHANNEL_GET_IFACE (self)->receive_finish (self, result, error);
+}
+
+/**
+ * mpq_channel_start:
+ * @self: a channel
+ *
+ * Starts emitting [signal@Mpq.Channel::message-received] for every message
+ * this process takes, in the thread-default main context of the caller.
+ * Messages already waiting are emitted first.
+ */
+void
+mpq_channel_start (MpqChannel *self)
+{
+  g_return_if_fail (MPQ_IS_CHANNEL (self));
+
+  MPQ_CHANNEL_GET_IFACE (self)->start (self);
+}
+
+/**
+ * mpq_channel_stop:
+ * @self: a channel
+ *
+ * Stops emitting [signal@Mpq.Channel::message-received]. Messages that
+ * arrive meanwhile wait for [method@Mpq.Channel.receive] or the next
+ * [method@Mpq.Channel.start]. Safe to call from a signal handler.
+ */
+void
+mpq_channel_stop (MpqChannel *self)
+{
+  g_return_if_fail (MPQ_IS_CHANNEL (self));
+
+  MPQ_CHANNEL_GET_IFACE (self)->stop (self);
+}
+
+/**
+ * mpq_channel_close:
+ * @self: a channel
+ *
+ * Closes the channel; the peer sees it hang up. Later calls fail with
+ * `MPQ_ERROR_CLOSED` and pending [method@Mpq.Channel.receive_async] calls
+ * complete with it. Closing twice does nothing.
+ */
+void
+mpq_channel_close (MpqChannel *self)
+{
+  g_return_if_fail (MPQ_IS_CHANNEL (self));
+
+  MPQ_CHANNEL_GET_IFACE (self)->close (self);
+}
+
+/**
+ * mpq_channel_get_role: (get-property role)
+ * @self: a channel
+ *
+ * Gets which end of the channel this is.
+ *
+ * Returns: the role
+ */
+MpqRole
+mpq_channel_get_role (MpqChannel *self)
+{
+  MpqRole role;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), MPQ_ROLE_PARENT);
+
+  g_object_get (self, "role", &role, NULL);
+  return role;
+}
+
+/**
+ * mpq_channel_get_pid: (get-property pid)
+ * @self: a channel
+ *
+ * Gets the pid of this process, the one its messages are sent with.
+ *
+ * Returns: the pid
+ */
+gint
+mpq_channel_get_pid (MpqChannel *self)
+{
+  gint pid;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), 0);
+
+  g_object_get (self, "pid", &pid, NULL);
+  return pid;
+}
+
+/**
+ * mpq_channel_get_max_message_size: (get-property max-message-size)
+ * @self: a channel
+ *
+ * Gets the longest message line the channel sends or accepts.
+ *
+ * Returns: the size in bytes
+ */
+gsize
+mpq_channel_get_max_message_size (MpqChannel *self)
+{
+  guint64 size;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), 0);
+
+  g_object_get (self, "max-message-size", &size, NULL);
+  return (gsize) size;
+}
+
+/**
+ * mpq_channel_set_max_message_size: (set-property max-message-size)
+ * @self: a channel
+ * @max_message_size: the size in bytes, at least 64
+ *
+ * Sets the longest message line the channel sends or accepts.
+ */
+void
+mpq_channel_set_max_message_size (MpqChannel *self,
+                                  gsize       max_message_size)
+{
+  g_return_if_fail (MPQ_IS_CHANNEL (self));
+  g_return_if_fail (max_message_size >= 64 && max_message_size <= G_MAXINT32);
+
+  g_object_set (self, "max-message-size", (guint64) max_message_size, NULL);
+}

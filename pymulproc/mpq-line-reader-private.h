@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Splits what a peer writes into lines, holding at most one unfinished line
+ * of max_line bytes plus one read's worth of input. */
+typedef struct
+{
+  char  *data;
+  gsize  capacity;
+  gsize  start;     /* first byte not yet handed out */
+  gsize  end;       /* one past the last byte read */
+  gsize  scanned;   /* bytes from start known to hold no newline */
+  gsize  max_line;
+} MpqLineReader;
+
+typedef enum
+{
+  MPQ_READ_DATA,    /* bytes were read */
+  MPQ_READ_AGAIN,   /* nothing to read now */
+  MPQ_READ_EOF,     /* the peer hung up */
+} MpqReadStatus;
+
+void          _mpq_line_reader_init    (MpqLineReader  *reader,
+                                        gsize           max_line);
+void          _mpq_line_reader_clear   (MpqLineReader  *reader);
+MpqReadStatus _mpq_line_reader_fill    (MpqLineReader  *reader,
+                                        int             fd,
+                                        GError        **error);
+gboolean      _mpq_line_reader_next    (MpqLineReader  *reader,
+                                        const char    **line,
+                                        gsize          *length,
+                                        GError        **error);
+gboolean      _mpq_line_reader_has_partial (MpqLineReader *reader);
+
+G_END_DECLS

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mpq-error.h"
+#include "mpq-line-reader-private.h"
+
+/* One read takes at most this much; a burst of small messages is split into
+ * lines in one go, and memory per peer stays max_line + READ_CHUNK. */
+#define READ_CHUNK (64 * 1024)
+
+void
+_mpq_line_reader_init (MpqLineReader *reader,
+                       gsize          max_line)
+{
+  memset (reader, 0, sizeof *reader);
+  reader->max_line = max_line;
+}
+
+void
+_mpq_line_reader_clear (MpqLineReader *reader)
+{
+  g_clear_pointer (&reader->data, g_free);
+  reader->capacity = reader->start = reader->end = reader->scanned = 0;
+}
+
+gboolean
+_mpq_line_reader_has_partial (MpqLineReader *reader)
+{
+  return reader->end > reader->start;
+}
+
+/* Makes room for one more read at the end, moving the unfinished line to the
+ * front rather than growing when it can. */
+static void
+make_room (MpqLineReader *reader)
+{
+  gsize pending = reader->end - reader->start;
+
+  if (reader->start > 0 && (reader->capacity - reader->end < READ_CHUNK))
+    {
+      memmove (reader->data, reader->data + reader->start, pending);
+      reader->start = 0;
+      reader->end = pending;
+    }
+
+  if (reader->capacity - reader->end < READ_CHUNK)
+    {
+      reader->capacity = MAX (reader->end + READ_CHUNK, reader->capacity * 2);
+      reader->capacity = MIN (reader->capacity, reader->max_line + 1 + READ_CHUNK);
+      /* Never less than what is held, and always room to read into. */
+      reader->capacity = MAX (reader->capacity, reader->end + 4096);
+      reader->data = g_realloc (reader->data, reader->capacity);
+    }
+}
+
+MpqReadStatus
+_mpq_line_reader_fill (MpqLineReader  *reader,
+                       int             fd,
+                       GError        **error)
+{
+  gssize n;
+
+  make_room (reader);
+
+  do
+    n = read (fd, reader->data + reader->end, reader->capacity - reader->end);
+  while (n < 0 && errno == EINTR);
+
+  if (n > 0)
+    {
+      reader->end += n;
+      return MPQ_READ_DATA;
+    }
+
+  if (n == 0)
+    return MPQ_READ_EOF;
+
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return MPQ_READ_AGAIN;
+
+  if (errno == ECONNRESET)
+    return MPQ_READ_EOF;
+
+  g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+               "Could not read from peer: %s", g_strerror (errno));
+  return MPQ_READ_EOF;
+}
+
+/* Hands out the next complete line, without its newline. The pointer stays
+ * valid until the next fill. Returns FALSE when no whole line is buffered,
+ * with @error set if the unfinished line is already too long. */
+gboolean
+_mpq_line_reader_next (MpqLineReader  *reader,
+                       const char    **line,
+                       gsize          *length,
+                       GError        **error)
+{
+  const char *begin = reader->data + reader->start;
+  gsize avail = reader->end - reader->start;
+  const char *nl;
+
+  nl = avail > reader->scanned
+         ? memchr (begin + reader->scanned, '\n', avail - reader->scanned)
+         : NULL;
+
+  if (nl == NULL)
+    {
+      reader->scanned = avail;
+      if (avail > reader->max_line)
+        g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                     "Message line is longer than %" G_GSIZE_FORMAT " bytes",
+                     reader->max_line);
+      return FALSE;
+    }
+
+  *line = begin;
+  *length = nl - begin;
+  reader->start += *length + 1;
+  reader->scanned = 0;
+
+  if (*length > reader->max_line)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                   "Message line of %" G_GSIZE_FORMAT " bytes is longer than %"
+                   G_GSIZE_FORMAT, *length, reader->max_line);
+      return FALSE;
+    }
+
+  if (reader->start == reader->end)
+    reader->start = reader->end = 0;
+
+  return TRUE;
+}

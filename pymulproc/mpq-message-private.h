@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "mpq-message.h"
+
+G_BEGIN_DECLS
+
+/* Builds a message without property machinery; takes @request and @data. */
+MpqMessage *_mpq_message_new_take (char     *request,
+                                   gint      sender_pid,
+                                   gint      recipient_pid,
+                                   JsonNode *data);
+
+G_END_DECLS

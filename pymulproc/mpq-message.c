@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "mpq-codec-private.h"
+#include "mpq-error.h"
+#include "mpq-message-private.h"
+#include "mpq-protocol.h"
+
+/**
+ * MpqMessage:
+ *
+ * One pymulproc message: `[request, sender_pid, recipient_pid, data]`.
+ *
+ * A message is immutable once built. On the wire it is one line of compact
+ * JSON:
+ *
+ * ```
+ * ["DO",1234,null,{"value":20}]
+ * ```
+ *
+ * ```c
+ * g_autoptr(MpqMessage) msg = NULL;
+ *
+ * msg = mpq_message_new_with_data_json (MPQ_REQ_DO, 0, 0, "{\"value\":20}", &error);
+ * ```
+ *
+ * From Python or JavaScript, pass and read the data as JSON text with
+ * [ctor@Mpq.Message.new_with_data_json] and [method@Mpq.Message.dup_data_json].
+ */
+
+struct _MpqMessage
+{
+  GObject   parent_instance;
+
+  char     *request;
+  JsonNode *data;           /* NULL when the wire says null */
+  gint      sender_pid;
+  gint      recipient_pid;  /* 0 when the wire says null */
+};
+
+enum
+{
+  PROP_0,
+  PROP_REQUEST,
+  PROP_SENDER_PID,
+  PROP_RECIPIENT_PID,
+  PROP_DATA,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (MpqMessage, mpq_message, G_TYPE_OBJECT)
+
+static void
+mpq_message_finalize (GObject *object)
+{
+  MpqMessage *self = MPQ_MESSAGE (object);
+
+  g_clear_pointer (&self->request, g_free);
+  g_clear_pointer (&self->data, json_node_unref);
+
+  G_OBJECT_CLASS (mpq_message_parent_class)->finalize (object);
+}
+
+static void
+mpq_message_get_property (GObject    *object,
+                          guint       prop_id,
+                          GValue     *value,
+                          GParamSpec *pspec)
+{
+  MpqMessage *self = MPQ_MESSAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_REQUEST:
+      g_value_set_string (value, self->request);
+      break;
+
+    case PROP_SENDER_PID:
+      g_value_set_int (value, self->sender_pid);
+      break;
+
+    case PROP_RECIPIENT_PID:
+      g_value_set_int (value, self->recipient_pid);
+      break;
+
+    case PROP_DATA:
+      g_value_set_boxed (value, self->data);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+mpq_message_set_property (GObject      *object,
+                          guint         prop_id,
+                          const GValue *value,
+                          GParamSpec   *pspec)
+{
+  MpqMessage *self = MPQ_MESSAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_REQUEST:
+      g_free (self->request);
+      self->request = g_value_dup_string (value);
+      break;
+
+    case PROP_SENDER_PID:
+      self->sender_pid = g_value_get_int (value);
+      if (self->sender_pid == 0)
+        self->sender_pid = getpid ();
+      break;
+
+    case PROP_RECIPIENT_PID:
+      self->recipient_pid = g_value_get_int (value);
+      break;
+
+    case PROP_DATA:
+      g_clear_pointer (&self->data, json_node_unref);
+      self->data = g_value_dup_boxed (value);
+      if (self->data != NULL && JSON_NODE_HOLDS_NULL (self->data))
+        g_clear_pointer (&self->data, json_node_unref);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+mpq_message_class_init (MpqMessageClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = mpq_message_finalize;
+  object_class->get_property = mpq_message_get_property;
+  object_class->set_property = mpq_message_set_property;
+
+  /**
+   * MpqMessage:request: (getter get_request)
+   *
+   * What the message asks of its recipient, such as [const@Mpq.REQ_DO].
+   */
+  properties[PROP_REQUEST] =
+    g_param_spec_string ("request", NULL, NULL,
+                         NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * MpqMessage:sender-pid: (getter get_sender_pid)
+   *
+   * The pid of the process that sent the message. 0 at construction means
+   * the pid of the calling process.
+   */
+  properties[PROP_SENDER_PID] =
+    g_param_spec_int ("sender-pid", NULL, NULL,
+                      0, G_MAXINT, 0,
+                      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * MpqMessage:recipient-pid: (getter get_recipient_pid)
+   *
+   * The pid of the process the message is for, or 0 for none.
+   */
+  properties[PROP_RECIPIENT_PID] =
+    g_param_spec_int ("recipient-pid", NULL, NULL,
+                      0, G_MAXINT, 0,
+                      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * MpqMessage:data: (getter get_data)
+   *
+   * The data of the message, any JSON value, or %NULL for none.
+   */
+  properties[PROP_DATA] =
+    g_param_spec_boxed ("data", NULL, NULL,
+                        JSON_TYPE_NODE,
+                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+mpq_message_init (MpqMessage *self)
+{
+}
+
+MpqMessage *
+_mpq_message_new_take (char     *request,
+                       gint      sender_pid,
+                       gint      recipient_pid,
+                       JsonNode *data)
+{
+  MpqMessage *self = g_object_new (MPQ_TYPE_MESSAGE, NULL);
+
+  self->request = request;
+  self->sender_pid = sender_pid > 0 ? sender_pid : getpid ();
+  self->recipient_pid = recipient_pid;
+  self->data = data;
+
+  return self;
+}
+
+/**
+ * mpq_message_new:
+ * @request: what the message asks, a non-empty UTF-8 string
+ * @sender_pid: the sender's pid, or 0 for the calling process
+ * @recipient_pid: the recipient's pid, or 0 for none
+ * @data: (nullable): the data, any JSON value
+ *
+ * Creates a message. @data is copied if it is not %NULL.
+ *
+ * Returns: (transfer full): a new message
+ */
+MpqMessage *
+mpq_message_new (const char *request,
+                 gint        sender_pid,
+                 gint        recipient_pid,
+                 JsonNode   *data)
+{
+  g_return_val_if_fail (request != NULL && request[0] != '\0', NULL);
+  g_return_val_if_fail (g_utf8_validate (request, -1, NULL), NULL);
+  g_return_val_if_fail (sender_pid >= 0, NULL);
+  g_return_val_if_fail (recipient_pid >= 0, NULL);
+
+  return _mpq_message_new_take (g_strdup (request),
+                                sender_pid,
+                                recipient_pid,
+                                data != NULL && !JSON_NODE_HOLDS_NULL (data)
+                                  ? json_node_copy (data) : NULL);
+}
+
+/**
+ * mpq_message_new_with_data_json:
+ * @request: what the message asks, a non-empty UTF-8 string
+ * @sender_pid: the sender's pid, or 0 for the calling process
+ * @recipient_pid: the recipient's pid, or 0 for none
+ * @data_json: (nullable): the data as JSON text, or %NULL for none
+ * @error: return location for an error
+ *
+ * Creates a message whose data is given as JSON text, the easy way from
+ * Python (`json.dumps()`) and JavaScript (`JSON.stringify()`).
+ *
+ * Returns: (transfer full): a new message, or %NULL with @error set to
+ *   `MPQ_ERROR_PROTOCOL` if @data_json is not JSON
+ */
+MpqMessage *
+mpq_message_new_with_data_json (const char  *request,
+                                gint         sender_pid,
+                                gint         recipient_pid,
+                                const char  *data_json,
+                                GError     **error)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(GError) local_error = NULL;
+  JsonNode *data = NULL;
+  gsize length;
+
+  g_return_val_if_fail (request != NULL && request[0] != '\0', NULL);
+  g_return_val_if_fail (g_utf8_validate (request, -1, NULL), NULL);
+  g_return_val_if_fail (sender_pid >= 0, NULL);
+  g_return_val_if_fail (recipient_pid >= 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (data_json != NULL)
+    {
+      length = strlen (data_json);
+
+      if (!g_utf8_validate_len (data_json, length, NULL))
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Data is not valid UTF-8");
+          return NULL;
+        }
+
+      if (!_mpq_codec_check_depth (data_json, length, MPQ_MAX_DEPTH - 1, error))
+        return NULL;
+
+      parser = json_parser_new ();
+      if (!json_parser_load_from_data (parser, data_json, length, &local_error))
+        {
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                       "Data is not JSON: %s", local_error->message);
+          return NULL;
+        }
+
+      data = json_parser_steal_root (parser);
+      if (data == NULL)
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Data is empty");
+          return NULL;
+        }
+
+      if (JSON_NODE_HOLDS_NULL (data))
+        g_clear_pointer (&data, json_node_unref);
+    }
+
+  return _mpq_message_new_take (g_strdup (request), sender_pid, recipient_pid, data);
+}
+
+/**
+ * mpq_message_new_from_json:
+ * @text: one message line, with or without its trailing newline
+ * @length: length of @text in bytes, or -1 if it is nul-terminated
+ * @error: return location for an error
+ *
+ * Decodes one wire line. Anything that is not a valid message (not an array
+ * of 4, an empty or non-string request, a pid that is not a positive integer,
+ * invalid UTF-8, nesting deeper than [const@Mpq.MAX_DEPTH]) fails with
+ * `MPQ_ERROR_PROTOCOL`.
+ *
+ * Returns: (transfer full): the message, or %NULL with @error set
+ */
+MpqMessage *
+mpq_message_new_from_json (const char  *text,
+                           gssize       length,
+                           GError     **error)
+{
+  gsize len;
+
+  g_return_val_if_fail (text != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  len = length < 0 ? strlen (text) : (gsize) length;
+  if (len > 0 && text[len - 1] == '\n')
+    len--;
+
+  if (memchr (text, '\n', len) != NULL)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                           "Text holds more than one line");
+      return NULL;
+    }
+
+  return _mpq_codec_decode (NULL, text, len, error);
+}
+
+/**
+ * mpq_message_to_json:
+ * @self: a message
+ * @length: (out) (optional): return location for the length in bytes
+ *
+ * Encodes the message as its wire line, compact JSON without the trailing
+ * newline.
+ *
+ * Returns: (transfer full): the JSON text
+ */
+char *
+mpq_message_to_json (MpqMessage *self,
+                     gsize      *length)
+{
+  GString *out;
+
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
+
+  out = g_string_sized_new (64);
+  _mpq_codec_encode (self, out);
+
+  if (length != NULL)
+    *length = out->len;
+
+  return g_string_free (out, FALSE);
+}
+
+/**
+ * mpq_message_get_request: (get-property request)
+ * @self: a message
+ *
+ * Gets what the message asks, such as [const@Mpq.REQ_DO].
+ *
+ * Returns: the request
+ */
+const char *
+mpq_message_get_request (MpqMessage *self)
+{
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
+
+  return self->request;
+}
+
+/**
+ * mpq_message_get_sender_pid: (get-property sender-pid)
+ * @self: a message
+ *
+ * Gets the pid of the process that sent the message.
+ *
+ * Returns: the sender's pid, always positive
+ */
+gint
+mpq_message_get_sender_pid (MpqMessage *self)
+{
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), 0);
+
+  return self->sender_pid;
+}
+
+/**
+ * mpq_message_get_recipient_pid: (get-property recipient-pid)
+ * @self: a message
+ *
+ * Gets the pid of the process the message is for.
+ *
+ * Returns: the recipient's pid, or 0 if the message is for nobody in
+ *   particular
+ */
+gint
+mpq_message_get_recipient_pid (MpqMessage *self)
+{
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), 0);
+
+  return self->recipient_pid;
+}
+
+/**
+ * mpq_message_get_data: (get-property data)
+ * @self: a message
+ *
+ * Gets the data of the message. It belongs to the message: do not change it.
+ *
+ * Returns: (transfer none) (nullable): the data, or %NULL if there is none
+ */
+JsonNode *
+mpq_message_get_data (MpqMessage *self)
+{
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
+
+  return self->data;
+}
+
+/**
+ * mpq_message_dup_data_json:
+ * @self: a message
+ *
+ * Gets the data of the message as compact JSON text, ready for Python's
+ * `json.loads()` or JavaScript's `JSON.parse()`.
+ *
+ * Returns: (transfer full): the data as JSON, `"null"` when there is none
+ */
+char *
+mpq_message_dup_data_json (MpqMessage *self)
+{
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
+
+  if (self->data == NULL)
+    return g_strdup ("null");
+
+  return json_to_string (self->data, FALSE);
+}
+
+/**
+ * mpq_message_is_for:
+ * @self: a message
+ * @pid: a process id
+ *
+ * Checks whether the message is for @pid: addressed to it, or to nobody.
+ *
+ * Returns: %TRUE if the process @pid may take the message
+ */
+gboolean
+mpq_message_is_for (MpqMessage *self,
+                    gint        pid)
+{
+  g_return_val_if_fail (MPQ_IS_MESSAGE (self), FALSE);
+
+  return self->recipient_pid == 0 || self->recipient_pid == pid;
+}

@@ -1,0 +1,1099 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mpq-channel-private.h"
+#include "mpq-codec-private.h"
+#include "mpq-debug-private.h"
+#include "mpq-error.h"
+#include "mpq-line-reader-private.h"
+#include "mpq-pipe.h"
+#include "mpq-spawn-private.h"
+
+/**
+ * MpqPipe:
+ *
+ * A 1:1 full-duplex channel between a parent and one child it spawned.
+ *
+ * The parent makes the pipe and spawns the child; the child inherits its end
+ * as a descriptor named by the `MPQ_CHANNEL_FD` environment variable and
+ * opens it with [ctor@Mpq.Pipe.new_for_child].
+ *
+ * ```c
+ * g_autoptr(MpqPipe) pipe = mpq_pipe_new (&error);
+ * const char *argv[] = { "./worker", NULL };
+ * g_autoptr(GSubprocess) child = mpq_pipe_spawn (pipe, argv, &error);
+ *
+ * mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, data, &error);
+ * reply = mpq_channel_receive (MPQ_CHANNEL (pipe), -1, NULL, NULL, &error);
+ * ```
+ *
+ * Messages are never lost or reordered. A child that dies is seen at once:
+ * what it sent before dying is still delivered, then
+ * [method@Mpq.Channel.receive] fails with `MPQ_ERROR_CLOSED` and
+ * [signal@Mpq.Channel::closed] is emitted.
+ *
+ * Sending writes straight to the socket. When the peer stops reading and the
+ * socket is full, [method@Mpq.Channel.send] waits for room at most
+ * [property@Mpq.Pipe:send-timeout] milliseconds and then fails with
+ * `MPQ_ERROR_TIMED_OUT`, having sent nothing of that message. If a message
+ * was partly written when the time ran out, its rest is kept and written
+ * first by the next send, by the main loop once the pipe is started, or at
+ * close: a message is sent whole or not at all.
+ */
+
+struct _MpqPipe
+{
+  GObject        parent_instance;
+
+  GMainContext  *context;     /* thread-default of the first consumer, or NULL */
+  GSource       *watch;       /* readable-fd watch on @context, or NULL */
+  GSource       *idle;        /* delivers what is already read, or NULL */
+  GSource       *out_watch;   /* writable-fd watch flushing @outbuf, or NULL */
+  GSource       *closed_idle; /* emits ::closed, or NULL */
+  GIOChannel    *io_channel;
+
+  GQueue         inbox;       /* MpqMessage, read but not taken, oldest first */
+  GQueue         waiters;     /* GTask per pending receive_async, oldest first */
+  GError        *read_error;  /* why reading stopped, reported once after inbox */
+  JsonParser    *parser;
+  MpqLineReader  reader;
+  GString       *line;        /* scratch for encoding */
+  GString       *outbuf;      /* rest of a partly written line */
+  gsize          outpos;
+
+  gsize          max_message_size;
+  gint           send_timeout;
+  int            fd;          /* our end, -1 once closed */
+  int            child_fd;    /* the end to hand to a child, -1 once spawned */
+  MpqRole        role;
+
+  guint          started : 1;
+  guint          read_done : 1;   /* EOF or read_error seen: nothing more to read */
+  guint          eos_taken : 1;   /* ... and reported, after the last message */
+  guint          closed : 1;      /* closed by us, or the peer hung up and all was taken */
+  guint          closed_emitted : 1;
+};
+
+enum
+{
+  PROP_SEND_TIMEOUT = MPQ_CHANNEL_N_PROPS,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void mpq_pipe_channel_iface_init (MpqChannelInterface *iface);
+static void update_sources (MpqPipe *self);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (MpqPipe, mpq_pipe, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (MPQ_TYPE_CHANNEL,
+                                                      mpq_pipe_channel_iface_init))
+
+static void
+set_closed_error (GError **error)
+{
+  g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The pipe is closed");
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+/* ::closed -------------------------------------------------------------- */
+
+static gboolean
+emit_closed_cb (gpointer user_data)
+{
+  MpqPipe *self = user_data;
+
+  g_clear_pointer (&self->closed_idle, g_source_unref);
+  _mpq_channel_emit_closed (MPQ_CHANNEL (self));
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Queues ::closed once, from an idle on the consumer's context (or the
+ * caller's), never re-entrantly from the call that noticed it. */
+static void
+schedule_closed (MpqPipe *self)
+{
+  g_autoptr(GMainContext) context = NULL;
+
+  if (self->closed_emitted)
+    return;
+
+  self->closed_emitted = TRUE;
+  context = self->context != NULL ? g_main_context_ref (self->context)
+                                   : g_main_context_ref_thread_default ();
+  self->closed_idle = g_idle_source_new ();
+  g_source_set_static_name (self->closed_idle, "[mpq] pipe closed");
+  g_source_set_callback (self->closed_idle, emit_closed_cb, self, NULL);
+  g_source_attach (self->closed_idle, context);
+}
+
+/* Reading --------------------------------------------------------------- */
+
+static void
+stop_reading (MpqPipe *self,
+              GError  *error)
+{
+  g_assert (!self->read_done);
+
+  self->read_done = TRUE;
+  self->read_error = error;
+  _mpq_line_reader_clear (&self->reader);
+}
+
+/* Splits what is buffered into messages at the back of the inbox. A bad line
+ * stops reading from this peer for good: the messages before it are kept. */
+static void
+parse_lines (MpqPipe *self)
+{
+  const char *line;
+  gsize length;
+
+  while (!self->read_done)
+    {
+      GError *error = NULL;
+      MpqMessage *message;
+
+      if (!_mpq_line_reader_next (&self->reader, &line, &length, &error))
+        {
+          if (error != NULL)
+            stop_reading (self, error);
+          return;
+        }
+
+      MPQ_DEBUG_LINE ("<", line, length);
+
+      message = _mpq_codec_decode (self->parser, line, length, &error);
+      if (message == NULL)
+        {
+          stop_reading (self, error);
+          return;
+        }
+
+      g_queue_push_tail (&self->inbox, message);
+    }
+}
+
+/* Reads once, without blocking, and parses what came. Returns FALSE when
+ * nothing was there to read. */
+static gboolean
+read_some (MpqPipe *self)
+{
+  GError *error = NULL;
+
+  g_assert (!self->read_done && self->fd >= 0);
+
+  switch (_mpq_line_reader_fill (&self->reader, self->fd, &error))
+    {
+    case MPQ_READ_DATA:
+      parse_lines (self);
+      return TRUE;
+
+    case MPQ_READ_AGAIN:
+      return FALSE;
+
+    case MPQ_READ_EOF:
+    default:
+      if (error == NULL && _mpq_line_reader_has_partial (&self->reader))
+        g_set_error_literal (&error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                             "The peer hung up in the middle of a message");
+      stop_reading (self, error);
+      return TRUE;
+    }
+}
+
+/* Once everything read has been taken and reading stopped, the pipe is
+ * closed for receiving. Returns the error to report for that, once. */
+static void
+take_end_of_stream (MpqPipe  *self,
+                    GError  **error)
+{
+  g_assert (self->read_done && self->inbox.length == 0);
+
+  self->eos_taken = TRUE;
+
+  if (self->read_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&self->read_error));
+      /* A peer that sent garbage is dropped: it sees us hang up. */
+      if (self->fd >= 0)
+        shutdown (self->fd, SHUT_RDWR);
+    }
+  else
+    set_closed_error (error);
+
+  schedule_closed (self);
+}
+
+/* Delivery to async waiters and ::message-received ---------------------- */
+
+static void
+detach_cancel_source (GTask *task)
+{
+  GSource *source = g_task_get_task_data (task);
+
+  if (source != NULL)
+    g_source_destroy (source);
+}
+
+static void
+fail_waiters (MpqPipe *self,
+              GError  *error)
+{
+  GTask *task;
+
+  while ((task = g_queue_pop_head (&self->waiters)) != NULL)
+    {
+      detach_cancel_source (task);
+      g_task_return_error (task, g_error_copy (error));
+      g_object_unref (task);
+    }
+
+  g_error_free (error);
+}
+
+static void
+deliver (MpqPipe *self)
+{
+  g_object_ref (self);
+
+  while (self->inbox.length > 0 && (self->waiters.length > 0 || self->started))
+    {
+      g_autoptr(MpqMessage) message = g_queue_pop_head (&self->inbox);
+      GTask *task = g_queue_pop_head (&self->waiters);
+
+      if (task != NULL)
+        {
+          detach_cancel_source (task);
+          g_task_return_pointer (task, g_steal_pointer (&message), g_object_unref);
+          g_object_unref (task);
+        }
+      else
+        _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
+    }
+
+  if (!self->closed && self->read_done && !self->eos_taken && self->inbox.length == 0)
+    {
+      GError *error = NULL;
+
+      take_end_of_stream (self, &error);
+      if (self->waiters.length > 0)
+        fail_waiters (self, error);
+      else
+        g_error_free (error);
+    }
+
+  update_sources (self);
+  g_object_unref (self);
+}
+
+static gboolean
+watch_cb (GIOChannel   *channel,
+          GIOCondition  condition,
+          gpointer      user_data)
+{
+  MpqPipe *self = user_data;
+
+  if (!self->read_done && self->fd >= 0)
+    read_some (self);
+
+  deliver (self);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+idle_cb (gpointer user_data)
+{
+  deliver (user_data);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean flush_out (MpqPipe *self, gint64 deadline, GError **error);
+
+static gboolean
+out_watch_cb (GIOChannel   *channel,
+              GIOCondition  condition,
+              gpointer      user_data)
+{
+  MpqPipe *self = user_data;
+
+  flush_out (self, 0, NULL);
+  update_sources (self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Keeps exactly the sources the state calls for: the fd watch while someone
+ * wants messages and none is buffered, the idle while buffered messages (or
+ * the end of the stream) wait for someone who wants them. */
+static void
+update_sources (MpqPipe *self)
+{
+  gboolean wanted = !self->closed && (self->started || self->waiters.length > 0);
+  gboolean buffered = self->inbox.length > 0 || (self->read_done && !self->eos_taken);
+
+  if (wanted && buffered)
+    {
+      clear_source (&self->watch);
+      if (self->idle == NULL)
+        {
+          self->idle = g_idle_source_new ();
+          g_source_set_static_name (self->idle, "[mpq] pipe deliver");
+          g_source_set_callback (self->idle, idle_cb, self, NULL);
+          g_source_attach (self->idle, self->context);
+        }
+    }
+  else if (wanted && !self->read_done)
+    {
+      clear_source (&self->idle);
+      if (self->watch == NULL)
+        {
+          self->watch = g_io_create_watch (self->io_channel, G_IO_IN | G_IO_HUP | G_IO_ERR);
+          g_source_set_static_name (self->watch, "[mpq] pipe read");
+          g_source_set_callback (self->watch, G_SOURCE_FUNC (watch_cb), self, NULL);
+          g_source_attach (self->watch, self->context);
+        }
+    }
+  else
+    {
+      clear_source (&self->watch);
+      clear_source (&self->idle);
+    }
+
+  if (self->outbuf != NULL && self->fd >= 0 && self->context != NULL && self->started)
+    {
+      if (self->out_watch == NULL)
+        {
+          self->out_watch = g_io_create_watch (self->io_channel, G_IO_OUT | G_IO_HUP | G_IO_ERR);
+          g_source_set_static_name (self->out_watch, "[mpq] pipe write");
+          g_source_set_callback (self->out_watch, G_SOURCE_FUNC (out_watch_cb), self, NULL);
+          g_source_attach (self->out_watch, self->context);
+        }
+    }
+  else
+    clear_source (&self->out_watch);
+
+  if (!wanted && self->out_watch == NULL && self->waiters.length == 0)
+    g_clear_pointer (&self->context, g_main_context_unref);
+}
+
+/* Takes the caller's thread-default context as the one signals and async
+ * results go to, unless a consumer already chose one. */
+static gboolean
+acquire_context (MpqPipe *self)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+
+  if (self->context == NULL)
+    {
+      self->context = g_steal_pointer (&context);
+      return TRUE;
+    }
+
+  if (self->context != context)
+    {
+      g_critical ("MpqPipe is already in use from another main context");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Writing --------------------------------------------------------------- */
+
+/* Writes what it can without blocking. Returns the bytes written, or -1 with
+ * @error set if the peer is gone. */
+static gssize
+write_some (MpqPipe     *self,
+            const char  *data,
+            gsize        length,
+            GError     **error)
+{
+  gssize n;
+
+  do
+    n = send (self->fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+
+  if (n >= 0)
+    return n;
+
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return 0;
+
+  if (errno == EPIPE || errno == ECONNRESET)
+    set_closed_error (error);
+  else
+    g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                 "Could not write to peer: %s", g_strerror (errno));
+  return -1;
+}
+
+/* Writes the rest of a partly written line, waiting for room until
+ * @deadline (monotonic µs; -1 forever, 0 not at all). */
+static gboolean
+flush_out (MpqPipe  *self,
+           gint64    deadline,
+           GError  **error)
+{
+  while (self->outbuf != NULL)
+    {
+      gssize n = write_some (self,
+                             self->outbuf->str + self->outpos,
+                             self->outbuf->len - self->outpos,
+                             error);
+
+      if (n < 0)
+        {
+          g_string_free (g_steal_pointer (&self->outbuf), TRUE);
+          return FALSE;
+        }
+
+      self->outpos += n;
+      if (self->outpos == self->outbuf->len)
+        {
+          g_string_free (g_steal_pointer (&self->outbuf), TRUE);
+          self->outpos = 0;
+          break;
+        }
+
+      if (n == 0 && (deadline == 0 || !_mpq_wait_fd (self->fd, POLLOUT, deadline)))
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                               "The peer is not reading");
+          return FALSE;
+        }
+    }
+
+  return TRUE;
+}
+
+static gint64
+deadline_from_timeout (gint timeout_ms)
+{
+  if (timeout_ms < 0)
+    return -1;
+  if (timeout_ms == 0)
+    return 0;
+  return g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+}
+
+static gboolean
+mpq_pipe_send_message (MpqChannel  *channel,
+                       MpqMessage  *message,
+                       GError     **error)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+  gint64 deadline;
+  gsize written = 0;
+
+  if (self->closed || self->fd < 0)
+    {
+      set_closed_error (error);
+      return FALSE;
+    }
+
+  g_string_truncate (self->line, 0);
+  _mpq_codec_encode (message, self->line);
+  if (self->line->len > self->max_message_size)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                   "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
+                   self->line->len, self->max_message_size);
+      return FALSE;
+    }
+
+  MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
+  g_string_append_c (self->line, '\n');
+
+  deadline = deadline_from_timeout (self->send_timeout);
+  if (!flush_out (self, deadline, error))
+    return FALSE;
+
+  while (written == 0)
+    {
+      gssize n = write_some (self, self->line->str, self->line->len, error);
+
+      if (n < 0)
+        return FALSE;
+
+      written = n;
+      if (n == 0 && (deadline == 0 || !_mpq_wait_fd (self->fd, POLLOUT, deadline)))
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                               "The peer is not reading: nothing was sent");
+          return FALSE;
+        }
+    }
+
+  if (written < self->line->len)
+    {
+      /* Part of the line is out: the rest must follow, come what may. */
+      self->outbuf = g_string_new_len (self->line->str + written, self->line->len - written);
+      self->outpos = 0;
+      if (!flush_out (self, deadline, NULL) && self->outbuf != NULL)
+        update_sources (self);
+    }
+
+  return TRUE;
+}
+
+/* receive --------------------------------------------------------------- */
+
+static MpqMessage *
+mpq_pipe_receive (MpqChannel        *channel,
+                  gint               timeout_ms,
+                  MpqMessageFilter   filter,
+                  gpointer           user_data,
+                  GError           **error)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+  gint64 deadline = deadline_from_timeout (timeout_ms);
+
+  if (self->closed || (self->eos_taken && self->inbox.length == 0))
+    {
+      set_closed_error (error);
+      return NULL;
+    }
+
+  while (self->inbox.length == 0)
+    {
+      if (self->read_done)
+        {
+          take_end_of_stream (self, error);
+          return NULL;
+        }
+
+      if (!read_some (self))
+        {
+          if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLIN, deadline))
+            return NULL;
+        }
+    }
+
+  if (filter != NULL && !filter (g_queue_peek_head (&self->inbox), user_data))
+    return NULL;
+
+  return g_queue_pop_head (&self->inbox);
+}
+
+static void
+cancelled_cb (GCancellable *cancellable,
+              gpointer      user_data)
+{
+  GTask *task = user_data;
+  MpqPipe *self = g_task_get_source_object (task);
+
+  if (g_queue_remove (&self->waiters, task))
+    {
+      g_task_return_error_if_cancelled (task);
+      g_object_unref (task);
+      update_sources (self);
+    }
+}
+
+static gboolean
+cancel_source_cb (GCancellable *cancellable,
+                  gpointer      user_data)
+{
+  cancelled_cb (cancellable, user_data);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+mpq_pipe_receive_async (MpqChannel          *channel,
+                        GCancellable        *cancellable,
+                        GAsyncReadyCallback  callback,
+                        gpointer             user_data)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+  g_autoptr(GTask) task = NULL;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, mpq_pipe_receive_async);
+
+  if (self->closed || (self->eos_taken && self->inbox.length == 0))
+    {
+      g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The pipe is closed");
+      return;
+    }
+
+  if (!acquire_context (self))
+    {
+      g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_FAILED,
+                               "The pipe is in use from another main context");
+      return;
+    }
+
+  if (cancellable != NULL)
+    {
+      /* Cancellation is noticed in our context, where the waiters live. */
+      GSource *source = g_cancellable_source_new (cancellable);
+
+      g_source_set_static_name (source, "[mpq] pipe receive cancelled");
+      g_task_attach_source (task, source, G_SOURCE_FUNC (cancel_source_cb));
+      /* The source holds the task: it goes when the task completes. */
+      g_task_set_task_data (task, source, (GDestroyNotify) g_source_unref);
+    }
+
+  g_queue_push_tail (&self->waiters, g_steal_pointer (&task));
+  update_sources (self);
+}
+
+static MpqMessage *
+mpq_pipe_receive_finish (MpqChannel    *channel,
+                         GAsyncResult  *result,
+                         GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, channel), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == mpq_pipe_receive_async, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* start / stop / close -------------------------------------------------- */
+
+static void
+mpq_pipe_start (MpqChannel *channel)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+
+  if (self->started || self->closed)
+    return;
+
+  if (!acquire_context (self))
+    return;
+
+  self->started = TRUE;
+  update_sources (self);
+}
+
+static void
+mpq_pipe_stop (MpqChannel *channel)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+
+  if (!self->started)
+    return;
+
+  self->started = FALSE;
+  update_sources (self);
+}
+
+static void
+mpq_pipe_close (MpqChannel *channel)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+  GError *error = NULL;
+
+  if (self->closed)
+    return;
+
+  /* A partly written line is finished before hanging up. */
+  if (self->outbuf != NULL && self->fd >= 0)
+    flush_out (self, deadline_from_timeout (self->send_timeout), NULL);
+  if (self->outbuf != NULL)
+    g_string_free (g_steal_pointer (&self->outbuf), TRUE);
+
+  self->closed = TRUE;
+  self->started = FALSE;
+
+  g_queue_clear_full (&self->inbox, g_object_unref);
+  g_clear_error (&self->read_error);
+  _mpq_line_reader_clear (&self->reader);
+
+  if (self->fd >= 0)
+    {
+      close (self->fd);
+      self->fd = -1;
+    }
+  if (self->child_fd >= 0)
+    {
+      close (self->child_fd);
+      self->child_fd = -1;
+    }
+
+  set_closed_error (&error);
+  fail_waiters (self, error);
+  update_sources (self);
+  schedule_closed (self);
+}
+
+/* GObject --------------------------------------------------------------- */
+
+static void
+mpq_pipe_dispose (GObject *object)
+{
+  MpqPipe *self = MPQ_PIPE (object);
+
+  mpq_pipe_close (MPQ_CHANNEL (self));
+  clear_source (&self->closed_idle);
+  clear_source (&self->watch);
+  clear_source (&self->idle);
+  clear_source (&self->out_watch);
+  g_clear_pointer (&self->io_channel, g_io_channel_unref);
+  g_clear_pointer (&self->context, g_main_context_unref);
+
+  G_OBJECT_CLASS (mpq_pipe_parent_class)->dispose (object);
+}
+
+static void
+mpq_pipe_finalize (GObject *object)
+{
+  MpqPipe *self = MPQ_PIPE (object);
+
+  g_assert (self->fd == -1);
+  g_assert (self->waiters.length == 0);
+  g_assert (self->outbuf == NULL);
+
+  g_clear_object (&self->parser);
+  g_string_free (self->line, TRUE);
+
+  G_OBJECT_CLASS (mpq_pipe_parent_class)->finalize (object);
+}
+
+static void
+mpq_pipe_get_property (GObject    *object,
+                       guint       prop_id,
+                       GValue     *value,
+                       GParamSpec *pspec)
+{
+  MpqPipe *self = MPQ_PIPE (object);
+
+  switch (prop_id)
+    {
+    case MPQ_CHANNEL_PROP_ROLE:
+      g_value_set_enum (value, self->role);
+      break;
+
+    case MPQ_CHANNEL_PROP_PID:
+      g_value_set_int (value, getpid ());
+      break;
+
+    case MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE:
+      g_value_set_uint64 (value, self->max_message_size);
+      break;
+
+    case PROP_SEND_TIMEOUT:
+      g_value_set_int (value, self->send_timeout);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+mpq_pipe_set_property (GObject      *object,
+                       guint         prop_id,
+                       const GValue *value,
+                       GParamSpec   *pspec)
+{
+  MpqPipe *self = MPQ_PIPE (object);
+
+  switch (prop_id)
+    {
+    case MPQ_CHANNEL_PROP_ROLE:
+      self->role = g_value_get_enum (value);
+      break;
+
+    case MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE:
+      if (self->max_message_size != g_value_get_uint64 (value))
+        {
+          self->max_message_size = g_value_get_uint64 (value);
+          self->reader.max_line = self->max_message_size;
+          g_object_notify_by_pspec (object, pspec);
+        }
+      break;
+
+    case PROP_SEND_TIMEOUT:
+      mpq_pipe_set_send_timeout (self, g_value_get_int (value));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+mpq_pipe_class_init (MpqPipeClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = mpq_pipe_dispose;
+  object_class->finalize = mpq_pipe_finalize;
+  object_class->get_property = mpq_pipe_get_property;
+  object_class->set_property = mpq_pipe_set_property;
+
+  _mpq_channel_install_properties (object_class);
+
+  /**
+   * MpqPipe:send-timeout: (getter get_send_timeout) (setter set_send_timeout)
+   *
+   * How long, in milliseconds, a send waits for a peer that is not reading
+   * before it fails with `MPQ_ERROR_TIMED_OUT`: -1 waits forever, 0 never
+   * waits. Defaults to [const@Mpq.DEFAULT_SEND_TIMEOUT] (10 s).
+   */
+  properties[PROP_SEND_TIMEOUT] =
+    g_param_spec_int ("send-timeout", NULL, NULL,
+                      -1, G_MAXINT, MPQ_DEFAULT_SEND_TIMEOUT,
+                      G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_property (object_class, PROP_SEND_TIMEOUT,
+                                   properties[PROP_SEND_TIMEOUT]);
+}
+
+static void
+mpq_pipe_channel_iface_init (MpqChannelInterface *iface)
+{
+  iface->send_message = mpq_pipe_send_message;
+  iface->receive = mpq_pipe_receive;
+  iface->receive_async = mpq_pipe_receive_async;
+  iface->receive_finish = mpq_pipe_receive_finish;
+  iface->start = mpq_pipe_start;
+  iface->stop = mpq_pipe_stop;
+  iface->close = mpq_pipe_close;
+}
+
+static void
+mpq_pipe_init (MpqPipe *self)
+{
+  self->fd = -1;
+  self->child_fd = -1;
+  self->role = MPQ_ROLE_PARENT;
+  self->max_message_size = MPQ_DEFAULT_MAX_MESSAGE_SIZE;
+  self->send_timeout = MPQ_DEFAULT_SEND_TIMEOUT;
+  self->parser = json_parser_new ();
+  self->line = g_string_sized_new (256);
+  g_queue_init (&self->inbox);
+  g_queue_init (&self->waiters);
+  _mpq_line_reader_init (&self->reader, self->max_message_size);
+}
+
+static MpqPipe *
+pipe_new_for_fd (MpqRole role,
+                 int     fd)
+{
+  MpqPipe *self = g_object_new (MPQ_TYPE_PIPE, "role", role, NULL);
+
+  self->fd = fd;
+  _mpq_fd_set_nonblocking (fd);
+  self->io_channel = g_io_channel_unix_new (fd);
+  g_io_channel_set_encoding (self->io_channel, NULL, NULL);
+  g_io_channel_set_buffered (self->io_channel, FALSE);
+
+  return self;
+}
+
+/* Public constructors --------------------------------------------------- */
+
+/**
+ * mpq_pipe_new:
+ * @error: return location for an error
+ *
+ * Makes the parent end of a pipe. Give the other end to a child with
+ * [method@Mpq.Pipe.spawn].
+ *
+ * Returns: (transfer full): a new pipe, or %NULL with @error set
+ */
+MpqPipe *
+mpq_pipe_new (GError **error)
+{
+  MpqPipe *self;
+  int fds[2];
+
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!_mpq_socketpair (fds, error))
+    return NULL;
+
+  self = pipe_new_for_fd (MPQ_ROLE_PARENT, fds[0]);
+  self->child_fd = fds[1];
+
+  return self;
+}
+
+/**
+ * mpq_pipe_new_for_child:
+ * @error: return location for an error
+ *
+ * Opens, in a child spawned with [method@Mpq.Pipe.spawn], the pipe to its
+ * parent. A process has one such pipe: a second call fails.
+ *
+ * Returns: (transfer full): the child end, or %NULL with @error set to
+ *   `MPQ_ERROR_NOT_A_CHILD` if this process was not spawned with a pipe
+ */
+MpqPipe *
+mpq_pipe_new_for_child (GError **error)
+{
+  int fd;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  fd = _mpq_claim_child_fd ("pipe", error);
+  if (fd < 0)
+    return NULL;
+
+  return pipe_new_for_fd (MPQ_ROLE_CHILD, fd);
+}
+
+/**
+ * mpq_pipe_new_pair:
+ * @parent: (out) (transfer full): return location for the parent end
+ * @child: (out) (transfer full): return location for the child end
+ * @error: return location for an error
+ *
+ * Makes both ends of a pipe in this process, for threads and tests.
+ *
+ * Returns: %TRUE on success
+ */
+gboolean
+mpq_pipe_new_pair (MpqPipe **parent,
+                   MpqPipe **child,
+                   GError  **error)
+{
+  int fds[2];
+
+  g_return_val_if_fail (parent != NULL, FALSE);
+  g_return_val_if_fail (child != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!_mpq_socketpair (fds, error))
+    return FALSE;
+
+  *parent = pipe_new_for_fd (MPQ_ROLE_PARENT, fds[0]);
+  *child = pipe_new_for_fd (MPQ_ROLE_CHILD, fds[1]);
+
+  return TRUE;
+}
+
+/**
+ * mpq_pipe_spawn:
+ * @self: the parent end of a pipe from [ctor@Mpq.Pipe.new]
+ * @argv: (array zero-terminated=1) (element-type filename): the child's
+ *   command line
+ * @error: return location for an error
+ *
+ * Spawns the child that holds the other end of the pipe. It inherits the
+ * parent's environment, standard streams and working directory, plus its
+ * end of the pipe, named by `MPQ_CHANNEL_FD`; every other descriptor is
+ * closed. A pipe has one child.
+ *
+ * Returns: (transfer full): the child process, or %NULL with @error set
+ */
+GSubprocess *
+mpq_pipe_spawn (MpqPipe             *self,
+                const char * const  *argv,
+                GError             **error)
+{
+  g_return_val_if_fail (MPQ_IS_PIPE (self), NULL);
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return mpq_pipe_spawn_with_launcher (self, NULL, argv, error);
+}
+
+/**
+ * mpq_pipe_spawn_with_launcher:
+ * @self: the parent end of a pipe from [ctor@Mpq.Pipe.new]
+ * @launcher: (nullable): a launcher with the child's environment, working
+ *   directory and standard streams
+ * @argv: (array zero-terminated=1) (element-type filename): the child's
+ *   command line
+ * @error: return location for an error
+ *
+ * Like [method@Mpq.Pipe.spawn], with a launcher set up by the caller. The
+ * launcher serves this one spawn: afterwards its descriptors are closed with
+ * g_subprocess_launcher_close(), so that no copy of the child's end stays in
+ * the parent to hide the child's death.
+ *
+ * Returns: (transfer full): the child process, or %NULL with @error set
+ */
+GSubprocess *
+mpq_pipe_spawn_with_launcher (MpqPipe              *self,
+                              GSubprocessLauncher  *launcher,
+                              const char * const   *argv,
+                              GError              **error)
+{
+  GSubprocess *subprocess;
+  int child_fd;
+
+  g_return_val_if_fail (MPQ_IS_PIPE (self), NULL);
+  g_return_val_if_fail (launcher == NULL || G_IS_SUBPROCESS_LAUNCHER (launcher), NULL);
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (self->closed)
+    {
+      set_closed_error (error);
+      return NULL;
+    }
+
+  if (self->child_fd < 0)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                           self->role == MPQ_ROLE_PARENT
+                             ? "This pipe already has a child"
+                             : "Only the parent end of a pipe can spawn");
+      return NULL;
+    }
+
+  child_fd = self->child_fd;
+  self->child_fd = -1;
+  subprocess = _mpq_spawn_child (launcher, child_fd, "pipe", argv, error);
+
+  return subprocess;
+}
+
+/**
+ * mpq_pipe_get_send_timeout: (get-property send-timeout)
+ * @self: a pipe
+ *
+ * Gets how long a send waits for a peer that is not reading.
+ *
+ * Returns: the time-out in milliseconds, -1 for none
+ */
+gint
+mpq_pipe_get_send_timeout (MpqPipe *self)
+{
+  g_return_val_if_fail (MPQ_IS_PIPE (self), -1);
+
+  return self->send_timeout;
+}
+
+/**
+ * mpq_pipe_set_send_timeout: (set-property send-timeout)
+ * @self: a pipe
+ * @send_timeout_ms: the time-out in milliseconds, -1 to wait forever
+ *
+ * Sets how long a send waits for a peer that is not reading.
+ */
+void
+mpq_pipe_set_send_timeout (MpqPipe *self,
+                           gint     send_timeout_ms)
+{
+  g_return_if_fail (MPQ_IS_PIPE (self));
+  g_return_if_fail (send_timeout_ms >= -1);
+
+  if (self->send_timeout == send_timeout_ms)
+    return;
+
+  self->send_timeout = send_timeout_ms;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SEND_TIMEOUT]);
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined (MPQ_INSIDE) && !defined (MPQ_COMPILATION)
+# error "Only <pymulproc/pymulproc.h> can be included directly."
+#endif
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/**
+ * MPQ_REQ_DO:
+ *
+ * Asks the peer to do a task.
+ */
+#define MPQ_REQ_DO "DO"
+
+/**
+ * MPQ_REQ_FINISHED:
+ *
+ * Tells the peer that a task is done.
+ */
+#define MPQ_REQ_FINISHED "FINISHED"
+
+/**
+ * MPQ_REQ_DIE:
+ *
+ * Asks the peer to stop as soon as possible: a poison pill.
+ */
+#define MPQ_REQ_DIE "DIE"
+
+/**
+ * MPQ_REQ_TEST_PARENT:
+ *
+ * The request pymulproc's tests send from a parent.
+ */
+#define MPQ_REQ_TEST_PARENT "I'M PARENT PROCESS"
+
+/**
+ * MPQ_REQ_TEST_CHILD:
+ *
+ * The request pymulproc's tests send from a child.
+ */
+#define MPQ_REQ_TEST_CHILD "I'M CHILD PROCESS"
+
+/**
+ * MPQ_S_PID_OFFSET:
+ *
+ * Index of the sender pid in the wire array; the request is at
+ * `MPQ_S_PID_OFFSET - 1` and the data at `MPQ_S_PID_OFFSET + 2`.
+ */
+#define MPQ_S_PID_OFFSET 1
+
+/**
+ * MPQ_R_PID_OFFSET:
+ *
+ * Index of the recipient pid in the wire array.
+ */
+#define MPQ_R_PID_OFFSET 2
+
+/**
+ * MPQ_CHANNEL_FD_ENV:
+ *
+ * The environment variable that names, in a spawned child, the descriptor
+ * inherited from its parent.
+ */
+#define MPQ_CHANNEL_FD_ENV "MPQ_CHANNEL_FD"
+
+/**
+ * MPQ_CHANNEL_KIND_ENV:
+ *
+ * The environment variable that tells a spawned child which kind of channel
+ * (`pipe` or `queue`) its inherited descriptor carries.
+ */
+#define MPQ_CHANNEL_KIND_ENV "MPQ_CHANNEL_KIND"
+
+/**
+ * MPQ_DEFAULT_MAX_MESSAGE_SIZE:
+ *
+ * The default of [property@Mpq.Channel:max-message-size]: 1 MiB per line.
+ */
+#define MPQ_DEFAULT_MAX_MESSAGE_SIZE (1024 * 1024)
+
+/**
+ * MPQ_MAX_DEPTH:
+ *
+ * How deeply arrays and objects may nest in a message line, the outer
+ * 4-element array included. Deeper lines are protocol errors.
+ */
+#define MPQ_MAX_DEPTH 128
+
+/**
+ * MPQ_DEFAULT_SEND_TIMEOUT:
+ *
+ * The default of [property@Mpq.Pipe:send-timeout], in milliseconds.
+ */
+#define MPQ_DEFAULT_SEND_TIMEOUT 10000
+
+/**
+ * MpqRole:
+ * @MPQ_ROLE_PARENT: the process that made the channel and spawns children
+ * @MPQ_ROLE_CHILD: a process spawned by the parent
+ *
+ * Which end of a channel an object is.
+ */
+typedef enum
+{
+  MPQ_ROLE_PARENT = 1,
+  MPQ_ROLE_CHILD  = 2,
+} MpqRole;
+
+G_END_DECLS

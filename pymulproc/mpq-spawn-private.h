@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* What parents and children of every channel kind share: the socketpair,
+ * handing one end to a spawned child, and claiming it in the child. */
+
+gboolean     _mpq_socketpair        (int                   fds[2],
+                                     GError              **error);
+void         _mpq_fd_set_nonblocking (int                  fd);
+GSubprocess *_mpq_spawn_child       (GSubprocessLauncher  *launcher,
+                                     int                   child_fd,
+                                     const char           *kind,
+                                     const char * const   *argv,
+                                     GError              **error);
+int          _mpq_claim_child_fd    (const char           *kind,
+                                     GError              **error);
+gboolean     _mpq_wait_fd           (int                   fd,
+                                     short                 events,
+                                     gint64                deadline);
+
+G_END_DECLS

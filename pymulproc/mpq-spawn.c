@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mpq-error.h"
+#include "mpq-protocol.h"
+#include "mpq-spawn-private.h"
+
+gboolean
+_mpq_socketpair (int      fds[2],
+                 GError **error)
+{
+  /* Close-on-exec from birth: only the child we spawn gets its end. */
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                   "Could not create a socket pair: %s", g_strerror (errno));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+void
+_mpq_fd_set_nonblocking (int fd)
+{
+  int flags = fcntl (fd, F_GETFL);
+
+  if (flags >= 0 && (flags & O_NONBLOCK) == 0)
+    fcntl (fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* Spawns @argv with @child_fd (taken) inherited under the same number and
+ * named by MPQ_CHANNEL_FD. The launcher's taken descriptors are closed after
+ * the spawn so that no copy of the child's end stays in this process: the
+ * child's death must look like a hang-up at once. */
+GSubprocess *
+_mpq_spawn_child (GSubprocessLauncher  *launcher,
+                  int                   child_fd,
+                  const char           *kind,
+                  const char * const   *argv,
+                  GError              **error)
+{
+  g_autoptr(GSubprocessLauncher) own_launcher = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *fd_text = NULL;
+  GSubprocess *subprocess;
+
+  if (launcher == NULL)
+    launcher = own_launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+
+  fd_text = g_strdup_printf ("%d", child_fd);
+  g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_FD_ENV, fd_text, TRUE);
+  g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_KIND_ENV, kind, TRUE);
+  g_subprocess_launcher_take_fd (launcher, child_fd, child_fd);
+
+  subprocess = g_subprocess_launcher_spawnv (launcher, argv, &local_error);
+  g_subprocess_launcher_close (launcher);
+
+  if (subprocess == NULL)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                   "Could not spawn %s: %s", argv[0], local_error->message);
+      return NULL;
+    }
+
+  return subprocess;
+}
+
+/* Each process has one inherited channel: claiming it twice would put two
+ * readers on one stream. */
+static gint claimed_fd = -1;
+
+int
+_mpq_claim_child_fd (const char  *kind,
+                     GError     **error)
+{
+  const char *fd_text = g_getenv (MPQ_CHANNEL_FD_ENV);
+  const char *kind_text = g_getenv (MPQ_CHANNEL_KIND_ENV);
+  gint64 fd;
+  char *end = NULL;
+  int type = 0;
+  socklen_t len = sizeof type;
+
+  if (fd_text == NULL || fd_text[0] == '\0')
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
+                   "This process was not spawned with a channel (%s is not set)",
+                   MPQ_CHANNEL_FD_ENV);
+      return -1;
+    }
+
+  if (kind_text != NULL && g_strcmp0 (kind_text, kind) != 0)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
+                   "This process was spawned with a %s, not a %s", kind_text, kind);
+      return -1;
+    }
+
+  fd = g_ascii_strtoll (fd_text, &end, 10);
+  if (end == fd_text || *end != '\0' || fd < 0 || fd > G_MAXINT
+      || getsockopt ((int) fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0
+      || type != SOCK_STREAM)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
+                   "%s=%s does not name an inherited stream socket",
+                   MPQ_CHANNEL_FD_ENV, fd_text);
+      return -1;
+    }
+
+  if (!g_atomic_int_compare_and_exchange (&claimed_fd, -1, (gint) fd))
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                   "The inherited channel %s=%s is already in use in this process",
+                   MPQ_CHANNEL_FD_ENV, fd_text);
+      return -1;
+    }
+
+  /* Our own children must not hold the parent's channel open. */
+  fcntl ((int) fd, F_SETFD, FD_CLOEXEC);
+  _mpq_fd_set_nonblocking ((int) fd);
+
+  return (int) fd;
+}
+
+/* Waits until @fd has one of @events, or until @deadline (monotonic µs,
+ * -1 for never). Returns FALSE on time-out. */
+gboolean
+_mpq_wait_fd (int    fd,
+              short  events,
+              gint64 deadline)
+{
+  struct pollfd pfd = { .fd = fd, .events = events };
+
+  for (;;)
+    {
+      int timeout = -1;
+      int r;
+
+      if (deadline >= 0)
+        {
+          gint64 now = g_get_monotonic_time ();
+
+          if (now >= deadline)
+            timeout = 0;
+          else
+            timeout = (int) MIN ((deadline - now + 999) / 1000, G_MAXINT);
+        }
+
+      r = poll (&pfd, 1, timeout);
+      if (r > 0)
+        return TRUE;
+      if (r == 0)
+        {
+          if (deadline < 0 || g_get_monotonic_time () >= deadline)
+            return FALSE;
+          continue;
+        }
+      if (errno != EINTR)
+        return TRUE; /* let the caller's read or write report it */
+    }
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+#define MPQ_INSIDE
+# include "mpq-version.h"
+# include "mpq-version-macros.h"
+# include "mpq-protocol.h"
+# include "mpq-error.h"
+# include "mpq-enum-types.h"
+# include "mpq-message.h"
+# include "mpq-channel.h"
+# include "mpq-pipe.h"
+#undef MPQ_INSIDE
