@@ -12,6 +12,8 @@
 #include "mpq-protocol.h"
 #include "mpq-spawn-private.h"
 
+#define SOCKET_BUFFER_SIZE (4 * 1024 * 1024)
+
 gboolean
 _mpq_socketpair (int      fds[2],
                  GError **error)
@@ -22,6 +24,17 @@ _mpq_socketpair (int      fds[2],
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
                    "Could not create a socket pair: %s", g_strerror (errno));
       return FALSE;
+    }
+
+  /* The kernel charges every write a few hundred bytes of overhead, so the
+   * default buffer holds only ~280 short messages. A writer that exits
+   * before its reader reads (pymulproc's own examples do) must fit: ask for
+   * the most net.core.wmem_max allows. */
+  for (int i = 0; i < 2; i++)
+    {
+      int size = SOCKET_BUFFER_SIZE;
+
+      setsockopt (fds[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     }
 
   return TRUE;

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The child program the C tests spawn through MpqPipe. The first argument
+ * picks what it does; it exits 0 when all went as planned. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pymulproc/pymulproc.h>
+
+static MpqPipe *
+open_pipe (void)
+{
+  g_autoptr(GError) error = NULL;
+  MpqPipe *pipe = mpq_pipe_new_for_child (&error);
+
+  if (pipe == NULL)
+    {
+      g_printerr ("mpq-test-child: %s\n", error->message);
+      exit (2);
+    }
+
+  return pipe;
+}
+
+static JsonNode *
+value_node (gint64 i)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "value");
+  json_builder_add_int_value (builder, i);
+  json_builder_end_object (builder);
+
+  return json_builder_get_root (builder);
+}
+
+/* send N: sends N DO messages {"value": i} and exits. */
+static int
+do_send (MpqPipe *pipe,
+         int      n)
+{
+  for (int i = 0; i < n; i++)
+    {
+      g_autoptr(JsonNode) data = value_node (i);
+      g_autoptr(GError) error = NULL;
+
+      if (!mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, data, &error))
+        {
+          g_printerr ("mpq-test-child: send: %s\n", error->message);
+          return 1;
+        }
+    }
+
+  return 0;
+}
+
+/* echo: answers each message with FINISHED and the same data, until DIE. */
+static int
+do_echo (MpqPipe *pipe)
+{
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = mpq_channel_receive (MPQ_CHANNEL (pipe), -1, NULL, NULL, &error);
+
+      if (message == NULL)
+        {
+          g_printerr ("mpq-test-child: receive: %s\n", error->message);
+          return 1;
+        }
+
+      if (g_str_equal (mpq_message_get_request (message), MPQ_REQ_DIE))
+        return 0;
+
+      if (!mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_FINISHED, 0,
+                             mpq_message_get_sender_pid (message),
+                             mpq_message_get_data (message), &error))
+        {
+          g_printerr ("mpq-test-child: send: %s\n", error->message);
+          return 1;
+        }
+    }
+}
+
+static void
+on_do (MpqChannel *channel,
+       MpqMessage *message,
+       gpointer    user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!mpq_channel_send (channel, MPQ_REQ_FINISHED, 0, mpq_message_get_sender_pid (message),
+                         mpq_message_get_data (message), &error))
+    g_error ("send: %s", error->message);
+}
+
+static void
+on_die (MpqChannel *channel,
+        MpqMessage *message,
+        gpointer    user_data)
+{
+  g_main_loop_quit (user_data);
+}
+
+/* echo-signals: like echo, but served by ::message-received in a main loop. */
+static int
+do_echo_signals (MpqPipe *pipe)
+{
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  g_signal_connect (pipe, "message-received::" MPQ_REQ_DO, G_CALLBACK (on_do), NULL);
+  g_signal_connect (pipe, "message-received::" MPQ_REQ_DIE, G_CALLBACK (on_die), loop);
+  g_signal_connect_swapped (pipe, "closed", G_CALLBACK (g_main_loop_quit), loop);
+  mpq_channel_start (MPQ_CHANNEL (pipe));
+  g_main_loop_run (loop);
+
+  return 0;
+}
+
+/* burst N: writes N messages in a single write(), then waits for DIE without
+ * writing another byte. */
+static int
+do_burst (MpqPipe *pipe,
+          int      n,
+          int      fd)
+{
+  g_autoptr(GString) lines = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+
+  for (int i = 0; i < n; i++)
+    g_string_append_printf (lines, "[\"DO\",%d,null,{\"value\":%d}]\n", (int) getpid (), i);
+
+  if (write (fd, lines->str, lines->len) != (gssize) lines->len)
+    return 1;
+
+  message = mpq_channel_receive (MPQ_CHANNEL (pipe), -1, NULL, NULL, &error);
+  return message != NULL && g_str_equal (mpq_message_get_request (message), MPQ_REQ_DIE) ? 0 : 1;
+}
+
+/* raw TEXT: writes TEXT ("\n" escapes allowed) to the channel without the
+ * library, then exits. */
+static int
+do_raw (const char *text)
+{
+  g_autofree char *bytes = g_strcompress (text);
+  int fd = atoi (g_getenv (MPQ_CHANNEL_FD_ENV));
+  gsize len = strlen (bytes);
+
+  return write (fd, bytes, len) == (gssize) len ? 0 : 1;
+}
+
+/* nest N: sends a line of N "[" without the library, then exits. */
+static int
+do_nest (int n)
+{
+  int fd = atoi (g_getenv (MPQ_CHANNEL_FD_ENV));
+  g_autofree char *bytes = g_malloc (n + 1);
+
+  memset (bytes, '[', n);
+  bytes[n] = '\n';
+
+  return write (fd, bytes, n + 1) == n + 1 ? 0 : 1;
+}
+
+/* fds: sends [fd, what it points to] for each open descriptor, then exits. */
+static int
+do_fds (MpqPipe *pipe)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  DIR *dir = opendir ("/proc/self/fd");
+  struct dirent *entry;
+
+  json_builder_begin_array (builder);
+  while ((entry = readdir (dir)) != NULL)
+    {
+      g_autofree char *link = NULL;
+      g_autofree char *target = NULL;
+
+      if (entry->d_name[0] == '.' || atoi (entry->d_name) == dirfd (dir))
+        continue;
+
+      link = g_strconcat ("/proc/self/fd/", entry->d_name, NULL);
+      target = g_file_read_link (link, NULL);
+      json_builder_begin_array (builder);
+      json_builder_add_int_value (builder, atoi (entry->d_name));
+      json_builder_add_string_value (builder, target != NULL ? target : "?");
+      json_builder_end_array (builder);
+    }
+  json_builder_end_array (builder);
+  closedir (dir);
+
+  root = json_builder_get_root (builder);
+  return mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_FINISHED, 0, 0, root, &error) ? 0 : 1;
+}
+
+/* env NAME: sends the value of NAME and the working directory. */
+static int
+do_env (MpqPipe    *pipe,
+        const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *cwd = g_get_current_dir ();
+  g_autofree char *json = g_strdup_printf ("[\"%s\",\"%s\"]", g_getenv (name), cwd);
+
+  return mpq_channel_send_json (MPQ_CHANNEL (pipe), MPQ_REQ_FINISHED, 0, 0, json, &error) ? 0 : 1;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(MpqPipe) pipe = NULL;
+  const char *mode = argc > 1 ? argv[1] : "";
+  int n = argc > 2 ? atoi (argv[2]) : 0;
+  int status = 2;
+
+  if (g_str_equal (mode, "raw"))
+    return do_raw (argv[2]);
+  if (g_str_equal (mode, "nest"))
+    return do_nest (n);
+
+  pipe = open_pipe ();
+
+  if (g_str_equal (mode, "send"))
+    status = do_send (pipe, n);
+  else if (g_str_equal (mode, "send-then-crash"))
+    {
+      do_send (pipe, n);
+      raise (SIGKILL);
+    }
+  else if (g_str_equal (mode, "echo"))
+    status = do_echo (pipe);
+  else if (g_str_equal (mode, "echo-signals"))
+    status = do_echo_signals (pipe);
+  else if (g_str_equal (mode, "burst"))
+    status = do_burst (pipe, n, atoi (g_getenv (MPQ_CHANNEL_FD_ENV)));
+  else if (g_str_equal (mode, "fds"))
+    status = do_fds (pipe);
+  else if (g_str_equal (mode, "env"))
+    status = do_env (pipe, argv[2]);
+  else if (g_str_equal (mode, "hold"))
+    {
+      /* Never reads: the parent's sends fill the socket. */
+      pause ();
+      status = 0;
+    }
+  else if (g_str_equal (mode, "exit"))
+    status = 0;
+
+  return status;
+}
