@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// GJS test of Mpq.Pipe: a JavaScript parent talks to a JavaScript child
+// (pipe-child.js) it spawns with Mpq.Pipe.spawn(), first through signals in a
+// GLib.MainLoop, then through a promisified receive_async(); the last tests
+// use an in-process pair. Prints TAP; exits 1 on any failure or time-out.
+//
+//   gjs -m test-pipe.js [GJS]     (GJS: the interpreter for the child)
+
+import Gio from 'gi://Gio';
+import GLib from 'gi://GLib';
+import Mpq from 'gi://Mpq?version=1.0';
+import system from 'system';
+
+Gio._promisify(Mpq.Pipe.prototype, 'receive_async', 'receive_finish');
+Gio._promisify(Gio.Subprocess.prototype, 'wait_async', 'wait_finish');
+
+const TIMEOUT_SECONDS = 45;
+
+const here = GLib.path_get_dirname(GLib.filename_from_uri(import.meta.url)[0]);
+const childArgv = [
+    ARGV[0] ?? GLib.find_program_in_path('gjs') ?? 'gjs',
+    '-m', GLib.build_filenamev([here, 'pipe-child.js']),
+];
+
+const TASKS = [
+    {id: 1, op: 'square', value: 7},
+    {id: 2, op: 'words', text: 'the quick brown fox'},
+    {id: 3, op: 'square', value: -12},
+    {id: 4, op: 'words', text: 'naïve café — “quoted” ☃ snow'},
+    {id: 5, op: 'square', value: 1000000},
+    {id: 6, op: 'words', text: ''},
+];
+const RESULTS = [49, 4, 144, 6, 1e12, 0];
+
+const children = [];  // every Gio.Subprocess spawned, killed on a time-out
+
+// Helpers ------------------------------------------------------------------
+
+function assert(condition, what) {
+    if (!condition)
+        throw new Error(`assertion failed: ${what}`);
+}
+
+function assertEqual(actual, expected, what) {
+    const a = JSON.stringify(actual), e = JSON.stringify(expected);
+
+    if (a !== e)
+        throw new Error(`${what}: got ${a}, expected ${e}`);
+}
+
+async function assertRejects(promise, domain, code, what) {
+    try {
+        await promise;
+    } catch (e) {
+        if (e instanceof GLib.Error && e.matches(domain, code))
+            return;
+        throw new Error(`${what}: failed with the wrong error: ${e}`);
+    }
+    throw new Error(`${what}: did not fail`);
+}
+
+function spawnChild(pipe) {
+    const proc = pipe.spawn(childArgv);
+
+    children.push(proc);
+    return proc;
+}
+
+function sendTasks(pipe) {
+    for (const task of TASKS)
+        pipe.send_json(Mpq.REQ_DO, 0, 0, JSON.stringify(task));
+}
+
+// @answers: the Mpq.Message answers @pipe got from the child @childPid.
+function checkAnswers(pipe, answers, childPid) {
+    assertEqual(answers.length, TASKS.length, 'number of answers');
+    answers.forEach((message, i) => {
+        assertEqual(message.get_request(), Mpq.REQ_FINISHED, `request of answer ${i}`);
+        assertEqual(message.get_sender_pid(), childPid, `sender pid of answer ${i}`);
+        assertEqual(message.get_recipient_pid(), pipe.pid, `recipient pid of answer ${i}`);
+        assertEqual(JSON.parse(message.dup_data_json()),
+            {id: TASKS[i].id, result: RESULTS[i]}, `data of answer ${i}`);
+    });
+}
+
+// Waits for @proc to end and checks that it exited with status 0.
+async function checkExitedCleanly(proc) {
+    await proc.wait_async(null);
+    assert(proc.get_if_exited(), 'the child exited rather than being killed');
+    assertEqual(proc.get_exit_status(), 0, 'exit status of the child');
+}
+
+// The tests ----------------------------------------------------------------
+
+const state = {};
+
+async function testSignals() {
+    const pipe = Mpq.Pipe.new();
+    assertEqual(pipe.role, Mpq.Role.PARENT, 'role of Mpq.Pipe.new()');
+
+    const proc = spawnChild(pipe);
+    const childPid = Number(proc.get_identifier());
+    const answers = [];
+    assert(childPid > 0, 'the child has a pid');
+
+    const exited = proc.wait_async(null);
+    await new Promise((resolve, reject) => {
+        // A throw inside a signal handler would only be logged: reject instead.
+        const guard = fn => (...args) => {
+            try {
+                fn(...args);
+            } catch (e) {
+                reject(e);
+            }
+        };
+
+        pipe.connect('message-received::FINISHED', guard((channel, message) => {
+            answers.push(message);
+            if (answers.length === TASKS.length)
+                channel.send(Mpq.REQ_DIE, 0, 0, null);
+        }));
+        pipe.connect('message-received', guard((channel, message) => {
+            if (message.get_request() !== Mpq.REQ_FINISHED)
+                throw new Error(`unexpected message ${message.to_json()[0]}`);
+        }));
+        pipe.connect('closed', guard(() => {
+            state.closedAfter = answers.length;
+            resolve();
+        }));
+
+        pipe.start();
+        sendTasks(pipe);
+    });
+    await exited;
+
+    state.signals = {pipe, proc};
+    checkAnswers(pipe, answers, childPid);
+}
+
+async function testDieClosedExit() {
+    const {pipe, proc} = state.signals;
+
+    assertEqual(state.closedAfter, TASKS.length, 'answers delivered before closed');
+    assert(proc.get_if_exited(), 'the child exited rather than being killed');
+    assertEqual(proc.get_exit_status(), 0, 'exit status of the child');
+
+    try {
+        pipe.receive(0, null);
+        throw new Error('receive() after closed did not fail');
+    } catch (e) {
+        assert(e instanceof GLib.Error && e.matches(Mpq.error_quark(), Mpq.Error.CLOSED),
+            `receive() after closed fails with CLOSED, not ${e}`);
+    }
+    pipe.close();
+}
+
+async function testReceiveAsync() {
+    const pipe = Mpq.Pipe.new();
+    const proc = spawnChild(pipe);
+    const childPid = Number(proc.get_identifier());
+    const answers = [];
+
+    sendTasks(pipe);
+    for (let i = 0; i < TASKS.length; i++)
+        answers.push(await pipe.receive_async(null));
+    checkAnswers(pipe, answers, childPid);
+
+    pipe.send(Mpq.REQ_DIE, 0, 0, null);
+    await checkExitedCleanly(proc);
+    await assertRejects(pipe.receive_async(null), Mpq.error_quark(), Mpq.Error.CLOSED,
+        'receive_async() once the child is gone');
+    pipe.close();
+}
+
+async function testCancelAndClose() {
+    const [ok, parent, child] = Mpq.Pipe.new_pair();
+    assert(ok, 'new_pair() returns true');
+
+    // A cancelled receive_async() fails with CANCELLED and takes nothing.
+    const cancellable = new Gio.Cancellable();
+    const cancelled = child.receive_async(cancellable);
+    cancellable.cancel();
+    await assertRejects(cancelled, Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED,
+        'cancelled receive_async()');
+
+    parent.send_json(Mpq.REQ_DO, 0, 0, '{"value":20}');
+    const message = await child.receive_async(null);
+    assertEqual(message.get_request(), Mpq.REQ_DO, 'request after a cancel');
+    assertEqual(JSON.parse(message.dup_data_json()), {value: 20}, 'data after a cancel');
+
+    // close() fails a pending receive_async() with CLOSED.
+    const pending = child.receive_async(null);
+    child.close();
+    await assertRejects(pending, Mpq.error_quark(), Mpq.Error.CLOSED,
+        'receive_async() pending at close()');
+    parent.close();
+}
+
+async function testDetails() {
+    const [, parent, child] = Mpq.Pipe.new_pair();
+    const seen = [];
+
+    await new Promise((resolve, reject) => {
+        child.connect('message-received::DO', (c, m) => seen.push(`DO ${m.dup_data_json()}`));
+        child.connect('message-received::DIE', () => {
+            seen.push('DIE');
+            resolve();
+        });
+        child.connect('message-received::FINISHED', () => reject(new Error('wrong detail')));
+        child.start();
+
+        parent.send(Mpq.REQ_DO, 0, 0, null);
+        parent.send_json(Mpq.REQ_TEST_PARENT, 0, 0, '"ignored"');
+        parent.send_json(Mpq.REQ_DO, 0, 0, '[1,"two",{"3":null}]');
+        parent.send(Mpq.REQ_DIE, 0, 0, null);
+    });
+    assertEqual(seen, ['DO null', 'DO [1,"two",{"3":null}]', 'DIE'], 'handlers called');
+    child.close();
+    parent.close();
+}
+
+const TESTS = [
+    ['spawned child answers DO tasks through message-received signals', testSignals],
+    ['DIE makes the child quit: parent sees closed, exit status 0', testDieClosedExit],
+    ['promisified receive_async() gets every answer, then CLOSED', testReceiveAsync],
+    ['receive_async() can be cancelled, and fails with CLOSED on close()', testCancelAndClose],
+    ['message-received::DETAIL reaches only the handlers of that request', testDetails],
+];
+
+// Running ------------------------------------------------------------------
+
+const loop = new GLib.MainLoop(null, false);
+let failures = 0;
+
+GLib.timeout_add_seconds(GLib.PRIORITY_DEFAULT, TIMEOUT_SECONDS, () => {
+    print(`Bail out! timed out after ${TIMEOUT_SECONDS} s`);
+    for (const proc of children)
+        proc.force_exit();
+    system.exit(1);
+    return GLib.SOURCE_REMOVE;
+});
+
+async function main() {
+    print(`1..${TESTS.length}`);
+    for (const [i, [name, test]] of TESTS.entries()) {
+        try {
+            // eslint-disable-next-line no-await-in-loop
+            await test();
+            print(`ok ${i + 1} - ${name}`);
+        } catch (e) {
+            failures++;
+            print(`not ok ${i + 1} - ${name}`);
+            for (const line of `${e}\n${e.stack ?? ''}`.trim().split('\n'))
+                print(`# ${line}`);
+        }
+    }
+}
+
+main().catch(e => {
+    failures++;
+    print(`Bail out! ${e}`);
+}).finally(() => loop.quit());
+loop.run();
+
+system.exit(failures > 0 ? 1 : 0);
