@@ -1049,7 +1049,8 @@ mpq_pipe_spawn_with_launcher (MpqPipe              *self,
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
                            self->role == MPQ_ROLE_PARENT
-                             ? "This pipe already has a child"
+                             ? "This pipe has no child end to hand over: it already "
+                               "has a child, or was made by mpq_pipe_new_pair()"
                              : "Only the parent end of a pipe can spawn");
       return NULL;
     }
