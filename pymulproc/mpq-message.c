@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "mpq-codec-private.h"
+#include "mpq-json-private.h"
 #include "mpq-error.h"
 #include "mpq-message-private.h"
 #include "mpq-protocol.h"
@@ -258,8 +259,6 @@ mpq_message_new_with_data_json (const char  *request,
                                 const char  *data_json,
                                 GError     **error)
 {
-  g_autoptr(JsonParser) parser = NULL;
-  g_autoptr(GError) local_error = NULL;
   JsonNode *data = NULL;
   gsize length;
 
@@ -279,23 +278,10 @@ mpq_message_new_with_data_json (const char  *request,
           return NULL;
         }
 
-      if (!_mpq_codec_check_depth (data_json, length, MPQ_MAX_DEPTH - 1, error))
-        return NULL;
-
-      parser = json_parser_new ();
-      if (!json_parser_load_from_data (parser, data_json, length, &local_error))
-        {
-          g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
-                       "Data is not JSON: %s", local_error->message);
-          return NULL;
-        }
-
-      data = json_parser_steal_root (parser);
+      /* The outer message array is one level of the limit. */
+      data = _mpq_json_parse (data_json, length, MPQ_MAX_DEPTH - 1, error);
       if (data == NULL)
-        {
-          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Data is empty");
-          return NULL;
-        }
+        return NULL;
 
       if (JSON_NODE_HOLDS_NULL (data))
         g_clear_pointer (&data, json_node_unref);
@@ -338,7 +324,7 @@ mpq_message_new_from_json (const char  *text,
       return NULL;
     }
 
-  return _mpq_codec_decode (NULL, text, len, error);
+  return _mpq_codec_decode (text, len, error);
 }
 
 /**
@@ -349,23 +335,26 @@ mpq_message_new_from_json (const char  *text,
  * Encodes the message as its wire line, compact JSON without the trailing
  * newline.
  *
- * Returns: (transfer full): the JSON text
+ * Returns: (transfer full) (nullable): the JSON text, or %NULL if the data
+ *   has no JSON form (a NaN or infinite number, a string that is not UTF-8,
+ *   nesting deeper than [const@Mpq.MAX_DEPTH])
  */
 char *
 mpq_message_to_json (MpqMessage *self,
                      gsize      *length)
 {
-  GString *out;
+  g_autoptr(GString) out = NULL;
 
   g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
 
   out = g_string_sized_new (64);
-  _mpq_codec_encode (self, out);
+  if (!_mpq_codec_encode (self, out, NULL))
+    return NULL;
 
   if (length != NULL)
     *length = out->len;
 
-  return g_string_free (out, FALSE);
+  return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
 /**
@@ -440,17 +429,25 @@ mpq_message_get_data (MpqMessage *self)
  * Gets the data of the message as compact JSON text, ready for Python's
  * `json.loads()` or JavaScript's `JSON.parse()`.
  *
- * Returns: (transfer full): the data as JSON, `"null"` when there is none
+ * Returns: (transfer full) (nullable): the data as JSON, `"null"` when there
+ *   is none, or %NULL if the data has no JSON form (see
+ *   [method@Mpq.Message.to_json])
  */
 char *
 mpq_message_dup_data_json (MpqMessage *self)
 {
+  g_autoptr(GString) out = NULL;
+
   g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
 
   if (self->data == NULL)
     return g_strdup ("null");
 
-  return json_to_string (self->data, FALSE);
+  out = g_string_sized_new (64);
+  if (!_mpq_json_write (out, self->data, MPQ_MAX_DEPTH - 1, NULL))
+    return NULL;
+
+  return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
 /**

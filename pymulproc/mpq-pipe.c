@@ -60,7 +60,6 @@ struct _MpqPipe
   GQueue         inbox;       /* MpqMessage, read but not taken, oldest first */
   GQueue         waiters;     /* GTask per pending receive_async, oldest first */
   GError        *read_error;  /* why reading stopped, reported once after inbox */
-  JsonParser    *parser;
   MpqLineReader  reader;
   GString       *line;        /* scratch for encoding */
   GString       *outbuf;      /* rest of a partly written line */
@@ -177,7 +176,7 @@ parse_lines (MpqPipe *self)
 
       MPQ_DEBUG_LINE ("<", line, length);
 
-      message = _mpq_codec_decode (self->parser, line, length, &error);
+      message = _mpq_codec_decode (line, length, &error);
       if (message == NULL)
         {
           stop_reading (self, error);
@@ -509,7 +508,8 @@ mpq_pipe_send_message (MpqChannel  *channel,
     }
 
   g_string_truncate (self->line, 0);
-  _mpq_codec_encode (message, self->line);
+  if (!_mpq_codec_encode (message, self->line, error))
+    return FALSE;
   if (self->line->len > self->max_message_size)
     {
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
@@ -762,7 +762,6 @@ mpq_pipe_finalize (GObject *object)
   g_assert (self->waiters.length == 0);
   g_assert (self->outbuf == NULL);
 
-  g_clear_object (&self->parser);
   g_string_free (self->line, TRUE);
 
   G_OBJECT_CLASS (mpq_pipe_parent_class)->finalize (object);
@@ -879,7 +878,6 @@ mpq_pipe_init (MpqPipe *self)
   self->role = MPQ_ROLE_PARENT;
   self->max_message_size = MPQ_DEFAULT_MAX_MESSAGE_SIZE;
   self->send_timeout = MPQ_DEFAULT_SEND_TIMEOUT;
-  self->parser = json_parser_new ();
   self->line = g_string_sized_new (256);
   g_queue_init (&self->inbox);
   g_queue_init (&self->waiters);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -186,6 +187,28 @@ test_decode_bad (void)
     "[\"DO\xff\",1,null,null]",
     "[\"DO\",1,null,\"\xc3\x28\"]",
     "[\"DO\",1,null,null]\n[\"DO\",1,null,null]",
+    "[\"DO\",1,null,null][\"LOST\",2,null,null]",
+    "[\"DO\",1,null,null]{}",
+    "[\"DIE\\u0000 NOT\",1,null,null]",
+    "[\"DO\",1,null,\"a\\u0000b\"]",
+    "[\"DO\",1,null,18446744073709551616]",
+    "[\"DO\",1,null,-9223372036854775809]",
+    "[\"DO\",1,null,1e400]",
+    "[\"DO\",1,null,01]",
+    "[\"DO\",1,null,1.]",
+    "[\"DO\",1,null,.5]",
+    "[\"DO\",1,null,+1]",
+    "[\"DO\",1,null,'single']",
+    "[\"DO\",1,null,\"raw\ttab\"]",
+    "[\"DO\",1,null,\"\\ud800\"]",
+    "[\"DO\",1,null,\"\\x41\"]",
+    "[\"DO\",1,null,[1,]]",
+    "[\"DO\",1,null,{\"a\":1,}]",
+    "[\"DO\",1,null,{1:2}]",
+    "[\"DO\",1,null,tru]",
+    "[\"DO\",1,null,NaN]",
+    "[\"DO\",1,null,null,]",
+    "[\"DO\" 1 null null]",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (lines); i++)
@@ -272,6 +295,131 @@ test_decode_brackets_in_strings (void)
   g_assert_cmpstr (mpq_message_get_request (message), ==, many);
 }
 
+/* Numbers and strings survive exactly; what cannot is refused when sent. */
+static void
+test_exact_values (void)
+{
+  static const struct { const char *in; const char *out; } cases[] = {
+    { "1e22", "1e+22" },
+    { "1e-300", "1e-300" },
+    { "-1e21", "-1e+21" },
+    { "3.0", "3.0" },
+    { "0.1", "0.1" },
+    { "-0.0", "-0.0" },
+    { "9223372036854775807", "9223372036854775807" },
+    { "-9223372036854775808", "-9223372036854775808" },
+    { "\"\\u001f\\u00e9\\ud83d\\ude00\"", "\"\\u001f\xc3\xa9\xf0\x9f\x98\x80\"" },
+    { "{\"b\":1,\"a\":2,\"b\":3}", "{\"b\":3,\"a\":2}" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, cases[i].in, &error);
+      g_autofree char *json = NULL;
+
+      g_assert_no_error (error);
+      json = mpq_message_dup_data_json (message);
+      g_assert_cmpstr (json, ==, cases[i].out);
+    }
+}
+
+static void
+test_unsendable_data (void)
+{
+  g_autoptr(JsonNode) nan = json_node_init_double (json_node_alloc (), NAN);
+  g_autoptr(JsonNode) deep = json_node_init_null (json_node_alloc ());
+  g_autoptr(MpqMessage) with_nan = mpq_message_new (MPQ_REQ_DO, 1, 0, nan);
+  g_autoptr(MpqMessage) with_deep = NULL;
+  g_autoptr(MpqMessage) ok = NULL;
+  g_autofree char *nan_json = NULL;
+  g_autofree char *deep_json = NULL;
+  g_autofree char *ok_json = NULL;
+
+  /* 127 levels of data in the message array make 128: the limit. */
+  for (int i = 0; i < MPQ_MAX_DEPTH - 1; i++)
+    {
+      JsonArray *array = json_array_new ();
+      JsonNode *node = json_node_init_array (json_node_alloc (), array);
+
+      json_array_add_element (array, g_steal_pointer (&deep));
+      json_array_unref (array);
+      deep = node;
+    }
+  ok = mpq_message_new (MPQ_REQ_DO, 1, 0, deep);
+  ok_json = mpq_message_to_json (ok, NULL);
+  g_assert_nonnull (ok_json);
+
+  {
+    JsonArray *array = json_array_new ();
+    JsonNode *node = json_node_init_array (json_node_alloc (), array);
+
+    json_array_add_element (array, g_steal_pointer (&deep));
+    json_array_unref (array);
+    deep = node;
+  }
+  with_deep = mpq_message_new (MPQ_REQ_DO, 1, 0, deep);
+
+  nan_json = mpq_message_to_json (with_nan, NULL);
+  deep_json = mpq_message_to_json (with_deep, NULL);
+  g_assert_null (nan_json);
+  g_assert_null (deep_json);
+}
+
+/* Mutated lines never crash the decoder: each one is a message or a
+ * protocol error, and a message decoded re-encodes to a line that decodes
+ * to the same message. */
+static void
+test_fuzz_mutations (void)
+{
+  static const char *seeds[] = {
+    "[\"DO\",1234,null,{\"value\":20,\"payload\":\"abcdefghijklmnop\"}]",
+    "[\"FINISHED\",5,6,[1,-2.5e3,true,false,null,\"\\u00e9\\n\",{\"a\":[[{}]]}]]",
+  };
+  static const char alphabet[] = "[]{}\",:\\0123456789.eE+-truefalsnu \t\x01\xc3\xa9\xff";
+  GRand *rand = g_rand_new_with_seed (1234);
+  /* Fewer under valgrind, which runs it ~50 times slower. */
+  guint iterations = g_test_thorough () ? 500000 : g_getenv ("MPQ_VALGRIND") != NULL ? 5000 : 50000;
+
+  for (guint i = 0; i < iterations; i++)
+    {
+      const char *seed = seeds[g_rand_int_range (rand, 0, G_N_ELEMENTS (seeds))];
+      g_autoptr(GString) line = g_string_new (seed);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = NULL;
+      guint edits = g_rand_int_range (rand, 1, 4);
+
+      for (guint e = 0; e < edits; e++)
+        {
+          guint pos = g_rand_int_range (rand, 0, line->len + 1);
+          char c = alphabet[g_rand_int_range (rand, 0, sizeof alphabet - 1)];
+
+          switch (g_rand_int_range (rand, 0, 3))
+            {
+            case 0: g_string_insert_c (line, pos, c); break;
+            case 1: if (pos < line->len) g_string_erase (line, pos, 1); break;
+            default: if (pos < line->len) line->str[pos] = c; break;
+            }
+        }
+
+      message = mpq_message_new_from_json (line->str, line->len, &error);
+      if (message == NULL)
+        g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      else
+        {
+          g_autofree char *again = mpq_message_to_json (message, NULL);
+          g_autoptr(MpqMessage) back = mpq_message_new_from_json (again, -1, &error);
+
+          g_assert_no_error (error);
+          g_assert_cmpstr (mpq_message_get_request (back), ==, mpq_message_get_request (message));
+          g_assert_true ((mpq_message_get_data (back) == NULL && mpq_message_get_data (message) == NULL)
+                         || json_node_equal (mpq_message_get_data (back), mpq_message_get_data (message)));
+        }
+    }
+
+  g_rand_free (rand);
+}
+
 static void
 test_properties (void)
 {
@@ -347,6 +495,9 @@ main (int   argc,
   g_test_add_func ("/Mpq/Message/decode-embedded-nul", test_decode_embedded_nul);
   g_test_add_func ("/Mpq/Message/decode-depth", test_decode_depth);
   g_test_add_func ("/Mpq/Message/decode-brackets-in-strings", test_decode_brackets_in_strings);
+  g_test_add_func ("/Mpq/Message/exact-values", test_exact_values);
+  g_test_add_func ("/Mpq/Message/unsendable-data", test_unsendable_data);
+  g_test_add_func ("/Mpq/Message/fuzz-mutations", test_fuzz_mutations);
   g_test_add_func ("/Mpq/Message/properties", test_properties);
   g_test_add_func ("/Mpq/Message/preconditions", test_preconditions);
   g_test_add_func ("/Mpq/Message/constants", test_constants);

@@ -198,9 +198,6 @@ def test_accepted_oddities(spawn):
         pipe.receive(-1)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='json-glib 1.6 ignores a second array or object after the first '
-                          'on a line: the line is taken as its first message, the rest lost')
 @pytest.mark.parametrize('rest', ['["LOST",1,null,null]', '{}'])
 def test_two_values_on_one_line(spawn, rest):
     """A line holding a message and then another JSON array or object is
@@ -211,8 +208,6 @@ def test_two_values_on_one_line(spawn, rest):
     assert is_mpq_error(error, PROTOCOL), error
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='"\\u0000" in a received string silently truncates it')
 def test_escaped_nul_on_the_wire(spawn):
     """An escaped NUL in a request is not silently cut: the request comes
     whole, or the line is refused."""

@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpq-error.h"
+#include "mpq-json-private.h"
+
+/* Reading --------------------------------------------------------------- */
+
+static gboolean
+fail (MpqJsonReader *reader,
+      const char    *what)
+{
+  if (reader->error != NULL && *reader->error == NULL)
+    g_set_error (reader->error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Invalid JSON: %s", what);
+  return FALSE;
+}
+
+void
+_mpq_json_reader_init (MpqJsonReader *reader,
+                       const char    *text,
+                       gsize          length,
+                       guint          max_depth,
+                       GError       **error)
+{
+  reader->p = text;
+  reader->end = text + length;
+  reader->error = error;
+  reader->depth = 0;
+  reader->max_depth = max_depth;
+  reader->scratch = NULL;
+}
+
+void
+_mpq_json_reader_clear (MpqJsonReader *reader)
+{
+  if (reader->scratch != NULL)
+    g_string_free (g_steal_pointer (&reader->scratch), TRUE);
+}
+
+void
+_mpq_json_skip_ws (MpqJsonReader *reader)
+{
+  while (reader->p < reader->end
+         && (*reader->p == ' ' || *reader->p == '\t' || *reader->p == '\r' || *reader->p == '\n'))
+    reader->p++;
+}
+
+gboolean
+_mpq_json_expect (MpqJsonReader *reader,
+                  char           c)
+{
+  _mpq_json_skip_ws (reader);
+  if (reader->p < reader->end && *reader->p == c)
+    {
+      reader->p++;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+gboolean
+_mpq_json_at_end (MpqJsonReader *reader)
+{
+  _mpq_json_skip_ws (reader);
+  return reader->p == reader->end;
+}
+
+static gboolean
+read_literal (MpqJsonReader *reader,
+              const char    *word)
+{
+  gsize len = strlen (word);
+
+  if ((gsize) (reader->end - reader->p) < len || memcmp (reader->p, word, len) != 0)
+    return fail (reader, "unexpected character");
+
+  reader->p += len;
+  return TRUE;
+}
+
+static int
+hex_digit (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+static gboolean
+read_hex4 (MpqJsonReader *reader,
+           gunichar      *value)
+{
+  *value = 0;
+  if (reader->end - reader->p < 4)
+    return fail (reader, "short \\u escape");
+
+  for (int i = 0; i < 4; i++)
+    {
+      int d = hex_digit (*reader->p++);
+
+      if (d < 0)
+        return fail (reader, "bad \\u escape");
+      *value = (*value << 4) | (gunichar) d;
+    }
+
+  return TRUE;
+}
+
+static gboolean
+read_escape (MpqJsonReader *reader,
+             GString       *out)
+{
+  gunichar c;
+
+  if (reader->p >= reader->end)
+    return fail (reader, "unterminated string");
+
+  switch (*reader->p++)
+    {
+    case '"':  g_string_append_c (out, '"'); return TRUE;
+    case '\\': g_string_append_c (out, '\\'); return TRUE;
+    case '/':  g_string_append_c (out, '/'); return TRUE;
+    case 'b':  g_string_append_c (out, '\b'); return TRUE;
+    case 'f':  g_string_append_c (out, '\f'); return TRUE;
+    case 'n':  g_string_append_c (out, '\n'); return TRUE;
+    case 'r':  g_string_append_c (out, '\r'); return TRUE;
+    case 't':  g_string_append_c (out, '\t'); return TRUE;
+    case 'u':
+      if (!read_hex4 (reader, &c))
+        return FALSE;
+
+      if (c >= 0xD800 && c <= 0xDBFF)
+        {
+          gunichar low;
+
+          if (reader->end - reader->p < 2 || reader->p[0] != '\\' || reader->p[1] != 'u')
+            return fail (reader, "lone surrogate in \\u escape");
+          reader->p += 2;
+          if (!read_hex4 (reader, &low))
+            return FALSE;
+          if (low < 0xDC00 || low > 0xDFFF)
+            return fail (reader, "lone surrogate in \\u escape");
+          c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+        }
+      else if (c >= 0xDC00 && c <= 0xDFFF)
+        return fail (reader, "lone surrogate in \\u escape");
+
+      /* C strings end at NUL: "a\u0000b" cannot be kept whole, so it is
+       * refused rather than cut to "a". */
+      if (c == 0)
+        return fail (reader, "\\u0000 is not supported in strings");
+
+      g_string_append_unichar (out, c);
+      return TRUE;
+
+    default:
+      return fail (reader, "bad escape in string");
+    }
+}
+
+/* Reads a string; the opening quote is next. The text is valid UTF-8
+ * already (checked once for the whole line). */
+char *
+_mpq_json_read_string (MpqJsonReader *reader)
+{
+  const char *start;
+
+  if (!_mpq_json_expect (reader, '"'))
+    {
+      fail (reader, "expected a string");
+      return NULL;
+    }
+
+  start = reader->p;
+  while (reader->p < reader->end)
+    {
+      guchar c = (guchar) *reader->p;
+
+      if (c == '"')
+        return g_strndup (start, reader->p++ - start);
+      if (c == '\\')
+        break;
+      if (c < 0x20)
+        {
+          fail (reader, "control character in string");
+          return NULL;
+        }
+      reader->p++;
+    }
+
+  /* Escapes: the slow path. */
+  if (reader->scratch == NULL)
+    reader->scratch = g_string_sized_new (64);
+  g_string_truncate (reader->scratch, 0);
+  g_string_append_len (reader->scratch, start, reader->p - start);
+
+  while (reader->p < reader->end)
+    {
+      guchar c = (guchar) *reader->p++;
+
+      if (c == '"')
+        return g_strndup (reader->scratch->str, reader->scratch->len);
+      if (c == '\\')
+        {
+          if (!read_escape (reader, reader->scratch))
+            return NULL;
+        }
+      else if (c < 0x20)
+        {
+          fail (reader, "control character in string");
+          return NULL;
+        }
+      else
+        g_string_append_c (reader->scratch, (char) c);
+    }
+
+  fail (reader, "unterminated string");
+  return NULL;
+}
+
+static JsonNode *
+read_number (MpqJsonReader *reader)
+{
+  const char *start = reader->p;
+  const char *p = reader->p;
+  const char *end = reader->end;
+  gboolean integer = TRUE;
+  char stack_buf[64];
+  g_autofree char *heap_buf = NULL;
+  char *buf;
+  gsize len;
+
+  /* -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)? */
+  if (p < end && *p == '-')
+    p++;
+  if (p < end && *p == '0')
+    p++;
+  else if (p < end && *p >= '1' && *p <= '9')
+    while (p < end && g_ascii_isdigit (*p))
+      p++;
+  else
+    return fail (reader, "bad number"), NULL;
+
+  if (p < end && *p == '.')
+    {
+      integer = FALSE;
+      p++;
+      if (p >= end || !g_ascii_isdigit (*p))
+        return fail (reader, "bad number"), NULL;
+      while (p < end && g_ascii_isdigit (*p))
+        p++;
+    }
+
+  if (p < end && (*p == 'e' || *p == 'E'))
+    {
+      integer = FALSE;
+      p++;
+      if (p < end && (*p == '+' || *p == '-'))
+        p++;
+      if (p >= end || !g_ascii_isdigit (*p))
+        return fail (reader, "bad number"), NULL;
+      while (p < end && g_ascii_isdigit (*p))
+        p++;
+    }
+
+  reader->p = p;
+  len = p - start;
+  buf = len < sizeof stack_buf ? stack_buf : (heap_buf = g_malloc (len + 1));
+  memcpy (buf, start, len);
+  buf[len] = '\0';
+
+  if (integer)
+    {
+      gboolean negative = buf[0] == '-';
+      guint64 value = 0;
+
+      /* Past 64 bits a number would change silently; it is refused. */
+      for (const char *d = buf + negative; *d != '\0'; d++)
+        {
+          guint digit = *d - '0';
+
+          if (value > (G_MAXUINT64 - digit) / 10)
+            return fail (reader, "integer out of 64-bit range"), NULL;
+          value = value * 10 + digit;
+        }
+
+      if (negative ? value > (guint64) G_MAXINT64 + 1 : value > (guint64) G_MAXINT64)
+        return fail (reader, "integer out of 64-bit range"), NULL;
+
+      return json_node_init_int (json_node_alloc (),
+                                 negative ? (gint64) (0 - value) : (gint64) value);
+    }
+  else
+    {
+      double value = g_ascii_strtod (buf, NULL);
+
+      if (!isfinite (value))
+        return fail (reader, "number out of range"), NULL;
+
+      return json_node_init_double (json_node_alloc (), value);
+    }
+}
+
+static JsonNode *
+read_array (MpqJsonReader *reader)
+{
+  JsonArray *array = json_array_new ();
+  JsonNode *node = json_node_init_array (json_node_alloc (), array);
+
+  json_array_unref (array);
+  if (_mpq_json_expect (reader, ']'))
+    return node;
+
+  do
+    {
+      JsonNode *element = _mpq_json_read_value (reader);
+
+      if (element == NULL)
+        goto failed;
+      json_array_add_element (array, element);
+    }
+  while (_mpq_json_expect (reader, ','));
+
+  if (_mpq_json_expect (reader, ']'))
+    return node;
+
+  fail (reader, "expected , or ] in array");
+
+failed:
+  json_node_unref (node);
+  return NULL;
+}
+
+static JsonNode *
+read_object (MpqJsonReader *reader)
+{
+  JsonObject *object = json_object_new ();
+  JsonNode *node = json_node_init_object (json_node_alloc (), object);
+
+  json_object_unref (object);
+  if (_mpq_json_expect (reader, '}'))
+    return node;
+
+  do
+    {
+      g_autofree char *name = _mpq_json_read_string (reader);
+      JsonNode *member;
+
+      if (name == NULL)
+        goto failed;
+      if (!_mpq_json_expect (reader, ':'))
+        {
+          fail (reader, "expected : in object");
+          goto failed;
+        }
+      member = _mpq_json_read_value (reader);
+      if (member == NULL)
+        goto failed;
+      json_object_set_member (object, name, member);
+    }
+  while (_mpq_json_expect (reader, ','));
+
+  if (_mpq_json_expect (reader, '}'))
+    return node;
+
+  fail (reader, "expected , or } in object");
+
+failed:
+  json_node_unref (node);
+  return NULL;
+}
+
+JsonNode *
+_mpq_json_read_value (MpqJsonReader *reader)
+{
+  JsonNode *node = NULL;
+
+  _mpq_json_skip_ws (reader);
+  if (reader->p >= reader->end)
+    return fail (reader, "unexpected end"), NULL;
+
+  switch (*reader->p)
+    {
+    case '{':
+    case '[':
+      if (++reader->depth > reader->max_depth)
+        {
+          g_set_error (reader->error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                       "JSON nests deeper than %u levels", reader->max_depth);
+          return NULL;
+        }
+      reader->p++;
+      node = *(reader->p - 1) == '[' ? read_array (reader) : read_object (reader);
+      reader->depth--;
+      return node;
+
+    case '"':
+      {
+        char *str = _mpq_json_read_string (reader);
+
+        if (str == NULL)
+          return NULL;
+        node = json_node_init_string (json_node_alloc (), str);
+        g_free (str);
+        return node;
+      }
+
+    case 't':
+      return read_literal (reader, "true") ? json_node_init_boolean (json_node_alloc (), TRUE) : NULL;
+
+    case 'f':
+      return read_literal (reader, "false") ? json_node_init_boolean (json_node_alloc (), FALSE) : NULL;
+
+    case 'n':
+      return read_literal (reader, "null") ? json_node_init_null (json_node_alloc ()) : NULL;
+
+    default:
+      return read_number (reader);
+    }
+}
+
+/* Parses @text, valid UTF-8 already, as exactly one JSON value. */
+JsonNode *
+_mpq_json_parse (const char  *text,
+                 gsize        length,
+                 guint        max_depth,
+                 GError     **error)
+{
+  MpqJsonReader reader;
+  JsonNode *node;
+
+  _mpq_json_reader_init (&reader, text, length, max_depth, error);
+  node = _mpq_json_read_value (&reader);
+  if (node != NULL && !_mpq_json_at_end (&reader))
+    {
+      fail (&reader, "trailing text after the value");
+      g_clear_pointer (&node, json_node_unref);
+    }
+  _mpq_json_reader_clear (&reader);
+
+  return node;
+}
+
+/* Writing --------------------------------------------------------------- */
+
+void
+_mpq_json_write_string (GString    *out,
+                        const char *str)
+{
+  static const char hex[] = "0123456789abcdef";
+  const char *run = str;
+  const char *p;
+
+  g_string_append_c (out, '"');
+  for (p = str; *p != '\0'; p++)
+    {
+      guchar c = (guchar) *p;
+
+      if (c >= 0x20 && c != '"' && c != '\\')
+        continue;
+
+      g_string_append_len (out, run, p - run);
+      run = p + 1;
+      switch (c)
+        {
+        case '"':  g_string_append_len (out, "\\\"", 2); break;
+        case '\\': g_string_append_len (out, "\\\\", 2); break;
+        case '\n': g_string_append_len (out, "\\n", 2); break;
+        case '\r': g_string_append_len (out, "\\r", 2); break;
+        case '\t': g_string_append_len (out, "\\t", 2); break;
+        case '\b': g_string_append_len (out, "\\b", 2); break;
+        case '\f': g_string_append_len (out, "\\f", 2); break;
+        default:
+          g_string_append_len (out, "\\u00", 4);
+          g_string_append_c (out, hex[c >> 4]);
+          g_string_append_c (out, hex[c & 0xf]);
+          break;
+        }
+    }
+  g_string_append_len (out, run, p - run);
+  g_string_append_c (out, '"');
+}
+
+static gboolean
+write_fail (GError     **error,
+            const char  *what)
+{
+  g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Data cannot be sent as JSON: %s", what);
+  return FALSE;
+}
+
+/* The shortest form that reads back as the same double, and always reads
+ * back as a double: 3.0 stays "3.0", never "3". */
+static void
+write_double (GString *out,
+              double   value)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  static const char *formats[] = { "%.15g", "%.16g", "%.17g" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (formats); i++)
+    {
+      g_ascii_formatd (buf, sizeof buf, formats[i], value);
+      if (g_ascii_strtod (buf, NULL) == value)
+        break;
+    }
+
+  g_string_append (out, buf);
+  if (strpbrk (buf, ".eE") == NULL)
+    g_string_append (out, ".0");
+}
+
+static gboolean
+write_node (GString   *out,
+            JsonNode  *node,
+            guint      depth,
+            guint      max_depth,
+            GError   **error)
+{
+  switch (json_node_get_node_type (node))
+    {
+    case JSON_NODE_OBJECT:
+    case JSON_NODE_ARRAY:
+      if (depth + 1 > max_depth)
+        {
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                       "Data nests deeper than %u levels", max_depth);
+          return FALSE;
+        }
+
+      if (JSON_NODE_HOLDS_ARRAY (node))
+        {
+          JsonArray *array = json_node_get_array (node);
+          guint n = json_array_get_length (array);
+
+          g_string_append_c (out, '[');
+          for (guint i = 0; i < n; i++)
+            {
+              if (i > 0)
+                g_string_append_c (out, ',');
+              if (!write_node (out, json_array_get_element (array, i), depth + 1, max_depth, error))
+                return FALSE;
+            }
+          g_string_append_c (out, ']');
+        }
+      else
+        {
+          JsonObjectIter iter;
+          const char *name;
+          JsonNode *member;
+          gboolean first = TRUE;
+
+          g_string_append_c (out, '{');
+          json_object_iter_init_ordered (&iter, json_node_get_object (node));
+          while (json_object_iter_next_ordered (&iter, &name, &member))
+            {
+              if (!first)
+                g_string_append_c (out, ',');
+              first = FALSE;
+              if (!g_utf8_validate (name, -1, NULL))
+                return write_fail (error, "member name is not UTF-8");
+              _mpq_json_write_string (out, name);
+              g_string_append_c (out, ':');
+              if (!write_node (out, member, depth + 1, max_depth, error))
+                return FALSE;
+            }
+          g_string_append_c (out, '}');
+        }
+      return TRUE;
+
+    case JSON_NODE_NULL:
+      g_string_append_len (out, "null", 4);
+      return TRUE;
+
+    case JSON_NODE_VALUE:
+    default:
+      break;
+    }
+
+  switch (json_node_get_value_type (node))
+    {
+    case G_TYPE_INT64:
+      g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+      return TRUE;
+
+    case G_TYPE_DOUBLE:
+      if (!isfinite (json_node_get_double (node)))
+        return write_fail (error, "NaN and infinity have no JSON form");
+      write_double (out, json_node_get_double (node));
+      return TRUE;
+
+    case G_TYPE_BOOLEAN:
+      if (json_node_get_boolean (node))
+        g_string_append_len (out, "true", 4);
+      else
+        g_string_append_len (out, "false", 5);
+      return TRUE;
+
+    case G_TYPE_STRING:
+      {
+        const char *str = json_node_get_string (node);
+
+        if (str == NULL)
+          str = "";
+        if (!g_utf8_validate (str, -1, NULL))
+          return write_fail (error, "string is not UTF-8");
+        _mpq_json_write_string (out, str);
+        return TRUE;
+      }
+
+    default:
+      return write_fail (error, g_type_name (json_node_get_value_type (node)));
+    }
+}
+
+/* Appends @node as compact JSON. On error @out may hold part of it: the
+ * caller truncates. */
+gboolean
+_mpq_json_write (GString   *out,
+                 JsonNode  *node,
+                 guint      max_depth,
+                 GError   **error)
+{
+  return write_node (out, node, 0, max_depth, error);
+}
