@@ -215,8 +215,9 @@ test_decode_bad (void)
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(MpqMessage) message = mpq_message_new_from_json (lines[i], -1, &error);
+      g_autofree char *escaped = g_strescape (lines[i], NULL);
 
-      g_test_message ("line %u: %s", i, lines[i]);
+      g_test_message ("line %u: %s", i, escaped);
       g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
       g_assert_null (message);
     }
