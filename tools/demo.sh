@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 sh tools/setup-debian.sh
 sh tools/build.sh
-exec meson devenv -C build -w "$PWD" ./build/examples/demo/mpq-demo "$@"
+exec ./build/examples/demo/mpq-demo "$@"
