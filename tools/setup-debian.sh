@@ -5,11 +5,11 @@
 set -eu
 
 PACKAGES="
-  meson ninja-build pkg-config gcc
+  meson ninja-build pkg-config gcc libc6-dev
   libglib2.0-dev libjson-glib-dev
   gobject-introspection libgirepository1.0-dev gir1.2-json-1.0
   python3 python3-gi python3-pytest
-  gjs gi-docgen valgrind
+  gjs gi-docgen valgrind libc6-dbg
 "
 
 missing=""
