@@ -293,7 +293,12 @@ deliver (MpqPipe *self)
       if (self->waiters.length > 0)
         fail_waiters (self, error);
       else
-        g_error_free (error);
+        {
+          /* Signal users only see ::closed; say why for MPQ_DEBUG-less
+           * debugging (G_MESSAGES_DEBUG=Mpq). */
+          g_debug ("Pipe closed: %s", error->message);
+          g_error_free (error);
+        }
     }
 
   update_sources (self);
