@@ -67,7 +67,7 @@ decode (MpqJsonReader  *reader,
   gint recipient_pid;
 
   if (!_mpq_json_expect (reader, '['))
-    return protocol_error (error, "Message is not an array of 4 elements"), NULL;
+    goto not_an_array;
   reader->depth = 1;
 
   _mpq_json_skip_ws (reader);
@@ -80,23 +80,23 @@ decode (MpqJsonReader  *reader,
     return protocol_error (error, "The request is not a non-empty string"), NULL;
 
   if (!_mpq_json_expect (reader, ','))
-    return protocol_error (error, "Message is not an array of 4 elements"), NULL;
+    goto not_an_array;
   if (!read_pid (reader, FALSE, &sender_pid, error))
     return NULL;
 
   if (!_mpq_json_expect (reader, ','))
-    return protocol_error (error, "Message is not an array of 4 elements"), NULL;
+    goto not_an_array;
   if (!read_pid (reader, TRUE, &recipient_pid, error))
     return NULL;
 
   if (!_mpq_json_expect (reader, ','))
-    return protocol_error (error, "Message is not an array of 4 elements"), NULL;
+    goto not_an_array;
   data = _mpq_json_read_value (reader);
   if (data == NULL)
     return NULL;
 
   if (!_mpq_json_expect (reader, ']'))
-    return protocol_error (error, "Message is not an array of 4 elements"), NULL;
+    goto not_an_array;
   if (!_mpq_json_at_end (reader))
     return protocol_error (error, "Trailing text after the message"), NULL;
 
@@ -105,6 +105,10 @@ decode (MpqJsonReader  *reader,
 
   return _mpq_message_new_take (g_steal_pointer (&request), sender_pid, recipient_pid,
                                 g_steal_pointer (&data));
+
+not_an_array:
+  protocol_error (error, "Message is not an array of 4 elements");
+  return NULL;
 }
 
 MpqMessage *

@@ -448,8 +448,35 @@ write_some (MpqPipe     *self,
   return -1;
 }
 
+/* Writes some of @data, waiting for room until @deadline (monotonic µs;
+ * -1 forever, 0 not at all). Returns the bytes written, always some, or -1
+ * with @error set: MPQ_ERROR_TIMED_OUT when no room came in time. */
+static gssize
+write_when_ready (MpqPipe     *self,
+                  const char  *data,
+                  gsize        length,
+                  gint64       deadline,
+                  const char  *timed_out_message,
+                  GError     **error)
+{
+  for (;;)
+    {
+      gssize n = write_some (self, data, length, error);
+
+      if (n != 0)
+        return n;
+
+      if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLOUT, deadline))
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT, timed_out_message);
+          return -1;
+        }
+    }
+}
+
 /* Writes the rest of a partly written line, waiting for room until
- * @deadline (monotonic µs; -1 forever, 0 not at all). */
+ * @deadline. On a time-out the rest is kept for later; on any other error
+ * the peer is gone and it is dropped. */
 static gboolean
 flush_out (MpqPipe  *self,
            gint64    deadline,
@@ -457,14 +484,17 @@ flush_out (MpqPipe  *self,
 {
   while (self->outbuf != NULL)
     {
-      gssize n = write_some (self,
-                             self->outbuf->str + self->outpos,
-                             self->outbuf->len - self->outpos,
-                             error);
+      g_autoptr(GError) local_error = NULL;
+      gssize n = write_when_ready (self,
+                                   self->outbuf->str + self->outpos,
+                                   self->outbuf->len - self->outpos,
+                                   deadline, "The peer is not reading", &local_error);
 
       if (n < 0)
         {
-          g_string_free (g_steal_pointer (&self->outbuf), TRUE);
+          if (!g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT))
+            g_string_free (g_steal_pointer (&self->outbuf), TRUE);
+          g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
         }
 
@@ -473,14 +503,6 @@ flush_out (MpqPipe  *self,
         {
           g_string_free (g_steal_pointer (&self->outbuf), TRUE);
           self->outpos = 0;
-          break;
-        }
-
-      if (n == 0 && (deadline == 0 || !_mpq_wait_fd (self->fd, POLLOUT, deadline)))
-        {
-          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
-                               "The peer is not reading");
-          return FALSE;
         }
     }
 
@@ -504,7 +526,7 @@ mpq_pipe_send_message (MpqChannel  *channel,
 {
   MpqPipe *self = MPQ_PIPE (channel);
   gint64 deadline;
-  gsize written = 0;
+  gssize written;
 
   if (self->closed || self->fd < 0)
     {
@@ -530,23 +552,12 @@ mpq_pipe_send_message (MpqChannel  *channel,
   if (!flush_out (self, deadline, error))
     return FALSE;
 
-  while (written == 0)
-    {
-      gssize n = write_some (self, self->line->str, self->line->len, error);
+  written = write_when_ready (self, self->line->str, self->line->len, deadline,
+                              "The peer is not reading: nothing was sent", error);
+  if (written < 0)
+    return FALSE;
 
-      if (n < 0)
-        return FALSE;
-
-      written = n;
-      if (n == 0 && (deadline == 0 || !_mpq_wait_fd (self->fd, POLLOUT, deadline)))
-        {
-          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
-                               "The peer is not reading: nothing was sent");
-          return FALSE;
-        }
-    }
-
-  if (written < self->line->len)
+  if ((gsize) written < self->line->len)
     {
       /* Part of the line is out: the rest must follow, come what may. */
       self->outbuf = g_string_new_len (self->line->str + written, self->line->len - written);
