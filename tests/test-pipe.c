@@ -703,26 +703,39 @@ receive_cb (GObject      *object,
 }
 
 static void
+start_receive (MpqPipe      *pipe,
+               GCancellable *cancellable,
+               AsyncState   *state)
+{
+  state->pending++;
+  mpq_channel_receive_async (MPQ_CHANNEL (pipe), cancellable, receive_cb, state);
+}
+
+static void
+wait_receives (AsyncState *state)
+{
+  while (state->pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static void
 test_receive_async (void)
 {
   g_autoptr(MpqPipe) pipe = new_pipe ();
   g_autoptr(GSubprocess) child = spawn_child (pipe, "send", "5");
   AsyncState state = { g_ptr_array_new_with_free_func (g_object_unref), NULL, 0 };
 
-  for (int i = 0; i < 5; i++, state.pending++)
-    mpq_channel_receive_async (MPQ_CHANNEL (pipe), NULL, receive_cb, &state);
-  while (state.pending > 0)
-    g_main_context_iteration (NULL, TRUE);
+  for (int i = 0; i < 5; i++)
+    start_receive (pipe, NULL, &state);
+  wait_receives (&state);
 
   g_assert_no_error (state.error);
   for (guint i = 0; i < 5; i++)
     g_assert_cmpint (data_value (state.results->pdata[i]), ==, i);
 
   /* After the last message, the hang-up. */
-  state.pending++;
-  mpq_channel_receive_async (MPQ_CHANNEL (pipe), NULL, receive_cb, &state);
-  while (state.pending > 0)
-    g_main_context_iteration (NULL, TRUE);
+  start_receive (pipe, NULL, &state);
+  wait_receives (&state);
   g_assert_error (state.error, MPQ_ERROR, MPQ_ERROR_CLOSED);
 
   wait_child (child, TRUE);
@@ -739,20 +752,16 @@ test_receive_async_cancel (void)
   g_autoptr(GError) error = NULL;
   AsyncState state = { g_ptr_array_new_with_free_func (g_object_unref), NULL, 0 };
 
-  state.pending++;
-  mpq_channel_receive_async (MPQ_CHANNEL (pipe), cancellable, receive_cb, &state);
+  start_receive (pipe, cancellable, &state);
   g_cancellable_cancel (cancellable);
-  while (state.pending > 0)
-    g_main_context_iteration (NULL, TRUE);
+  wait_receives (&state);
   g_assert_error (state.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&state.error);
 
   /* The cancelled call took nothing: the next answer goes to the next call. */
   mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, NULL, &error);
-  state.pending++;
-  mpq_channel_receive_async (MPQ_CHANNEL (pipe), NULL, receive_cb, &state);
-  while (state.pending > 0)
-    g_main_context_iteration (NULL, TRUE);
+  start_receive (pipe, NULL, &state);
+  wait_receives (&state);
   g_assert_no_error (state.error);
   g_assert_cmpuint (state.results->len, ==, 1);
 
@@ -768,11 +777,9 @@ test_receive_async_peer_death (void)
   g_autoptr(GSubprocess) child = spawn_child (pipe, "hold", NULL);
   AsyncState state = { g_ptr_array_new_with_free_func (g_object_unref), NULL, 0 };
 
-  state.pending++;
-  mpq_channel_receive_async (MPQ_CHANNEL (pipe), NULL, receive_cb, &state);
+  start_receive (pipe, NULL, &state);
   g_subprocess_force_exit (child);
-  while (state.pending > 0)
-    g_main_context_iteration (NULL, TRUE);
+  wait_receives (&state);
   g_assert_error (state.error, MPQ_ERROR, MPQ_ERROR_CLOSED);
 
   wait_child (child, FALSE);
@@ -787,11 +794,9 @@ test_receive_async_close (void)
   g_autoptr(GSubprocess) child = spawn_child (pipe, "echo", NULL);
   AsyncState state = { g_ptr_array_new_with_free_func (g_object_unref), NULL, 0 };
 
-  state.pending++;
-  mpq_channel_receive_async (MPQ_CHANNEL (pipe), NULL, receive_cb, &state);
+  start_receive (pipe, NULL, &state);
   mpq_channel_close (MPQ_CHANNEL (pipe));
-  while (state.pending > 0)
-    g_main_context_iteration (NULL, TRUE);
+  wait_receives (&state);
   g_assert_error (state.error, MPQ_ERROR, MPQ_ERROR_CLOSED);
 
   /* The child's blocking receive saw the hang-up and failed. */
