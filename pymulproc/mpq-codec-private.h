@@ -3,6 +3,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "mpq-json-private.h"
 #include "mpq-message.h"
 
 G_BEGIN_DECLS
@@ -13,6 +14,8 @@ G_BEGIN_DECLS
 MpqMessage *_mpq_codec_decode (const char  *line,
                                gsize        length,
                                GError     **error);
+MpqMessage *_mpq_codec_read_message (MpqJsonReader  *reader,
+                                     GError        **error);
 gboolean    _mpq_codec_encode (MpqMessage  *message,
                                GString     *out,
                                GError     **error);

@@ -57,9 +57,12 @@ read_pid (MpqJsonReader  *reader,
   return TRUE;
 }
 
-static MpqMessage *
-decode (MpqJsonReader  *reader,
-        GError        **error)
+/* Reads one message array where @reader stands and leaves it after the
+ * closing bracket; the caller checks what follows. Depth is counted from
+ * the array, as on a message line. */
+MpqMessage *
+_mpq_codec_read_message (MpqJsonReader  *reader,
+                         GError        **error)
 {
   g_autofree char *request = NULL;
   g_autoptr(JsonNode) data = NULL;
@@ -97,8 +100,6 @@ decode (MpqJsonReader  *reader,
 
   if (!_mpq_json_expect (reader, ']'))
     goto not_an_array;
-  if (!_mpq_json_at_end (reader))
-    return protocol_error (error, "Trailing text after the message"), NULL;
 
   if (JSON_NODE_HOLDS_NULL (data))
     g_clear_pointer (&data, json_node_unref);
@@ -134,7 +135,12 @@ _mpq_codec_decode (const char  *line,
     }
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
-  message = decode (&reader, error);
+  message = _mpq_codec_read_message (&reader, error);
+  if (message != NULL && !_mpq_json_at_end (&reader))
+    {
+      g_clear_object (&message);
+      protocol_error (error, "Trailing text after the message");
+    }
   _mpq_json_reader_clear (&reader);
 
   return message;

@@ -420,60 +420,6 @@ acquire_context (MpqPipe *self)
 
 /* Writing --------------------------------------------------------------- */
 
-/* Writes what it can without blocking. Returns the bytes written, or -1 with
- * @error set if the peer is gone. */
-static gssize
-write_some (MpqPipe     *self,
-            const char  *data,
-            gsize        length,
-            GError     **error)
-{
-  gssize n;
-
-  do
-    n = send (self->fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-
-  if (n >= 0)
-    return n;
-
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return 0;
-
-  if (errno == EPIPE || errno == ECONNRESET)
-    set_closed_error (error);
-  else
-    g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
-                 "Could not write to peer: %s", g_strerror (errno));
-  return -1;
-}
-
-/* Writes some of @data, waiting for room until @deadline (monotonic µs;
- * -1 forever, 0 not at all). Returns the bytes written, always some, or -1
- * with @error set: MPQ_ERROR_TIMED_OUT when no room came in time. */
-static gssize
-write_when_ready (MpqPipe     *self,
-                  const char  *data,
-                  gsize        length,
-                  gint64       deadline,
-                  const char  *timed_out_message,
-                  GError     **error)
-{
-  for (;;)
-    {
-      gssize n = write_some (self, data, length, error);
-
-      if (n != 0)
-        return n;
-
-      if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLOUT, deadline))
-        {
-          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT, timed_out_message);
-          return -1;
-        }
-    }
-}
-
 /* Writes the rest of a partly written line, waiting for room until
  * @deadline. On a time-out the rest is kept for later; on any other error
  * the peer is gone and it is dropped. */
@@ -485,10 +431,10 @@ flush_out (MpqPipe  *self,
   while (self->outbuf != NULL)
     {
       g_autoptr(GError) local_error = NULL;
-      gssize n = write_when_ready (self,
-                                   self->outbuf->str + self->outpos,
-                                   self->outbuf->len - self->outpos,
-                                   deadline, "The peer is not reading", &local_error);
+      gssize n = _mpq_write_when_ready (self->fd,
+                                        self->outbuf->str + self->outpos,
+                                        self->outbuf->len - self->outpos,
+                                        deadline, "The peer is not reading", &local_error);
 
       if (n < 0)
         {
@@ -507,16 +453,6 @@ flush_out (MpqPipe  *self,
     }
 
   return TRUE;
-}
-
-static gint64
-deadline_from_timeout (gint timeout_ms)
-{
-  if (timeout_ms < 0)
-    return -1;
-  if (timeout_ms == 0)
-    return 0;
-  return g_get_monotonic_time () + (gint64) timeout_ms * 1000;
 }
 
 static gboolean
@@ -548,12 +484,12 @@ mpq_pipe_send_message (MpqChannel  *channel,
   MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
   g_string_append_c (self->line, '\n');
 
-  deadline = deadline_from_timeout (self->send_timeout);
+  deadline = _mpq_deadline_from_timeout (self->send_timeout);
   if (!flush_out (self, deadline, error))
     return FALSE;
 
-  written = write_when_ready (self, self->line->str, self->line->len, deadline,
-                              "The peer is not reading: nothing was sent", error);
+  written = _mpq_write_when_ready (self->fd, self->line->str, self->line->len, deadline,
+                                   "The peer is not reading: nothing was sent", error);
   if (written < 0)
     return FALSE;
 
@@ -579,7 +515,7 @@ mpq_pipe_receive (MpqChannel        *channel,
                   GError           **error)
 {
   MpqPipe *self = MPQ_PIPE (channel);
-  gint64 deadline = deadline_from_timeout (timeout_ms);
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
 
   if (self->closed || (self->eos_taken && self->inbox.length == 0))
     {
@@ -723,7 +659,7 @@ mpq_pipe_close (MpqChannel *channel)
 
   /* A partly written line is finished before hanging up. */
   if (self->outbuf != NULL && self->fd >= 0)
-    flush_out (self, deadline_from_timeout (self->send_timeout), NULL);
+    flush_out (self, _mpq_deadline_from_timeout (self->send_timeout), NULL);
   if (self->outbuf != NULL)
     g_string_free (g_steal_pointer (&self->outbuf), TRUE);
 

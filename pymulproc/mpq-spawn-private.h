@@ -22,4 +22,16 @@ gboolean     _mpq_wait_fd           (int                   fd,
                                      short                 events,
                                      gint64                deadline);
 
+gssize       _mpq_write_some        (int                   fd,
+                                     const char           *data,
+                                     gsize                 length,
+                                     GError              **error);
+gssize       _mpq_write_when_ready  (int                   fd,
+                                     const char           *data,
+                                     gsize                 length,
+                                     gint64                deadline,
+                                     const char           *timed_out_message,
+                                     GError              **error);
+gint64       _mpq_deadline_from_timeout (gint              timeout_ms);
+
 G_END_DECLS

@@ -179,3 +179,67 @@ _mpq_wait_fd (int    fd,
         return TRUE; /* let the caller's read or write report it */
     }
 }
+
+/* Writes what it can without blocking. Returns the bytes written, or -1 with
+ * @error set if the peer is gone (MPQ_ERROR_CLOSED) or the write failed. */
+gssize
+_mpq_write_some (int          fd,
+                 const char  *data,
+                 gsize        length,
+                 GError     **error)
+{
+  gssize n;
+
+  do
+    n = send (fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+
+  if (n >= 0)
+    return n;
+
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return 0;
+
+  if (errno == EPIPE || errno == ECONNRESET)
+    g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The peer hung up");
+  else
+    g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                 "Could not write to peer: %s", g_strerror (errno));
+  return -1;
+}
+
+/* Writes some of @data, waiting for room until @deadline (monotonic µs;
+ * -1 forever, 0 not at all). Returns the bytes written, always some, or -1
+ * with @error set: MPQ_ERROR_TIMED_OUT when no room came in time. */
+gssize
+_mpq_write_when_ready (int          fd,
+                       const char  *data,
+                       gsize        length,
+                       gint64       deadline,
+                       const char  *timed_out_message,
+                       GError     **error)
+{
+  for (;;)
+    {
+      gssize n = _mpq_write_some (fd, data, length, error);
+
+      if (n != 0)
+        return n;
+
+      if (deadline == 0 || !_mpq_wait_fd (fd, POLLOUT, deadline))
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT, timed_out_message);
+          return -1;
+        }
+    }
+}
+
+gint64
+_mpq_deadline_from_timeout (gint timeout_ms)
+{
+  if (timeout_ms < 0)
+    return -1;
+  if (timeout_ms == 0)
+    return 0;
+  return g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+}

@@ -13,4 +13,5 @@
 # include "mpq-message.h"
 # include "mpq-channel.h"
 # include "mpq-pipe.h"
+# include "mpq-queue.h"
 #undef MPQ_INSIDE

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "mpq-message.h"
+
+G_BEGIN_DECLS
+
+/* The queue's control frames: one JSON object per line, next to message
+ * lines (see docs/protocol.md). A frame has an "op" and a few integer
+ * members; "msg" carries a message. */
+typedef enum
+{
+  /* server → child */
+  MPQ_FRAME_HELLO,
+  MPQ_FRAME_MSG,
+  MPQ_FRAME_NONE,
+  MPQ_FRAME_EMPTY,
+  MPQ_FRAME_JOINED,
+  MPQ_FRAME_CREDIT,
+  MPQ_FRAME_STOPPED,
+  /* child → server (HELLO, EMPTY and CREDIT too) */
+  MPQ_FRAME_GET,
+  MPQ_FRAME_WANT,
+  MPQ_FRAME_CANCEL,
+  MPQ_FRAME_START,
+  MPQ_FRAME_STOP,
+  MPQ_FRAME_ACK,
+  MPQ_FRAME_BACK,
+  MPQ_FRAME_UNDO,
+  MPQ_FRAME_JOIN,
+} MpqFrameOp;
+
+typedef struct
+{
+  MpqFrameOp  op;
+  gint64      id;        /* 0 when absent */
+  gint64      tag;
+  gint64      timeout;   /* -1 when absent */
+  gint64      prefetch;
+  gint64      n;
+  gint64      pid;
+  gint64      credit;
+  gboolean    value;
+  MpqMessage *message;   /* "msg", owned, or NULL */
+} MpqFrame;
+
+gboolean  _mpq_frame_parse   (const char  *line,
+                              gsize        length,
+                              MpqFrame    *frame,
+                              GError     **error);
+void      _mpq_frame_clear   (MpqFrame    *frame);
+MpqFrame *_mpq_frame_copy    (const MpqFrame *frame);
+void      _mpq_frame_free    (MpqFrame    *frame);
+
+void      _mpq_frame_append  (GString     *out,
+                              const char  *op,
+                              const char  *key,
+                              gint64       value);
+void      _mpq_frame_append2 (GString     *out,
+                              const char  *op,
+                              const char  *key1,
+                              gint64       value1,
+                              const char  *key2,
+                              gint64       value2);
+void      _mpq_frame_append_msg (GString  *out,
+                                 guint32   tag,
+                                 gint64    id,
+                                 const char *line,
+                                 gsize     length);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MpqFrame, _mpq_frame_free)
+
+G_END_DECLS

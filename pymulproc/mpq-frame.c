@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+
+#include "mpq-codec-private.h"
+#include "mpq-error.h"
+#include "mpq-frame-private.h"
+#include "mpq-json-private.h"
+#include "mpq-protocol.h"
+
+static const char * const op_names[] = {
+  [MPQ_FRAME_HELLO] = "hello",
+  [MPQ_FRAME_MSG] = "msg",
+  [MPQ_FRAME_NONE] = "none",
+  [MPQ_FRAME_EMPTY] = "empty",
+  [MPQ_FRAME_JOINED] = "joined",
+  [MPQ_FRAME_CREDIT] = "credit",
+  [MPQ_FRAME_STOPPED] = "stopped",
+  [MPQ_FRAME_GET] = "get",
+  [MPQ_FRAME_WANT] = "want",
+  [MPQ_FRAME_CANCEL] = "cancel",
+  [MPQ_FRAME_START] = "start",
+  [MPQ_FRAME_STOP] = "stop",
+  [MPQ_FRAME_ACK] = "ack",
+  [MPQ_FRAME_BACK] = "back",
+  [MPQ_FRAME_UNDO] = "undo",
+  [MPQ_FRAME_JOIN] = "join",
+};
+
+static gboolean
+frame_error (GError     **error,
+             const char  *message)
+{
+  if (error != NULL && *error == NULL)
+    g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Bad control frame: %s", message);
+  return FALSE;
+}
+
+static gboolean
+read_op (MpqJsonReader *reader,
+         MpqFrame      *frame,
+         gboolean      *seen_op)
+{
+  g_autofree char *name = NULL;
+
+  _mpq_json_skip_ws (reader);
+  if (reader->p >= reader->end || *reader->p != '"')
+    return frame_error (reader->error, "\"op\" is not a string");
+
+  name = _mpq_json_read_string (reader);
+  if (name == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < G_N_ELEMENTS (op_names); i++)
+    if (g_str_equal (name, op_names[i]))
+      {
+        frame->op = i;
+        *seen_op = TRUE;
+        return TRUE;
+      }
+
+  return frame_error (reader->error, "unknown \"op\"");
+}
+
+static gint64 *
+int_member (MpqFrame   *frame,
+            const char *key)
+{
+  static const struct { const char *key; gsize offset; } members[] = {
+    { "id", G_STRUCT_OFFSET (MpqFrame, id) },
+    { "tag", G_STRUCT_OFFSET (MpqFrame, tag) },
+    { "timeout", G_STRUCT_OFFSET (MpqFrame, timeout) },
+    { "prefetch", G_STRUCT_OFFSET (MpqFrame, prefetch) },
+    { "n", G_STRUCT_OFFSET (MpqFrame, n) },
+    { "pid", G_STRUCT_OFFSET (MpqFrame, pid) },
+    { "credit", G_STRUCT_OFFSET (MpqFrame, credit) },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (members); i++)
+    if (g_str_equal (key, members[i].key))
+      return G_STRUCT_MEMBER_P (frame, members[i].offset);
+
+  return NULL;
+}
+
+/* Reads the value of @key into @frame; unknown members are read and
+ * dropped, so frames can grow without breaking older peers. */
+static gboolean
+read_member (MpqJsonReader *reader,
+             MpqFrame      *frame,
+             const char    *key,
+             gboolean      *seen_op)
+{
+  g_autoptr(JsonNode) node = NULL;
+  gint64 *member;
+
+  if (g_str_equal (key, "op"))
+    return read_op (reader, frame, seen_op);
+
+  if (g_str_equal (key, "msg"))
+    {
+      g_clear_object (&frame->message);
+      frame->message = _mpq_codec_read_message (reader, reader->error);
+      return frame->message != NULL;
+    }
+
+  reader->depth = 1;
+  node = _mpq_json_read_value (reader);
+  if (node == NULL)
+    return FALSE;
+
+  if (g_str_equal (key, "value"))
+    {
+      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+        return frame_error (reader->error, "\"value\" is not a boolean");
+      frame->value = json_node_get_boolean (node);
+      return TRUE;
+    }
+
+  member = int_member (frame, key);
+  if (member == NULL)
+    return TRUE;
+
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    return frame_error (reader->error, "a member is not an integer");
+  *member = json_node_get_int (node);
+  return TRUE;
+}
+
+static gboolean
+read_frame (MpqJsonReader *reader,
+            MpqFrame      *frame)
+{
+  gboolean seen_op = FALSE;
+
+  if (!_mpq_json_expect (reader, '{'))
+    return frame_error (reader->error, "not an object");
+
+  if (!_mpq_json_expect (reader, '}'))
+    {
+      do
+        {
+          g_autofree char *key = NULL;
+
+          _mpq_json_skip_ws (reader);
+          if (reader->p >= reader->end || *reader->p != '"')
+            return frame_error (reader->error, "expected a member name");
+          key = _mpq_json_read_string (reader);
+          if (key == NULL)
+            return FALSE;
+          if (!_mpq_json_expect (reader, ':'))
+            return frame_error (reader->error, "expected ':'");
+          if (!read_member (reader, frame, key, &seen_op))
+            return FALSE;
+        }
+      while (_mpq_json_expect (reader, ','));
+
+      if (!_mpq_json_expect (reader, '}'))
+        return frame_error (reader->error, "expected ',' or '}'");
+    }
+
+  if (!_mpq_json_at_end (reader))
+    return frame_error (reader->error, "trailing text");
+  if (!seen_op)
+    return frame_error (reader->error, "no \"op\"");
+
+  return TRUE;
+}
+
+/* Parses one frame line. On failure @frame is cleared and @error set to
+ * MPQ_ERROR_PROTOCOL. */
+gboolean
+_mpq_frame_parse (const char  *line,
+                  gsize        length,
+                  MpqFrame    *frame,
+                  GError     **error)
+{
+  MpqJsonReader reader;
+  gboolean ok;
+
+  memset (frame, 0, sizeof *frame);
+  frame->timeout = -1;
+
+  if (!g_utf8_validate_len (line, length, NULL))
+    return frame_error (error, "not valid UTF-8");
+
+  _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
+  ok = read_frame (&reader, frame);
+  _mpq_json_reader_clear (&reader);
+
+  if (!ok)
+    {
+      _mpq_frame_clear (frame);
+      frame_error (error, "not JSON");
+    }
+
+  return ok;
+}
+
+void
+_mpq_frame_clear (MpqFrame *frame)
+{
+  g_clear_object (&frame->message);
+}
+
+MpqFrame *
+_mpq_frame_copy (const MpqFrame *frame)
+{
+  MpqFrame *copy = g_new (MpqFrame, 1);
+
+  *copy = *frame;
+  if (copy->message != NULL)
+    g_object_ref (copy->message);
+  return copy;
+}
+
+void
+_mpq_frame_free (MpqFrame *frame)
+{
+  _mpq_frame_clear (frame);
+  g_free (frame);
+}
+
+/* Writers: every frame we send is an op with one or two integers, or a
+ * message delivery. Each appends a whole line, newline included. */
+void
+_mpq_frame_append (GString    *out,
+                   const char *op,
+                   const char *key,
+                   gint64      value)
+{
+  if (key == NULL)
+    g_string_append_printf (out, "{\"op\":\"%s\"}\n", op);
+  else
+    g_string_append_printf (out, "{\"op\":\"%s\",\"%s\":%" G_GINT64_FORMAT "}\n", op, key, value);
+}
+
+void
+_mpq_frame_append2 (GString    *out,
+                    const char *op,
+                    const char *key1,
+                    gint64      value1,
+                    const char *key2,
+                    gint64      value2)
+{
+  g_string_append_printf (out, "{\"op\":\"%s\",\"%s\":%" G_GINT64_FORMAT ",\"%s\":%" G_GINT64_FORMAT "}\n",
+                          op, key1, value1, key2, value2);
+}
+
+void
+_mpq_frame_append_msg (GString    *out,
+                       guint32     tag,
+                       gint64      id,
+                       const char *line,
+                       gsize       length)
+{
+  if (id > 0)
+    g_string_append_printf (out, "{\"op\":\"msg\",\"tag\":%u,\"id\":%" G_GINT64_FORMAT ",\"msg\":", tag, id);
+  else
+    g_string_append_printf (out, "{\"op\":\"msg\",\"tag\":%u,\"msg\":", tag);
+  g_string_append_len (out, line, length);
+  g_string_append_len (out, "}\n", 2);
+}

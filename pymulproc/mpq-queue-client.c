@@ -1,0 +1,892 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mpq-channel-private.h"
+#include "mpq-debug-private.h"
+#include "mpq-error.h"
+#include "mpq-frame-private.h"
+#include "mpq-line-reader-private.h"
+#include "mpq-protocol.h"
+#include "mpq-queue-client-private.h"
+#include "mpq-spawn-private.h"
+
+/* Room for a frame around a message line. */
+#define FRAME_OVERHEAD 256
+
+/* The hello is written before the child starts; this is only a bound on
+ * a descriptor that is not a queue's at all. */
+#define HELLO_TIMEOUT_MS 10000
+
+/* A receive_async or join_async waiting for its answer. */
+typedef struct
+{
+  GTask    *task;
+  gint64    id;
+  gboolean  cancelled;  /* told the server; the answer still comes */
+  gboolean  abandoned;  /* task already returned; drop the answer */
+} AsyncOp;
+
+struct _MpqQueueClient
+{
+  MpqChannel    *channel;      /* unowned: owns us */
+  int            fd;
+  gint           parent_pid;
+  gint           credit;       /* -1: unbounded */
+  gboolean       asked_credit;
+  MpqLineReader  reader;
+  gint64         next_id;
+  GQueue         replies;      /* MpqFrame with an id, not yet claimed */
+  GQueue         pushed;       /* MpqFrame pushed by dispatch */
+  GQueue         ops;          /* AsyncOp */
+  GString       *answers;      /* acks not yet written */
+  GString       *scratch;
+  guint          stops_pending;
+  gint64         in_hand_tag;  /* pushed message whose handlers run, or 0 */
+  guint          prefetch;
+  gboolean       started;
+  gboolean       read_done;
+  GError        *read_error;
+  gboolean       closed;
+  gboolean       closed_emitted;
+  GMainContext  *context;
+  GIOChannel    *io;
+  GSource       *watch;
+  GSource       *idle;
+};
+
+static void update_sources (MpqQueueClient *client);
+
+static void
+set_closed_error (GError **error)
+{
+  g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+/* Writing: every line whole, waiting for room as long as it takes (the
+ * server is a thread that always reads). */
+static gboolean
+write_all (MpqQueueClient  *client,
+           const char      *data,
+           gsize            length,
+           GError         **error)
+{
+  if (client->closed || client->fd < 0)
+    {
+      set_closed_error (error);
+      return FALSE;
+    }
+
+  while (length > 0)
+    {
+      gssize n = _mpq_write_when_ready (client->fd, data, length, -1, "", error);
+
+      if (n < 0)
+        return FALSE;
+      data += n;
+      length -= n;
+    }
+  return TRUE;
+}
+
+static gboolean
+flush_answers (MpqQueueClient  *client,
+               GError         **error)
+{
+  gboolean ok;
+
+  if (client->answers->len == 0)
+    return TRUE;
+  ok = write_all (client, client->answers->str, client->answers->len, error);
+  g_string_truncate (client->answers, 0);
+  return ok;
+}
+
+static gboolean
+write_frame (MpqQueueClient  *client,
+             GString         *frame,
+             GError         **error)
+{
+  /* Answers for what was handled go first: the server's count stays true. */
+  g_string_prepend_len (frame, client->answers->str, client->answers->len);
+  g_string_truncate (client->answers, 0);
+  return write_all (client, frame->str, frame->len, error);
+}
+
+/* Reading --------------------------------------------------------------- */
+
+static void
+stop_reading (MpqQueueClient *client,
+              GError         *error)
+{
+  if (client->read_done)
+    {
+      g_clear_error (&error);
+      return;
+    }
+  client->read_done = TRUE;
+  client->read_error = error;
+  _mpq_line_reader_clear (&client->reader);
+}
+
+static gboolean
+take_frame (MpqQueueClient  *client,
+            MpqFrame        *frame,
+            GError         **error)
+{
+  switch (frame->op)
+    {
+    case MPQ_FRAME_MSG:
+      if (frame->message == NULL || frame->tag <= 0)
+        break;
+      if (frame->id > 0)
+        g_queue_push_tail (&client->replies, _mpq_frame_copy (frame));
+      else if (client->stops_pending == 0)
+        g_queue_push_tail (&client->pushed, _mpq_frame_copy (frame));
+      /* else: pushed before our stop reached the server, which took it back. */
+      return TRUE;
+
+    case MPQ_FRAME_NONE:
+    case MPQ_FRAME_EMPTY:
+    case MPQ_FRAME_JOINED:
+      if (frame->id <= 0)
+        break;
+      g_queue_push_tail (&client->replies, _mpq_frame_copy (frame));
+      return TRUE;
+
+    case MPQ_FRAME_CREDIT:
+      if (frame->n <= 0 || client->credit < 0)
+        break;
+      client->credit += (gint) MIN (frame->n, G_MAXINT - client->credit);
+      client->asked_credit = FALSE;
+      return TRUE;
+
+    case MPQ_FRAME_STOPPED:
+      if (client->stops_pending > 0)
+        client->stops_pending--;
+      return TRUE;
+
+    default:
+      break;
+    }
+
+  g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                       "The queue's server sent an unexpected frame");
+  return FALSE;
+}
+
+/* Reads once without blocking and sorts what came. Returns FALSE when
+ * there was nothing to read. */
+static gboolean
+read_some (MpqQueueClient *client)
+{
+  GError *error = NULL;
+  const char *line;
+  gsize length;
+
+  if (client->read_done || client->fd < 0)
+    return FALSE;
+
+  switch (_mpq_line_reader_fill (&client->reader, client->fd, &error))
+    {
+    case MPQ_READ_DATA:
+      break;
+    case MPQ_READ_AGAIN:
+      return FALSE;
+    case MPQ_READ_EOF:
+    default:
+      stop_reading (client, error);
+      return TRUE;
+    }
+
+  while (_mpq_line_reader_next (&client->reader, &line, &length, &error))
+    {
+      MpqFrame frame;
+
+      MPQ_DEBUG_LINE ("<", line, length);
+      if (!_mpq_frame_parse (line, length, &frame, &error))
+        break;
+      if (!take_frame (client, &frame, &error))
+        {
+          _mpq_frame_clear (&frame);
+          break;
+        }
+      _mpq_frame_clear (&frame);
+    }
+
+  if (error != NULL)
+    stop_reading (client, error);
+  return TRUE;
+}
+
+static MpqFrame *
+claim_reply (MpqQueueClient *client,
+             gint64          id)
+{
+  for (GList *l = client->replies.head; l != NULL; l = l->next)
+    {
+      MpqFrame *frame = l->data;
+
+      if (frame->id == id)
+        {
+          g_queue_delete_link (&client->replies, l);
+          return frame;
+        }
+    }
+  return NULL;
+}
+
+static void
+closed_error (MpqQueueClient  *client,
+              GError         **error)
+{
+  if (client->read_error != NULL)
+    g_propagate_error (error, g_error_copy (client->read_error));
+  else
+    set_closed_error (error);
+}
+
+/* Blocks until the answer to request @id comes. What else comes is kept
+ * for the main loop. */
+static MpqFrame *
+wait_reply (MpqQueueClient  *client,
+            gint64           id,
+            GError         **error)
+{
+  MpqFrame *frame;
+
+  while ((frame = claim_reply (client, id)) == NULL)
+    {
+      if (client->read_done)
+        {
+          closed_error (client, error);
+          update_sources (client);
+          return NULL;
+        }
+      if (!read_some (client))
+        _mpq_wait_fd (client->fd, POLLIN, -1);
+    }
+
+  update_sources (client);
+  return frame;
+}
+
+static MpqFrame *
+request (MpqQueueClient  *client,
+         const char      *op,
+         const char      *key,
+         gint64           value,
+         GError         **error)
+{
+  g_autoptr(GString) frame = g_string_new (NULL);
+  gint64 id = ++client->next_id;
+
+  if (key != NULL)
+    _mpq_frame_append2 (frame, op, "id", id, key, value);
+  else
+    _mpq_frame_append (frame, op, "id", id);
+  if (!write_frame (client, frame, error))
+    return NULL;
+  return wait_reply (client, id, error);
+}
+
+/* The main loop side ---------------------------------------------------- */
+
+static void
+emit_closed_once (MpqQueueClient *client)
+{
+  if (client->closed_emitted)
+    return;
+  client->closed_emitted = TRUE;
+  _mpq_channel_emit_closed (client->channel);
+}
+
+static void
+answer (MpqQueueClient *client,
+        const char     *op,
+        gint64          tag)
+{
+  _mpq_frame_append (client->answers, op, "tag", tag);
+}
+
+static gboolean
+finish_op (MpqQueueClient *client,
+           AsyncOp        *op,
+           MpqFrame       *frame)
+{
+  GTask *task = op->task;
+
+  if (op->abandoned)
+    ;
+  else if (frame->op == MPQ_FRAME_MSG)
+    {
+      /* A message handed over before the cancel got there is still ours. */
+      answer (client, "ack", frame->tag);
+      g_task_return_pointer (task, g_steal_pointer (&frame->message), g_object_unref);
+    }
+  else if (frame->op == MPQ_FRAME_JOINED)
+    g_task_return_boolean (task, frame->value);
+  else if (!g_task_return_error_if_cancelled (task))
+    g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_FAILED, "No answer");
+
+  g_object_set_data (G_OBJECT (task), "mpq-cancel-source", NULL);
+  g_object_unref (task);
+  g_free (op);
+  return TRUE;
+}
+
+static void
+fail_ops (MpqQueueClient *client)
+{
+  AsyncOp *op;
+
+  while ((op = g_queue_pop_head (&client->ops)) != NULL)
+    {
+      if (!op->abandoned)
+        {
+          GError *error = NULL;
+
+          closed_error (client, &error);
+          g_task_return_error (op->task, error);
+        }
+      g_object_set_data (G_OBJECT (op->task), "mpq-cancel-source", NULL);
+      g_object_unref (op->task);
+      g_free (op);
+    }
+}
+
+static gboolean
+deliver_replies (MpqQueueClient *client)
+{
+  gboolean any = FALSE;
+
+  for (GList *l = client->ops.head; l != NULL;)
+    {
+      GList *next = l->next;
+      AsyncOp *op = l->data;
+      g_autoptr(MpqFrame) frame = claim_reply (client, op->id);
+
+      if (frame != NULL)
+        {
+          g_queue_delete_link (&client->ops, l);
+          finish_op (client, op, frame);
+          any = TRUE;
+        }
+      l = next;
+    }
+  return any;
+}
+
+static void
+deliver (MpqQueueClient *client)
+{
+  MpqChannel *channel = g_object_ref (client->channel);
+
+  deliver_replies (client);
+
+  while (client->started && client->pushed.length > 0)
+    {
+      g_autoptr(MpqFrame) frame = g_queue_pop_head (&client->pushed);
+
+      client->in_hand_tag = frame->tag;
+      _mpq_channel_emit_message_received (channel, frame->message);
+      /* A stop in a handler answered for it already. */
+      if (client->in_hand_tag != 0 && !client->closed)
+        answer (client, "ack", client->in_hand_tag);
+      client->in_hand_tag = 0;
+    }
+
+  if (!client->closed)
+    flush_answers (client, NULL);
+
+  if (client->read_done && !client->closed)
+    {
+      fail_ops (client);
+      client->started = FALSE;
+      emit_closed_once (client);
+    }
+
+  update_sources (client);
+  g_object_unref (channel);
+}
+
+static gboolean
+watch_cb (GIOChannel   *channel,
+          GIOCondition  condition,
+          gpointer      user_data)
+{
+  MpqQueueClient *client = user_data;
+
+  read_some (client);
+  deliver (client);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+idle_cb (gpointer user_data)
+{
+  deliver (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+has_deliverable (MpqQueueClient *client)
+{
+  if (client->read_done || (client->started && client->pushed.length > 0))
+    return TRUE;
+
+  for (GList *l = client->ops.head; l != NULL; l = l->next)
+    for (GList *r = client->replies.head; r != NULL; r = r->next)
+      if (((AsyncOp *) l->data)->id == ((MpqFrame *) r->data)->id)
+        return TRUE;
+  return FALSE;
+}
+
+static void
+update_sources (MpqQueueClient *client)
+{
+  gboolean wanted = !client->closed && client->context != NULL &&
+                    (client->started || client->ops.length > 0);
+
+  if (wanted && has_deliverable (client))
+    {
+      clear_source (&client->watch);
+      if (client->idle == NULL)
+        {
+          client->idle = g_idle_source_new ();
+          g_source_set_static_name (client->idle, "[mpq] queue deliver");
+          g_source_set_callback (client->idle, idle_cb, client, NULL);
+          g_source_attach (client->idle, client->context);
+        }
+    }
+  else if (wanted)
+    {
+      clear_source (&client->idle);
+      if (client->watch == NULL)
+        {
+          client->watch = g_io_create_watch (client->io, G_IO_IN | G_IO_HUP | G_IO_ERR);
+          g_source_set_static_name (client->watch, "[mpq] queue read");
+          g_source_set_callback (client->watch, G_SOURCE_FUNC (watch_cb), client, NULL);
+          g_source_attach (client->watch, client->context);
+        }
+    }
+  else
+    {
+      clear_source (&client->watch);
+      clear_source (&client->idle);
+      if (client->ops.length == 0 && !client->started)
+        g_clear_pointer (&client->context, g_main_context_unref);
+    }
+}
+
+static gboolean
+acquire_context (MpqQueueClient *client)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+
+  if (client->context == NULL)
+    client->context = g_steal_pointer (&context);
+  else if (client->context != context)
+    {
+      g_critical ("MpqQueue is already in use from another main context");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Calls ----------------------------------------------------------------- */
+
+MpqQueueClient *
+_mpq_queue_client_new (MpqChannel  *channel,
+                       int          fd,
+                       gsize        max_message_size,
+                       GError     **error)
+{
+  MpqQueueClient *client = g_new0 (MpqQueueClient, 1);
+  gint64 deadline = _mpq_deadline_from_timeout (HELLO_TIMEOUT_MS);
+  g_autoptr(GString) hello = g_string_new (NULL);
+  MpqFrame frame;
+  const char *line;
+  gsize length;
+
+  client->channel = channel;
+  client->fd = fd;
+  client->answers = g_string_new (NULL);
+  client->scratch = g_string_new (NULL);
+  _mpq_line_reader_init (&client->reader, max_message_size + FRAME_OVERHEAD);
+  _mpq_fd_set_nonblocking (fd);
+  client->io = g_io_channel_unix_new (fd);
+
+  /* The server's hello says who the parent is and whether puts need credit. */
+  while (!_mpq_line_reader_next (&client->reader, &line, &length, NULL))
+    {
+      MpqReadStatus status = _mpq_line_reader_fill (&client->reader, fd, NULL);
+
+      if (status == MPQ_READ_EOF ||
+          (status == MPQ_READ_AGAIN && !_mpq_wait_fd (fd, POLLIN, deadline)))
+        goto not_a_queue;
+    }
+  if (!_mpq_frame_parse (line, length, &frame, NULL))
+    goto not_a_queue;
+  _mpq_frame_clear (&frame);
+  if (frame.op != MPQ_FRAME_HELLO || frame.pid <= 0 || frame.pid > G_MAXINT)
+    goto not_a_queue;
+
+  client->parent_pid = (gint) frame.pid;
+  client->credit = frame.credit < 0 ? -1 : (gint) MIN (frame.credit, G_MAXINT);
+
+  _mpq_frame_append (hello, "hello", "pid", getpid ());
+  if (!write_all (client, hello->str, hello->len, error))
+    {
+      client->fd = -1;
+      _mpq_queue_client_free (client);
+      return NULL;
+    }
+  return client;
+
+not_a_queue:
+  g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
+               "Descriptor %d does not lead to a queue's parent", fd);
+  client->fd = -1;
+  _mpq_queue_client_free (client);
+  return NULL;
+}
+
+void
+_mpq_queue_client_close (MpqQueueClient *client)
+{
+  if (client->closed)
+    return;
+
+  if (client->fd >= 0)
+    flush_answers (client, NULL);
+  client->closed = TRUE;
+  client->started = FALSE;
+  if (!client->read_done)
+    stop_reading (client, NULL);
+  fail_ops (client);
+  g_queue_clear_full (&client->replies, (GDestroyNotify) _mpq_frame_free);
+  g_queue_clear_full (&client->pushed, (GDestroyNotify) _mpq_frame_free);
+  if (client->fd >= 0)
+    {
+      close (client->fd);
+      client->fd = -1;
+    }
+  update_sources (client);
+  emit_closed_once (client);
+}
+
+void
+_mpq_queue_client_free (MpqQueueClient *client)
+{
+  client->closed_emitted = TRUE;
+  _mpq_queue_client_close (client);
+  g_clear_pointer (&client->io, g_io_channel_unref);
+  g_clear_error (&client->read_error);
+  _mpq_line_reader_clear (&client->reader);
+  g_string_free (client->answers, TRUE);
+  g_string_free (client->scratch, TRUE);
+  g_clear_pointer (&client->context, g_main_context_unref);
+  g_free (client);
+}
+
+gboolean
+_mpq_queue_client_is_closed (MpqQueueClient *client)
+{
+  return client->closed;
+}
+
+gint
+_mpq_queue_client_get_parent_pid (MpqQueueClient *client)
+{
+  return client->parent_pid;
+}
+
+void
+_mpq_queue_client_set_max_message_size (MpqQueueClient *client,
+                                        gsize           size)
+{
+  if (!client->read_done)
+    client->reader.max_line = size + FRAME_OVERHEAD;
+}
+
+/* Waits for credit to put into a bounded queue: @attempts times
+ * @timeout_ms, then MPQ_ERROR_FULL. */
+static gboolean
+wait_credit (MpqQueueClient  *client,
+             gint             timeout_ms,
+             guint            attempts,
+             GError         **error)
+{
+  for (guint attempt = 0; client->credit == 0; attempt++)
+    {
+      gint64 deadline;
+
+      if (attempt >= attempts)
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FULL,
+                               "The queue is full; nothing was put");
+          return FALSE;
+        }
+
+      if (!client->asked_credit)
+        {
+          g_autoptr(GString) frame = g_string_new (NULL);
+
+          _mpq_frame_append (frame, "credit", NULL, 0);
+          if (!write_frame (client, frame, error))
+            return FALSE;
+          client->asked_credit = TRUE;
+        }
+
+      deadline = _mpq_deadline_from_timeout (MAX (timeout_ms, 0));
+      while (client->credit == 0)
+        {
+          if (client->read_done)
+            {
+              closed_error (client, error);
+              return FALSE;
+            }
+          if (!read_some (client) &&
+              (deadline == 0 || !_mpq_wait_fd (client->fd, POLLIN, deadline)))
+            break;
+        }
+    }
+
+  update_sources (client);
+  return TRUE;
+}
+
+gboolean
+_mpq_queue_client_put (MpqQueueClient  *client,
+                       GString         *line,
+                       gint             put_timeout_ms,
+                       guint            put_attempts,
+                       GError         **error)
+{
+  if (client->closed || client->read_done)
+    {
+      closed_error (client, error);
+      return FALSE;
+    }
+
+  if (client->credit == 0 && !wait_credit (client, put_timeout_ms, put_attempts, error))
+    return FALSE;
+
+  if (!write_all (client, line->str, line->len, error))
+    return FALSE;
+  if (client->credit > 0)
+    client->credit--;
+  return TRUE;
+}
+
+MpqMessage *
+_mpq_queue_client_take (MpqQueueClient    *client,
+                        gint               timeout_ms,
+                        MpqMessageFilter   filter,
+                        gpointer           user_data,
+                        GError           **error)
+{
+  g_autoptr(MpqFrame) reply = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+  g_autoptr(GString) frame = g_string_new (NULL);
+  gboolean wanted;
+
+  reply = request (client, "get", "timeout", MAX (timeout_ms, -1), error);
+  if (reply == NULL || reply->op != MPQ_FRAME_MSG)
+    return NULL;
+
+  message = g_steal_pointer (&reply->message);
+  wanted = filter == NULL || filter (message, user_data);
+  _mpq_frame_append (frame, wanted ? "ack" : "back", "tag", reply->tag);
+  if (!write_frame (client, frame, error))
+    return NULL;
+
+  return wanted ? g_steal_pointer (&message) : NULL;
+}
+
+gboolean
+_mpq_queue_client_is_empty (MpqQueueClient  *client,
+                            GError         **error)
+{
+  g_autoptr(MpqFrame) reply = request (client, "empty", NULL, 0, error);
+
+  return reply != NULL && reply->value;
+}
+
+gboolean
+_mpq_queue_client_join (MpqQueueClient  *client,
+                        gint             timeout_ms,
+                        GError         **error)
+{
+  g_autoptr(MpqFrame) reply = request (client, "join", "timeout", MAX (timeout_ms, -1), error);
+
+  if (reply == NULL)
+    return FALSE;
+  if (!reply->value)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                           "Not every message was taken in time");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+op_cancelled_cb (GCancellable *cancellable,
+                 AsyncOp      *op)
+{
+  GTask *task = op->task;
+  MpqQueueClient *client = g_task_get_task_data (task);
+
+  if (op->cancelled || op->abandoned || g_task_get_completed (task))
+    return;
+
+  if (g_task_get_source_tag (task) == (gpointer) _mpq_queue_client_join_async)
+    {
+      /* The server keeps waiting; its answer is dropped when it comes. */
+      op->abandoned = TRUE;
+      g_task_return_error_if_cancelled (task);
+      return;
+    }
+
+  /* The server answers "none", or the message if it was already on its way. */
+  op->cancelled = TRUE;
+  _mpq_frame_append (client->scratch, "cancel", "id", op->id);
+  write_all (client, client->scratch->str, client->scratch->len, NULL);
+  g_string_truncate (client->scratch, 0);
+}
+
+static gboolean
+op_cancel_source_cb (GCancellable *cancellable,
+                     gpointer      user_data)
+{
+  op_cancelled_cb (cancellable, user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+start_op (MpqQueueClient *client,
+          GTask          *task,
+          const char     *op_name)
+{
+  g_autoptr(GString) frame = g_string_new (NULL);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  GError *error = NULL;
+  AsyncOp *op;
+
+  if (client->closed || client->read_done)
+    {
+      closed_error (client, &error);
+      g_task_return_error (task, error);
+      return;
+    }
+  if (!acquire_context (client))
+    {
+      g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_FAILED,
+                               "The queue is in use from another main context");
+      return;
+    }
+
+  op = g_new0 (AsyncOp, 1);
+  op->task = g_object_ref (task);
+  op->id = ++client->next_id;
+  g_task_set_task_data (task, client, NULL);
+
+  if (g_str_equal (op_name, "join"))
+    _mpq_frame_append2 (frame, op_name, "id", op->id, "timeout", -1);
+  else
+    _mpq_frame_append (frame, op_name, "id", op->id);
+  if (!write_frame (client, frame, &error))
+    {
+      g_task_return_error (task, error);
+      g_object_unref (op->task);
+      g_free (op);
+      return;
+    }
+
+  if (cancellable != NULL)
+    {
+      GSource *source = g_cancellable_source_new (cancellable);
+
+      g_source_set_static_name (source, "[mpq] queue request cancelled");
+      g_source_set_callback (source, G_SOURCE_FUNC (op_cancel_source_cb), op, NULL);
+      g_source_attach (source, client->context);
+      /* Goes with the task, whichever way it ends. */
+      g_object_set_data_full (G_OBJECT (task), "mpq-cancel-source", source,
+                              (GDestroyNotify) g_source_destroy);
+      g_source_unref (source);
+    }
+
+  g_queue_push_tail (&client->ops, op);
+  update_sources (client);
+}
+
+void
+_mpq_queue_client_want_async (MpqQueueClient *client,
+                              GTask          *task)
+{
+  start_op (client, task, "want");
+}
+
+void
+_mpq_queue_client_join_async (MpqQueueClient *client,
+                              GTask          *task)
+{
+  g_task_set_source_tag (task, _mpq_queue_client_join_async);
+  start_op (client, task, "join");
+}
+
+void
+_mpq_queue_client_start (MpqQueueClient *client,
+                         guint           prefetch)
+{
+  g_autoptr(GString) frame = g_string_new (NULL);
+
+  if (client->started || client->closed || !acquire_context (client))
+    return;
+
+  _mpq_frame_append (frame, "start", "prefetch", MAX (prefetch, 1));
+  if (!write_frame (client, frame, NULL) && !client->read_done)
+    return;
+
+  client->started = TRUE;
+  client->prefetch = prefetch;
+  update_sources (client);
+}
+
+void
+_mpq_queue_client_stop (MpqQueueClient *client)
+{
+  g_autoptr(GString) frame = g_string_new (NULL);
+
+  if (!client->started)
+    return;
+
+  client->started = FALSE;
+  /* The message being handled counts as handled; what was pushed and not
+   * handled is the server's again. */
+  if (client->in_hand_tag != 0)
+    {
+      answer (client, "ack", client->in_hand_tag);
+      client->in_hand_tag = 0;
+    }
+  g_queue_clear_full (&client->pushed, (GDestroyNotify) _mpq_frame_free);
+  _mpq_frame_append (frame, "stop", "id", ++client->next_id);
+  if (write_frame (client, frame, NULL))
+    client->stops_pending++;
+  update_sources (client);
+}

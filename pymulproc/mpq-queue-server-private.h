@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "mpq-message.h"
+
+G_BEGIN_DECLS
+
+/* The queue itself, in the parent: the FIFO, what every participant has in
+ * hand, and the thread that serves the children's sockets. The parent's own
+ * calls work on it directly, under its lock. */
+typedef struct _MpqQueueServer MpqQueueServer;
+
+MpqQueueServer *_mpq_queue_server_new        (guint             max_size,
+                                              GError          **error);
+void            _mpq_queue_server_free       (MpqQueueServer   *server);
+
+void            _mpq_queue_server_set_max_message_size (MpqQueueServer *server,
+                                                        gsize           size);
+gboolean        _mpq_queue_server_add_child  (MpqQueueServer   *server,
+                                              int               fd,
+                                              gint              pid,
+                                              GError          **error);
+
+gboolean        _mpq_queue_server_put        (MpqQueueServer   *server,
+                                              MpqMessage       *message,
+                                              GString          *line,
+                                              gint              put_timeout_ms,
+                                              guint             put_attempts,
+                                              GError          **error);
+MpqMessage     *_mpq_queue_server_take       (MpqQueueServer   *server,
+                                              gint              timeout_ms,
+                                              MpqMessageFilter  filter,
+                                              gpointer          user_data,
+                                              GError          **error);
+gboolean        _mpq_queue_server_is_empty   (MpqQueueServer   *server);
+gboolean        _mpq_queue_server_join       (MpqQueueServer   *server,
+                                              gint              timeout_ms,
+                                              GError          **error);
+void            _mpq_queue_server_join_async (MpqQueueServer   *server,
+                                              GTask            *task);
+void            _mpq_queue_server_want_async (MpqQueueServer   *server,
+                                              GTask            *task);
+gboolean        _mpq_queue_server_cancel_task (MpqQueueServer  *server,
+                                               GTask           *task);
+
+/* Dispatch to the parent itself: the server hands messages over and makes
+ * @wake ready; the owner pops and reports each one done after its handlers. */
+void            _mpq_queue_server_start_local (MpqQueueServer  *server,
+                                               GSource         *wake,
+                                               guint            prefetch);
+void            _mpq_queue_server_stop_local  (MpqQueueServer  *server);
+MpqMessage     *_mpq_queue_server_pop_local   (MpqQueueServer  *server);
+void            _mpq_queue_server_local_done  (MpqQueueServer  *server);
+
+G_END_DECLS

@@ -1,0 +1,1406 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mpq-codec-private.h"
+#include "mpq-debug-private.h"
+#include "mpq-error.h"
+#include "mpq-frame-private.h"
+#include "mpq-line-reader-private.h"
+#include "mpq-protocol.h"
+#include "mpq-queue-server-private.h"
+#include "mpq-spawn-private.h"
+#include "mpq-wake-source-private.h"
+
+/* A child whose answers pile up unread this far is not read from until it
+ * catches up: memory per child stays bounded whatever it asks for. */
+#define OUT_HIGH_WATER (8 * 1024 * 1024)
+
+/* Room for a frame around a message line: {"op":"msg","tag":…,"id":…,"msg":…} */
+#define FRAME_OVERHEAD 256
+
+/* The most messages one child may ask to have in hand through dispatch. */
+#define MAX_PREFETCH 65536
+
+typedef struct _Conn Conn;
+
+/* One message in the queue, or in someone's hand. The line is kept to be
+ * forwarded to children as it is; the message, for the parent. */
+typedef struct
+{
+  GList       all_link;    /* in the FIFO, or in a child's hand */
+  GList       route_link;  /* in its recipient's list while in the FIFO */
+  guint64     seq;
+  gint        recipient;
+  guint32     tag;         /* while in a child's hand */
+  gboolean    pushed;      /* handed by dispatch, not asked for */
+  MpqMessage *message;
+  gsize       length;
+  char        line[];
+} Entry;
+
+typedef enum { PENDING_GET, PENDING_WANT, PENDING_JOIN } PendingKind;
+
+/* A child's request that waits: a receive, a routed receive, a join. */
+typedef struct
+{
+  Conn        *conn;
+  PendingKind  kind;
+  gint64       id;
+  GSource     *timer;
+} Pending;
+
+struct _Conn
+{
+  MpqQueueServer *server;
+  int             fd;
+  gint            pid;
+  MpqLineReader   reader;
+  GIOChannel     *channel;
+  GSource        *in_watch;
+  GSource        *out_watch;
+  GString        *out;        /* not yet written */
+  gsize           outpos;
+  GQueue          held;       /* Entry in hand, in the order handed out */
+  guint32         next_tag;
+  guint           prefetch;
+  guint           pushed;     /* dispatched and not yet answered for */
+  GQueue          gets;       /* Pending */
+  GQueue          wants;      /* Pending */
+  GQueue          joins;      /* Pending */
+  gint            credit;     /* lent and unused; -1 for an unbounded queue */
+  gboolean        started;
+  gboolean        wants_credit;
+  gboolean        dead;
+};
+
+struct _MpqQueueServer
+{
+  GMutex        lock;
+  GCond         cond;         /* FIFO, room or unfinished changed */
+  guint         waiters;      /* threads waiting on @cond */
+
+  guint         max_size;     /* 0: unbounded */
+  gsize         max_message_size;
+  gint          pid;
+
+  GQueue        all;          /* Entry waiting, oldest first */
+  GQueue        anyone;       /* ... of them addressed to nobody */
+  GHashTable   *by_pid;       /* recipient → GQueue of Entry addressed to it */
+  guint64       next_seq;
+  guint         unfinished;   /* put and not yet taken */
+  guint         credit_out;   /* lent to children and not yet used */
+
+  GPtrArray    *conns;
+  guint         turn;         /* where the next round of dispatch starts */
+
+  /* The parent as a participant. */
+  GQueue        local_inbox;  /* Entry handed to its dispatch */
+  GSource      *local_wake;
+  guint         local_prefetch;
+  guint         local_pushed;
+  gboolean      local_started;
+  GQueue        local_wants;  /* GTask of receive_async */
+  GQueue        local_joins;  /* GTask of join_async */
+  GQueue        completed;    /* GTask, result (MpqMessage or NULL), pairs */
+
+  GThread      *thread;
+  GMainContext *context;
+  GSource      *kick;
+  gboolean      quit;
+};
+
+static void serve_locked (MpqQueueServer *server);
+static void conn_drop (Conn *conn, GError *error);
+
+/* Entries --------------------------------------------------------------- */
+
+static Entry *
+entry_new (const char *line,
+           gsize       length,
+           MpqMessage *message)
+{
+  Entry *entry = g_malloc (sizeof (Entry) + length);
+
+  memset (entry, 0, sizeof (Entry));
+  entry->all_link.data = entry;
+  entry->route_link.data = entry;
+  entry->recipient = mpq_message_get_recipient_pid (message);
+  entry->message = message;
+  entry->length = length;
+  memcpy (entry->line, line, length);
+  return entry;
+}
+
+static void
+entry_free (Entry *entry)
+{
+  g_clear_object (&entry->message);
+  g_free (entry);
+}
+
+static GQueue *
+route_queue (MpqQueueServer *server,
+             gint            recipient,
+             gboolean        create)
+{
+  GQueue *queue;
+
+  if (recipient == 0)
+    return &server->anyone;
+
+  queue = g_hash_table_lookup (server->by_pid, GINT_TO_POINTER (recipient));
+  if (queue == NULL && create)
+    {
+      queue = g_queue_new ();
+      g_hash_table_insert (server->by_pid, GINT_TO_POINTER (recipient), queue);
+    }
+  return queue;
+}
+
+static void
+wake_waiters_locked (MpqQueueServer *server)
+{
+  if (server->waiters > 0)
+    g_cond_broadcast (&server->cond);
+}
+
+static void
+kick_locked (MpqQueueServer *server)
+{
+  if (server->kick != NULL)
+    g_source_set_ready_time (server->kick, 0);
+}
+
+/* Puts @entry at the back, as a new message or a put-back. */
+static void
+push_tail_locked (MpqQueueServer *server,
+                  Entry          *entry)
+{
+  entry->seq = server->next_seq++;
+  g_queue_push_tail_link (&server->all, &entry->all_link);
+  g_queue_push_tail_link (route_queue (server, entry->recipient, TRUE), &entry->route_link);
+  wake_waiters_locked (server);
+}
+
+/* Puts @entry back at the front: it was handed out and not taken. */
+static void
+push_head_locked (MpqQueueServer *server,
+                  Entry          *entry)
+{
+  g_queue_push_head_link (&server->all, &entry->all_link);
+  g_queue_push_head_link (route_queue (server, entry->recipient, TRUE), &entry->route_link);
+  wake_waiters_locked (server);
+}
+
+static void
+unlink_locked (MpqQueueServer *server,
+               Entry          *entry)
+{
+  g_queue_unlink (&server->all, &entry->all_link);
+  g_queue_unlink (route_queue (server, entry->recipient, FALSE), &entry->route_link);
+  if (server->waiters > 0 && server->max_size > 0)
+    g_cond_broadcast (&server->cond);
+}
+
+static Entry *
+pop_front_locked (MpqQueueServer *server)
+{
+  Entry *entry = g_queue_peek_head (&server->all);
+
+  if (entry != NULL)
+    unlink_locked (server, entry);
+  return entry;
+}
+
+/* The oldest message for @pid or for nobody. */
+static Entry *
+candidate_locked (MpqQueueServer *server,
+                  gint            pid)
+{
+  Entry *anyone = g_queue_peek_head (&server->anyone);
+  GQueue *mine = route_queue (server, pid, FALSE);
+  Entry *addressed = mine != NULL ? g_queue_peek_head (mine) : NULL;
+
+  if (anyone == NULL)
+    return addressed;
+  if (addressed == NULL || anyone->seq < addressed->seq)
+    return anyone;
+  return addressed;
+}
+
+static void
+complete_later_locked (MpqQueueServer *server,
+                       GTask          *task,
+                       MpqMessage     *message)
+{
+  g_queue_push_tail (&server->completed, task);
+  g_queue_push_tail (&server->completed, message);
+}
+
+static void
+joined_locked (MpqQueueServer *server)
+{
+  GTask *task;
+
+  wake_waiters_locked (server);
+  while ((task = g_queue_pop_head (&server->local_joins)) != NULL)
+    complete_later_locked (server, task, NULL);
+  /* Children's joins are answered by the thread. */
+  kick_locked (server);
+}
+
+/* @entry was taken for good. */
+static void
+taken_locked (MpqQueueServer *server,
+              Entry          *entry)
+{
+  entry_free (entry);
+  g_assert (server->unfinished > 0);
+  if (--server->unfinished == 0)
+    joined_locked (server);
+}
+
+/* Returns the async results decided under the lock, without it. */
+static void
+unlock_and_complete (MpqQueueServer *server)
+{
+  GQueue completed = server->completed;
+
+  g_queue_init (&server->completed);
+  g_mutex_unlock (&server->lock);
+
+  while (completed.length > 0)
+    {
+      GTask *task = g_queue_pop_head (&completed);
+      MpqMessage *message = g_queue_pop_head (&completed);
+
+      if (g_task_get_source_tag (task) == (gpointer) _mpq_queue_server_join_async)
+        g_task_return_boolean (task, TRUE);
+      else
+        g_task_return_pointer (task, message, g_object_unref);
+      g_object_unref (task);
+    }
+}
+
+/* Children: writing ----------------------------------------------------- */
+
+static void conn_update_watches (Conn *conn);
+
+/* Writes what the socket takes; the rest waits for the out watch. */
+static void
+conn_flush (Conn *conn)
+{
+  GError *error = NULL;
+
+  while (conn->out->len > conn->outpos)
+    {
+      gssize n = _mpq_write_some (conn->fd, conn->out->str + conn->outpos,
+                                  conn->out->len - conn->outpos, &error);
+      if (n < 0)
+        {
+          conn_drop (conn, error);
+          return;
+        }
+      if (n == 0)
+        break;
+      conn->outpos += n;
+    }
+
+  if (conn->outpos == conn->out->len)
+    {
+      g_string_truncate (conn->out, 0);
+      conn->outpos = 0;
+    }
+
+  conn_update_watches (conn);
+}
+
+static void
+flush_all (MpqQueueServer *server)
+{
+  /* Backwards: a dropped child leaves the array. */
+  for (guint i = server->conns->len; i > 0; i--)
+    {
+      Conn *conn = g_ptr_array_index (server->conns, i - 1);
+
+      if (conn->out->len > conn->outpos)
+        conn_flush (conn);
+    }
+}
+
+/* Hands @entry to @conn: the answer to request @id, or pushed by dispatch
+ * when @id is 0. It stays in the child's hand until answered for. */
+static void
+conn_deliver (Conn   *conn,
+              Entry  *entry,
+              gint64  id)
+{
+  entry->tag = ++conn->next_tag;
+  entry->pushed = (id == 0);
+  if (entry->pushed)
+    conn->pushed++;
+  g_queue_push_tail_link (&conn->held, &entry->all_link);
+  _mpq_frame_append_msg (conn->out, entry->tag, id, entry->line, entry->length);
+}
+
+static void
+pending_free (Pending *pending)
+{
+  if (pending->timer != NULL)
+    {
+      g_source_destroy (pending->timer);
+      g_source_unref (pending->timer);
+    }
+  g_free (pending);
+}
+
+static void
+answer_pending (Pending *pending)
+{
+  Conn *conn = pending->conn;
+
+  if (pending->kind == PENDING_JOIN)
+    _mpq_frame_append (conn->out, "joined", "id", pending->id);
+  else
+    _mpq_frame_append (conn->out, "none", "id", pending->id);
+}
+
+/* Children: the queue's logic ------------------------------------------- */
+
+static guint
+conn_room (Conn *conn)
+{
+  guint room = conn->wants.length;
+
+  if (conn->started && conn->prefetch > conn->pushed)
+    room += conn->prefetch - conn->pushed;
+  return room;
+}
+
+static guint
+local_room (MpqQueueServer *server)
+{
+  guint room = server->local_wants.length;
+
+  if (server->local_started && server->local_prefetch > server->local_pushed)
+    room += server->local_prefetch - server->local_pushed;
+  return room;
+}
+
+static void
+local_assign (MpqQueueServer *server,
+              Entry          *entry)
+{
+  GTask *task = g_queue_pop_head (&server->local_wants);
+
+  if (task != NULL)
+    {
+      complete_later_locked (server, task, g_object_ref (entry->message));
+      taken_locked (server, entry);
+      return;
+    }
+
+  server->local_pushed++;
+  g_queue_push_tail_link (&server->local_inbox, &entry->all_link);
+  g_source_set_ready_time (server->local_wake, 0);
+}
+
+static void
+conn_assign (Conn  *conn,
+             Entry *entry)
+{
+  Pending *want = g_queue_pop_head (&conn->wants);
+
+  if (want != NULL)
+    {
+      conn_deliver (conn, entry, want->id);
+      pending_free (want);
+    }
+  else
+    conn_deliver (conn, entry, 0);
+}
+
+/* Routed delivery: in turns, each process with room gets the oldest
+ * message addressed to it or to nobody, one at a time, so work spreads. */
+static void
+route_locked (MpqQueueServer *server)
+{
+  guint n = server->conns->len + 1;
+  gboolean progress = TRUE;
+
+  while (progress && server->all.length > 0)
+    {
+      progress = FALSE;
+
+      for (guint k = 0; k < n; k++)
+        {
+          guint i = (server->turn + k) % n;
+          Entry *entry;
+
+          if (i == server->conns->len)
+            {
+              if (local_room (server) == 0 ||
+                  (entry = candidate_locked (server, server->pid)) == NULL)
+                continue;
+              unlink_locked (server, entry);
+              local_assign (server, entry);
+            }
+          else
+            {
+              Conn *conn = g_ptr_array_index (server->conns, i);
+
+              if (conn_room (conn) == 0 || (entry = candidate_locked (server, conn->pid)) == NULL)
+                continue;
+              unlink_locked (server, entry);
+              conn_assign (conn, entry);
+            }
+          progress = TRUE;
+        }
+
+      server->turn = (server->turn + 1) % n;
+    }
+}
+
+static void
+grant_credit_locked (MpqQueueServer *server)
+{
+  for (guint i = 0; i < server->conns->len; i++)
+    {
+      Conn *conn = g_ptr_array_index (server->conns, i);
+      guint used = server->all.length + server->credit_out;
+      guint share = MAX (1, server->max_size / (2 * (server->conns->len + 1)));
+      guint grant;
+
+      if (!conn->wants_credit)
+        continue;
+      if (used >= server->max_size)
+        return;
+
+      grant = MIN (server->max_size - used, MIN (share, 1024));
+      conn->credit += grant;
+      server->credit_out += grant;
+      conn->wants_credit = FALSE;
+      _mpq_frame_append (conn->out, "credit", "n", grant);
+    }
+}
+
+/* Makes every bit of progress the state allows: waiting receives first,
+ * then dispatch, then joins and credit. Runs in the thread. */
+static void
+serve_locked (MpqQueueServer *server)
+{
+  for (guint i = 0; i < server->conns->len && server->all.length > 0; i++)
+    {
+      Conn *conn = g_ptr_array_index (server->conns, i);
+      Pending *get;
+
+      while (server->all.length > 0 && (get = g_queue_pop_head (&conn->gets)) != NULL)
+        {
+          conn_deliver (conn, pop_front_locked (server), get->id);
+          pending_free (get);
+        }
+    }
+
+  route_locked (server);
+
+  for (guint i = 0; i < server->conns->len; i++)
+    {
+      Conn *conn = g_ptr_array_index (server->conns, i);
+      Pending *join;
+
+      while (server->unfinished == 0 && (join = g_queue_pop_head (&conn->joins)) != NULL)
+        {
+          _mpq_frame_append2 (conn->out, "joined", "id", join->id, "value", 1);
+          pending_free (join);
+        }
+    }
+
+  if (server->max_size > 0)
+    grant_credit_locked (server);
+}
+
+/* Children: reading ----------------------------------------------------- */
+
+static gboolean
+protocol_violation (GError     **error,
+                    const char  *what)
+{
+  g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Queue child broke the protocol: %s", what);
+  return FALSE;
+}
+
+static Entry *
+take_held (Conn   *conn,
+           gint64  tag)
+{
+  for (GList *l = conn->held.head; l != NULL; l = l->next)
+    {
+      Entry *entry = l->data;
+
+      if (entry->tag == tag)
+        {
+          g_queue_unlink (&conn->held, l);
+          if (entry->pushed)
+            conn->pushed--;
+          return entry;
+        }
+    }
+  return NULL;
+}
+
+static gboolean
+pending_timeout_cb (gpointer user_data)
+{
+  Pending *pending = user_data;
+  Conn *conn = pending->conn;
+  MpqQueueServer *server = conn->server;
+  GQueue *queue = pending->kind == PENDING_JOIN ? &conn->joins : &conn->gets;
+
+  g_mutex_lock (&server->lock);
+  g_queue_remove (queue, pending);
+  if (pending->kind == PENDING_JOIN)
+    _mpq_frame_append2 (conn->out, "joined", "id", pending->id, "value", 0);
+  else
+    answer_pending (pending);
+  g_source_unref (g_steal_pointer (&pending->timer));
+  g_free (pending);
+  unlock_and_complete (server);
+
+  conn_flush (conn);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+add_pending (Conn        *conn,
+             GQueue      *queue,
+             PendingKind  kind,
+             gint64       id,
+             gint64       timeout)
+{
+  Pending *pending = g_new0 (Pending, 1);
+
+  pending->conn = conn;
+  pending->kind = kind;
+  pending->id = id;
+  if (timeout > 0)
+    {
+      pending->timer = g_timeout_source_new ((guint) MIN (timeout, G_MAXUINT));
+      g_source_set_static_name (pending->timer, "[mpq] queue request time-out");
+      g_source_set_callback (pending->timer, pending_timeout_cb, pending, NULL);
+      g_source_attach (pending->timer, conn->server->context);
+    }
+  g_queue_push_tail (queue, pending);
+}
+
+static gboolean
+cancel_pending (Conn   *conn,
+                GQueue *queue,
+                gint64  id)
+{
+  for (GList *l = queue->head; l != NULL; l = l->next)
+    {
+      Pending *pending = l->data;
+
+      if (pending->id == id)
+        {
+          g_queue_delete_link (queue, l);
+          answer_pending (pending);
+          pending_free (pending);
+          return TRUE;
+        }
+    }
+  return FALSE;
+}
+
+/* Returns what @conn has in hand by dispatch to the front, in order. */
+static void
+return_pushed_locked (Conn *conn)
+{
+  MpqQueueServer *server = conn->server;
+  GList *l = conn->held.tail;
+
+  while (l != NULL)
+    {
+      GList *prev = l->prev;
+      Entry *entry = l->data;
+
+      if (entry->pushed)
+        {
+          g_queue_unlink (&conn->held, l);
+          push_head_locked (server, entry);
+        }
+      l = prev;
+    }
+  conn->pushed = 0;
+}
+
+static gboolean
+apply_frame_locked (Conn      *conn,
+                    MpqFrame  *frame,
+                    GError   **error)
+{
+  MpqQueueServer *server = conn->server;
+  Entry *entry;
+
+  switch (frame->op)
+    {
+    case MPQ_FRAME_HELLO:
+      if (frame->pid <= 0 || frame->pid > G_MAXINT)
+        return protocol_violation (error, "hello without a pid");
+      conn->pid = (gint) frame->pid;
+      return TRUE;
+
+    case MPQ_FRAME_GET:
+      if (frame->id <= 0)
+        return protocol_violation (error, "get without an id");
+      if (server->all.length > 0 && conn->gets.length == 0)
+        conn_deliver (conn, pop_front_locked (server), frame->id);
+      else if (frame->timeout == 0)
+        _mpq_frame_append (conn->out, "none", "id", frame->id);
+      else
+        add_pending (conn, &conn->gets, PENDING_GET, frame->id, frame->timeout);
+      return TRUE;
+
+    case MPQ_FRAME_WANT:
+      if (frame->id <= 0)
+        return protocol_violation (error, "want without an id");
+      add_pending (conn, &conn->wants, PENDING_WANT, frame->id, -1);
+      return TRUE;
+
+    case MPQ_FRAME_CANCEL:
+      if (!cancel_pending (conn, &conn->wants, frame->id))
+        cancel_pending (conn, &conn->gets, frame->id);
+      return TRUE;
+
+    case MPQ_FRAME_START:
+      conn->started = TRUE;
+      conn->prefetch = (guint) CLAMP (frame->prefetch, 1, MAX_PREFETCH);
+      return TRUE;
+
+    case MPQ_FRAME_STOP:
+      conn->started = FALSE;
+      return_pushed_locked (conn);
+      _mpq_frame_append (conn->out, "stopped", "id", frame->id);
+      return TRUE;
+
+    case MPQ_FRAME_ACK:
+    case MPQ_FRAME_BACK:
+    case MPQ_FRAME_UNDO:
+      entry = take_held (conn, frame->tag);
+      if (entry == NULL)
+        return protocol_violation (error, "answer for a tag it does not hold");
+      if (frame->op == MPQ_FRAME_ACK)
+        taken_locked (server, entry);
+      else if (frame->op == MPQ_FRAME_BACK)
+        push_tail_locked (server, entry);
+      else
+        push_head_locked (server, entry);
+      return TRUE;
+
+    case MPQ_FRAME_EMPTY:
+      _mpq_frame_append2 (conn->out, "empty", "id", frame->id, "value", server->all.length == 0);
+      return TRUE;
+
+    case MPQ_FRAME_JOIN:
+      if (server->unfinished == 0)
+        _mpq_frame_append2 (conn->out, "joined", "id", frame->id, "value", 1);
+      else if (frame->timeout == 0)
+        _mpq_frame_append2 (conn->out, "joined", "id", frame->id, "value", 0);
+      else
+        add_pending (conn, &conn->joins, PENDING_JOIN, frame->id, frame->timeout);
+      return TRUE;
+
+    case MPQ_FRAME_CREDIT:
+      if (conn->credit >= 0)
+        conn->wants_credit = TRUE;
+      return TRUE;
+
+    case MPQ_FRAME_MSG:
+    case MPQ_FRAME_NONE:
+    case MPQ_FRAME_JOINED:
+    case MPQ_FRAME_STOPPED:
+    default:
+      return protocol_violation (error, "a frame only the server sends");
+    }
+}
+
+static gboolean
+apply_put_locked (Conn      *conn,
+                  Entry     *entry,
+                  GError   **error)
+{
+  MpqQueueServer *server = conn->server;
+
+  if (conn->credit == 0)
+    {
+      entry_free (entry);
+      return protocol_violation (error, "put into a bounded queue without credit");
+    }
+  if (conn->credit > 0)
+    {
+      conn->credit--;
+      server->credit_out--;
+    }
+
+  server->unfinished++;
+  push_tail_locked (server, entry);
+  return TRUE;
+}
+
+/* What one read brought: decoded outside the lock, applied under it. */
+typedef struct
+{
+  Entry    *entry;   /* a put, or NULL for a frame */
+  MpqFrame  frame;
+} Item;
+
+static void
+item_clear (Item *item)
+{
+  if (item->entry != NULL)
+    entry_free (item->entry);
+  else
+    _mpq_frame_clear (&item->frame);
+}
+
+static gboolean
+decode_line (Conn        *conn,
+             const char  *line,
+             gsize        length,
+             Item        *item,
+             GError     **error)
+{
+  memset (item, 0, sizeof *item);
+
+  if (length > 0 && line[0] == '{')
+    return _mpq_frame_parse (line, length, &item->frame, error);
+
+  if (length > conn->server->max_message_size)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                   "Message line of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
+                   length, conn->server->max_message_size);
+      return FALSE;
+    }
+
+  {
+    MpqMessage *message = _mpq_codec_decode (line, length, error);
+
+    if (message == NULL)
+      return FALSE;
+    item->entry = entry_new (line, length, message);
+  }
+  return TRUE;
+}
+
+static void
+conn_read (Conn *conn)
+{
+  MpqQueueServer *server = conn->server;
+  g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (Item));
+  GError *error = NULL;
+  gboolean eof = FALSE;
+  const char *line;
+  gsize length;
+
+  switch (_mpq_line_reader_fill (&conn->reader, conn->fd, &error))
+    {
+    case MPQ_READ_DATA:
+      break;
+    case MPQ_READ_AGAIN:
+      return;
+    case MPQ_READ_EOF:
+    default:
+      eof = TRUE;
+      if (error == NULL && _mpq_line_reader_has_partial (&conn->reader))
+        g_set_error_literal (&error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                             "The child hung up in the middle of a line");
+      break;
+    }
+
+  while (error == NULL && _mpq_line_reader_next (&conn->reader, &line, &length, &error))
+    {
+      Item item;
+
+      MPQ_DEBUG_LINE ("<", line, length);
+      if (!decode_line (conn, line, length, &item, &error))
+        break;
+      g_array_append_val (items, item);
+    }
+
+  /* The lines before a bad one count; the bad one drops the child. */
+  g_mutex_lock (&server->lock);
+  for (guint i = 0; i < items->len; i++)
+    {
+      Item *item = &g_array_index (items, Item, i);
+      GError *apply_error = NULL;
+      gboolean ok;
+
+      if (item->entry != NULL)
+        ok = apply_put_locked (conn, g_steal_pointer (&item->entry), &apply_error);
+      else
+        ok = apply_frame_locked (conn, &item->frame, &apply_error);
+      item_clear (item);
+
+      if (!ok)
+        {
+          for (guint j = i + 1; j < items->len; j++)
+            item_clear (&g_array_index (items, Item, j));
+          g_clear_error (&error);
+          error = apply_error;
+          break;
+        }
+    }
+  serve_locked (server);
+  unlock_and_complete (server);
+
+  if (error != NULL || eof)
+    {
+      conn_drop (conn, error);
+      return;
+    }
+
+  flush_all (server);
+}
+
+static gboolean
+in_watch_cb (GIOChannel   *channel,
+             GIOCondition  condition,
+             gpointer      user_data)
+{
+  conn_read (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+out_watch_cb (GIOChannel   *channel,
+              GIOCondition  condition,
+              gpointer      user_data)
+{
+  conn_flush (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static GSource *
+add_watch (Conn         *conn,
+           GIOCondition  condition,
+           GIOFunc       func,
+           const char   *name)
+{
+  GSource *source = g_io_create_watch (conn->channel, condition);
+
+  g_source_set_static_name (source, name);
+  g_source_set_callback (source, G_SOURCE_FUNC (func), conn, NULL);
+  g_source_attach (source, conn->server->context);
+  return source;
+}
+
+/* Reads while the child's answers do not pile up; watches for room while
+ * some are unwritten. */
+static void
+conn_update_watches (Conn *conn)
+{
+  gsize unwritten = conn->out->len - conn->outpos;
+
+  if (conn->dead)
+    return;
+
+  if (unwritten < OUT_HIGH_WATER)
+    {
+      if (conn->in_watch == NULL)
+        conn->in_watch = add_watch (conn, G_IO_IN | G_IO_HUP | G_IO_ERR, in_watch_cb,
+                                    "[mpq] queue child read");
+    }
+  else
+    clear_source (&conn->in_watch);
+
+  if (unwritten > 0)
+    {
+      if (conn->out_watch == NULL)
+        conn->out_watch = add_watch (conn, G_IO_OUT | G_IO_HUP | G_IO_ERR, out_watch_cb,
+                                     "[mpq] queue child write");
+    }
+  else
+    clear_source (&conn->out_watch);
+}
+
+static void
+conn_free (Conn *conn)
+{
+  clear_source (&conn->in_watch);
+  clear_source (&conn->out_watch);
+  g_queue_clear_full (&conn->gets, (GDestroyNotify) pending_free);
+  g_queue_clear_full (&conn->wants, (GDestroyNotify) pending_free);
+  g_queue_clear_full (&conn->joins, (GDestroyNotify) pending_free);
+  while (conn->held.length > 0)
+    entry_free (g_queue_pop_head (&conn->held));
+  g_clear_pointer (&conn->channel, g_io_channel_unref);
+  _mpq_line_reader_clear (&conn->reader);
+  g_string_free (conn->out, TRUE);
+  if (conn->fd >= 0)
+    close (conn->fd);
+  g_free (conn);
+}
+
+/* The child hung up or broke the protocol: what it had in hand goes back
+ * to the front, in order; what it put stays. */
+static void
+conn_drop (Conn   *conn,
+           GError *error)
+{
+  MpqQueueServer *server = conn->server;
+
+  if (error != NULL)
+    g_debug ("Dropping queue child %d: %s", conn->pid, error->message);
+  g_clear_error (&error);
+
+  conn->dead = TRUE;
+  clear_source (&conn->in_watch);
+  clear_source (&conn->out_watch);
+  /* Hang up at once, even while the child keeps its end open. */
+  shutdown (conn->fd, SHUT_RDWR);
+
+  g_mutex_lock (&server->lock);
+  while (conn->held.length > 0)
+    {
+      Entry *entry = g_queue_pop_tail (&conn->held);
+
+      push_head_locked (server, entry);
+    }
+  conn->pushed = 0;
+  if (conn->credit > 0)
+    server->credit_out -= conn->credit;
+  g_ptr_array_remove_fast (server->conns, conn);
+  server->turn = 0;
+  serve_locked (server);
+  unlock_and_complete (server);
+
+  conn_free (conn);
+  flush_all (server);
+}
+
+/* The thread ------------------------------------------------------------ */
+
+static gboolean
+kick_cb (gpointer user_data)
+{
+  MpqQueueServer *server = user_data;
+
+  g_mutex_lock (&server->lock);
+  serve_locked (server);
+  unlock_and_complete (server);
+
+  flush_all (server);
+  return G_SOURCE_CONTINUE;
+}
+
+static gpointer
+server_thread (gpointer user_data)
+{
+  MpqQueueServer *server = user_data;
+
+  g_main_context_push_thread_default (server->context);
+
+  g_mutex_lock (&server->lock);
+  while (!server->quit)
+    {
+      g_mutex_unlock (&server->lock);
+      g_main_context_iteration (server->context, TRUE);
+      g_mutex_lock (&server->lock);
+    }
+  g_mutex_unlock (&server->lock);
+
+  g_main_context_pop_thread_default (server->context);
+  return NULL;
+}
+
+MpqQueueServer *
+_mpq_queue_server_new (guint    max_size,
+                       GError **error)
+{
+  MpqQueueServer *server = g_new0 (MpqQueueServer, 1);
+
+  g_mutex_init (&server->lock);
+  g_cond_init (&server->cond);
+  server->max_size = max_size;
+  server->max_message_size = MPQ_DEFAULT_MAX_MESSAGE_SIZE;
+  server->pid = getpid ();
+  server->by_pid = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_queue_free);
+  server->conns = g_ptr_array_new ();
+  server->local_prefetch = 1;
+
+  server->context = g_main_context_new ();
+  server->kick = _mpq_wake_source_new ("[mpq] queue kick");
+  g_source_set_callback (server->kick, kick_cb, server, NULL);
+  g_source_attach (server->kick, server->context);
+
+  server->thread = g_thread_try_new ("mpq-queue", server_thread, server, error);
+  if (server->thread == NULL)
+    {
+      _mpq_queue_server_free (server);
+      return NULL;
+    }
+
+  return server;
+}
+
+void
+_mpq_queue_server_free (MpqQueueServer *server)
+{
+  GTask *task;
+
+  if (server->thread != NULL)
+    {
+      g_mutex_lock (&server->lock);
+      server->quit = TRUE;
+      g_mutex_unlock (&server->lock);
+      g_main_context_wakeup (server->context);
+      g_thread_join (server->thread);
+    }
+
+  /* The thread is gone: everything is ours. */
+  while (server->conns->len > 0)
+    {
+      Conn *conn = g_ptr_array_steal_index_fast (server->conns, server->conns->len - 1);
+
+      conn_free (conn);
+    }
+  g_ptr_array_unref (server->conns);
+
+  while ((task = g_queue_pop_head (&server->local_wants)) != NULL ||
+         (task = g_queue_pop_head (&server->local_joins)) != NULL)
+    {
+      g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      g_object_unref (task);
+    }
+  g_mutex_lock (&server->lock);
+  unlock_and_complete (server);
+
+  while (server->local_inbox.length > 0)
+    entry_free (g_queue_pop_head (&server->local_inbox));
+  while (server->all.length > 0)
+    entry_free (pop_front_locked (server));
+  g_hash_table_unref (server->by_pid);
+  g_clear_pointer (&server->local_wake, g_source_unref);
+
+  if (server->kick != NULL)
+    {
+      g_source_destroy (server->kick);
+      g_source_unref (server->kick);
+    }
+  g_main_context_unref (server->context);
+  g_cond_clear (&server->cond);
+  g_mutex_clear (&server->lock);
+  g_free (server);
+}
+
+void
+_mpq_queue_server_set_max_message_size (MpqQueueServer *server,
+                                        gsize           size)
+{
+  g_mutex_lock (&server->lock);
+  server->max_message_size = size;
+  g_mutex_unlock (&server->lock);
+}
+
+/* Takes @fd, the parent's end of a child's socket. The hello is written
+ * before the child runs, so it finds it waiting. */
+gboolean
+_mpq_queue_server_add_child (MpqQueueServer  *server,
+                             int              fd,
+                             gint             pid,
+                             GError         **error)
+{
+  Conn *conn = g_new0 (Conn, 1);
+  g_autoptr(GString) hello = g_string_new (NULL);
+
+  conn->server = server;
+  conn->fd = fd;
+  conn->pid = pid;
+  conn->credit = server->max_size > 0 ? 0 : -1;
+  conn->out = g_string_new (NULL);
+  _mpq_line_reader_init (&conn->reader, server->max_message_size + FRAME_OVERHEAD);
+  _mpq_fd_set_nonblocking (fd);
+  conn->channel = g_io_channel_unix_new (fd);
+
+  g_string_append_printf (hello, "{\"op\":\"hello\",\"pid\":%d,\"credit\":%d}\n",
+                          server->pid, conn->credit);
+  if (_mpq_write_when_ready (fd, hello->str, hello->len, -1, "", error) != (gssize) hello->len)
+    {
+      conn_free (conn);
+      return FALSE;
+    }
+
+  g_mutex_lock (&server->lock);
+  g_ptr_array_add (server->conns, conn);
+  conn->in_watch = add_watch (conn, G_IO_IN | G_IO_HUP | G_IO_ERR, in_watch_cb,
+                              "[mpq] queue child read");
+  kick_locked (server);
+  g_mutex_unlock (&server->lock);
+  return TRUE;
+}
+
+/* The parent's own calls ------------------------------------------------ */
+
+static gboolean
+wait_locked (MpqQueueServer *server,
+             gint64          deadline)
+{
+  gboolean signalled = TRUE;
+
+  server->waiters++;
+  if (deadline < 0)
+    g_cond_wait (&server->cond, &server->lock);
+  else
+    signalled = g_cond_wait_until (&server->cond, &server->lock, deadline);
+  server->waiters--;
+  return signalled;
+}
+
+static gboolean
+is_full_locked (MpqQueueServer *server)
+{
+  return server->max_size > 0 && server->all.length + server->credit_out >= server->max_size;
+}
+
+gboolean
+_mpq_queue_server_put (MpqQueueServer  *server,
+                       MpqMessage      *message,
+                       GString         *line,
+                       gint             put_timeout_ms,
+                       guint            put_attempts,
+                       GError         **error)
+{
+  Entry *entry;
+  guint attempt = 0;
+
+  g_mutex_lock (&server->lock);
+  while (is_full_locked (server))
+    {
+      gint64 deadline;
+
+      if (attempt++ >= put_attempts)
+        {
+          g_mutex_unlock (&server->lock);
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_FULL,
+                       "The queue is full (%u messages); nothing was put", server->max_size);
+          return FALSE;
+        }
+
+      deadline = g_get_monotonic_time () + (gint64) MAX (put_timeout_ms, 0) * 1000;
+      while (is_full_locked (server) && wait_locked (server, deadline))
+        ;
+    }
+
+  entry = entry_new (line->str, line->len, g_object_ref (message));
+  server->unfinished++;
+  push_tail_locked (server, entry);
+  if (server->conns->len > 0 || local_room (server) > 0)
+    kick_locked (server);
+  g_mutex_unlock (&server->lock);
+  return TRUE;
+}
+
+MpqMessage *
+_mpq_queue_server_take (MpqQueueServer    *server,
+                        gint               timeout_ms,
+                        MpqMessageFilter   filter,
+                        gpointer           user_data,
+                        GError           **error)
+{
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+  MpqMessage *message;
+  Entry *entry;
+
+  g_mutex_lock (&server->lock);
+  while (server->all.length == 0)
+    {
+      if (deadline == 0 || !wait_locked (server, deadline))
+        {
+          if (server->all.length > 0)
+            break;
+          g_mutex_unlock (&server->lock);
+          return NULL;
+        }
+    }
+  entry = pop_front_locked (server);
+  g_mutex_unlock (&server->lock);
+
+  /* In our hand while the filter, user code, decides; unlocked. */
+  message = g_object_ref (entry->message);
+  if (filter != NULL && !filter (message, user_data))
+    {
+      g_object_unref (message);
+      g_mutex_lock (&server->lock);
+      push_tail_locked (server, entry);
+      if (server->conns->len > 0 || local_room (server) > 0)
+        kick_locked (server);
+      g_mutex_unlock (&server->lock);
+      return NULL;
+    }
+
+  g_mutex_lock (&server->lock);
+  taken_locked (server, entry);
+  unlock_and_complete (server);
+  return message;
+}
+
+gboolean
+_mpq_queue_server_is_empty (MpqQueueServer *server)
+{
+  gboolean empty;
+
+  g_mutex_lock (&server->lock);
+  empty = server->all.length == 0;
+  g_mutex_unlock (&server->lock);
+  return empty;
+}
+
+gboolean
+_mpq_queue_server_join (MpqQueueServer  *server,
+                        gint             timeout_ms,
+                        GError         **error)
+{
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+
+  g_mutex_lock (&server->lock);
+  while (server->unfinished > 0)
+    {
+      if (deadline == 0 || (!wait_locked (server, deadline) && server->unfinished > 0))
+        {
+          guint unfinished = server->unfinished;
+
+          g_mutex_unlock (&server->lock);
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                       "%u messages were not taken in time", unfinished);
+          return FALSE;
+        }
+    }
+  g_mutex_unlock (&server->lock);
+  return TRUE;
+}
+
+void
+_mpq_queue_server_join_async (MpqQueueServer *server,
+                              GTask          *task)
+{
+  g_task_set_source_tag (task, _mpq_queue_server_join_async);
+
+  g_mutex_lock (&server->lock);
+  g_queue_push_tail (&server->local_joins, g_object_ref (task));
+  if (server->unfinished == 0)
+    joined_locked (server);
+  unlock_and_complete (server);
+}
+
+void
+_mpq_queue_server_want_async (MpqQueueServer *server,
+                              GTask          *task)
+{
+  g_mutex_lock (&server->lock);
+  g_queue_push_tail (&server->local_wants, g_object_ref (task));
+  kick_locked (server);
+  g_mutex_unlock (&server->lock);
+}
+
+/* Takes @task back if it is still waiting; FALSE when its result is
+ * already decided. */
+gboolean
+_mpq_queue_server_cancel_task (MpqQueueServer *server,
+                               GTask          *task)
+{
+  gboolean removed;
+
+  g_mutex_lock (&server->lock);
+  removed = g_queue_remove (&server->local_wants, task) ||
+            g_queue_remove (&server->local_joins, task);
+  g_mutex_unlock (&server->lock);
+
+  if (removed)
+    g_object_unref (task);
+  return removed;
+}
+
+void
+_mpq_queue_server_start_local (MpqQueueServer *server,
+                               GSource        *wake,
+                               guint           prefetch)
+{
+  g_mutex_lock (&server->lock);
+  if (server->local_wake != wake)
+    {
+      g_clear_pointer (&server->local_wake, g_source_unref);
+      server->local_wake = g_source_ref (wake);
+    }
+  server->local_prefetch = MAX (prefetch, 1);
+  server->local_started = TRUE;
+  if (server->local_inbox.length > 0)
+    g_source_set_ready_time (wake, 0);
+  kick_locked (server);
+  g_mutex_unlock (&server->lock);
+}
+
+/* What dispatch handed the parent and it has not handled goes back to the
+ * front, in order. */
+void
+_mpq_queue_server_stop_local (MpqQueueServer *server)
+{
+  g_mutex_lock (&server->lock);
+  server->local_started = FALSE;
+  while (server->local_inbox.length > 0)
+    {
+      Entry *entry = g_queue_pop_tail (&server->local_inbox);
+
+      server->local_pushed--;
+      push_head_locked (server, entry);
+    }
+  kick_locked (server);
+  g_mutex_unlock (&server->lock);
+}
+
+/* The next message dispatch handed the parent, or NULL. Until
+ * _mpq_queue_server_local_done() it is in the parent's hand. */
+MpqMessage *
+_mpq_queue_server_pop_local (MpqQueueServer *server)
+{
+  MpqMessage *message = NULL;
+  Entry *entry;
+
+  g_mutex_lock (&server->lock);
+  entry = server->local_started ? g_queue_pop_head (&server->local_inbox) : NULL;
+  g_mutex_unlock (&server->lock);
+
+  if (entry != NULL)
+    {
+      message = g_steal_pointer (&entry->message);
+      entry_free (entry);
+    }
+  return message;
+}
+
+void
+_mpq_queue_server_local_done (MpqQueueServer *server)
+{
+  g_mutex_lock (&server->lock);
+  server->local_pushed--;
+  g_assert (server->unfinished > 0);
+  if (--server->unfinished == 0)
+    joined_locked (server);
+  if (server->all.length > 0)
+    kick_locked (server);
+  unlock_and_complete (server);
+}
