@@ -93,6 +93,7 @@ struct _MpqQueueServer
   guint64       next_seq;
   guint         unfinished;   /* put and not yet taken */
   guint         credit_out;   /* lent to children and not yet used */
+  guint         credit_wanted; /* children waiting for credit */
 
   GPtrArray    *conns;
   guint         turn;         /* where the next round of dispatch starts */
@@ -202,8 +203,13 @@ unlink_locked (MpqQueueServer *server,
 {
   g_queue_unlink (&server->all, &entry->all_link);
   g_queue_unlink (route_queue (server, entry->recipient, FALSE), &entry->route_link);
-  if (server->waiters > 0 && server->max_size > 0)
-    g_cond_broadcast (&server->cond);
+  if (server->max_size > 0)
+    {
+      /* Room: for a send waiting in the parent, for credit a child asked. */
+      wake_waiters_locked (server);
+      if (server->credit_wanted > 0)
+        kick_locked (server);
+    }
 }
 
 static Entry *
@@ -484,6 +490,7 @@ grant_credit_locked (MpqQueueServer *server)
       conn->credit += grant;
       server->credit_out += grant;
       conn->wants_credit = FALSE;
+      server->credit_wanted--;
       _mpq_frame_append (conn->out, "credit", "n", grant);
     }
 }
@@ -715,8 +722,11 @@ apply_frame_locked (Conn      *conn,
       return TRUE;
 
     case MPQ_FRAME_CREDIT:
-      if (conn->credit >= 0)
-        conn->wants_credit = TRUE;
+      if (conn->credit >= 0 && !conn->wants_credit)
+        {
+          conn->wants_credit = TRUE;
+          server->credit_wanted++;
+        }
       return TRUE;
 
     case MPQ_FRAME_MSG:
@@ -984,13 +994,16 @@ conn_drop (Conn   *conn,
   conn->pushed = 0;
   if (conn->credit > 0)
     server->credit_out -= conn->credit;
+  if (conn->wants_credit)
+    server->credit_wanted--;
   g_ptr_array_remove_fast (server->conns, conn);
   server->turn = 0;
   serve_locked (server);
   unlock_and_complete (server);
 
   conn_free (conn);
-  flush_all (server);
+  /* Others may have been handed what it had: the thread writes it out. */
+  kick_locked (server);
 }
 
 /* The thread ------------------------------------------------------------ */
