@@ -26,8 +26,29 @@ read_pid (MpqJsonReader  *reader,
           GError        **error)
 {
   const char *what = nullable ? "The recipient pid" : "The sender pid";
-  g_autoptr(JsonNode) node = _mpq_json_read_value (reader);
+  g_autoptr(JsonNode) node = NULL;
   gint64 value;
+
+  /* Fast path for the usual plain positive integer; anything else takes
+   * the general reader, which words the errors. */
+  _mpq_json_skip_ws (reader);
+  if (reader->p < reader->end && *reader->p >= '1' && *reader->p <= '9')
+    {
+      const char *p = reader->p;
+      gint64 fast = 0;
+
+      while (p < reader->end && *p >= '0' && *p <= '9' && fast <= G_MAXINT)
+        fast = fast * 10 + (*p++ - '0');
+      if (p < reader->end && fast <= G_MAXINT &&
+          (*p == ',' || *p == ']' || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        {
+          reader->p = p;
+          *pid = (gint) fast;
+          return TRUE;
+        }
+    }
+
+  node = _mpq_json_read_value (reader);
 
   if (node == NULL)
     return FALSE;

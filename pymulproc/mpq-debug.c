@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "mpq-debug-private.h"
+#include "mpq-spawn-private.h"
 
 gboolean
 _mpq_debug_enabled (void)
@@ -29,5 +30,5 @@ _mpq_debug_line (const char *direction,
                  gsize       length)
 {
   /* One fprintf per line keeps lines from several processes whole. */
-  fprintf (stderr, "mpq[%d] %s %.*s\n", (int) getpid (), direction, (int) length, line);
+  fprintf (stderr, "mpq[%d] %s %.*s\n", _mpq_own_pid (), direction, (int) length, line);
 }

@@ -9,6 +9,7 @@
 #include "mpq-error.h"
 #include "mpq-message-private.h"
 #include "mpq-protocol.h"
+#include "mpq-spawn-private.h"
 
 /**
  * MpqMessage:
@@ -116,7 +117,7 @@ mpq_message_set_property (GObject      *object,
     case PROP_SENDER_PID:
       self->sender_pid = g_value_get_int (value);
       if (self->sender_pid == 0)
-        self->sender_pid = getpid ();
+        self->sender_pid = _mpq_own_pid ();
       break;
 
     case PROP_RECIPIENT_PID:
@@ -202,7 +203,7 @@ _mpq_message_new_take (char     *request,
   MpqMessage *self = g_object_new (MPQ_TYPE_MESSAGE, NULL);
 
   self->request = request;
-  self->sender_pid = sender_pid > 0 ? sender_pid : getpid ();
+  self->sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid ();
   self->recipient_pid = recipient_pid;
   self->data = data;
 

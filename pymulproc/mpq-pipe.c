@@ -734,7 +734,7 @@ mpq_pipe_get_property (GObject    *object,
       break;
 
     case MPQ_CHANNEL_PROP_PID:
-      g_value_set_int (value, getpid ());
+      g_value_set_int (value, _mpq_own_pid ());
       break;
 
     case MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE:

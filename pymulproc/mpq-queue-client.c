@@ -548,7 +548,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
   client->parent_pid = (gint) frame.pid;
   client->credit = frame.credit < 0 ? -1 : (gint) MIN (frame.credit, G_MAXINT);
 
-  _mpq_frame_append (hello, "hello", "pid", getpid ());
+  _mpq_frame_append (hello, "hello", "pid", _mpq_own_pid ());
   if (!write_all (client, hello->str, hello->len, error))
     {
       client->fd = -1;

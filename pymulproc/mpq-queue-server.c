@@ -1051,7 +1051,7 @@ _mpq_queue_server_new (guint    max_size,
   g_cond_init (&server->cond);
   server->max_size = max_size;
   server->max_message_size = MPQ_DEFAULT_MAX_MESSAGE_SIZE;
-  server->pid = getpid ();
+  server->pid = _mpq_own_pid ();
   server->by_pid = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_queue_free);
   server->conns = g_ptr_array_new ();
   server->local_prefetch = 1;

@@ -378,7 +378,7 @@ mpq_queue_get_property (GObject    *object,
       break;
 
     case MPQ_CHANNEL_PROP_PID:
-      g_value_set_int (value, getpid ());
+      g_value_set_int (value, _mpq_own_pid ());
       break;
 
     case MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE:
@@ -837,7 +837,7 @@ mpq_queue_get_parent_pid (MpqQueue *self)
 
   if (self->client != NULL)
     return _mpq_queue_client_get_parent_pid (self->client);
-  return getpid ();
+  return _mpq_own_pid ();
 }
 
 /**

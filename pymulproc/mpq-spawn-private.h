@@ -33,5 +33,6 @@ gssize       _mpq_write_when_ready  (int                   fd,
                                      const char           *timed_out_message,
                                      GError              **error);
 gint64       _mpq_deadline_from_timeout (gint              timeout_ms);
+gint         _mpq_own_pid           (void);
 
 G_END_DECLS

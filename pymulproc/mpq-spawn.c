@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -242,4 +243,29 @@ _mpq_deadline_from_timeout (gint timeout_ms)
   if (timeout_ms == 0)
     return 0;
   return g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+}
+
+/* getpid() is a system call each time; messages ask for it often. The
+ * cache is forgotten in a forked child. */
+static gint own_pid;
+
+static void
+forget_own_pid (void)
+{
+  own_pid = 0;
+}
+
+gint
+_mpq_own_pid (void)
+{
+  static gsize registered = 0;
+
+  if (g_once_init_enter (&registered))
+    {
+      pthread_atfork (NULL, NULL, forget_own_pid);
+      g_once_init_leave (&registered, 1);
+    }
+  if (G_UNLIKELY (own_pid == 0))
+    own_pid = getpid ();
+  return own_pid;
 }
