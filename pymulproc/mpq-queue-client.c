@@ -397,7 +397,9 @@ deliver (MpqQueueClient *client)
 
   deliver_replies (client);
 
-  while (client->started && client->pushed.length > 0)
+  /* One message per main loop iteration: a handler that quits the loop
+   * leaves the rest for others (the server takes them back at close). */
+  if (client->started && client->pushed.length > 0)
     {
       g_autoptr(MpqFrame) frame = g_queue_pop_head (&client->pushed);
 
@@ -571,6 +573,12 @@ _mpq_queue_client_close (MpqQueueClient *client)
   if (client->closed)
     return;
 
+  /* Closing in a handler: that message was handled. */
+  if (client->in_hand_tag != 0)
+    {
+      answer (client, "ack", client->in_hand_tag);
+      client->in_hand_tag = 0;
+    }
   if (client->fd >= 0)
     flush_answers (client, NULL);
   client->closed = TRUE;

@@ -51,7 +51,8 @@ void            _mpq_queue_server_start_local (MpqQueueServer  *server,
                                                GSource         *wake,
                                                guint            prefetch);
 void            _mpq_queue_server_stop_local  (MpqQueueServer  *server);
-MpqMessage     *_mpq_queue_server_pop_local   (MpqQueueServer  *server);
+MpqMessage     *_mpq_queue_server_pop_local   (MpqQueueServer  *server,
+                                               gboolean        *more);
 void            _mpq_queue_server_local_done  (MpqQueueServer  *server);
 
 G_END_DECLS

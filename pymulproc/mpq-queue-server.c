@@ -27,6 +27,15 @@
 
 typedef struct _Conn Conn;
 
+/* Messages waiting for one recipient pid; or, for anyone, put by one
+ * origin (a process is never handed work for anyone that it put itself). */
+typedef struct
+{
+  gint     key;      /* the recipient pid, or the origin pid */
+  gboolean anyone;
+  GQueue   entries;  /* Entry, by route_link */
+} Route;
+
 /* One message in the queue, or in someone's hand. The line is kept to be
  * forwarded to children as it is; the message, for the parent. */
 typedef struct
@@ -35,6 +44,8 @@ typedef struct
   GList       route_link;  /* in its recipient's list while in the FIFO */
   guint64     seq;
   gint        recipient;
+  gint        origin;      /* pid of the process that put it */
+  Route      *route;       /* while in the FIFO */
   guint32     tag;         /* while in a child's hand */
   gboolean    pushed;      /* handed by dispatch, not asked for */
   MpqMessage *message;
@@ -88,8 +99,8 @@ struct _MpqQueueServer
   gint          pid;
 
   GQueue        all;          /* Entry waiting, oldest first */
-  GQueue        anyone;       /* ... of them addressed to nobody */
-  GHashTable   *by_pid;       /* recipient → GQueue of Entry addressed to it */
+  GPtrArray    *anyone;       /* Route of those addressed to nobody, by origin */
+  GHashTable   *by_pid;       /* recipient → Route of those addressed to it */
   guint64       next_seq;
   guint         unfinished;   /* put and not yet taken */
   guint         credit_out;   /* lent to children and not yet used */
@@ -122,7 +133,8 @@ static void conn_drop (Conn *conn, GError *error);
 static Entry *
 entry_new (const char *line,
            gsize       length,
-           MpqMessage *message)
+           MpqMessage *message,
+           gint        origin)
 {
   Entry *entry = g_malloc (sizeof (Entry) + length);
 
@@ -130,6 +142,7 @@ entry_new (const char *line,
   entry->all_link.data = entry;
   entry->route_link.data = entry;
   entry->recipient = mpq_message_get_recipient_pid (message);
+  entry->origin = origin;
   entry->message = message;
   entry->length = length;
   memcpy (entry->line, line, length);
@@ -143,23 +156,65 @@ entry_free (Entry *entry)
   g_free (entry);
 }
 
-static GQueue *
-route_queue (MpqQueueServer *server,
-             gint            recipient,
-             gboolean        create)
+static Route *
+route_for (MpqQueueServer *server,
+           Entry          *entry)
 {
-  GQueue *queue;
+  Route *route;
 
-  if (recipient == 0)
-    return &server->anyone;
-
-  queue = g_hash_table_lookup (server->by_pid, GINT_TO_POINTER (recipient));
-  if (queue == NULL && create)
+  if (entry->recipient != 0)
     {
-      queue = g_queue_new ();
-      g_hash_table_insert (server->by_pid, GINT_TO_POINTER (recipient), queue);
+      route = g_hash_table_lookup (server->by_pid, GINT_TO_POINTER (entry->recipient));
+      if (route == NULL)
+        {
+          route = g_new0 (Route, 1);
+          route->key = entry->recipient;
+          g_hash_table_insert (server->by_pid, GINT_TO_POINTER (route->key), route);
+        }
+      return route;
     }
-  return queue;
+
+  for (guint i = 0; i < server->anyone->len; i++)
+    {
+      route = g_ptr_array_index (server->anyone, i);
+      if (route->key == entry->origin)
+        return route;
+    }
+  route = g_new0 (Route, 1);
+  route->key = entry->origin;
+  route->anyone = TRUE;
+  g_ptr_array_add (server->anyone, route);
+  return route;
+}
+
+/* Routes live while they hold messages. */
+static void
+route_release (MpqQueueServer *server,
+               Route          *route)
+{
+  if (route->entries.length > 0)
+    return;
+  if (route->anyone)
+    g_ptr_array_remove_fast (server->anyone, route);
+  else
+    g_hash_table_remove (server->by_pid, GINT_TO_POINTER (route->key));
+  g_free (route);
+}
+
+static Entry *
+pop_entry_head (GQueue *queue)
+{
+  GList *link = g_queue_pop_head_link (queue);
+
+  return link != NULL ? link->data : NULL;
+}
+
+static Entry *
+pop_entry_tail (GQueue *queue)
+{
+  GList *link = g_queue_pop_tail_link (queue);
+
+  return link != NULL ? link->data : NULL;
 }
 
 static void
@@ -182,8 +237,9 @@ push_tail_locked (MpqQueueServer *server,
                   Entry          *entry)
 {
   entry->seq = server->next_seq++;
+  entry->route = route_for (server, entry);
   g_queue_push_tail_link (&server->all, &entry->all_link);
-  g_queue_push_tail_link (route_queue (server, entry->recipient, TRUE), &entry->route_link);
+  g_queue_push_tail_link (&entry->route->entries, &entry->route_link);
   wake_waiters_locked (server);
 }
 
@@ -192,8 +248,9 @@ static void
 push_head_locked (MpqQueueServer *server,
                   Entry          *entry)
 {
+  entry->route = route_for (server, entry);
   g_queue_push_head_link (&server->all, &entry->all_link);
-  g_queue_push_head_link (route_queue (server, entry->recipient, TRUE), &entry->route_link);
+  g_queue_push_head_link (&entry->route->entries, &entry->route_link);
   wake_waiters_locked (server);
 }
 
@@ -202,7 +259,8 @@ unlink_locked (MpqQueueServer *server,
                Entry          *entry)
 {
   g_queue_unlink (&server->all, &entry->all_link);
-  g_queue_unlink (route_queue (server, entry->recipient, FALSE), &entry->route_link);
+  g_queue_unlink (&entry->route->entries, &entry->route_link);
+  route_release (server, g_steal_pointer (&entry->route));
   if (server->max_size > 0)
     {
       /* Room: for a send waiting in the parent, for credit a child asked. */
@@ -222,20 +280,26 @@ pop_front_locked (MpqQueueServer *server)
   return entry;
 }
 
-/* The oldest message for @pid or for nobody. */
+/* The oldest message for @pid, or for nobody and put by someone else. */
 static Entry *
 candidate_locked (MpqQueueServer *server,
                   gint            pid)
 {
-  Entry *anyone = g_queue_peek_head (&server->anyone);
-  GQueue *mine = route_queue (server, pid, FALSE);
-  Entry *addressed = mine != NULL ? g_queue_peek_head (mine) : NULL;
+  Route *mine = g_hash_table_lookup (server->by_pid, GINT_TO_POINTER (pid));
+  Entry *best = mine != NULL ? g_queue_peek_head (&mine->entries) : NULL;
 
-  if (anyone == NULL)
-    return addressed;
-  if (addressed == NULL || anyone->seq < addressed->seq)
-    return anyone;
-  return addressed;
+  for (guint i = 0; i < server->anyone->len; i++)
+    {
+      Route *route = g_ptr_array_index (server->anyone, i);
+      Entry *head;
+
+      if (route->key == pid)
+        continue;
+      head = g_queue_peek_head (&route->entries);
+      if (best == NULL || head->seq < best->seq)
+        best = head;
+    }
+  return best;
 }
 
 static void
@@ -802,7 +866,7 @@ decode_line (Conn        *conn,
 
     if (message == NULL)
       return FALSE;
-    item->entry = entry_new (line, length, message);
+    item->entry = entry_new (line, length, message, conn->pid);
   }
   return TRUE;
 }
@@ -957,7 +1021,7 @@ conn_free (Conn *conn)
   g_queue_clear_full (&conn->wants, (GDestroyNotify) pending_free);
   g_queue_clear_full (&conn->joins, (GDestroyNotify) pending_free);
   while (conn->held.length > 0)
-    entry_free (g_queue_pop_head (&conn->held));
+    entry_free (pop_entry_head (&conn->held));
   g_clear_pointer (&conn->channel, g_io_channel_unref);
   _mpq_line_reader_clear (&conn->reader);
   g_string_free (conn->out, TRUE);
@@ -987,7 +1051,7 @@ conn_drop (Conn   *conn,
   g_mutex_lock (&server->lock);
   while (conn->held.length > 0)
     {
-      Entry *entry = g_queue_pop_tail (&conn->held);
+      Entry *entry = pop_entry_tail (&conn->held);
 
       push_head_locked (server, entry);
     }
@@ -1052,7 +1116,8 @@ _mpq_queue_server_new (guint    max_size,
   server->max_size = max_size;
   server->max_message_size = MPQ_DEFAULT_MAX_MESSAGE_SIZE;
   server->pid = _mpq_own_pid ();
-  server->by_pid = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_queue_free);
+  server->by_pid = g_hash_table_new (NULL, NULL);
+  server->anyone = g_ptr_array_new ();
   server->conns = g_ptr_array_new ();
   server->local_prefetch = 1;
 
@@ -1104,10 +1169,11 @@ _mpq_queue_server_free (MpqQueueServer *server)
   unlock_and_complete (server);
 
   while (server->local_inbox.length > 0)
-    entry_free (g_queue_pop_head (&server->local_inbox));
+    entry_free (pop_entry_head (&server->local_inbox));
   while (server->all.length > 0)
     entry_free (pop_front_locked (server));
   g_hash_table_unref (server->by_pid);
+  g_ptr_array_unref (server->anyone);
   g_clear_pointer (&server->local_wake, g_source_unref);
 
   if (server->kick != NULL)
@@ -1219,7 +1285,7 @@ _mpq_queue_server_put (MpqQueueServer  *server,
         ;
     }
 
-  entry = entry_new (line->str, line->len, g_object_ref (message));
+  entry = entry_new (line->str, line->len, g_object_ref (message), server->pid);
   server->unfinished++;
   push_tail_locked (server, entry);
   if (server->conns->len > 0 || local_room (server) > 0)
@@ -1376,7 +1442,7 @@ _mpq_queue_server_stop_local (MpqQueueServer *server)
   server->local_started = FALSE;
   while (server->local_inbox.length > 0)
     {
-      Entry *entry = g_queue_pop_tail (&server->local_inbox);
+      Entry *entry = pop_entry_tail (&server->local_inbox);
 
       server->local_pushed--;
       push_head_locked (server, entry);
@@ -1385,16 +1451,19 @@ _mpq_queue_server_stop_local (MpqQueueServer *server)
   g_mutex_unlock (&server->lock);
 }
 
-/* The next message dispatch handed the parent, or NULL. Until
- * _mpq_queue_server_local_done() it is in the parent's hand. */
+/* The next message dispatch handed the parent, or NULL; @more tells
+ * whether others wait. Until _mpq_queue_server_local_done() it is in the
+ * parent's hand. */
 MpqMessage *
-_mpq_queue_server_pop_local (MpqQueueServer *server)
+_mpq_queue_server_pop_local (MpqQueueServer *server,
+                             gboolean       *more)
 {
   MpqMessage *message = NULL;
   Entry *entry;
 
   g_mutex_lock (&server->lock);
-  entry = server->local_started ? g_queue_pop_head (&server->local_inbox) : NULL;
+  entry = server->local_started ? pop_entry_head (&server->local_inbox) : NULL;
+  *more = server->local_inbox.length > 0;
   g_mutex_unlock (&server->lock);
 
   if (entry != NULL)

@@ -241,21 +241,27 @@ mpq_queue_receive_finish (MpqChannel    *channel,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-/* The parent's dispatch: emits what the server handed it, one at a time,
+/* The parent's dispatch: emits what the server handed it, one message
+ * per main loop iteration (a handler that quits the loop leaves the rest),
  * each counted as taken once its handlers returned. */
 static gboolean
 wake_cb (gpointer user_data)
 {
   MpqQueue *self = g_object_ref (user_data);
-  MpqMessage *message;
+  MpqMessage *message = NULL;
+  gboolean more = FALSE;
 
-  while (self->started && self->server != NULL &&
-         (message = _mpq_queue_server_pop_local (self->server)) != NULL)
+  if (self->started && self->server != NULL)
+    message = _mpq_queue_server_pop_local (self->server, &more);
+
+  if (message != NULL)
     {
       _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
       g_object_unref (message);
       if (self->server != NULL)
         _mpq_queue_server_local_done (self->server);
+      if (more && self->wake != NULL)
+        g_source_set_ready_time (self->wake, 0);
     }
 
   g_object_unref (self);
