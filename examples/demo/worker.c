@@ -2,10 +2,14 @@
 
 /* The C worker of the pymulproc demo.
  *
- * Spawned by mpq-demo over an MpqPipe. For each DO {"task", "lo", "hi"} it
- * counts the primes in [lo, hi) with a segmented sieve of Eratosthenes and
- * answers FINISHED {"task", "lo", "hi", "primes", "us"}, "us" being the
- * microseconds it took. DIE ends it.
+ * Spawned by mpq-demo on the MpqQueue it shares with the other workers. It
+ * takes tasks by dispatch, one at a time (prefetch 1), and says READY to the
+ * parent once it does. For each DO {"task", "lo", "hi"} it counts the primes
+ * in [lo, hi) with a segmented sieve of Eratosthenes and answers FINISHED
+ * {"task", "lo", "hi", "primes", "us"} to the parent, "us" being the
+ * microseconds it took. The queue counts the task as taken once the handler
+ * has returned, so a worker that dies in the middle loses nothing: the task
+ * goes back to the queue. DIE ends it.
  * worker.py and worker.js are the same program in Python and JavaScript.
  */
 
@@ -24,6 +28,7 @@ typedef struct
   GArray    *base_primes;  /* guint32: every prime <= base_bound, ascending */
   guint64    base_bound;
   guint8    *block;        /* BLOCK_SIZE flags, one per number of the block */
+  gint       parent_pid;   /* where FINISHED goes */
   int        status;       /* exit status once the loop quits */
 } Worker;
 
@@ -215,7 +220,7 @@ on_do (MpqChannel *channel,
   primes = count_primes (self, lo, hi);
   reply = build_reply (task, lo, hi, primes, g_get_monotonic_time () - started);
 
-  if (!mpq_channel_send (channel, MPQ_REQ_FINISHED, 0, 0, reply, &error))
+  if (!mpq_channel_send (channel, MPQ_REQ_FINISHED, 0, self->parent_pid, reply, &error))
     {
       g_autofree char *message_text = g_strdup_printf ("could not answer: %s", error->message);
 
@@ -230,8 +235,9 @@ on_die (MpqChannel *channel,
 {
   Worker *self = user_data;
 
+  /* The queue is closed after the loop: closing it here, before the handler
+   * returns, would hand DIE back to the queue as not taken. */
   self->status = EXIT_SUCCESS;
-  mpq_channel_close (channel);
   g_main_loop_quit (self->loop);
 }
 
@@ -248,11 +254,11 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(MpqPipe) pipe = NULL;
+  g_autoptr(MpqQueue) queue = NULL;
   Worker self = { 0 };
 
-  pipe = mpq_pipe_new_for_child (&error);
-  if (pipe == NULL)
+  queue = mpq_queue_new_for_child (&error);
+  if (queue == NULL)
     {
       g_printerr ("worker.c: %s\n", error->message);
       return EXIT_FAILURE;
@@ -261,16 +267,25 @@ main (int   argc,
   self.loop = g_main_loop_new (NULL, FALSE);
   self.base_primes = g_array_new (FALSE, FALSE, sizeof (guint32));
   self.block = g_malloc (BLOCK_SIZE);
+  self.parent_pid = mpq_queue_get_parent_pid (queue);
   self.status = EXIT_FAILURE;
 
-  g_signal_connect (pipe, "message-received::" MPQ_REQ_DO, G_CALLBACK (on_do), &self);
-  g_signal_connect (pipe, "message-received::" MPQ_REQ_DIE, G_CALLBACK (on_die), &self);
-  g_signal_connect (pipe, "closed", G_CALLBACK (on_closed), &self);
-  mpq_channel_start (MPQ_CHANNEL (pipe));
+  g_signal_connect (queue, "message-received::" MPQ_REQ_DO, G_CALLBACK (on_do), &self);
+  g_signal_connect (queue, "message-received::" MPQ_REQ_DIE, G_CALLBACK (on_die), &self);
+  g_signal_connect (queue, "closed", G_CALLBACK (on_closed), &self);
 
-  g_main_loop_run (self.loop);
+  /* One task at a time: the next one stays in the queue for whichever
+   * worker is free first. */
+  mpq_queue_set_prefetch (queue, 1);
+  mpq_channel_start (MPQ_CHANNEL (queue));
 
-  g_signal_handlers_disconnect_by_data (pipe, &self);
+  if (mpq_channel_send (MPQ_CHANNEL (queue), "READY", 0, self.parent_pid, NULL, &error))
+    g_main_loop_run (self.loop);
+  else
+    g_printerr ("worker.c[%d]: could not say READY: %s\n", getpid (), error->message);
+
+  g_signal_handlers_disconnect_by_data (queue, &self);
+  mpq_channel_close (MPQ_CHANNEL (queue));
   g_main_loop_unref (self.loop);
   g_array_unref (self.base_primes);
   g_free (self.block);

@@ -2,10 +2,13 @@
 
 // The GJS worker of the pymulproc demo; run it with `gjs -m worker.js`.
 //
-// Spawned by mpq-demo over an MpqPipe. For each DO {"task", "lo", "hi"} it
-// counts the primes in [lo, hi) with a segmented sieve of Eratosthenes and
-// answers FINISHED {"task", "lo", "hi", "primes", "us"}, "us" being the
-// microseconds it took. DIE ends it.
+// Spawned by mpq-demo on the MpqQueue it shares with the other workers. It
+// takes tasks by dispatch, one at a time (prefetch 1), and says READY to the
+// parent once it does. For each DO {"task", "lo", "hi"} it counts the primes
+// in [lo, hi) with a segmented sieve of Eratosthenes and answers FINISHED
+// {"task", "lo", "hi", "primes", "us"} to the parent, "us" being the
+// microseconds it took. A task is taken once its handler has returned, so a
+// worker that dies in the middle loses nothing. DIE ends it.
 // Same program as worker.c and worker.py.
 
 import GLib from 'gi://GLib';
@@ -78,19 +81,22 @@ class Worker {
         this.loop = new GLib.MainLoop(null, false);
         this.counter = new PrimeCounter();
         this.status = 1;
-        this.pipe = Mpq.Pipe.new_for_child();
-        this.pipe.connect(`message-received::${Mpq.REQ_DO}`, this.onDo.bind(this));
-        this.pipe.connect(`message-received::${Mpq.REQ_DIE}`, this.onDie.bind(this));
-        this.pipe.connect('closed', this.onClosed.bind(this));
+        this.queue = Mpq.Queue.new_for_child();
+        this.parentPid = this.queue.get_parent_pid();
+        this.handlers = [
+            this.queue.connect(`message-received::${Mpq.REQ_DO}`, this.onDo.bind(this)),
+            this.queue.connect(`message-received::${Mpq.REQ_DIE}`, this.onDie.bind(this)),
+            this.queue.connect('closed', this.onClosed.bind(this)),
+        ];
     }
 
     fail(message) {
-        printerr(`worker.js[${this.pipe.pid}]: ${message}`);
         this.status = 1;
         this.loop.quit();
+        printerr(`worker.js[${this.queue.pid}]: ${message}`);
     }
 
-    onDo(pipe, message) {
+    onDo(queue, message) {
         let task;
         try {
             task = JSON.parse(message.dup_data_json());
@@ -112,15 +118,16 @@ class Worker {
             us: GLib.get_monotonic_time() - started,
         };
         try {
-            pipe.send_json(Mpq.REQ_FINISHED, 0, 0, JSON.stringify(reply));
+            queue.send_json(Mpq.REQ_FINISHED, 0, this.parentPid, JSON.stringify(reply));
         } catch (e) {
             this.fail(`could not answer: ${e.message}`);
         }
     }
 
-    onDie(pipe) {
+    // The queue is closed after the loop: closing it here, before the
+    // handler returns, would hand DIE back to the queue as not taken.
+    onDie() {
         this.status = 0;
-        pipe.close();
         this.loop.quit();
     }
 
@@ -130,8 +137,22 @@ class Worker {
     }
 
     run() {
-        this.pipe.start();
-        this.loop.run();
+        // One task at a time: the next one stays in the queue for whichever
+        // worker is free first.
+        this.queue.set_prefetch(1);
+        this.queue.start();
+        let ready = false;
+        try {
+            this.queue.send('READY', 0, this.parentPid, null);
+            ready = true;
+        } catch (e) {
+            this.fail(`could not say READY: ${e.message}`);
+        }
+        if (ready)
+            this.loop.run();
+        for (const handler of this.handlers)
+            this.queue.disconnect(handler);
+        this.queue.close();
         return this.status;
     }
 }

@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The Python worker of the pymulproc demo.
 
-Spawned by mpq-demo over an MpqPipe. For each DO {"task", "lo", "hi"} it
-counts the primes in [lo, hi) with a segmented sieve of Eratosthenes and
-answers FINISHED {"task", "lo", "hi", "primes", "us"}, "us" being the
-microseconds it took. DIE ends it.
+Spawned by mpq-demo on the MpqQueue it shares with the other workers. It
+takes tasks by dispatch, one at a time (prefetch 1), and says READY to the
+parent once it does. For each DO {"task", "lo", "hi"} it counts the primes in
+[lo, hi) with a segmented sieve of Eratosthenes and answers FINISHED
+{"task", "lo", "hi", "primes", "us"} to the parent, "us" being the
+microseconds it took. A task is taken once its handler has returned, so a
+worker that dies in the middle loses nothing. DIE ends it.
 Same program as worker.c and worker.js.
 """
 
@@ -80,17 +83,25 @@ class Worker:
         self.loop = GLib.MainLoop()
         self.counter = PrimeCounter()
         self.status = 1
-        self.pipe = Mpq.Pipe.new_for_child()
-        self.pipe.connect("message-received::" + Mpq.REQ_DO, self.on_do)
-        self.pipe.connect("message-received::" + Mpq.REQ_DIE, self.on_die)
-        self.pipe.connect("closed", self.on_closed)
+        self.queue = Mpq.Queue.new_for_child()
+        self.parent_pid = self.queue.get_parent_pid()
+        self.handlers = [
+            self.queue.connect("message-received::" + Mpq.REQ_DO, self.on_do),
+            self.queue.connect("message-received::" + Mpq.REQ_DIE, self.on_die),
+            self.queue.connect("closed", self.on_closed),
+        ]
 
     def fail(self, message):
-        print(f"worker.py[{os.getpid()}]: {message}", file=sys.stderr)
+        # Quit first: printing can raise (stderr may be a closed pipe), and
+        # an exception in a signal handler would leave the loop running.
         self.status = 1
         self.loop.quit()
+        try:
+            print(f"worker.py[{os.getpid()}]: {message}", file=sys.stderr)
+        except OSError:
+            pass
 
-    def on_do(self, pipe, message):
+    def on_do(self, queue, message):
         try:
             task = json.loads(message.dup_data_json())
             task_id, lo, hi = task["task"], task["lo"], task["hi"]
@@ -107,22 +118,34 @@ class Worker:
             "us": (time.monotonic_ns() - started) // 1000,
         }
         try:
-            pipe.send_json(Mpq.REQ_FINISHED, 0, 0, json.dumps(reply))
+            queue.send_json(Mpq.REQ_FINISHED, 0, self.parent_pid, json.dumps(reply))
         except GLib.Error as error:
             self.fail(f"could not answer: {error.message}")
 
-    def on_die(self, pipe, message):
+    def on_die(self, queue, message):
+        # The queue is closed after the loop: closing it here, before the
+        # handler returns, would hand DIE back to the queue as not taken.
         self.status = 0
-        pipe.close()
         self.loop.quit()
 
-    def on_closed(self, pipe):
+    def on_closed(self, queue):
         # The parent went away without saying DIE: nobody is left to work for.
         self.fail("the parent hung up")
 
     def run(self):
-        self.pipe.start()
-        self.loop.run()
+        # One task at a time: the next one stays in the queue for whichever
+        # worker is free first.
+        self.queue.set_prefetch(1)
+        self.queue.start()
+        try:
+            self.queue.send("READY", 0, self.parent_pid, None)
+        except GLib.Error as error:
+            self.fail(f"could not say READY: {error.message}")
+        else:
+            self.loop.run()
+        for handler in self.handlers:
+            self.queue.disconnect(handler)
+        self.queue.close()
         return self.status
 
 
