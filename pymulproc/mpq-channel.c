@@ -334,6 +334,39 @@ mpq_channel_stop (MpqChannel *self)
 }
 
 /**
+ * mpq_channel_flush:
+ * @self: a channel
+ * @timeout_ms: how long to wait for a peer that is not reading: -1 for as
+ *   long as it takes, 0 not at all
+ * @error: return location for an error
+ *
+ * Makes sure that everything sent so far has left this process.
+ *
+ * A send writes at once when it follows a pause; sends that follow each
+ * other quickly are gathered and written together by a thread of the
+ * library within microseconds, many messages per system call. Everything
+ * is written out anyway before the library waits for an answer, at close,
+ * and when the process exits normally. Call this before a process may be
+ * killed or crash, or before `_exit()`, if the last messages it sent must
+ * arrive.
+ *
+ * Returns: %TRUE once everything was written; %FALSE with
+ *   `MPQ_ERROR_TIMED_OUT` if the peer did not read in time, or
+ *   `MPQ_ERROR_CLOSED`
+ */
+gboolean
+mpq_channel_flush (MpqChannel  *self,
+                   gint         timeout_ms,
+                   GError     **error)
+{
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
+  g_return_val_if_fail (timeout_ms >= -1, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return MPQ_CHANNEL_GET_IFACE (self)->flush (self, timeout_ms, error);
+}
+
+/**
  * mpq_channel_close:
  * @self: a channel
  *

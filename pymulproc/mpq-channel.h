@@ -51,8 +51,15 @@ struct _MpqChannelInterface
   void        (*start)          (MpqChannel           *self);
   void        (*stop)           (MpqChannel           *self);
   void        (*close)          (MpqChannel           *self);
+  gboolean    (*flush)          (MpqChannel           *self,
+                                 gint                  timeout_ms,
+                                 GError              **error);
 };
 
+MPQ_AVAILABLE_IN_ALL
+gboolean    mpq_channel_flush                (MpqChannel           *self,
+                                              gint                  timeout_ms,
+                                              GError              **error);
 MPQ_AVAILABLE_IN_ALL
 gboolean    mpq_channel_send                 (MpqChannel           *self,
                                               const char           *request,

@@ -62,6 +62,10 @@ void      _mpq_frame_append2 (GString     *out,
                               gint64       value1,
                               const char  *key2,
                               gint64       value2);
+void      _mpq_frame_append_answer (GString *out,
+                                    const char *op,
+                                    gint64   id,
+                                    gboolean value);
 void      _mpq_frame_append_msg (GString  *out,
                                  guint32   tag,
                                  gint64    id,

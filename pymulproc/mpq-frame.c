@@ -249,6 +249,16 @@ _mpq_frame_append2 (GString    *out,
 }
 
 void
+_mpq_frame_append_answer (GString    *out,
+                          const char *op,
+                          gint64      id,
+                          gboolean    value)
+{
+  g_string_append_printf (out, "{\"op\":\"%s\",\"id\":%" G_GINT64_FORMAT ",\"value\":%s}\n",
+                          op, id, value ? "true" : "false");
+}
+
+void
 _mpq_frame_append_msg (GString    *out,
                        guint32     tag,
                        gint64      id,

@@ -13,6 +13,7 @@
 #include "mpq-line-reader-private.h"
 #include "mpq-pipe.h"
 #include "mpq-spawn-private.h"
+#include "mpq-writer-private.h"
 
 /**
  * MpqPipe:
@@ -53,7 +54,6 @@ struct _MpqPipe
   GMainContext  *context;     /* thread-default of the first consumer, or NULL */
   GSource       *watch;       /* readable-fd watch on @context, or NULL */
   GSource       *idle;        /* delivers what is already read, or NULL */
-  GSource       *out_watch;   /* writable-fd watch flushing @outbuf, or NULL */
   GSource       *closed_idle; /* emits ::closed, or NULL */
   GIOChannel    *io_channel;
 
@@ -62,8 +62,7 @@ struct _MpqPipe
   GError        *read_error;  /* why reading stopped, reported once after inbox */
   MpqLineReader  reader;
   GString       *line;        /* scratch for encoding */
-  GString       *outbuf;      /* rest of a partly written line */
-  gsize          outpos;
+  MpqWriter     *writer;      /* coalesces what we send, or NULL once closed */
 
   gsize          max_message_size;
   gint           send_timeout;
@@ -328,20 +327,6 @@ idle_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-static gboolean flush_out (MpqPipe *self, gint64 deadline, GError **error);
-
-static gboolean
-out_watch_cb (GIOChannel   *channel,
-              GIOCondition  condition,
-              gpointer      user_data)
-{
-  MpqPipe *self = user_data;
-
-  flush_out (self, 0, NULL);
-  update_sources (self);
-  return G_SOURCE_CONTINUE;
-}
-
 /* Keeps exactly the sources the state calls for: the fd watch while someone
  * wants messages and none is buffered, the idle while buffered messages (or
  * the end of the stream) wait for someone who wants them. */
@@ -379,20 +364,7 @@ update_sources (MpqPipe *self)
       clear_source (&self->idle);
     }
 
-  if (self->outbuf != NULL && self->fd >= 0 && self->context != NULL && self->started)
-    {
-      if (self->out_watch == NULL)
-        {
-          self->out_watch = g_io_create_watch (self->io_channel, G_IO_OUT | G_IO_HUP | G_IO_ERR);
-          g_source_set_static_name (self->out_watch, "[mpq] pipe write");
-          g_source_set_callback (self->out_watch, G_SOURCE_FUNC (out_watch_cb), self, NULL);
-          g_source_attach (self->out_watch, self->context);
-        }
-    }
-  else
-    clear_source (&self->out_watch);
-
-  if (!wanted && self->out_watch == NULL && self->waiters.length == 0)
+  if (!wanted && self->waiters.length == 0)
     g_clear_pointer (&self->context, g_main_context_unref);
 }
 
@@ -420,49 +392,12 @@ acquire_context (MpqPipe *self)
 
 /* Writing --------------------------------------------------------------- */
 
-/* Writes the rest of a partly written line, waiting for room until
- * @deadline. On a time-out the rest is kept for later; on any other error
- * the peer is gone and it is dropped. */
-static gboolean
-flush_out (MpqPipe  *self,
-           gint64    deadline,
-           GError  **error)
-{
-  while (self->outbuf != NULL)
-    {
-      g_autoptr(GError) local_error = NULL;
-      gssize n = _mpq_write_when_ready (self->fd,
-                                        self->outbuf->str + self->outpos,
-                                        self->outbuf->len - self->outpos,
-                                        deadline, "The peer is not reading", &local_error);
-
-      if (n < 0)
-        {
-          if (!g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT))
-            g_string_free (g_steal_pointer (&self->outbuf), TRUE);
-          g_propagate_error (error, g_steal_pointer (&local_error));
-          return FALSE;
-        }
-
-      self->outpos += n;
-      if (self->outpos == self->outbuf->len)
-        {
-          g_string_free (g_steal_pointer (&self->outbuf), TRUE);
-          self->outpos = 0;
-        }
-    }
-
-  return TRUE;
-}
-
 static gboolean
 mpq_pipe_send_message (MpqChannel  *channel,
                        MpqMessage  *message,
                        GError     **error)
 {
   MpqPipe *self = MPQ_PIPE (channel);
-  gint64 deadline;
-  gssize written;
 
   if (self->closed || self->fd < 0)
     {
@@ -484,25 +419,23 @@ mpq_pipe_send_message (MpqChannel  *channel,
   MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
   g_string_append_c (self->line, '\n');
 
-  deadline = _mpq_deadline_from_timeout (self->send_timeout);
-  if (!flush_out (self, deadline, error))
-    return FALSE;
+  return _mpq_writer_send (self->writer, self->line->str, self->line->len,
+                           _mpq_deadline_from_timeout (self->send_timeout), error);
+}
 
-  written = _mpq_write_when_ready (self->fd, self->line->str, self->line->len, deadline,
-                                   "The peer is not reading: nothing was sent", error);
-  if (written < 0)
-    return FALSE;
+static gboolean
+mpq_pipe_flush (MpqChannel  *channel,
+                gint         timeout_ms,
+                GError     **error)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
 
-  if ((gsize) written < self->line->len)
+  if (self->closed || self->writer == NULL)
     {
-      /* Part of the line is out: the rest must follow, come what may. */
-      self->outbuf = g_string_new_len (self->line->str + written, self->line->len - written);
-      self->outpos = 0;
-      if (!flush_out (self, deadline, NULL) && self->outbuf != NULL)
-        update_sources (self);
+      set_closed_error (error);
+      return FALSE;
     }
-
-  return TRUE;
+  return _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (timeout_ms), error);
 }
 
 /* receive --------------------------------------------------------------- */
@@ -533,6 +466,9 @@ mpq_pipe_receive (MpqChannel        *channel,
 
       if (!read_some (self))
         {
+          /* What we sent goes out before we wait for the answer. */
+          if (deadline != 0)
+            _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (self->send_timeout), NULL);
           if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLIN, deadline))
             return NULL;
         }
@@ -657,11 +593,12 @@ mpq_pipe_close (MpqChannel *channel)
   if (self->closed)
     return;
 
-  /* A partly written line is finished before hanging up. */
-  if (self->outbuf != NULL && self->fd >= 0)
-    flush_out (self, _mpq_deadline_from_timeout (self->send_timeout), NULL);
-  if (self->outbuf != NULL)
-    g_string_free (g_steal_pointer (&self->outbuf), TRUE);
+  /* What was sent goes out before hanging up. */
+  if (self->writer != NULL)
+    {
+      _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (self->send_timeout), NULL);
+      g_clear_pointer (&self->writer, _mpq_writer_free);
+    }
 
   self->closed = TRUE;
   self->started = FALSE;
@@ -698,7 +635,6 @@ mpq_pipe_dispose (GObject *object)
   clear_source (&self->closed_idle);
   clear_source (&self->watch);
   clear_source (&self->idle);
-  clear_source (&self->out_watch);
   g_clear_pointer (&self->io_channel, g_io_channel_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
 
@@ -712,7 +648,7 @@ mpq_pipe_finalize (GObject *object)
 
   g_assert (self->fd == -1);
   g_assert (self->waiters.length == 0);
-  g_assert (self->outbuf == NULL);
+  g_assert (self->writer == NULL);
 
   g_string_free (self->line, TRUE);
 
@@ -820,6 +756,7 @@ mpq_pipe_channel_iface_init (MpqChannelInterface *iface)
   iface->start = mpq_pipe_start;
   iface->stop = mpq_pipe_stop;
   iface->close = mpq_pipe_close;
+  iface->flush = mpq_pipe_flush;
 }
 
 static void
@@ -843,6 +780,7 @@ pipe_new_for_fd (MpqRole role,
   MpqPipe *self = g_object_new (MPQ_TYPE_PIPE, "role", role, NULL);
 
   self->fd = fd;
+  self->writer = _mpq_writer_new (fd);
   _mpq_fd_set_nonblocking (fd);
   self->io_channel = g_io_channel_unix_new (fd);
   g_io_channel_set_encoding (self->io_channel, NULL, NULL);

@@ -41,6 +41,9 @@ void            _mpq_queue_client_want_async (MpqQueueClient  *client,
                                               GTask           *task);
 void            _mpq_queue_client_join_async (MpqQueueClient  *client,
                                               GTask           *task);
+gboolean        _mpq_queue_client_flush      (MpqQueueClient  *client,
+                                              gint             timeout_ms,
+                                              GError         **error);
 void            _mpq_queue_client_start      (MpqQueueClient  *client,
                                               guint            prefetch);
 void            _mpq_queue_client_stop       (MpqQueueClient  *client);

@@ -13,6 +13,7 @@
 #include "mpq-protocol.h"
 #include "mpq-queue-client-private.h"
 #include "mpq-spawn-private.h"
+#include "mpq-writer-private.h"
 
 /* Room for a frame around a message line. */
 #define FRAME_OVERHEAD 256
@@ -34,6 +35,7 @@ struct _MpqQueueClient
 {
   MpqChannel    *channel;      /* unowned: owns us */
   int            fd;
+  MpqWriter     *writer;
   gint           parent_pid;
   gint           credit;       /* -1: unbounded */
   gboolean       asked_credit;
@@ -56,6 +58,7 @@ struct _MpqQueueClient
   GIOChannel    *io;
   GSource       *watch;
   GSource       *idle;
+  GSource       *closed_idle;  /* emits ::closed found by a blocking call */
 };
 
 static void update_sources (MpqQueueClient *client);
@@ -76,8 +79,10 @@ clear_source (GSource **source)
     }
 }
 
-/* Writing: every line whole, waiting for room as long as it takes (the
- * server is a thread that always reads). */
+static void schedule_closed (MpqQueueClient *client);
+
+/* Writing: whole lines, gathered under load (mpq-writer.c), waiting for
+ * room as long as it takes: the server is a thread that always reads. */
 static gboolean
 write_all (MpqQueueClient  *client,
            const char      *data,
@@ -90,16 +95,21 @@ write_all (MpqQueueClient  *client,
       return FALSE;
     }
 
-  while (length > 0)
+  if (!_mpq_writer_send (client->writer, data, length, -1, error))
     {
-      gssize n = _mpq_write_when_ready (client->fd, data, length, -1, "", error);
-
-      if (n < 0)
-        return FALSE;
-      data += n;
-      length -= n;
+      /* The parent is gone: say so, as a read would. */
+      schedule_closed (client);
+      return FALSE;
     }
   return TRUE;
+}
+
+/* Before waiting for the server, what we sent must have reached it. */
+static void
+flush_before_wait (MpqQueueClient *client)
+{
+  if (client->writer != NULL)
+    _mpq_writer_flush (client->writer, -1, NULL);
 }
 
 static gboolean
@@ -253,6 +263,8 @@ static void
 closed_error (MpqQueueClient  *client,
               GError         **error)
 {
+  if (client->read_done)
+    schedule_closed (client);
   if (client->read_error != NULL)
     g_propagate_error (error, g_error_copy (client->read_error));
   else
@@ -277,7 +289,10 @@ wait_reply (MpqQueueClient  *client,
           return NULL;
         }
       if (!read_some (client))
-        _mpq_wait_fd (client->fd, POLLIN, -1);
+        {
+          flush_before_wait (client);
+          _mpq_wait_fd (client->fd, POLLIN, -1);
+        }
     }
 
   update_sources (client);
@@ -312,6 +327,34 @@ emit_closed_once (MpqQueueClient *client)
     return;
   client->closed_emitted = TRUE;
   _mpq_channel_emit_closed (client->channel);
+}
+
+static gboolean
+emit_closed_cb (gpointer user_data)
+{
+  MpqQueueClient *client = user_data;
+
+  g_clear_pointer (&client->closed_idle, g_source_unref);
+  emit_closed_once (client);
+  return G_SOURCE_REMOVE;
+}
+
+/* A blocking call found the parent gone: ::closed goes to the main
+ * context, as it does for a pipe. */
+static void
+schedule_closed (MpqQueueClient *client)
+{
+  g_autoptr(GMainContext) context = NULL;
+
+  if (client->closed_emitted || client->closed_idle != NULL)
+    return;
+
+  context = client->context != NULL ? g_main_context_ref (client->context)
+                                    : g_main_context_ref_thread_default ();
+  client->closed_idle = g_idle_source_new ();
+  g_source_set_static_name (client->closed_idle, "[mpq] queue closed");
+  g_source_set_callback (client->closed_idle, emit_closed_cb, client, NULL);
+  g_source_attach (client->closed_idle, context);
 }
 
 static void
@@ -526,6 +569,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
 
   client->channel = channel;
   client->fd = fd;
+  client->writer = _mpq_writer_new (fd);
   client->answers = g_string_new (NULL);
   client->scratch = g_string_new (NULL);
   _mpq_line_reader_init (&client->reader, max_message_size + FRAME_OVERHEAD);
@@ -580,7 +624,11 @@ _mpq_queue_client_close (MpqQueueClient *client)
       client->in_hand_tag = 0;
     }
   if (client->fd >= 0)
-    flush_answers (client, NULL);
+    {
+      flush_answers (client, NULL);
+      flush_before_wait (client);
+    }
+  g_clear_pointer (&client->writer, _mpq_writer_free);
   client->closed = TRUE;
   client->started = FALSE;
   if (!client->read_done)
@@ -601,6 +649,11 @@ void
 _mpq_queue_client_free (MpqQueueClient *client)
 {
   client->closed_emitted = TRUE;
+  if (client->closed_idle != NULL)
+    {
+      g_source_destroy (client->closed_idle);
+      g_clear_pointer (&client->closed_idle, g_source_unref);
+    }
   _mpq_queue_client_close (client);
   g_clear_pointer (&client->io, g_io_channel_unref);
   g_clear_error (&client->read_error);
@@ -668,8 +721,10 @@ wait_credit (MpqQueueClient  *client,
               closed_error (client, error);
               return FALSE;
             }
-          if (!read_some (client) &&
-              (deadline == 0 || !_mpq_wait_fd (client->fd, POLLIN, deadline)))
+          if (read_some (client))
+            continue;
+          flush_before_wait (client);
+          if (deadline == 0 || !_mpq_wait_fd (client->fd, POLLIN, deadline))
             break;
         }
     }
@@ -897,4 +952,19 @@ _mpq_queue_client_stop (MpqQueueClient *client)
   if (write_frame (client, frame, NULL))
     client->stops_pending++;
   update_sources (client);
+}
+
+gboolean
+_mpq_queue_client_flush (MpqQueueClient  *client,
+                         gint             timeout_ms,
+                         GError         **error)
+{
+  if (client->closed || client->writer == NULL)
+    {
+      set_closed_error (error);
+      return FALSE;
+    }
+  if (!flush_answers (client, error))
+    return FALSE;
+  return _mpq_writer_flush (client->writer, _mpq_deadline_from_timeout (timeout_ms), error);
 }

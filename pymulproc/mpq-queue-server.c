@@ -585,7 +585,7 @@ serve_locked (MpqQueueServer *server)
 
       while (server->unfinished == 0 && (join = g_queue_pop_head (&conn->joins)) != NULL)
         {
-          _mpq_frame_append2 (conn->out, "joined", "id", join->id, "value", 1);
+          _mpq_frame_append_answer (conn->out, "joined", join->id, TRUE);
           pending_free (join);
         }
     }
@@ -634,7 +634,7 @@ pending_timeout_cb (gpointer user_data)
   g_mutex_lock (&server->lock);
   g_queue_remove (queue, pending);
   if (pending->kind == PENDING_JOIN)
-    _mpq_frame_append2 (conn->out, "joined", "id", pending->id, "value", 0);
+    _mpq_frame_append_answer (conn->out, "joined", pending->id, FALSE);
   else
     answer_pending (pending);
   g_source_unref (g_steal_pointer (&pending->timer));
@@ -773,14 +773,14 @@ apply_frame_locked (Conn      *conn,
       return TRUE;
 
     case MPQ_FRAME_EMPTY:
-      _mpq_frame_append2 (conn->out, "empty", "id", frame->id, "value", server->all.length == 0);
+      _mpq_frame_append_answer (conn->out, "empty", frame->id, server->all.length == 0);
       return TRUE;
 
     case MPQ_FRAME_JOIN:
       if (server->unfinished == 0)
-        _mpq_frame_append2 (conn->out, "joined", "id", frame->id, "value", 1);
+        _mpq_frame_append_answer (conn->out, "joined", frame->id, TRUE);
       else if (frame->timeout == 0)
-        _mpq_frame_append2 (conn->out, "joined", "id", frame->id, "value", 0);
+        _mpq_frame_append_answer (conn->out, "joined", frame->id, FALSE);
       else
         add_pending (conn, &conn->joins, PENDING_JOIN, frame->id, frame->timeout);
       return TRUE;
@@ -1396,8 +1396,8 @@ _mpq_queue_server_want_async (MpqQueueServer *server,
   g_mutex_unlock (&server->lock);
 }
 
-/* Takes @task back if it is still waiting; FALSE when its result is
- * already decided. */
+/* Takes @task back if it is still waiting, and with it the reference the
+ * server held; FALSE when its result is already decided. */
 gboolean
 _mpq_queue_server_cancel_task (MpqQueueServer *server,
                                GTask          *task)
@@ -1409,8 +1409,6 @@ _mpq_queue_server_cancel_task (MpqQueueServer *server,
             g_queue_remove (&server->local_joins, task);
   g_mutex_unlock (&server->lock);
 
-  if (removed)
-    g_object_unref (task);
   return removed;
 }
 

@@ -150,6 +150,21 @@ mpq_queue_receive (MpqChannel        *channel,
   return _mpq_queue_client_take (self->client, timeout_ms, filter, user_data, error);
 }
 
+static gboolean
+mpq_queue_flush (MpqChannel  *channel,
+                 gint         timeout_ms,
+                 GError     **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!check_open (self, error))
+    return FALSE;
+  /* The parent's sends are in the queue already. */
+  if (self->client == NULL)
+    return TRUE;
+  return _mpq_queue_client_flush (self->client, timeout_ms, error);
+}
+
 /* The cancellable's source lives as long as the task waits. */
 static void
 destroy_source (gpointer source)
@@ -166,7 +181,10 @@ server_task_cancelled_cb (GCancellable *cancellable,
   MpqQueue *self = g_task_get_source_object (task);
 
   if (self->server != NULL && _mpq_queue_server_cancel_task (self->server, task))
-    g_task_return_error_if_cancelled (task);
+    {
+      g_task_return_error_if_cancelled (task);
+      g_object_unref (task);
+    }
   return G_SOURCE_REMOVE;
 }
 
@@ -533,6 +551,7 @@ mpq_queue_channel_iface_init (MpqChannelInterface *iface)
   iface->start = mpq_queue_start;
   iface->stop = mpq_queue_stop;
   iface->close = mpq_queue_close;
+  iface->flush = mpq_queue_flush;
 }
 
 static void

@@ -232,6 +232,9 @@ main (int   argc,
   else if (g_str_equal (mode, "send-then-crash"))
     {
       do_send (pipe, n);
+      /* Sends under load are gathered for a few microseconds: a process
+       * about to die makes sure they left (mpq_channel_flush). */
+      mpq_channel_flush (MPQ_CHANNEL (pipe), -1, NULL);
       raise (SIGKILL);
     }
   else if (g_str_equal (mode, "echo"))

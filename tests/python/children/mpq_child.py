@@ -10,7 +10,7 @@ Modes:
   burst N              send N x DO {"i": i}, FINISHED, a novel request, DIE;
                        then exit
   send-and-exit N      send N x DO {"i": i} and exit at once
-  send-then-kill N     send N x DO {"i": i}, then SIGKILL itself
+  send-then-kill N     send N x DO {"i": i}, flush, then SIGKILL itself
   send-then-wait N     send N x DO {"i": i}, then obey commands:
                        EXIT (exit 0), KILL (SIGKILL itself), DIE (exit 0)
   echo [COPIES]        reply to every message with the same request and data
@@ -117,6 +117,7 @@ def main(argv):
 
     elif mode == 'send-then-kill':
         send_numbered(ch, int(args[0]))
+        ch.flush(-1)   # what a stream sent in its last microseconds, too
         os.kill(os.getpid(), signal.SIGKILL)
 
     elif mode == 'send-then-wait':

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Writes whole lines to a socket, coalescing them under load.
+ *
+ * A send after a pause is written at once, in the caller's thread. Sends
+ * that come fast, one after the other, are gathered and written together
+ * by the library's writer thread, as soon as it gets to them: many
+ * messages per system call instead of one. The buffer is bounded; a send
+ * that finds it full waits for room until its deadline. Everything is
+ * written out before the library blocks (receive, join), at close, at
+ * mpq_channel_flush() and when the process exits. */
+typedef struct _MpqWriter MpqWriter;
+
+MpqWriter *_mpq_writer_new   (int          fd);
+void       _mpq_writer_free  (MpqWriter   *writer);
+gboolean   _mpq_writer_send  (MpqWriter   *writer,
+                              const char  *data,
+                              gsize        length,
+                              gint64       deadline,
+                              GError     **error);
+gboolean   _mpq_writer_flush (MpqWriter   *writer,
+                              gint64       deadline,
+                              GError     **error);
+gsize      _mpq_writer_get_pending (MpqWriter *writer);
+
+G_END_DECLS

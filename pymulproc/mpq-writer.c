@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "mpq-error.h"
+#include "mpq-spawn-private.h"
+#include "mpq-writer-private.h"
+
+/* Past this much unwritten, a send waits for room: memory stays bounded
+ * and a slow reader slows its writer down. */
+#define HIGH_WATER (256 * 1024)
+
+/* A send this long after the previous one is written at once: a pause
+ * means nobody is streaming, and the message should not wait. */
+#define PAUSE_US 50
+
+/* How long the writer thread lets lines gather before writing them. */
+#define LINGER_US 20
+
+struct _MpqWriter
+{
+  GMutex     lock;
+  GCond      cond;         /* @writing went FALSE */
+  int        fd;
+  GString   *buf;          /* unwritten, whole lines */
+  GString   *spare;        /* swapped in while @buf is being written */
+  gboolean   writing;      /* someone writes outside the lock */
+  gboolean   listed;       /* the writer thread has it to do */
+  gboolean   closed;
+  GError    *error;        /* the peer is gone: every later send fails */
+  gint64     last_send;
+  gint       refs;         /* the owner, and the writer thread while listed */
+};
+
+/* The writer thread and the list of live writers (for exit). */
+static GMutex     thread_lock;
+static GCond      thread_cond;
+static GPtrArray *todo;       /* MpqWriter, listed */
+static GPtrArray *live;       /* MpqWriter, not yet freed */
+static GThread   *thread;
+static int        wake_fd = -1;
+static gboolean   thread_polling;
+
+static void
+writer_unref (MpqWriter *writer)
+{
+  if (!g_atomic_int_dec_and_test (&writer->refs))
+    return;
+
+  g_string_free (writer->buf, TRUE);
+  g_string_free (writer->spare, TRUE);
+  g_clear_error (&writer->error);
+  g_cond_clear (&writer->cond);
+  g_mutex_clear (&writer->lock);
+  g_free (writer);
+}
+
+/* Writes what it can of the buffer without holding the lock, so that
+ * sends go on meanwhile. Called and returns with the lock held. Returns
+ * FALSE when the socket is full. */
+static gboolean
+write_out_locked (MpqWriter *writer)
+{
+  GString *chunk;
+  gsize done = 0;
+  GError *error = NULL;
+
+  while (writer->writing)
+    g_cond_wait (&writer->cond, &writer->lock);
+
+  if (writer->buf->len == 0 || writer->error != NULL || writer->fd < 0)
+    return TRUE;
+
+  chunk = writer->buf;
+  writer->buf = writer->spare;
+  writer->writing = TRUE;
+  g_mutex_unlock (&writer->lock);
+
+  while (done < chunk->len)
+    {
+      gssize n = _mpq_write_some (writer->fd, chunk->str + done, chunk->len - done, &error);
+
+      if (n <= 0)
+        break;
+      done += n;
+    }
+
+  g_mutex_lock (&writer->lock);
+  writer->writing = FALSE;
+  g_cond_broadcast (&writer->cond);
+
+  if (error != NULL)
+    {
+      g_clear_error (&writer->error);
+      writer->error = error;
+      done = chunk->len;
+    }
+
+  /* What did not fit goes back before what came meanwhile. */
+  if (done < chunk->len)
+    {
+      g_string_erase (chunk, 0, done);
+      g_string_append_len (chunk, writer->buf->str, writer->buf->len);
+      g_string_truncate (writer->buf, 0);
+      writer->spare = writer->buf;
+      writer->buf = chunk;
+      return FALSE;
+    }
+
+  g_string_truncate (chunk, 0);
+  writer->spare = chunk;
+  return TRUE;
+}
+
+static void
+wake_thread (void)
+{
+  guint64 one = 1;
+
+  if (thread_polling)
+    {
+      ssize_t r G_GNUC_UNUSED = write (wake_fd, &one, sizeof one);
+    }
+  else
+    g_cond_signal (&thread_cond);
+}
+
+static gpointer writer_thread (gpointer data);
+
+/* Hands @writer to the writer thread; with its lock held. */
+static void
+list_locked (MpqWriter *writer)
+{
+  if (writer->listed)
+    return;
+
+  writer->listed = TRUE;
+  g_atomic_int_inc (&writer->refs);
+
+  g_mutex_lock (&thread_lock);
+  if (thread == NULL)
+    {
+      if (wake_fd < 0)
+        wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+      thread = g_thread_new ("mpq-writer", writer_thread, NULL);
+    }
+  g_ptr_array_add (todo, writer);
+  wake_thread ();
+  g_mutex_unlock (&thread_lock);
+}
+
+static gpointer
+writer_thread (gpointer data)
+{
+  g_mutex_lock (&thread_lock);
+  for (;;)
+    {
+      g_autoptr(GPtrArray) batch = NULL;
+      g_autoptr(GPtrArray) blocked = g_ptr_array_new ();
+      g_autoptr(GArray) pfds = g_array_new (FALSE, FALSE, sizeof (struct pollfd));
+
+      while (todo->len == 0)
+        g_cond_wait (&thread_cond, &thread_lock);
+
+      /* Let a stream gather a few more lines: one system call then
+       * carries dozens of them. */
+      g_mutex_unlock (&thread_lock);
+      g_usleep (LINGER_US);
+      g_mutex_lock (&thread_lock);
+
+      batch = g_steal_pointer (&todo);
+      todo = g_ptr_array_new ();
+      g_mutex_unlock (&thread_lock);
+
+      for (guint i = 0; i < batch->len; i++)
+        {
+          MpqWriter *writer = g_ptr_array_index (batch, i);
+          struct pollfd pfd = { .fd = -1, .events = POLLOUT };
+          gboolean done, more;
+
+          g_mutex_lock (&writer->lock);
+          done = writer->closed || write_out_locked (writer);
+          /* Lines sent while we wrote found it listed: they are ours. */
+          more = done && !writer->closed && writer->buf->len > 0;
+          if (done && !more)
+            writer->listed = FALSE;
+          else if (!done)
+            pfd.fd = writer->fd;
+          g_mutex_unlock (&writer->lock);
+
+          if (more)
+            {
+              g_mutex_lock (&thread_lock);
+              g_ptr_array_add (todo, writer);
+              g_mutex_unlock (&thread_lock);
+            }
+          else if (done)
+            writer_unref (writer);
+          else
+            {
+              g_ptr_array_add (blocked, writer);
+              g_array_append_val (pfds, pfd);
+            }
+        }
+
+      g_mutex_lock (&thread_lock);
+      if (blocked->len > 0 && todo->len == 0)
+        {
+          /* Readers that are behind: wait for room, or for new work. */
+          struct pollfd wake = { .fd = wake_fd, .events = POLLIN };
+          guint64 count;
+
+          g_array_append_val (pfds, wake);
+          thread_polling = TRUE;
+          g_mutex_unlock (&thread_lock);
+          poll ((struct pollfd *) (gpointer) pfds->data, pfds->len, 100);
+          if (read (wake_fd, &count, sizeof count) < 0)
+            count = 0;
+          g_mutex_lock (&thread_lock);
+          thread_polling = FALSE;
+        }
+      g_ptr_array_extend_and_steal (todo, g_steal_pointer (&blocked));
+    }
+
+  return NULL;
+}
+
+/* Whatever is unwritten when the process exits goes out first. */
+static void
+flush_all_at_exit (void)
+{
+  g_autoptr(GPtrArray) writers = g_ptr_array_new ();
+
+  g_mutex_lock (&thread_lock);
+  for (guint i = 0; i < live->len; i++)
+    {
+      MpqWriter *writer = g_ptr_array_index (live, i);
+
+      g_atomic_int_inc (&writer->refs);
+      g_ptr_array_add (writers, writer);
+    }
+  g_mutex_unlock (&thread_lock);
+
+  for (guint i = 0; i < writers->len; i++)
+    {
+      MpqWriter *writer = g_ptr_array_index (writers, i);
+
+      _mpq_writer_flush (writer, _mpq_deadline_from_timeout (5000), NULL);
+      writer_unref (writer);
+    }
+}
+
+/* A forked child has no writer thread, and its copies of the buffers
+ * belong to the parent's channels. */
+static void
+forget_after_fork (void)
+{
+  g_mutex_init (&thread_lock);
+  g_cond_init (&thread_cond);
+  thread = NULL;
+  thread_polling = FALSE;
+  todo = g_ptr_array_new ();
+  live = g_ptr_array_new ();
+}
+
+MpqWriter *
+_mpq_writer_new (int fd)
+{
+  static gsize initialized = 0;
+  MpqWriter *writer = g_new0 (MpqWriter, 1);
+
+  if (g_once_init_enter (&initialized))
+    {
+      todo = g_ptr_array_new ();
+      live = g_ptr_array_new ();
+      atexit (flush_all_at_exit);
+      pthread_atfork (NULL, NULL, forget_after_fork);
+      g_once_init_leave (&initialized, 1);
+    }
+
+  g_mutex_init (&writer->lock);
+  g_cond_init (&writer->cond);
+  writer->fd = fd;
+  writer->buf = g_string_sized_new (4096);
+  writer->spare = g_string_sized_new (4096);
+  writer->refs = 1;
+
+  g_mutex_lock (&thread_lock);
+  g_ptr_array_add (live, writer);
+  g_mutex_unlock (&thread_lock);
+
+  return writer;
+}
+
+/* The owner lets go; unwritten lines are dropped (flush first). */
+void
+_mpq_writer_free (MpqWriter *writer)
+{
+  g_mutex_lock (&thread_lock);
+  g_ptr_array_remove_fast (live, writer);
+  g_mutex_unlock (&thread_lock);
+
+  g_mutex_lock (&writer->lock);
+  while (writer->writing)
+    g_cond_wait (&writer->cond, &writer->lock);
+  writer->closed = TRUE;
+  writer->fd = -1;
+  g_mutex_unlock (&writer->lock);
+
+  writer_unref (writer);
+}
+
+static gboolean
+report_error_locked (MpqWriter  *writer,
+                     GError    **error)
+{
+  if (writer->error == NULL)
+    return FALSE;
+  g_propagate_error (error, g_error_copy (writer->error));
+  return TRUE;
+}
+
+/* Writes everything out in this thread, waiting for room until @deadline. */
+static gboolean
+drain_locked (MpqWriter  *writer,
+              gint64      deadline,
+              GError    **error)
+{
+  while (!write_out_locked (writer))
+    {
+      gboolean room;
+
+      if (deadline == 0)
+        break;
+      g_mutex_unlock (&writer->lock);
+      room = _mpq_wait_fd (writer->fd, POLLOUT, deadline);
+      g_mutex_lock (&writer->lock);
+      if (!room)
+        break;
+    }
+
+  if (report_error_locked (writer, error))
+    return FALSE;
+  if (writer->buf->len > 0 || writer->writing)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT, "The peer is not reading");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_mpq_writer_send (MpqWriter   *writer,
+                  const char  *data,
+                  gsize        length,
+                  gint64       deadline,
+                  GError     **error)
+{
+  gint64 now = g_get_monotonic_time ();
+  gboolean paused;
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&writer->lock);
+
+  if (report_error_locked (writer, error))
+    {
+      g_mutex_unlock (&writer->lock);
+      return FALSE;
+    }
+
+  if (writer->buf->len + length > HIGH_WATER && writer->buf->len > 0)
+    {
+      GError *local_error = NULL;
+
+      /* Full: room for this one, or it is not sent at all. */
+      if (!drain_locked (writer, deadline, &local_error))
+        {
+          if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT))
+            g_prefix_error_literal (&local_error, "Nothing was sent: ");
+          g_propagate_error (error, local_error);
+          g_mutex_unlock (&writer->lock);
+          return FALSE;
+        }
+    }
+
+  g_string_append_len (writer->buf, data, length);
+
+  paused = now - writer->last_send > PAUSE_US;
+  writer->last_send = now;
+
+  if (paused && !writer->listed && !writer->writing)
+    {
+      /* Nobody is streaming: out at once. */
+      if (!write_out_locked (writer))
+        list_locked (writer);
+      ok = !report_error_locked (writer, error);
+    }
+  else
+    list_locked (writer);
+
+  g_mutex_unlock (&writer->lock);
+  return ok;
+}
+
+gboolean
+_mpq_writer_flush (MpqWriter  *writer,
+                   gint64      deadline,
+                   GError    **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&writer->lock);
+  ok = drain_locked (writer, deadline, error);
+  g_mutex_unlock (&writer->lock);
+  return ok;
+}
+
+gsize
+_mpq_writer_get_pending (MpqWriter *writer)
+{
+  gsize pending;
+
+  g_mutex_lock (&writer->lock);
+  pending = writer->buf->len;
+  g_mutex_unlock (&writer->lock);
+  return pending;
+}
