@@ -15,7 +15,8 @@ MpqQueueClient *_mpq_queue_client_new        (MpqChannel      *channel,
                                               int              fd,
                                               gsize            max_message_size,
                                               GError         **error);
-void            _mpq_queue_client_free       (MpqQueueClient  *client);
+void            _mpq_queue_client_detach     (MpqQueueClient  *client);
+void            _mpq_queue_client_unref      (MpqQueueClient  *client);
 void            _mpq_queue_client_close      (MpqQueueClient  *client);
 gboolean        _mpq_queue_client_is_closed  (MpqQueueClient  *client);
 gint            _mpq_queue_client_get_parent_pid (MpqQueueClient *client);
@@ -39,6 +40,8 @@ gboolean        _mpq_queue_client_join       (MpqQueueClient  *client,
                                               GError         **error);
 void            _mpq_queue_client_want_async (MpqQueueClient  *client,
                                               GTask           *task);
+MpqMessage     *_mpq_queue_client_finish_want (GTask          *task,
+                                               GError        **error);
 void            _mpq_queue_client_join_async (MpqQueueClient  *client,
                                               GTask           *task);
 gboolean        _mpq_queue_client_flush      (MpqQueueClient  *client,

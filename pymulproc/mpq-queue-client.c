@@ -13,6 +13,7 @@
 #include "mpq-protocol.h"
 #include "mpq-queue-client-private.h"
 #include "mpq-spawn-private.h"
+#include "mpq-wake-source-private.h"
 #include "mpq-writer-private.h"
 
 /* Room for a frame around a message line. */
@@ -33,7 +34,8 @@ typedef struct
 
 struct _MpqQueueClient
 {
-  MpqChannel    *channel;      /* unowned: owns us */
+  gint           refs;         /* the queue, and each result in flight */
+  MpqChannel    *channel;      /* unowned: owns us; NULL once detached */
   int            fd;
   MpqWriter     *writer;
   gint           parent_pid;
@@ -323,7 +325,7 @@ request (MpqQueueClient  *client,
 static void
 emit_closed_once (MpqQueueClient *client)
 {
-  if (client->closed_emitted)
+  if (client->closed_emitted || client->channel == NULL)
     return;
   client->closed_emitted = TRUE;
   _mpq_channel_emit_closed (client->channel);
@@ -365,6 +367,55 @@ answer (MpqQueueClient *client,
   _mpq_frame_append (client->answers, op, "tag", tag);
 }
 
+/* A message handed to a receive_async: in our hand until the caller's
+ * finish takes it (ack), back to the front if the result is dropped
+ * (undo), as when the call was cancelled. */
+typedef struct
+{
+  MpqQueueClient *client;
+  gint64          tag;
+  MpqMessage     *message;
+} Held;
+
+static void
+held_release (gpointer data)
+{
+  Held *held = data;
+  MpqQueueClient *client = held->client;
+
+  if (held->tag != 0 && !client->closed)
+    {
+      answer (client, "undo", held->tag);
+      flush_answers (client, NULL);
+    }
+  g_clear_object (&held->message);
+  _mpq_queue_client_unref (client);
+  g_free (held);
+}
+
+MpqMessage *
+_mpq_queue_client_finish_want (GTask   *task,
+                               GError **error)
+{
+  Held *held = g_task_propagate_pointer (task, error);
+  MpqQueueClient *client;
+  MpqMessage *message;
+
+  if (held == NULL)
+    return NULL;
+
+  client = held->client;
+  if (!client->closed)
+    {
+      answer (client, "ack", held->tag);
+      flush_answers (client, NULL);
+    }
+  held->tag = 0;
+  message = g_steal_pointer (&held->message);
+  held_release (held);
+  return message;
+}
+
 static gboolean
 finish_op (MpqQueueClient *client,
            AsyncOp        *op,
@@ -376,9 +427,21 @@ finish_op (MpqQueueClient *client,
     ;
   else if (frame->op == MPQ_FRAME_MSG)
     {
-      /* A message handed over before the cancel got there is still ours. */
-      answer (client, "ack", frame->tag);
-      g_task_return_pointer (task, g_steal_pointer (&frame->message), g_object_unref);
+      if (g_task_return_error_if_cancelled (task))
+        {
+          /* Handed over before the cancel got there: not wanted now. */
+          answer (client, "undo", frame->tag);
+        }
+      else
+        {
+          Held *held = g_new (Held, 1);
+
+          held->client = client;
+          held->tag = frame->tag;
+          held->message = g_steal_pointer (&frame->message);
+          g_atomic_int_inc (&client->refs);
+          g_task_return_pointer (task, held, held_release);
+        }
     }
   else if (frame->op == MPQ_FRAME_JOINED)
     g_task_return_boolean (task, frame->value);
@@ -567,6 +630,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
   const char *line;
   gsize length;
 
+  client->refs = 1;
   client->channel = channel;
   client->fd = fd;
   client->writer = _mpq_writer_new (fd);
@@ -598,7 +662,8 @@ _mpq_queue_client_new (MpqChannel  *channel,
   if (!write_all (client, hello->str, hello->len, error))
     {
       client->fd = -1;
-      _mpq_queue_client_free (client);
+      _mpq_queue_client_detach (client);
+      _mpq_queue_client_unref (client);
       return NULL;
     }
   return client;
@@ -607,7 +672,8 @@ not_a_queue:
   g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
                "Descriptor %d does not lead to a queue's parent", fd);
   client->fd = -1;
-  _mpq_queue_client_free (client);
+  _mpq_queue_client_detach (client);
+  _mpq_queue_client_unref (client);
   return NULL;
 }
 
@@ -642,11 +708,12 @@ _mpq_queue_client_close (MpqQueueClient *client)
       client->fd = -1;
     }
   update_sources (client);
-  emit_closed_once (client);
+  schedule_closed (client);
 }
 
+/* The queue object goes: no signal may reach it any more. */
 void
-_mpq_queue_client_free (MpqQueueClient *client)
+_mpq_queue_client_detach (MpqQueueClient *client)
 {
   client->closed_emitted = TRUE;
   if (client->closed_idle != NULL)
@@ -655,6 +722,16 @@ _mpq_queue_client_free (MpqQueueClient *client)
       g_clear_pointer (&client->closed_idle, g_source_unref);
     }
   _mpq_queue_client_close (client);
+  client->channel = NULL;
+}
+
+void
+_mpq_queue_client_unref (MpqQueueClient *client)
+{
+  if (!g_atomic_int_dec_and_test (&client->refs))
+    return;
+
+  g_assert (client->closed && client->channel == NULL);
   g_clear_pointer (&client->io, g_io_channel_unref);
   g_clear_error (&client->read_error);
   _mpq_line_reader_clear (&client->reader);
@@ -888,10 +965,9 @@ start_op (MpqQueueClient *client,
       g_source_set_static_name (source, "[mpq] queue request cancelled");
       g_source_set_callback (source, G_SOURCE_FUNC (op_cancel_source_cb), op, NULL);
       g_source_attach (source, client->context);
-      /* Goes with the task, whichever way it ends. */
+      /* Goes with the op, whichever way it ends. */
       g_object_set_data_full (G_OBJECT (task), "mpq-cancel-source", source,
-                              (GDestroyNotify) g_source_destroy);
-      g_source_unref (source);
+                              _mpq_source_destroy_and_unref);
     }
 
   g_queue_push_tail (&client->ops, op);

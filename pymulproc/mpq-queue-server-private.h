@@ -14,7 +14,8 @@ typedef struct _MpqQueueServer MpqQueueServer;
 
 MpqQueueServer *_mpq_queue_server_new        (guint             max_size,
                                               GError          **error);
-void            _mpq_queue_server_free       (MpqQueueServer   *server);
+void            _mpq_queue_server_close      (MpqQueueServer   *server);
+void            _mpq_queue_server_unref      (MpqQueueServer   *server);
 
 void            _mpq_queue_server_set_max_message_size (MpqQueueServer *server,
                                                         gsize           size);
@@ -44,6 +45,8 @@ void            _mpq_queue_server_want_async (MpqQueueServer   *server,
                                               GTask            *task);
 gboolean        _mpq_queue_server_cancel_task (MpqQueueServer  *server,
                                                GTask           *task);
+MpqMessage     *_mpq_queue_server_finish_want (GTask           *task,
+                                               GError         **error);
 
 /* Dispatch to the parent itself: the server hands messages over and makes
  * @wake ready; the owner pops and reports each one done after its handlers. */

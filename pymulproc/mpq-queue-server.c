@@ -55,13 +55,15 @@ typedef struct
 
 typedef enum { PENDING_GET, PENDING_WANT, PENDING_JOIN } PendingKind;
 
-/* A child's request that waits: a receive, a routed receive, a join. */
+/* A request that waits: a child's receive, routed receive or join; or
+ * the parent's own blocking receive (@conn NULL, answered in @served). */
 typedef struct
 {
   Conn        *conn;
   PendingKind  kind;
   gint64       id;
   GSource     *timer;
+  Entry       *served;
 } Pending;
 
 struct _Conn
@@ -79,7 +81,6 @@ struct _Conn
   guint32         next_tag;
   guint           prefetch;
   guint           pushed;     /* dispatched and not yet answered for */
-  GQueue          gets;       /* Pending */
   GQueue          wants;      /* Pending */
   GQueue          joins;      /* Pending */
   gint            credit;     /* lent and unused; -1 for an unbounded queue */
@@ -117,8 +118,10 @@ struct _MpqQueueServer
   gboolean      local_started;
   GQueue        local_wants;  /* GTask of receive_async */
   GQueue        local_joins;  /* GTask of join_async */
-  GQueue        completed;    /* GTask, result (MpqMessage or NULL), pairs */
-
+  GQueue        completed;    /* GTask, result (Held or NULL), pairs */
+  GQueue        gets;         /* Pending receives, the parent's too, oldest first */
+  gint          refs;         /* the queue, and each result in flight */
+  gboolean      closed;
   GThread      *thread;
   GMainContext *context;
   GSource      *kick;
@@ -302,13 +305,31 @@ candidate_locked (MpqQueueServer *server,
   return best;
 }
 
+/* A message handed to the parent's receive_async: in its hand until
+ * _mpq_queue_server_finish_want() takes it; back to the front if the
+ * result is never taken (cancelled, or nobody called finish). */
+typedef struct
+{
+  MpqQueueServer *server;
+  Entry          *entry;
+} Held;
+
 static void
 complete_later_locked (MpqQueueServer *server,
                        GTask          *task,
-                       MpqMessage     *message)
+                       Entry          *entry)
 {
+  Held *held = NULL;
+
+  if (entry != NULL)
+    {
+      held = g_new (Held, 1);
+      held->server = server;
+      held->entry = entry;
+      g_atomic_int_inc (&server->refs);
+    }
   g_queue_push_tail (&server->completed, task);
-  g_queue_push_tail (&server->completed, message);
+  g_queue_push_tail (&server->completed, held);
 }
 
 static void
@@ -334,6 +355,30 @@ taken_locked (MpqQueueServer *server,
     joined_locked (server);
 }
 
+static void held_release (gpointer data);
+
+/* An async result, returned in the caller's main context: the task's last
+ * reference, and with it perhaps the queue's, must not go in our thread. */
+typedef struct
+{
+  GTask *task;
+  Held  *held;   /* NULL for a join */
+} Completion;
+
+static gboolean
+complete_cb (gpointer user_data)
+{
+  Completion *completion = user_data;
+
+  if (completion->held == NULL)
+    g_task_return_boolean (completion->task, TRUE);
+  else
+    g_task_return_pointer (completion->task, completion->held, held_release);
+  g_object_unref (completion->task);
+  g_free (completion);
+  return G_SOURCE_REMOVE;
+}
+
 /* Returns the async results decided under the lock, without it. */
 static void
 unlock_and_complete (MpqQueueServer *server)
@@ -345,14 +390,15 @@ unlock_and_complete (MpqQueueServer *server)
 
   while (completed.length > 0)
     {
-      GTask *task = g_queue_pop_head (&completed);
-      MpqMessage *message = g_queue_pop_head (&completed);
+      Completion *completion = g_new (Completion, 1);
+      GSource *idle = g_idle_source_new ();
 
-      if (g_task_get_source_tag (task) == (gpointer) _mpq_queue_server_join_async)
-        g_task_return_boolean (task, TRUE);
-      else
-        g_task_return_pointer (task, message, g_object_unref);
-      g_object_unref (task);
+      completion->task = g_queue_pop_head (&completed);
+      completion->held = g_queue_pop_head (&completed);
+      g_source_set_static_name (idle, "[mpq] queue result");
+      g_source_set_callback (idle, complete_cb, completion, NULL);
+      g_source_attach (idle, g_task_get_context (completion->task));
+      g_source_unref (idle);
     }
 }
 
@@ -469,8 +515,7 @@ local_assign (MpqQueueServer *server,
 
   if (task != NULL)
     {
-      complete_later_locked (server, task, g_object_ref (entry->message));
-      taken_locked (server, entry);
+      complete_later_locked (server, task, entry);
       return;
     }
 
@@ -564,19 +609,26 @@ grant_credit_locked (MpqQueueServer *server)
 static void
 serve_locked (MpqQueueServer *server)
 {
-  for (guint i = 0; i < server->conns->len && server->all.length > 0; i++)
-    {
-      Conn *conn = g_ptr_array_index (server->conns, i);
-      Pending *get;
+  Pending *get;
 
-      while (server->all.length > 0 && (get = g_queue_pop_head (&conn->gets)) != NULL)
-        {
-          conn_deliver (conn, pop_front_locked (server), get->id);
-          pending_free (get);
-        }
-    }
-
+  /* Routed first: a message addressed to a process that waits for it
+   * goes there, rather than round the receives that put it back. */
   route_locked (server);
+
+  /* Then pymulproc's receives, the front to whoever asked first. */
+  while (server->all.length > 0 && (get = g_queue_pop_head (&server->gets)) != NULL)
+    {
+      Entry *entry = pop_front_locked (server);
+
+      if (get->conn == NULL)
+        {
+          get->served = entry;
+          g_cond_broadcast (&server->cond);
+          continue;
+        }
+      conn_deliver (get->conn, entry, get->id);
+      pending_free (get);
+    }
 
   for (guint i = 0; i < server->conns->len; i++)
     {
@@ -629,7 +681,7 @@ pending_timeout_cb (gpointer user_data)
   Pending *pending = user_data;
   Conn *conn = pending->conn;
   MpqQueueServer *server = conn->server;
-  GQueue *queue = pending->kind == PENDING_JOIN ? &conn->joins : &conn->gets;
+  GQueue *queue = pending->kind == PENDING_JOIN ? &conn->joins : &server->gets;
 
   g_mutex_lock (&server->lock);
   g_queue_remove (queue, pending);
@@ -676,7 +728,7 @@ cancel_pending (Conn   *conn,
     {
       Pending *pending = l->data;
 
-      if (pending->id == id)
+      if (pending->conn == conn && pending->id == id)
         {
           g_queue_delete_link (queue, l);
           answer_pending (pending);
@@ -728,12 +780,12 @@ apply_frame_locked (Conn      *conn,
     case MPQ_FRAME_GET:
       if (frame->id <= 0)
         return protocol_violation (error, "get without an id");
-      if (server->all.length > 0 && conn->gets.length == 0)
+      if (server->all.length > 0 && server->gets.length == 0)
         conn_deliver (conn, pop_front_locked (server), frame->id);
       else if (frame->timeout == 0)
         _mpq_frame_append (conn->out, "none", "id", frame->id);
       else
-        add_pending (conn, &conn->gets, PENDING_GET, frame->id, frame->timeout);
+        add_pending (conn, &server->gets, PENDING_GET, frame->id, frame->timeout);
       return TRUE;
 
     case MPQ_FRAME_WANT:
@@ -744,7 +796,7 @@ apply_frame_locked (Conn      *conn,
 
     case MPQ_FRAME_CANCEL:
       if (!cancel_pending (conn, &conn->wants, frame->id))
-        cancel_pending (conn, &conn->gets, frame->id);
+        cancel_pending (conn, &server->gets, frame->id);
       return TRUE;
 
     case MPQ_FRAME_START:
@@ -1017,7 +1069,6 @@ conn_free (Conn *conn)
 {
   clear_source (&conn->in_watch);
   clear_source (&conn->out_watch);
-  g_queue_clear_full (&conn->gets, (GDestroyNotify) pending_free);
   g_queue_clear_full (&conn->wants, (GDestroyNotify) pending_free);
   g_queue_clear_full (&conn->joins, (GDestroyNotify) pending_free);
   while (conn->held.length > 0)
@@ -1056,6 +1107,18 @@ conn_drop (Conn   *conn,
       push_head_locked (server, entry);
     }
   conn->pushed = 0;
+  for (GList *l = server->gets.head; l != NULL;)
+    {
+      GList *next = l->next;
+      Pending *get = l->data;
+
+      if (get->conn == conn)
+        {
+          g_queue_delete_link (&server->gets, l);
+          pending_free (get);
+        }
+      l = next;
+    }
   if (conn->credit > 0)
     server->credit_out -= conn->credit;
   if (conn->wants_credit)
@@ -1126,18 +1189,22 @@ _mpq_queue_server_new (guint    max_size,
   g_source_set_callback (server->kick, kick_cb, server, NULL);
   g_source_attach (server->kick, server->context);
 
+  server->refs = 1;
   server->thread = g_thread_try_new ("mpq-queue", server_thread, server, error);
   if (server->thread == NULL)
     {
-      _mpq_queue_server_free (server);
+      _mpq_queue_server_close (server);
+      _mpq_queue_server_unref (server);
       return NULL;
     }
 
   return server;
 }
 
+/* Stops the thread, hangs up on every child and drops what is queued.
+ * Results still held by async callers keep the rest alive. */
 void
-_mpq_queue_server_free (MpqQueueServer *server)
+_mpq_queue_server_close (MpqQueueServer *server)
 {
   GTask *task;
 
@@ -1151,13 +1218,18 @@ _mpq_queue_server_free (MpqQueueServer *server)
     }
 
   /* The thread is gone: everything is ours. */
+  g_mutex_lock (&server->lock);
+  server->closed = TRUE;
+  g_cond_broadcast (&server->cond);
+  g_mutex_unlock (&server->lock);
+
+  g_queue_clear_full (&server->gets, (GDestroyNotify) pending_free);
   while (server->conns->len > 0)
     {
       Conn *conn = g_ptr_array_steal_index_fast (server->conns, server->conns->len - 1);
 
       conn_free (conn);
     }
-  g_ptr_array_unref (server->conns);
 
   while ((task = g_queue_pop_head (&server->local_wants)) != NULL ||
          (task = g_queue_pop_head (&server->local_joins)) != NULL)
@@ -1172,15 +1244,24 @@ _mpq_queue_server_free (MpqQueueServer *server)
     entry_free (pop_entry_head (&server->local_inbox));
   while (server->all.length > 0)
     entry_free (pop_front_locked (server));
-  g_hash_table_unref (server->by_pid);
-  g_ptr_array_unref (server->anyone);
   g_clear_pointer (&server->local_wake, g_source_unref);
 
   if (server->kick != NULL)
     {
       g_source_destroy (server->kick);
-      g_source_unref (server->kick);
+      g_clear_pointer (&server->kick, g_source_unref);
     }
+}
+
+void
+_mpq_queue_server_unref (MpqQueueServer *server)
+{
+  if (!g_atomic_int_dec_and_test (&server->refs))
+    return;
+
+  g_ptr_array_unref (server->conns);
+  g_hash_table_unref (server->by_pid);
+  g_ptr_array_unref (server->anyone);
   g_main_context_unref (server->context);
   g_cond_clear (&server->cond);
   g_mutex_clear (&server->lock);
@@ -1303,21 +1384,28 @@ _mpq_queue_server_take (MpqQueueServer    *server,
 {
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
   MpqMessage *message;
-  Entry *entry;
+  Entry *entry = NULL;
 
   g_mutex_lock (&server->lock);
-  while (server->all.length == 0)
+  if (server->all.length > 0 && server->gets.length == 0)
+    entry = pop_front_locked (server);
+  else if (deadline != 0)
     {
-      if (deadline == 0 || !wait_locked (server, deadline))
-        {
-          if (server->all.length > 0)
-            break;
-          g_mutex_unlock (&server->lock);
-          return NULL;
-        }
+      /* In line behind the receives that came first, children's too. */
+      Pending get = { 0, };
+
+      g_queue_push_tail (&server->gets, &get);
+      kick_locked (server);
+      while (get.served == NULL && !server->closed && wait_locked (server, deadline))
+        ;
+      if (get.served == NULL)
+        g_queue_remove (&server->gets, &get);
+      entry = get.served;
     }
-  entry = pop_front_locked (server);
   g_mutex_unlock (&server->lock);
+
+  if (entry == NULL)
+    return NULL;
 
   /* In our hand while the filter, user code, decides; unlocked. */
   message = g_object_ref (entry->message);
@@ -1326,8 +1414,7 @@ _mpq_queue_server_take (MpqQueueServer    *server,
       g_object_unref (message);
       g_mutex_lock (&server->lock);
       push_tail_locked (server, entry);
-      if (server->conns->len > 0 || local_room (server) > 0)
-        kick_locked (server);
+      kick_locked (server);
       g_mutex_unlock (&server->lock);
       return NULL;
     }
@@ -1335,6 +1422,54 @@ _mpq_queue_server_take (MpqQueueServer    *server,
   g_mutex_lock (&server->lock);
   taken_locked (server, entry);
   unlock_and_complete (server);
+  return message;
+}
+
+static void
+held_release (gpointer data)
+{
+  Held *held = data;
+  MpqQueueServer *server = held->server;
+
+  if (held->entry != NULL)
+    {
+      g_mutex_lock (&server->lock);
+      if (server->closed)
+        entry_free (held->entry);
+      else
+        {
+          push_head_locked (server, held->entry);
+          kick_locked (server);
+        }
+      g_mutex_unlock (&server->lock);
+    }
+  _mpq_queue_server_unref (server);
+  g_free (held);
+}
+
+/* Takes the message a receive_async was handed: it is taken for good. */
+MpqMessage *
+_mpq_queue_server_finish_want (GTask   *task,
+                               GError **error)
+{
+  Held *held = g_task_propagate_pointer (task, error);
+  MpqQueueServer *server;
+  MpqMessage *message;
+
+  if (held == NULL)
+    return NULL;
+
+  server = held->server;
+  message = g_object_ref (held->entry->message);
+  g_mutex_lock (&server->lock);
+  if (server->closed)
+    entry_free (held->entry);
+  else
+    taken_locked (server, held->entry);
+  held->entry = NULL;
+  unlock_and_complete (server);
+
+  held_release (held);
   return message;
 }
 

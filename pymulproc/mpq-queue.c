@@ -68,6 +68,8 @@ struct _MpqQueue
   gboolean         started;
   gboolean         closed;
 
+  GSource         *closed_idle;
+
   GString         *line;
 };
 
@@ -98,6 +100,31 @@ check_open (MpqQueue  *self,
       return FALSE;
     }
   return TRUE;
+}
+
+/* ::closed comes from the main context, after close() returned, as it does
+ * for a pipe. */
+static gboolean
+emit_closed_cb (gpointer user_data)
+{
+  MpqQueue *self = user_data;
+
+  g_clear_pointer (&self->closed_idle, g_source_unref);
+  _mpq_channel_emit_closed (MPQ_CHANNEL (self));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_closed (MpqQueue *self)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+
+  if (self->closed_idle != NULL)
+    return;
+  self->closed_idle = g_idle_source_new ();
+  g_source_set_static_name (self->closed_idle, "[mpq] queue closed");
+  g_source_set_callback (self->closed_idle, emit_closed_cb, self, NULL);
+  g_source_attach (self->closed_idle, context);
 }
 
 /* MpqChannel ------------------------------------------------------------ */
@@ -165,14 +192,6 @@ mpq_queue_flush (MpqChannel  *channel,
   return _mpq_queue_client_flush (self->client, timeout_ms, error);
 }
 
-/* The cancellable's source lives as long as the task waits. */
-static void
-destroy_source (gpointer source)
-{
-  g_source_destroy (source);
-  g_source_unref (source);
-}
-
 static gboolean
 server_task_cancelled_cb (GCancellable *cancellable,
                           gpointer      user_data)
@@ -197,10 +216,10 @@ new_task (MpqQueue            *self,
 {
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
+  /* A cancelled call fails with G_IO_ERROR_CANCELLED even when a message
+   * was already on its way: that message goes back to the queue when the
+   * result is dropped (see Held in mpq-queue-server.c). */
   g_task_set_source_tag (task, source_tag);
-  /* A message handed over before a cancellation was seen is returned
-   * rather than dropped. */
-  g_task_set_check_cancellable (task, FALSE);
   return task;
 }
 
@@ -219,7 +238,8 @@ server_task_watch_cancel (MpqQueue *self,
   g_source_set_callback (source, G_SOURCE_FUNC (server_task_cancelled_cb), task, NULL);
   g_source_attach (source, g_task_get_context (task));
   /* Destroyed with the task, whichever way it ends. */
-  g_object_set_data_full (G_OBJECT (task), "mpq-cancel-source", source, destroy_source);
+  g_object_set_data_full (G_OBJECT (task), "mpq-cancel-source", source,
+                          _mpq_source_destroy_and_unref);
 }
 
 static void
@@ -253,10 +273,14 @@ mpq_queue_receive_finish (MpqChannel    *channel,
                           GAsyncResult  *result,
                           GError       **error)
 {
+  MpqQueue *self = MPQ_QUEUE (channel);
+
   g_return_val_if_fail (g_task_is_valid (result, channel), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == mpq_queue_receive_async, NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  if (self->role == MPQ_ROLE_PARENT)
+    return _mpq_queue_server_finish_want (G_TASK (result), error);
+  return _mpq_queue_client_finish_want (G_TASK (result), error);
 }
 
 /* The parent's dispatch: emits what the server handed it, one message
@@ -348,19 +372,23 @@ mpq_queue_close (MpqChannel *channel)
 
   if (self->client != NULL)
     {
-      /* Emits ::closed. */
+      /* The client says ::closed, once, whoever noticed first. */
       _mpq_queue_client_close (self->client);
       return;
     }
 
-  g_clear_pointer (&self->server, _mpq_queue_server_free);
+  if (self->server != NULL)
+    {
+      _mpq_queue_server_close (self->server);
+      g_clear_pointer (&self->server, _mpq_queue_server_unref);
+    }
   if (self->wake != NULL)
     {
       g_source_destroy (self->wake);
       g_clear_pointer (&self->wake, g_source_unref);
     }
   g_clear_pointer (&self->context, g_main_context_unref);
-  _mpq_channel_emit_closed (channel);
+  schedule_closed (self);
 }
 
 /* GObject --------------------------------------------------------------- */
@@ -370,9 +398,17 @@ mpq_queue_dispose (GObject *object)
 {
   MpqQueue *self = MPQ_QUEUE (object);
 
-  g_signal_handlers_destroy (object);
   mpq_queue_close (MPQ_CHANNEL (self));
-  g_clear_pointer (&self->client, _mpq_queue_client_free);
+  if (self->closed_idle != NULL)
+    {
+      g_source_destroy (self->closed_idle);
+      g_clear_pointer (&self->closed_idle, g_source_unref);
+    }
+  if (self->client != NULL)
+    {
+      _mpq_queue_client_detach (self->client);
+      g_clear_pointer (&self->client, _mpq_queue_client_unref);
+    }
 
   G_OBJECT_CLASS (mpq_queue_parent_class)->dispose (object);
 }

@@ -10,4 +10,8 @@ G_BEGIN_DECLS
  * cheap when it is ready already. */
 GSource *_mpq_wake_source_new (const char *name);
 
+/* A GDestroyNotify for a source one owns a reference to: detaches it from
+ * its context and drops the reference. */
+void     _mpq_source_destroy_and_unref (gpointer source);
+
 G_END_DECLS

@@ -27,3 +27,10 @@ _mpq_wake_source_new (const char *name)
   g_source_set_static_name (source, name);
   return source;
 }
+
+void
+_mpq_source_destroy_and_unref (gpointer source)
+{
+  g_source_destroy (source);
+  g_source_unref (source);
+}

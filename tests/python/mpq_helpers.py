@@ -132,3 +132,192 @@ def assert_same(got, want, path='data'):
         assert got == want and str(got) == str(want), f'{path}: {got!r} != {want!r}'
     else:
         assert got == want, f'{path}: {got!r} != {want!r}'
+
+
+# ---------------------------------------------------------------------------
+# Queue helpers (test_queue*.py)
+# ---------------------------------------------------------------------------
+
+from gi.repository import Gio  # noqa: E402
+
+QUEUE_CHILD = 'queue_child.py'
+PLAIN_QUEUE_WORKER = 'plain_queue_worker.py'
+PROMPT_MS = PROMPT_S * 1000
+
+# The valgrind test setup sets MPQ_VALGRIND=1: this process (the parent, the
+# queue's server thread included) then runs under memcheck, many times
+# slower, while the Python children are not traced.
+UNDER_VALGRIND = os.environ.get('MPQ_VALGRIND', '') not in ('', '0')
+
+
+def scaled(normal, under_valgrind):
+    """@normal, or @under_valgrind when this process runs under valgrind."""
+    return under_valgrind if UNDER_VALGRIND else normal
+
+
+def read_line(stream, timeout_s=PROMPT_S):
+    """Reads one line from the Gio.DataInputStream @stream in a private main
+    context; fails after @timeout_s or at end-of-file."""
+    context = GLib.MainContext()
+    loop = GLib.MainLoop(context)
+    got = []
+
+    def on_line(source, result):
+        try:
+            got.append(source.read_line_finish_utf8(result)[0])
+        except GLib.Error as error:
+            got.append(error)
+        loop.quit()
+
+    context.push_thread_default()
+    try:
+        stream.read_line_async(GLib.PRIORITY_DEFAULT, None, on_line)
+        run_loop(loop, timeout_s)
+    finally:
+        context.pop_thread_default()
+    assert got and isinstance(got[0], str), f'no line from the child: {got!r}'
+    return got[0]
+
+
+class QueueKit:
+    """Makes queues and spawns children on them; cleans up at teardown."""
+
+    def __init__(self):
+        self.queues = []
+        self.procs = []
+        self.stdouts = {}
+
+    def new(self, max_size=0, put_timeout=None, put_attempts=None, prefetch=None):
+        queue = Mpq.Queue.new(max_size)
+        self.queues.append(queue)
+        if put_timeout is not None:
+            queue.set_put_timeout(put_timeout)
+        if put_attempts is not None:
+            queue.set_put_attempts(put_attempts)
+        if prefetch is not None:
+            queue.set_prefetch(prefetch)
+        return queue
+
+    def spawn(self, queue, script, *args, stdout=False):
+        """Spawns tests/python/children/<script> through Mpq.Queue.spawn, or
+        spawn_with_launcher with a stdout pipe when @stdout."""
+        argv = child_argv(script, *args)
+        if stdout:
+            launcher = Gio.SubprocessLauncher.new(Gio.SubprocessFlags.STDOUT_PIPE)
+            proc = queue.spawn_with_launcher(launcher, argv)
+            self.stdouts[proc.get_identifier()] = \
+                Gio.DataInputStream.new(proc.get_stdout_pipe())
+        else:
+            proc = queue.spawn(argv)
+        # Gio.Subprocess forgets the pid once the child is reaped, which can
+        # happen before the test looks: keep it now (see pid_of).
+        proc.mpq_pid = int(proc.get_identifier())
+        self.procs.append(proc)
+        return proc
+
+    def line(self, proc, timeout_s=PROMPT_S):
+        """The next line the child (spawned with stdout=True) printed."""
+        return read_line(self.stdouts[proc.get_identifier()], timeout_s)
+
+    def json_line(self, proc, timeout_s=PROMPT_S):
+        return json.loads(self.line(proc, timeout_s))
+
+    def cleanup(self):
+        for queue in self.queues:
+            queue.close()
+        for proc in self.procs:
+            proc.force_exit()
+            proc.wait(None)
+
+
+@pytest.fixture
+def queues():
+    """A QueueKit: queues.new(max_size, ...), queues.spawn(queue, script,
+    *args, stdout=False), queues.line(proc). Every queue is closed, every
+    child killed and reaped at teardown."""
+    kit = QueueKit()
+    yield kit
+    kit.cleanup()
+
+
+def pid_of(proc):
+    """The child's pid, also after it exited (for QueueKit children)."""
+    pid = getattr(proc, 'mpq_pid', None)
+    return pid if pid is not None else child_pid(proc)
+
+
+def take(queue, count, timeout_ms=PROMPT_MS):
+    """Takes @count messages with plain receive (the front, whoever it is
+    for), each within @timeout_ms."""
+    messages = []
+    for _ in range(count):
+        msg = queue.receive(timeout_ms)
+        assert msg is not None, \
+            f'receive({timeout_ms}) gave nothing after {len(messages)} of {count} messages'
+        messages.append(msg)
+    return messages
+
+
+def take_routed(queue, count, timeout_s=PROMPT_S):
+    """Takes @count messages with receive_async, one call after the other:
+    only messages addressed to this process or to nobody."""
+    loop = GLib.MainLoop()
+    got = []
+
+    def on_done(source, result):
+        try:
+            got.append(source.receive_finish(result))
+        except GLib.Error as error:
+            got.append(error)
+            loop.quit()
+            return
+        if len(got) < count:
+            source.receive_async(None, on_done)
+        else:
+            loop.quit()
+
+    queue.receive_async(None, on_done)
+    run_loop(loop, timeout_s)
+    errors = [g for g in got if isinstance(g, GLib.Error)]
+    assert not errors, f'receive_async failed: {error_text(errors[0])}'
+    assert len(got) == count
+    return got
+
+
+def assert_drained(queue):
+    """Nothing waits in the queue, and nothing is left untaken."""
+    assert queue.receive(0) is None
+    assert queue.is_empty()
+    assert queue.join(PROMPT_MS)
+
+
+def take_ready(queue, procs):
+    """Takes one READY message from each child (plain receive: call this
+    while nothing else is in the queue). Returns {pid: data}."""
+    pids = {pid_of(p) for p in procs}
+    ready = {}
+    for msg in take(queue, len(procs)):
+        assert msg.get_request() == 'READY', msg.to_json()[0]
+        assert msg.get_sender_pid() in pids
+        ready[msg.get_sender_pid()] = data_of(msg)
+    assert set(ready) == pids
+    return ready
+
+
+def stop_workers(queue, procs, queues=None):
+    """Sends DIE to each worker's pid, waits for them to exit 0, then takes
+    their REPORTs (plain receive: call this once every task is taken).
+    Returns {pid: report data}."""
+    pids = [pid_of(proc) for proc in procs]
+    for pid in pids:
+        queue.send(Mpq.REQ_DIE, 0, pid, None)
+    for pid, proc in zip(pids, procs):
+        wait_exit(proc)
+        assert proc.get_if_exited() and proc.get_exit_status() == 0, \
+            f'worker {pid} did not exit 0'
+    reports = {}
+    for msg in take(queue, len(procs)):
+        assert msg.get_request() == 'REPORT', msg.to_json()[0]
+        reports[msg.get_sender_pid()] = data_of(msg)
+    assert set(reports) == set(pids)
+    return reports
