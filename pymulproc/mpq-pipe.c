@@ -271,9 +271,18 @@ deliver (MpqPipe *self)
 
   while (self->inbox.length > 0 && (self->waiters.length > 0 || self->started))
     {
-      g_autoptr(MpqMessage) message = g_queue_pop_head (&self->inbox);
+      g_autoptr(MpqMessage) message = NULL;
       GTask *task = g_queue_pop_head (&self->waiters);
 
+      /* A waiter cancelled before its cancel source ran gets no message. */
+      if (task != NULL && g_task_return_error_if_cancelled (task))
+        {
+          detach_cancel_source (task);
+          g_object_unref (task);
+          continue;
+        }
+
+      message = g_queue_pop_head (&self->inbox);
       if (task != NULL)
         {
           detach_cancel_source (task);

@@ -126,9 +126,12 @@ struct _MpqQueueServer
   GMainContext *context;
   GSource      *kick;
   gboolean      quit;
+  guint64       sync_requested;  /* by the parent: read all there is */
+  guint64       sync_done;
 };
 
 static void serve_locked (MpqQueueServer *server);
+static gboolean wait_locked (MpqQueueServer *server, gint64 deadline);
 static void conn_drop (Conn *conn, GError *error);
 
 /* Entries --------------------------------------------------------------- */
@@ -372,6 +375,13 @@ complete_cb (gpointer user_data)
 
   if (completion->held == NULL)
     g_task_return_boolean (completion->task, TRUE);
+  else if (g_cancellable_is_cancelled (g_task_get_cancellable (completion->task)))
+    {
+      /* Cancelled meanwhile: the message goes back now, not whenever a
+       * garbage collector drops the result. */
+      held_release (completion->held);
+      g_task_return_error_if_cancelled (completion->task);
+    }
   else
     g_task_return_pointer (completion->task, completion->held, held_release);
   g_object_unref (completion->task);
@@ -923,7 +933,9 @@ decode_line (Conn        *conn,
   return TRUE;
 }
 
-static void
+/* Reads once and applies what came. Returns TRUE when there may be more
+ * to read right away, FALSE when the socket is empty or the child gone. */
+static gboolean
 conn_read (Conn *conn)
 {
   MpqQueueServer *server = conn->server;
@@ -938,7 +950,7 @@ conn_read (Conn *conn)
     case MPQ_READ_DATA:
       break;
     case MPQ_READ_AGAIN:
-      return;
+      return FALSE;
     case MPQ_READ_EOF:
     default:
       eof = TRUE;
@@ -987,10 +999,11 @@ conn_read (Conn *conn)
   if (error != NULL || eof)
     {
       conn_drop (conn, error);
-      return;
+      return FALSE;
     }
 
   flush_all (server);
+  return conn->in_watch != NULL;
 }
 
 static gboolean
@@ -1135,17 +1148,55 @@ conn_drop (Conn   *conn,
 
 /* The thread ------------------------------------------------------------ */
 
+/* Reads everything the children have written so far. */
+static void
+drain_all (MpqQueueServer *server)
+{
+  for (guint i = server->conns->len; i > 0; i--)
+    {
+      /* Backwards: a child that hung up leaves the array. */
+      if (i - 1 < server->conns->len)
+        while (conn_read (g_ptr_array_index (server->conns, i - 1)))
+          ;
+    }
+}
+
 static gboolean
 kick_cb (gpointer user_data)
 {
   MpqQueueServer *server = user_data;
+  guint64 sync;
+
+  g_mutex_lock (&server->lock);
+  sync = server->sync_requested;
+  g_mutex_unlock (&server->lock);
+
+  if (sync > server->sync_done)
+    drain_all (server);
 
   g_mutex_lock (&server->lock);
   serve_locked (server);
+  if (sync > server->sync_done)
+    {
+      server->sync_done = sync;
+      g_cond_broadcast (&server->cond);
+    }
   unlock_and_complete (server);
 
   flush_all (server);
   return G_SOURCE_CONTINUE;
+}
+
+/* Makes sure that what children wrote before now is in the queue: a child
+ * that exited has all it sent in its socket, maybe not yet read. */
+static void
+sync_locked (MpqQueueServer *server)
+{
+  guint64 sync = ++server->sync_requested;
+
+  kick_locked (server);
+  while (server->sync_done < sync && !server->closed && server->kick != NULL)
+    wait_locked (server, -1);
 }
 
 static gpointer
@@ -1387,6 +1438,8 @@ _mpq_queue_server_take (MpqQueueServer    *server,
   Entry *entry = NULL;
 
   g_mutex_lock (&server->lock);
+  if (server->all.length == 0 && deadline == 0)
+    sync_locked (server);
   if (server->all.length > 0 && server->gets.length == 0)
     entry = pop_front_locked (server);
   else if (deadline != 0)
@@ -1479,6 +1532,8 @@ _mpq_queue_server_is_empty (MpqQueueServer *server)
   gboolean empty;
 
   g_mutex_lock (&server->lock);
+  if (server->all.length == 0)
+    sync_locked (server);
   empty = server->all.length == 0;
   g_mutex_unlock (&server->lock);
   return empty;
@@ -1492,6 +1547,8 @@ _mpq_queue_server_join (MpqQueueServer  *server,
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
 
   g_mutex_lock (&server->lock);
+  if (server->unfinished == 0)
+    sync_locked (server);
   while (server->unfinished > 0)
     {
       if (deadline == 0 || (!wait_locked (server, deadline) && server->unfinished > 0))
@@ -1615,7 +1672,8 @@ _mpq_queue_server_local_done (MpqQueueServer *server)
   g_assert (server->unfinished > 0);
   if (--server->unfinished == 0)
     joined_locked (server);
-  if (server->all.length > 0)
+  /* Room for one more: worth waking the thread only if one is there. */
+  if (candidate_locked (server, server->pid) != NULL)
     kick_locked (server);
   unlock_and_complete (server);
 }

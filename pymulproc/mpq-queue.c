@@ -258,6 +258,8 @@ mpq_queue_receive_async (MpqChannel          *channel,
       g_task_return_error (task, error);
       return;
     }
+  if (g_task_return_error_if_cancelled (task))
+    return;
 
   if (self->server != NULL)
     {
