@@ -1002,7 +1002,8 @@ conn_read (Conn *conn)
       return FALSE;
     }
 
-  flush_all (server);
+  /* The caller writes out what this brought (flush_all), which may drop
+   * this very child. */
   return conn->in_watch != NULL;
 }
 
@@ -1011,7 +1012,11 @@ in_watch_cb (GIOChannel   *channel,
              GIOCondition  condition,
              gpointer      user_data)
 {
-  conn_read (user_data);
+  Conn *conn = user_data;
+  MpqQueueServer *server = conn->server;
+
+  conn_read (conn);
+  flush_all (server);
   return G_SOURCE_CONTINUE;
 }
 
