@@ -56,6 +56,7 @@ void            _mpq_queue_server_start_local (MpqQueueServer  *server,
 void            _mpq_queue_server_stop_local  (MpqQueueServer  *server);
 MpqMessage     *_mpq_queue_server_pop_local   (MpqQueueServer  *server,
                                                gboolean        *more);
-void            _mpq_queue_server_local_done  (MpqQueueServer  *server);
+void            _mpq_queue_server_local_done  (MpqQueueServer  *server,
+                                               gint             recipient);
 
 G_END_DECLS

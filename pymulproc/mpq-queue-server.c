@@ -27,6 +27,19 @@
 
 typedef struct _Conn Conn;
 
+/* What dispatch may still hand a process: messages for anyone up to its
+ * prefetch, so that work spreads; messages addressed to it (nobody else
+ * wants them) up to a wider window, which only bounds memory. */
+typedef struct
+{
+  gboolean started;
+  guint    prefetch;
+  guint    pushed;      /* handed by dispatch, not yet done */
+  guint    pushed_any;  /* ... of them for anyone */
+} Slots;
+
+#define ADDRESSED_WINDOW 1024
+
 /* Messages waiting for one recipient pid; or, for anyone, put by one
  * origin (a process is never handed work for anyone that it put itself). */
 typedef struct
@@ -79,12 +92,10 @@ struct _Conn
   gsize           outpos;
   GQueue          held;       /* Entry in hand, in the order handed out */
   guint32         next_tag;
-  guint           prefetch;
-  guint           pushed;     /* dispatched and not yet answered for */
+  Slots           slots;
   GQueue          wants;      /* Pending */
   GQueue          joins;      /* Pending */
   gint            credit;     /* lent and unused; -1 for an unbounded queue */
-  gboolean        started;
   gboolean        wants_credit;
   gboolean        dead;
 };
@@ -113,15 +124,14 @@ struct _MpqQueueServer
   /* The parent as a participant. */
   GQueue        local_inbox;  /* Entry handed to its dispatch */
   GSource      *local_wake;
-  guint         local_prefetch;
-  guint         local_pushed;
-  gboolean      local_started;
+  Slots         local;
   GQueue        local_wants;  /* GTask of receive_async */
   GQueue        local_joins;  /* GTask of join_async */
   GQueue        completed;    /* GTask, result (Held or NULL), pairs */
   GQueue        gets;         /* Pending receives, the parent's too, oldest first */
   gint          refs;         /* the queue, and each result in flight */
   gboolean      closed;
+  gboolean      room_left;    /* after the last serve someone could take more */
   GThread      *thread;
   GMainContext *context;
   GSource      *kick;
@@ -160,6 +170,24 @@ entry_free (Entry *entry)
 {
   g_clear_object (&entry->message);
   g_free (entry);
+}
+
+static void
+slots_take (Slots *slots,
+            Entry *entry)
+{
+  slots->pushed++;
+  if (entry->recipient == 0)
+    slots->pushed_any++;
+}
+
+static void
+slots_release (Slots *slots,
+               gint   recipient)
+{
+  slots->pushed--;
+  if (recipient == 0)
+    slots->pushed_any--;
 }
 
 static Route *
@@ -286,15 +314,17 @@ pop_front_locked (MpqQueueServer *server)
   return entry;
 }
 
-/* The oldest message for @pid, or for nobody and put by someone else. */
+/* The oldest message for @pid, or (if @anyone) for nobody and put by
+ * someone else. */
 static Entry *
 candidate_locked (MpqQueueServer *server,
-                  gint            pid)
+                  gint            pid,
+                  gboolean        anyone)
 {
   Route *mine = g_hash_table_lookup (server->by_pid, GINT_TO_POINTER (pid));
   Entry *best = mine != NULL ? g_queue_peek_head (&mine->entries) : NULL;
 
-  for (guint i = 0; i < server->anyone->len; i++)
+  for (guint i = 0; anyone && i < server->anyone->len; i++)
     {
       Route *route = g_ptr_array_index (server->anyone, i);
       Entry *head;
@@ -468,7 +498,7 @@ conn_deliver (Conn   *conn,
   entry->tag = ++conn->next_tag;
   entry->pushed = (id == 0);
   if (entry->pushed)
-    conn->pushed++;
+    slots_take (&conn->slots, entry);
   g_queue_push_tail_link (&conn->held, &entry->all_link);
   _mpq_frame_append_msg (conn->out, entry->tag, id, entry->line, entry->length);
 }
@@ -497,24 +527,34 @@ answer_pending (Pending *pending)
 
 /* Children: the queue's logic ------------------------------------------- */
 
-static guint
-conn_room (Conn *conn)
+/* The next message for a process with @wants routed receives waiting and
+ * dispatch @slots, or NULL. */
+static Entry *
+pick_locked (MpqQueueServer *server,
+             gint            pid,
+             guint           wants,
+             Slots          *slots)
 {
-  guint room = conn->wants.length;
+  Entry *entry;
 
-  if (conn->started && conn->prefetch > conn->pushed)
-    room += conn->prefetch - conn->pushed;
-  return room;
+  if (wants > 0)
+    return candidate_locked (server, pid, TRUE);
+  if (!slots->started || slots->pushed >= ADDRESSED_WINDOW)
+    return NULL;
+  /* Oldest first, always: a message for anyone past the prefetch holds
+   * back the newer ones addressed to this process too. */
+  entry = candidate_locked (server, pid, TRUE);
+  if (entry != NULL && entry->recipient == 0 && slots->pushed_any >= slots->prefetch)
+    return NULL;
+  return entry;
 }
 
-static guint
-local_room (MpqQueueServer *server)
+static gboolean
+has_room (guint  wants,
+          Slots *slots)
 {
-  guint room = server->local_wants.length;
-
-  if (server->local_started && server->local_prefetch > server->local_pushed)
-    room += server->local_prefetch - server->local_pushed;
-  return room;
+  return wants > 0 || (slots->started && slots->pushed_any < slots->prefetch &&
+                       slots->pushed < ADDRESSED_WINDOW);
 }
 
 static void
@@ -529,7 +569,7 @@ local_assign (MpqQueueServer *server,
       return;
     }
 
-  server->local_pushed++;
+  slots_take (&server->local, entry);
   g_queue_push_tail_link (&server->local_inbox, &entry->all_link);
   g_source_set_ready_time (server->local_wake, 0);
 }
@@ -568,8 +608,9 @@ route_locked (MpqQueueServer *server)
 
           if (i == server->conns->len)
             {
-              if (local_room (server) == 0 ||
-                  (entry = candidate_locked (server, server->pid)) == NULL)
+              entry = pick_locked (server, server->pid, server->local_wants.length,
+                                   &server->local);
+              if (entry == NULL)
                 continue;
               unlink_locked (server, entry);
               local_assign (server, entry);
@@ -578,7 +619,8 @@ route_locked (MpqQueueServer *server)
             {
               Conn *conn = g_ptr_array_index (server->conns, i);
 
-              if (conn_room (conn) == 0 || (entry = candidate_locked (server, conn->pid)) == NULL)
+              entry = pick_locked (server, conn->pid, conn->wants.length, &conn->slots);
+              if (entry == NULL)
                 continue;
               unlink_locked (server, entry);
               conn_assign (conn, entry);
@@ -587,6 +629,16 @@ route_locked (MpqQueueServer *server)
         }
 
       server->turn = (server->turn + 1) % n;
+    }
+
+  /* Whether a new message could be handed out at once: if not, a put
+   * need not wake the thread (an answer will). */
+  server->room_left = server->gets.length > 0 || has_room (server->local_wants.length, &server->local);
+  for (guint i = 0; !server->room_left && i < server->conns->len; i++)
+    {
+      Conn *conn = g_ptr_array_index (server->conns, i);
+
+      server->room_left = has_room (conn->wants.length, &conn->slots);
     }
 }
 
@@ -678,7 +730,7 @@ take_held (Conn   *conn,
         {
           g_queue_unlink (&conn->held, l);
           if (entry->pushed)
-            conn->pushed--;
+            slots_release (&conn->slots, entry->recipient);
           return entry;
         }
     }
@@ -768,7 +820,7 @@ return_pushed_locked (Conn *conn)
         }
       l = prev;
     }
-  conn->pushed = 0;
+  conn->slots.pushed = conn->slots.pushed_any = 0;
 }
 
 static gboolean
@@ -810,12 +862,12 @@ apply_frame_locked (Conn      *conn,
       return TRUE;
 
     case MPQ_FRAME_START:
-      conn->started = TRUE;
-      conn->prefetch = (guint) CLAMP (frame->prefetch, 1, MAX_PREFETCH);
+      conn->slots.started = TRUE;
+      conn->slots.prefetch = (guint) CLAMP (frame->prefetch, 1, MAX_PREFETCH);
       return TRUE;
 
     case MPQ_FRAME_STOP:
-      conn->started = FALSE;
+      conn->slots.started = FALSE;
       return_pushed_locked (conn);
       _mpq_frame_append (conn->out, "stopped", "id", frame->id);
       return TRUE;
@@ -1124,7 +1176,7 @@ conn_drop (Conn   *conn,
 
       push_head_locked (server, entry);
     }
-  conn->pushed = 0;
+  conn->slots.pushed = conn->slots.pushed_any = 0;
   for (GList *l = server->gets.head; l != NULL;)
     {
       GList *next = l->next;
@@ -1238,7 +1290,7 @@ _mpq_queue_server_new (guint    max_size,
   server->by_pid = g_hash_table_new (NULL, NULL);
   server->anyone = g_ptr_array_new ();
   server->conns = g_ptr_array_new ();
-  server->local_prefetch = 1;
+  server->local.prefetch = 1;
 
   server->context = g_main_context_new ();
   server->kick = _mpq_wake_source_new ("[mpq] queue kick");
@@ -1425,7 +1477,7 @@ _mpq_queue_server_put (MpqQueueServer  *server,
   entry = entry_new (line->str, line->len, g_object_ref (message), server->pid);
   server->unfinished++;
   push_tail_locked (server, entry);
-  if (server->conns->len > 0 || local_room (server) > 0)
+  if (server->room_left)
     kick_locked (server);
   g_mutex_unlock (&server->lock);
   return TRUE;
@@ -1620,8 +1672,8 @@ _mpq_queue_server_start_local (MpqQueueServer *server,
       g_clear_pointer (&server->local_wake, g_source_unref);
       server->local_wake = g_source_ref (wake);
     }
-  server->local_prefetch = MAX (prefetch, 1);
-  server->local_started = TRUE;
+  server->local.prefetch = MAX (prefetch, 1);
+  server->local.started = TRUE;
   if (server->local_inbox.length > 0)
     g_source_set_ready_time (wake, 0);
   kick_locked (server);
@@ -1634,12 +1686,12 @@ void
 _mpq_queue_server_stop_local (MpqQueueServer *server)
 {
   g_mutex_lock (&server->lock);
-  server->local_started = FALSE;
+  server->local.started = FALSE;
   while (server->local_inbox.length > 0)
     {
       Entry *entry = pop_entry_tail (&server->local_inbox);
 
-      server->local_pushed--;
+      slots_release (&server->local, entry->recipient);
       push_head_locked (server, entry);
     }
   kick_locked (server);
@@ -1657,7 +1709,7 @@ _mpq_queue_server_pop_local (MpqQueueServer *server,
   Entry *entry;
 
   g_mutex_lock (&server->lock);
-  entry = server->local_started ? pop_entry_head (&server->local_inbox) : NULL;
+  entry = server->local.started ? pop_entry_head (&server->local_inbox) : NULL;
   *more = server->local_inbox.length > 0;
   g_mutex_unlock (&server->lock);
 
@@ -1670,15 +1722,16 @@ _mpq_queue_server_pop_local (MpqQueueServer *server,
 }
 
 void
-_mpq_queue_server_local_done (MpqQueueServer *server)
+_mpq_queue_server_local_done (MpqQueueServer *server,
+                              gint            recipient)
 {
   g_mutex_lock (&server->lock);
-  server->local_pushed--;
+  slots_release (&server->local, recipient);
   g_assert (server->unfinished > 0);
   if (--server->unfinished == 0)
     joined_locked (server);
   /* Room for one more: worth waking the thread only if one is there. */
-  if (candidate_locked (server, server->pid) != NULL)
+  if (pick_locked (server, server->pid, 0, &server->local) != NULL)
     kick_locked (server);
   unlock_and_complete (server);
 }

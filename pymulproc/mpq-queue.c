@@ -300,10 +300,12 @@ wake_cb (gpointer user_data)
 
   if (message != NULL)
     {
+      gint recipient = mpq_message_get_recipient_pid (message);
+
       _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
       g_object_unref (message);
       if (self->server != NULL)
-        _mpq_queue_server_local_done (self->server);
+        _mpq_queue_server_local_done (self->server, recipient);
       if (more && self->wake != NULL)
         g_source_set_ready_time (self->wake, 0);
     }
@@ -564,10 +566,11 @@ mpq_queue_class_init (MpqQueueClass *klass)
   /**
    * MpqQueue:prefetch: (getter get_prefetch) (setter set_prefetch)
    *
-   * How many messages dispatch hands this process ahead of its
+   * How many messages for anyone dispatch hands this process ahead of its
    * [signal@Mpq.Channel::message-received] handlers. Small values spread
    * work evenly over many workers; large ones save round trips for short
-   * tasks. Read by [method@Mpq.Channel.start]. Defaults to
+   * tasks. Messages addressed to this process are not held back by it
+   * (up to 1024 ahead). Read by [method@Mpq.Channel.start]. Defaults to
    * [const@Mpq.DEFAULT_PREFETCH] (8).
    */
   properties[PROP_PREFETCH] =

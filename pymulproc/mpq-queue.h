@@ -29,7 +29,7 @@ G_BEGIN_DECLS
 /**
  * MPQ_DEFAULT_PREFETCH:
  *
- * How many messages dispatch hands a process ahead of its
+ * How many messages for anyone dispatch hands a process ahead of its
  * [signal@Mpq.Channel::message-received] handlers: the default of
  * [property@Mpq.Queue:prefetch].
  */
