@@ -55,6 +55,7 @@ struct _MpqPipe
   GSource       *watch;       /* readable-fd watch on @context, or NULL */
   GSource       *idle;        /* delivers what is already read, or NULL */
   GSource       *closed_idle; /* emits ::closed, or NULL */
+  GSource       *flush;       /* writes out before @context waits, or NULL */
   GIOChannel    *io_channel;
 
   GQueue         inbox;       /* MpqMessage, read but not taken, oldest first */
@@ -374,7 +375,10 @@ update_sources (MpqPipe *self)
     }
 
   if (!wanted && self->waiters.length == 0)
-    g_clear_pointer (&self->context, g_main_context_unref);
+    {
+      clear_source (&self->flush);
+      g_clear_pointer (&self->context, g_main_context_unref);
+    }
 }
 
 /* Takes the caller's thread-default context as the one signals and async
@@ -387,6 +391,11 @@ acquire_context (MpqPipe *self)
   if (self->context == NULL)
     {
       self->context = g_steal_pointer (&context);
+      if (self->writer != NULL)
+        {
+          self->flush = _mpq_writer_flush_source_new (self->writer);
+          g_source_attach (self->flush, self->context);
+        }
       return TRUE;
     }
 
@@ -644,6 +653,7 @@ mpq_pipe_dispose (GObject *object)
   clear_source (&self->closed_idle);
   clear_source (&self->watch);
   clear_source (&self->idle);
+  clear_source (&self->flush);
   g_clear_pointer (&self->io_channel, g_io_channel_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
 

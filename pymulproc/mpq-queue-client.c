@@ -61,6 +61,7 @@ struct _MpqQueueClient
   GSource       *watch;
   GSource       *idle;
   GSource       *closed_idle;  /* emits ::closed found by a blocking call */
+  GSource       *flush;        /* writes out before @context waits */
 };
 
 static void update_sources (MpqQueueClient *client);
@@ -596,7 +597,10 @@ update_sources (MpqQueueClient *client)
       clear_source (&client->watch);
       clear_source (&client->idle);
       if (client->ops.length == 0 && !client->started)
-        g_clear_pointer (&client->context, g_main_context_unref);
+        {
+          clear_source (&client->flush);
+          g_clear_pointer (&client->context, g_main_context_unref);
+        }
     }
 }
 
@@ -606,7 +610,14 @@ acquire_context (MpqQueueClient *client)
   g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
 
   if (client->context == NULL)
-    client->context = g_steal_pointer (&context);
+    {
+      client->context = g_steal_pointer (&context);
+      if (client->writer != NULL)
+        {
+          client->flush = _mpq_writer_flush_source_new (client->writer);
+          g_source_attach (client->flush, client->context);
+        }
+    }
   else if (client->context != context)
     {
       g_critical ("MpqQueue is already in use from another main context");
