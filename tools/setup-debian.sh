@@ -10,6 +10,7 @@ PACKAGES="
   gobject-introspection libgirepository1.0-dev gir1.2-json-1.0
   python3 python3-gi python3-pytest
   gjs gi-docgen valgrind libc6-dbg
+  libzmq3-dev libjsonrpc-glib-1.0-dev
 "
 
 missing=""

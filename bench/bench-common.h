@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What every C benchmark program shares: its command line, the message it
+ * sends, the check that nothing was lost or duplicated, clocks, peak RSS,
+ * spawning itself as a child, and the one JSON result line it prints.
+ *
+ * Each program is both the parent (what the driver, run.py, starts) and its
+ * own children (started with --child). */
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* 32 ASCII characters: every message carries them as "payload". */
+#define BENCH_PAYLOAD     "0123456789abcdefghijklmnopqrstuv"
+#define BENCH_PAYLOAD_LEN 32
+
+/* The descriptor a spawned child finds its end of the socketpair on. */
+#define BENCH_CHILD_FD 3
+
+typedef enum
+{
+  BENCH_W1,   /* pipe one-way */
+  BENCH_W2,   /* pipe round trip */
+  BENCH_W3,   /* fan-in: N children into one parent */
+  BENCH_W4,   /* work distribution */
+  BENCH_W5,   /* W1 with a slow reader */
+} BenchWorkload;
+
+typedef struct
+{
+  BenchWorkload workload;
+  const char   *workload_name;
+  gboolean      child;
+  gint64        count;        /* W1, W5: messages; W2: timed echoes; W3: per child; W4: tasks */
+  gint64        warmup;       /* W2 */
+  gint          children;     /* W3, W4 */
+  gint          index;        /* child: which one, from 0 */
+  gint64        spin_us;      /* W5: the reader's work per message */
+  char         *variant;      /* W1, W2: "sync" or "loop" */
+  char         *decode;       /* raw socketpair: "none" or "json-glib" */
+  char         *endpoint;     /* ZeroMQ: where the parent bound */
+  char         *rss_file;     /* child: where to write its peak RSS */
+  char         *mode;         /* Mpq W4: how tasks are addressed */
+  char         *data;         /* Mpq senders: "json" text or a JsonNode ("node") */
+  gint          parent_pid;   /* child: the parent's pid, when it needs it */
+} BenchArgs;
+
+gboolean  bench_parse_args      (BenchArgs    *args,
+                                 int          *argc,
+                                 char       ***argv,
+                                 GOptionEntry *extra);
+void      bench_args_clear      (BenchArgs    *args);
+gboolean  bench_is_loop         (const BenchArgs *args);
+
+/* Fails the run loudly: prints what went wrong and exits with status 1. */
+G_NORETURN void bench_fail      (const char   *format,
+                                 ...) G_GNUC_PRINTF (1, 2);
+
+/* The message line `["DO",pid,null,{"value":v,"payload":"..."}]` + "\n". */
+void      bench_format_line     (GString      *out,
+                                 const char   *request,
+                                 gint          pid,
+                                 gint64        value);
+/* The data object {"value":v,"payload":"..."} as JSON text in @buffer. */
+const char *bench_data_json     (char         *buffer,
+                                 gsize         size,
+                                 gint64        value);
+/* The same as a JsonNode. */
+JsonNode *bench_data_node       (gint64        value);
+/* Reads value and payload out of a data object; fails the run on anything
+ * else. */
+gint64    bench_data_value      (JsonNode     *data);
+/* Decodes a whole message line with json-glib: the request, and the value
+ * of its data. */
+gint64    bench_decode_json_glib (JsonParser  *parser,
+                                  const char  *line,
+                                  gssize       length,
+                                  const char  *request);
+/* Finds "value": in a line without decoding it: the transport limit. */
+gint64    bench_scan_value      (const char   *line,
+                                 gsize         length);
+
+/* Every value from 0 to expected - 1 must arrive exactly once. */
+typedef struct
+{
+  guint8 *seen;
+  gint64  expected;
+  gint64  count;
+  gint64  sum;
+  gint64  first_ns;
+  gint64  last_ns;
+} BenchCheck;
+
+void      bench_check_init      (BenchCheck   *check,
+                                 gint64        expected);
+void      bench_check_add       (BenchCheck   *check,
+                                 gint64        value);
+gboolean  bench_check_done      (BenchCheck   *check);
+void      bench_check_finish    (BenchCheck   *check);
+
+gint64    bench_now_ns          (void);
+void      bench_spin_us         (gint64        us);
+gint64    bench_peak_rss_kib    (void);
+void      bench_write_rss_file  (const char   *path);
+gint64    bench_read_rss_file   (const char   *path);
+
+/* Latencies of W2, in nanoseconds. */
+void      bench_latency_stats   (GArray       *ns,
+                                 double       *median_us,
+                                 double       *p99_us);
+
+/* Starts this program again as a child: `--child WORKLOAD` then @extra,
+ * with @fd (if >= 0) as descriptor BENCH_CHILD_FD. */
+GSubprocess *bench_spawn_child  (const BenchArgs    *args,
+                                 int                 fd,
+                                 const char * const *extra);
+char       **bench_child_argv   (const BenchArgs    *args,
+                                 const char * const *extra);
+void         bench_wait_child   (GSubprocess        *child);
+/* Both ends of an AF_UNIX stream socketpair, close-on-exec. */
+void         bench_socketpair   (int                 fds[2]);
+
+/* A GIOStream on a socket descriptor (GDBus, jsonrpc-glib). */
+GIOStream   *bench_stream_for_fd (int fd);
+
+/* The one result line on stdout: a JSON object. */
+typedef struct _BenchResult BenchResult;
+
+BenchResult *bench_result_new    (const BenchArgs *args,
+                                  const char      *system);
+void         bench_result_int    (BenchResult     *result,
+                                  const char      *name,
+                                  gint64           value);
+void         bench_result_double (BenchResult     *result,
+                                  const char      *name,
+                                  double           value);
+void         bench_result_string (BenchResult     *result,
+                                  const char      *name,
+                                  const char      *value);
+/* Prints it and frees it. */
+void         bench_result_print  (BenchResult     *result);
+
+/* Prints the result of a throughput workload (W1, W3, W4, W5): the rate
+ * from the first to the last message @check saw; the RSS fields when not
+ * negative. */
+void         bench_print_throughput (const BenchArgs *args,
+                                     const char      *system,
+                                     BenchCheck      *check,
+                                     gint64           parent_rss_kib,
+                                     gint64           child_rss_kib);
+
+G_END_DECLS

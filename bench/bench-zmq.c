@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* mpq-bench-zmq: ZeroMQ over ipc:// endpoints in a private temporary
+ * directory. Each message is the same JSON line (one frame, no newline),
+ * and every receiver decodes it with json-glib.
+ *
+ * W1, W5: PAIR. W2: PAIR, blocking zmq_send/zmq_recv (--variant=sync) or a
+ * GMainLoop watching ZMQ_FD (--variant=loop). W3: the children PUSH, the
+ * parent PULLs. W4: the classic ventilator and sink: the parent PUSHes tasks
+ * to the children's PULL, they PUSH FINISHED to the parent's PULL; the
+ * parent zmq_poll ()s both so that neither side blocks the other.
+ *
+ * ZeroMQ drops what a peer sent but the other end had not read yet when the
+ * peer goes away (seen here with PAIR and PUSH over ipc://, lingering or
+ * not), so a child that has sent everything waits for the parent to close
+ * its standard input before it closes its socket and exits. That is also
+ * how W4's children learn that the work is over: PUSH cannot deal exactly
+ * one DIE to each of them. */
+
+#include "bench-common.h"
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct
+{
+  BenchArgs  *args;
+  JsonParser *parser;
+  void       *context;
+  void       *socket;      /* PAIR, PULL (W3, W4 results), PULL (W4 child tasks) */
+  void       *out;         /* W4: PUSH */
+  GMainLoop  *loop;
+  BenchCheck  check;
+  GArray     *latencies;
+  gint64      sent;
+  gint64      sent_ns;
+  GString    *line;
+  gint        pid;
+} ZmqRun;
+
+static void *
+open_socket (ZmqRun     *run,
+             int         type,
+             const char *endpoint,
+             gboolean    bind)
+{
+  void *socket = zmq_socket (run->context, type);
+
+  if (socket == NULL)
+    bench_fail ("zmq_socket: %s", zmq_strerror (zmq_errno ()));
+  if ((bind ? zmq_bind (socket, endpoint) : zmq_connect (socket, endpoint)) != 0)
+    bench_fail ("%s %s: %s", bind ? "bind" : "connect", endpoint, zmq_strerror (zmq_errno ()));
+
+  return socket;
+}
+
+static void
+send_line (ZmqRun     *run,
+           void       *socket,
+           const char *request,
+           gint64      value)
+{
+  g_string_truncate (run->line, 0);
+  bench_format_line (run->line, request, run->pid, value);
+
+  /* The frame is the line without its newline. */
+  while (zmq_send (socket, run->line->str, run->line->len - 1, 0) < 0)
+    if (zmq_errno () != EINTR)
+      bench_fail ("zmq_send: %s", zmq_strerror (zmq_errno ()));
+}
+
+/* Takes one frame: FALSE when @flags has ZMQ_DONTWAIT and none is there. */
+static gboolean
+recv_frame (void      *socket,
+            zmq_msg_t *message,
+            int        flags)
+{
+  while (zmq_msg_recv (message, socket, flags) < 0)
+    {
+      if (zmq_errno () == EAGAIN)
+        return FALSE;
+      if (zmq_errno () != EINTR)
+        bench_fail ("zmq_msg_recv: %s", zmq_strerror (zmq_errno ()));
+    }
+
+  return TRUE;
+}
+
+static gboolean
+is_die (zmq_msg_t *message)
+{
+  return zmq_msg_size (message) > 6 && memcmp (zmq_msg_data (message), "[\"DIE\"", 6) == 0;
+}
+
+static gint64
+frame_value (ZmqRun     *run,
+             zmq_msg_t  *message,
+             const char *request)
+{
+  return bench_decode_json_glib (run->parser, zmq_msg_data (message), zmq_msg_size (message),
+                                 request);
+}
+
+/* W1, W3, W5 */
+static void
+receive_all (ZmqRun *run,
+             gint64  expected)
+{
+  zmq_msg_t message;
+
+  zmq_msg_init (&message);
+  bench_check_init (&run->check, expected);
+  while (!bench_check_done (&run->check))
+    {
+      recv_frame (run->socket, &message, 0);
+      bench_check_add (&run->check, frame_value (run, &message, "DO"));
+      if (run->args->workload == BENCH_W5)
+        bench_spin_us (run->args->spin_us);
+    }
+  zmq_msg_close (&message);
+}
+
+/* W2: TRUE when every echo is done, else the next DO is sent. */
+static gboolean
+take_echo (ZmqRun    *run,
+           zmq_msg_t *message)
+{
+  gint64 elapsed = bench_now_ns () - run->sent_ns;
+
+  if (frame_value (run, message, "FINISHED") != run->sent - 1)
+    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", run->sent - 1);
+  if (run->sent > run->args->warmup)
+    g_array_append_val (run->latencies, elapsed);
+  if (run->sent == run->args->warmup + run->args->count)
+    return TRUE;
+
+  run->sent_ns = bench_now_ns ();
+  send_line (run, run->socket, "DO", run->sent++);
+  return FALSE;
+}
+
+/* Echoes DO as FINISHED: FALSE once DIE came. */
+static gboolean
+echo_back (ZmqRun    *run,
+           zmq_msg_t *message)
+{
+  if (is_die (message))
+    return FALSE;
+
+  send_line (run, run->socket, "FINISHED", frame_value (run, message, "DO"));
+  return TRUE;
+}
+
+/* ZMQ_FD only says "look at ZMQ_EVENTS": take every frame there is. */
+static gboolean
+readable_cb (int          fd,
+             GIOCondition condition,
+             gpointer     user_data)
+{
+  ZmqRun *run = user_data;
+  zmq_msg_t message;
+  gboolean more = TRUE;
+
+  zmq_msg_init (&message);
+  while (more && recv_frame (run->socket, &message, ZMQ_DONTWAIT))
+    more = run->args->child ? echo_back (run, &message) : !take_echo (run, &message);
+  zmq_msg_close (&message);
+
+  if (more)
+    return G_SOURCE_CONTINUE;
+
+  g_main_loop_quit (run->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+watch_socket (ZmqRun *run)
+{
+  int fd;
+  size_t size = sizeof fd;
+
+  if (zmq_getsockopt (run->socket, ZMQ_FD, &fd, &size) != 0)
+    bench_fail ("ZMQ_FD: %s", zmq_strerror (zmq_errno ()));
+  g_unix_fd_add (fd, G_IO_IN, readable_cb, run);
+}
+
+static void
+echo_all (ZmqRun *run)
+{
+  BenchResult *result;
+  double median, p99;
+
+  run->latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
+  run->sent_ns = bench_now_ns ();
+  send_line (run, run->socket, "DO", run->sent++);
+
+  if (bench_is_loop (run->args))
+    {
+      watch_socket (run);
+      /* Whatever came before the watch did. */
+      if (readable_cb (-1, G_IO_IN, run) == G_SOURCE_CONTINUE)
+        g_main_loop_run (run->loop);
+    }
+  else
+    {
+      zmq_msg_t message;
+
+      zmq_msg_init (&message);
+      do
+        recv_frame (run->socket, &message, 0);
+      while (!take_echo (run, &message));
+      zmq_msg_close (&message);
+    }
+
+  send_line (run, run->socket, "DIE", 0);
+
+  bench_latency_stats (run->latencies, &median, &p99);
+  result = bench_result_new (run->args, "zmq");
+  bench_result_int (result, "count", run->args->count);
+  bench_result_int (result, "warmup", run->args->warmup);
+  bench_result_double (result, "median_us", median);
+  bench_result_double (result, "p99_us", p99);
+  bench_result_print (result);
+  g_array_unref (run->latencies);
+}
+
+/* W4: tasks out while the PUSH socket takes them, answers in. */
+static void
+distribute (ZmqRun *run)
+{
+  zmq_msg_t message;
+  gint64 next = 0;
+  gint i;
+
+  zmq_msg_init (&message);
+  bench_check_init (&run->check, run->args->count);
+  while (!bench_check_done (&run->check))
+    {
+      zmq_pollitem_t items[] = {
+        { run->socket, 0, ZMQ_POLLIN, 0 },
+        { run->out, 0, next < run->args->count ? ZMQ_POLLOUT : 0, 0 },
+      };
+
+      if (zmq_poll (items, 2, -1) < 0 && zmq_errno () != EINTR)
+        bench_fail ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+
+      while (recv_frame (run->socket, &message, ZMQ_DONTWAIT))
+        bench_check_add (&run->check, frame_value (run, &message, "FINISHED"));
+
+      /* A batch of tasks, as long as the children have room. */
+      for (i = 0; i < 64 && next < run->args->count; i++)
+        {
+          g_string_truncate (run->line, 0);
+          bench_format_line (run->line, "DO", run->pid, next);
+          if (zmq_send (run->out, run->line->str, run->line->len - 1, ZMQ_DONTWAIT) < 0)
+            {
+              if (zmq_errno () != EAGAIN && zmq_errno () != EINTR)
+                bench_fail ("zmq_send: %s", zmq_strerror (zmq_errno ()));
+              break;
+            }
+          next++;
+        }
+    }
+  zmq_msg_close (&message);
+  /* No DIE: PUSH cannot address one to each child (a child that exits on
+   * its DIE may be dealt a second one). The parent closes their standard
+   * input instead. */
+}
+
+/* A child whose standard input the parent closes once it has everything. */
+static GSubprocess *
+spawn_child (ZmqRun             *run,
+             const char * const *extra)
+{
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) argv = bench_child_argv (run->args, extra);
+  GSubprocess *child = g_subprocess_newv ((const char * const *) argv,
+                                          G_SUBPROCESS_FLAGS_STDIN_PIPE, &error);
+
+  if (child == NULL)
+    bench_fail ("cannot spawn a child: %s", error->message);
+
+  return child;
+}
+
+static void
+release_child (GSubprocess *child)
+{
+  g_output_stream_close (g_subprocess_get_stdin_pipe (child), NULL, NULL);
+  bench_wait_child (child);
+}
+
+/* In the child: blocks until the parent closes our standard input. */
+static void
+wait_for_parent (void)
+{
+  char byte;
+
+  while (read (STDIN_FILENO, &byte, 1) > 0)
+    ;
+}
+
+static void
+parent (ZmqRun *run)
+{
+  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("mpq-bench-zmq-XXXXXX", &error);
+  g_autofree char *endpoint = NULL;
+  g_autofree char *results = NULL;
+  g_autofree char *rss_file = NULL;
+  g_autofree char *rss_arg = NULL;
+  BenchWorkload w = run->args->workload;
+  guint n = (w == BENCH_W3 || w == BENCH_W4) ? run->args->children : 1;
+  guint i;
+
+  if (dir == NULL)
+    bench_fail ("%s", error->message);
+
+  endpoint = g_strdup_printf ("ipc://%s/%s", dir, run->args->workload_name);
+  results = g_strdup_printf ("ipc://%s/results", dir);
+  run->args->endpoint = endpoint;
+  rss_file = g_build_filename (dir, "rss", NULL);
+  rss_arg = g_strdup_printf ("--rss-file=%s", rss_file);
+
+  switch (w)
+    {
+    case BENCH_W3:
+      run->socket = open_socket (run, ZMQ_PULL, endpoint, TRUE);
+      break;
+    case BENCH_W4:
+      run->out = open_socket (run, ZMQ_PUSH, endpoint, TRUE);
+      run->socket = open_socket (run, ZMQ_PULL, results, TRUE);
+      break;
+    default:
+      run->socket = open_socket (run, ZMQ_PAIR, endpoint, TRUE);
+      break;
+    }
+
+  for (i = 0; i < n; i++)
+    {
+      g_autofree char *index = g_strdup_printf ("--index=%u", i);
+      g_autofree char *results_arg = g_strdup_printf ("--results=%s", results);
+
+      g_ptr_array_add (children,
+                       spawn_child (run, (const char *[]) { index, rss_arg, results_arg, NULL }));
+    }
+
+  if (w == BENCH_W2)
+    echo_all (run);
+  else if (w == BENCH_W4)
+    distribute (run);
+  else
+    receive_all (run, w == BENCH_W3 ? run->args->count * n : run->args->count);
+
+  for (i = 0; i < n; i++)
+    release_child (children->pdata[i]);
+
+  if (w != BENCH_W2)
+    {
+      bench_check_finish (&run->check);
+      bench_print_throughput (run->args, "zmq", &run->check,
+                              w == BENCH_W5 ? bench_peak_rss_kib () : -1,
+                              w == BENCH_W5 ? bench_read_rss_file (rss_file) : -1);
+    }
+
+  zmq_close (run->socket);
+  if (run->out != NULL)
+    zmq_close (run->out);
+  g_unlink (rss_file);
+  g_unlink (endpoint + strlen ("ipc://"));
+  g_unlink (results + strlen ("ipc://"));
+  g_rmdir (dir);
+  run->args->endpoint = NULL;
+}
+
+static void
+child (ZmqRun     *run,
+       const char *results)
+{
+  BenchWorkload w = run->args->workload;
+  zmq_msg_t message;
+  gint64 i;
+
+  zmq_msg_init (&message);
+
+  switch (w)
+    {
+    case BENCH_W2:
+      run->socket = open_socket (run, ZMQ_PAIR, run->args->endpoint, FALSE);
+      if (bench_is_loop (run->args))
+        {
+          watch_socket (run);
+          if (readable_cb (-1, G_IO_IN, run) == G_SOURCE_CONTINUE)
+            g_main_loop_run (run->loop);
+        }
+      else
+        {
+          do
+            recv_frame (run->socket, &message, 0);
+          while (echo_back (run, &message));
+        }
+      break;
+
+    case BENCH_W4:
+      run->socket = open_socket (run, ZMQ_PULL, run->args->endpoint, FALSE);
+      run->out = open_socket (run, ZMQ_PUSH, results, FALSE);
+      for (;;)
+        {
+          zmq_pollitem_t items[] = {
+            { run->socket, 0, ZMQ_POLLIN, 0 },
+            { NULL, STDIN_FILENO, ZMQ_POLLIN, 0 },
+          };
+
+          if (recv_frame (run->socket, &message, ZMQ_DONTWAIT))
+            {
+              send_line (run, run->out, "FINISHED", frame_value (run, &message, "DO"));
+              continue;
+            }
+          /* Nothing queued: wait for a task, or for the parent to be done. */
+          if (zmq_poll (items, 2, -1) < 0 && zmq_errno () != EINTR)
+            bench_fail ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+          if (items[1].revents != 0)
+            break;
+        }
+      break;
+
+    default:
+      {
+        gint64 base = w == BENCH_W3 ? run->args->index * run->args->count : 0;
+
+        run->socket = open_socket (run, w == BENCH_W3 ? ZMQ_PUSH : ZMQ_PAIR,
+                                   run->args->endpoint, FALSE);
+        for (i = 0; i < run->args->count; i++)
+          send_line (run, run->socket, "DO", base + i);
+      }
+      break;
+    }
+
+  zmq_msg_close (&message);
+  wait_for_parent ();
+  zmq_close (run->socket);
+  if (run->out != NULL)
+    zmq_close (run->out);
+  bench_write_rss_file (run->args->rss_file);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  BenchArgs args = { 0 };
+  ZmqRun run = { 0 };
+  g_autofree char *results = NULL;
+  GOptionEntry extra[] = {
+    { "results", 0, 0, G_OPTION_ARG_STRING, &results, "W4: the parent's PULL", "E" },
+    { NULL }
+  };
+
+  if (!bench_parse_args (&args, &argc, &argv, extra))
+    return 2;
+
+  run.args = &args;
+  run.parser = json_parser_new ();
+  run.context = zmq_ctx_new ();
+  run.loop = g_main_loop_new (NULL, FALSE);
+  run.line = g_string_sized_new (128);
+  run.pid = getpid ();
+
+  if (args.child)
+    child (&run, results);
+  else
+    parent (&run);
+
+  zmq_ctx_term (run.context);
+  g_string_free (run.line, TRUE);
+  g_main_loop_unref (run.loop);
+  g_object_unref (run.parser);
+  bench_args_clear (&args);
+  return EXIT_SUCCESS;
+}
