@@ -205,19 +205,20 @@ class QueueKit:
         if stdout:
             launcher = Gio.SubprocessLauncher.new(Gio.SubprocessFlags.STDOUT_PIPE)
             proc = queue.spawn_with_launcher(launcher, argv)
-            self.stdouts[proc.get_identifier()] = \
-                Gio.DataInputStream.new(proc.get_stdout_pipe())
         else:
             proc = queue.spawn(argv)
         # Gio.Subprocess forgets the pid once the child is reaped, which can
-        # happen before the test looks: keep it now (see pid_of).
+        # happen before the test looks: keep it now (see pid_of), and key
+        # the child's stdout by it.
         proc.mpq_pid = int(proc.get_identifier())
+        if stdout:
+            self.stdouts[proc.mpq_pid] = Gio.DataInputStream.new(proc.get_stdout_pipe())
         self.procs.append(proc)
         return proc
 
     def line(self, proc, timeout_s=PROMPT_S):
         """The next line the child (spawned with stdout=True) printed."""
-        return read_line(self.stdouts[proc.get_identifier()], timeout_s)
+        return read_line(self.stdouts[pid_of(proc)], timeout_s)
 
     def json_line(self, proc, timeout_s=PROMPT_S):
         return json.loads(self.line(proc, timeout_s))
