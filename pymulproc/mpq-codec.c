@@ -177,11 +177,14 @@ _mpq_codec_encode (MpqMessage  *message,
 
   g_string_append_c (out, '[');
   _mpq_json_write_string (out, mpq_message_get_request (message));
-  g_string_append_printf (out, ",%d,", mpq_message_get_sender_pid (message));
+  g_string_append_c (out, ',');
+  _mpq_json_write_int (out, mpq_message_get_sender_pid (message));
+  g_string_append_c (out, ',');
   if (recipient_pid > 0)
-    g_string_append_printf (out, "%d,", recipient_pid);
+    _mpq_json_write_int (out, recipient_pid);
   else
-    g_string_append_len (out, "null,", 5);
+    g_string_append_len (out, "null", 4);
+  g_string_append_c (out, ',');
 
   if (data == NULL)
     g_string_append_len (out, "null", 4);

@@ -265,10 +265,14 @@ _mpq_frame_append_msg (GString    *out,
                        const char *line,
                        gsize       length)
 {
+  g_string_append_len (out, "{\"op\":\"msg\",\"tag\":", 18);
+  _mpq_json_write_int (out, tag);
   if (id > 0)
-    g_string_append_printf (out, "{\"op\":\"msg\",\"tag\":%u,\"id\":%" G_GINT64_FORMAT ",\"msg\":", tag, id);
-  else
-    g_string_append_printf (out, "{\"op\":\"msg\",\"tag\":%u,\"msg\":", tag);
+    {
+      g_string_append_len (out, ",\"id\":", 6);
+      _mpq_json_write_int (out, id);
+    }
+  g_string_append_len (out, ",\"msg\":", 7);
   g_string_append_len (out, line, length);
   g_string_append_len (out, "}\n", 2);
 }

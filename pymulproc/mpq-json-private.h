@@ -44,6 +44,8 @@ gboolean  _mpq_json_write        (GString       *out,
                                   JsonNode      *node,
                                   guint          max_depth,
                                   GError       **error);
+void      _mpq_json_write_int    (GString       *out,
+                                  gint64         value);
 void      _mpq_json_write_string (GString       *out,
                                   const char    *str);
 

@@ -451,6 +451,23 @@ _mpq_json_parse (const char  *text,
 
 /* Writing --------------------------------------------------------------- */
 
+/* printf costs more than the rest of a short message together. */
+void
+_mpq_json_write_int (GString *out,
+                     gint64   value)
+{
+  char digits[24];
+  char *p = digits + sizeof digits;
+  guint64 magnitude = value < 0 ? -(guint64) value : (guint64) value;
+
+  do
+    *--p = '0' + magnitude % 10;
+  while ((magnitude /= 10) != 0);
+  if (value < 0)
+    *--p = '-';
+  g_string_append_len (out, p, digits + sizeof digits - p);
+}
+
 void
 _mpq_json_write_string (GString    *out,
                         const char *str)
@@ -589,7 +606,7 @@ write_node (GString   *out,
   switch (json_node_get_value_type (node))
     {
     case G_TYPE_INT64:
-      g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+      _mpq_json_write_int (out, json_node_get_int (node));
       return TRUE;
 
     case G_TYPE_DOUBLE:
