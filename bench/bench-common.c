@@ -5,6 +5,7 @@
 #include "bench-common.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +42,11 @@ bench_fail (const char *format,
   exit (EXIT_FAILURE);
 }
 
-gboolean
-bench_parse_args (BenchArgs    *args,
-                  int          *argc,
-                  char       ***argv,
-                  GOptionEntry *extra)
+static gboolean
+parse_args (BenchArgs    *args,
+            int          *argc,
+            char       ***argv,
+            GOptionEntry *extra)
 {
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
@@ -125,8 +126,8 @@ bench_parse_args (BenchArgs    *args,
   return TRUE;
 }
 
-void
-bench_args_clear (BenchArgs *args)
+static void
+args_clear (BenchArgs *args)
 {
   g_clear_pointer (&args->variant, g_free);
   g_clear_pointer (&args->decode, g_free);
@@ -134,6 +135,25 @@ bench_args_clear (BenchArgs *args)
   g_clear_pointer (&args->rss_file, g_free);
   g_clear_pointer (&args->mode, g_free);
   g_clear_pointer (&args->data, g_free);
+}
+
+int
+bench_main (int            argc,
+            char         **argv,
+            GOptionEntry  *extra,
+            BenchMainFunc  func,
+            gpointer       user_data)
+{
+  BenchArgs args = { 0 };
+  int status;
+
+  if (!parse_args (&args, &argc, &argv, extra))
+    return 2;
+
+  status = func (&args, user_data);
+  args_clear (&args);
+
+  return status;
 }
 
 gboolean
@@ -293,6 +313,36 @@ bench_check_finish (BenchCheck *check)
   g_clear_pointer (&check->seen, g_free);
 }
 
+gboolean
+bench_receive (BenchCheck      *check,
+               const BenchArgs *args,
+               gint64           value)
+{
+  bench_check_add (check, value);
+  if (args->workload == BENCH_W5)
+    bench_spin_us (args->spin_us);
+
+  return bench_check_done (check);
+}
+
+guint
+bench_n_children (const BenchArgs *args)
+{
+  return (args->workload == BENCH_W3 || args->workload == BENCH_W4) ? args->children : 1;
+}
+
+gint64
+bench_expected (const BenchArgs *args)
+{
+  return args->workload == BENCH_W3 ? args->count * args->children : args->count;
+}
+
+gint64
+bench_first_value (const BenchArgs *args)
+{
+  return args->workload == BENCH_W3 ? args->index * args->count : 0;
+}
+
 gint64
 bench_now_ns (void)
 {
@@ -312,8 +362,8 @@ bench_spin_us (gint64 us)
     ;
 }
 
-gint64
-bench_peak_rss_kib (void)
+static gint64
+peak_rss_kib (void)
 {
   g_autofree char *status = NULL;
   const char *line;
@@ -337,13 +387,13 @@ bench_write_rss_file (const char *path)
   if (path == NULL)
     return;
 
-  text = g_strdup_printf ("%" G_GINT64_FORMAT "\n", bench_peak_rss_kib ());
+  text = g_strdup_printf ("%" G_GINT64_FORMAT "\n", peak_rss_kib ());
   if (!g_file_set_contents (path, text, -1, &error))
     bench_fail ("%s", error->message);
 }
 
-gint64
-bench_read_rss_file (const char *path)
+static gint64
+read_rss_file (const char *path)
 {
   g_autofree char *text = NULL;
 
@@ -363,10 +413,10 @@ compare_gint64 (gconstpointer a,
   return (x > y) - (x < y);
 }
 
-void
-bench_latency_stats (GArray *ns,
-                     double *median_us,
-                     double *p99_us)
+static void
+latency_stats (GArray *ns,
+               double *median_us,
+               double *p99_us)
 {
   guint n = ns->len;
   guint p99;
@@ -383,6 +433,55 @@ bench_latency_stats (GArray *ns,
   /* The smallest value that 99 % of the samples do not exceed. */
   p99 = (guint) ((n * 99 + 99) / 100);
   *p99_us = g_array_index (ns, gint64, MAX (p99, 1) - 1) / 1000.0;
+}
+
+void
+bench_echo_init (BenchEcho       *echo,
+                 const BenchArgs *args)
+{
+  memset (echo, 0, sizeof *echo);
+  echo->args = args;
+  /* Allocated up front: no reallocation inside a timed round trip. */
+  echo->latencies = g_array_sized_new (FALSE, FALSE, sizeof (gint64), args->count);
+}
+
+gint64
+bench_echo_next (BenchEcho *echo)
+{
+  echo->sent_ns = bench_now_ns ();
+  return echo->sent++;
+}
+
+gboolean
+bench_echo_take (BenchEcho *echo,
+                 gint64     arrived_ns,
+                 gint64     value)
+{
+  gint64 elapsed = arrived_ns - echo->sent_ns;
+
+  if (value != echo->sent - 1)
+    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", echo->sent - 1);
+  if (echo->sent > echo->args->warmup)
+    g_array_append_val (echo->latencies, elapsed);
+
+  return echo->sent == echo->args->warmup + echo->args->count;
+}
+
+void
+bench_echo_print (BenchEcho  *echo,
+                  const char *system)
+{
+  BenchResult *result;
+  double median, p99;
+
+  latency_stats (echo->latencies, &median, &p99);
+  result = bench_result_new (echo->args, system);
+  bench_result_int (result, "count", echo->args->count);
+  bench_result_int (result, "warmup", echo->args->warmup);
+  bench_result_double (result, "median_us", median);
+  bench_result_double (result, "p99_us", p99);
+  bench_result_print (result);
+  g_clear_pointer (&echo->latencies, g_array_unref);
 }
 
 char **
@@ -419,10 +518,11 @@ bench_child_argv (const BenchArgs    *args,
   return (char **) g_ptr_array_free (argv, FALSE);
 }
 
-GSubprocess *
-bench_spawn_child (const BenchArgs    *args,
-                   int                 fd,
-                   const char * const *extra)
+/* With @fd as the child's BENCH_CHILD_FD. */
+static GSubprocess *
+spawn_child (const BenchArgs    *args,
+             int                 fd,
+             const char * const *extra)
 {
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_auto(GStrv) argv = bench_child_argv (args, extra);
@@ -430,8 +530,7 @@ bench_spawn_child (const BenchArgs    *args,
   GSubprocess *child;
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  if (fd >= 0)
-    g_subprocess_launcher_take_fd (launcher, fd, BENCH_CHILD_FD);
+  g_subprocess_launcher_take_fd (launcher, fd, BENCH_CHILD_FD);
 
   child = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv, &error);
   if (child == NULL)
@@ -453,10 +552,61 @@ bench_wait_child (GSubprocess *child)
 }
 
 void
-bench_socketpair (int fds[2])
+bench_rss_file_init (BenchRssFile *rss)
 {
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    bench_fail ("socketpair: %s", g_strerror (errno));
+  rss->path = g_strdup_printf ("%s/mpq-bench-rss-%d", g_get_tmp_dir (), (int) getpid ());
+  rss->arg = g_strdup_printf ("--rss-file=%s", rss->path);
+}
+
+void
+bench_rss_file_clear (BenchRssFile *rss)
+{
+  if (rss->path != NULL)
+    g_unlink (rss->path);
+  g_clear_pointer (&rss->path, g_free);
+  g_clear_pointer (&rss->arg, g_free);
+}
+
+void
+bench_children_spawn (BenchChildren   *children,
+                      const BenchArgs *args)
+{
+  guint i;
+
+  children->n = bench_n_children (args);
+  children->processes = g_ptr_array_new_with_free_func (g_object_unref);
+  children->fds = g_new (int, children->n);
+  bench_rss_file_init (&children->rss);
+
+  for (i = 0; i < children->n; i++)
+    {
+      g_autofree char *index = g_strdup_printf ("--index=%u", i);
+      int pair[2];
+
+      if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+        bench_fail ("socketpair: %s", g_strerror (errno));
+      children->fds[i] = pair[0];
+      g_ptr_array_add (children->processes,
+                       spawn_child (args, pair[1],
+                                    (const char *[]) { index, children->rss.arg, NULL }));
+    }
+}
+
+void
+bench_children_wait (BenchChildren *children)
+{
+  guint i;
+
+  for (i = 0; i < children->processes->len; i++)
+    bench_wait_child (children->processes->pdata[i]);
+}
+
+void
+bench_children_clear (BenchChildren *children)
+{
+  g_clear_pointer (&children->processes, g_ptr_array_unref);
+  g_clear_pointer (&children->fds, g_free);
+  bench_rss_file_clear (&children->rss);
 }
 
 GIOStream *
@@ -540,21 +690,25 @@ bench_result_print (BenchResult *result)
 }
 
 void
-bench_print_throughput (const BenchArgs *args,
-                        const char      *system,
-                        BenchCheck      *check,
-                        gint64           parent_rss_kib,
-                        gint64           child_rss_kib)
+bench_finish_throughput (const BenchArgs *args,
+                         const char      *system,
+                         BenchCheck      *check,
+                         const char      *rss_file)
 {
-  BenchResult *result = bench_result_new (args, system);
-  double seconds = (check->last_ns - check->first_ns) / 1e9;
+  BenchResult *result;
+  double seconds;
+
+  bench_check_finish (check);
+  result = bench_result_new (args, system);
+  seconds = (check->last_ns - check->first_ns) / 1e9;
 
   bench_result_int (result, "count", check->expected);
   bench_result_double (result, "seconds", seconds);
   bench_result_double (result, "rate", seconds > 0 ? (check->expected - 1) / seconds : 0);
-  if (parent_rss_kib >= 0)
-    bench_result_int (result, "parent_rss_kib", parent_rss_kib);
-  if (child_rss_kib >= 0)
-    bench_result_int (result, "child_rss_kib", child_rss_kib);
+  if (args->workload == BENCH_W5)
+    {
+      bench_result_int (result, "parent_rss_kib", peak_rss_kib ());
+      bench_result_int (result, "child_rss_kib", read_rss_file (rss_file));
+    }
   bench_result_print (result);
 }

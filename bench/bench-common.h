@@ -48,11 +48,6 @@ typedef struct
   gint          parent_pid;   /* child: the parent's pid, when it needs it */
 } BenchArgs;
 
-gboolean  bench_parse_args      (BenchArgs    *args,
-                                 int          *argc,
-                                 char       ***argv,
-                                 GOptionEntry *extra);
-void      bench_args_clear      (BenchArgs    *args);
 gboolean  bench_is_loop         (const BenchArgs *args);
 
 /* Fails the run loudly: prints what went wrong and exits with status 1. */
@@ -101,27 +96,79 @@ void      bench_check_add       (BenchCheck   *check,
 gboolean  bench_check_done      (BenchCheck   *check);
 void      bench_check_finish    (BenchCheck   *check);
 
+/* How a reader takes each value: checks it and, in W5, works on it for
+ * --spin-us so that the writer runs ahead. TRUE once every value came. */
+gboolean  bench_receive         (BenchCheck      *check,
+                                 const BenchArgs *args,
+                                 gint64           value);
+
+/* How many children the parent starts (W3 and W4: --children, else one),
+ * and how many values it must then see (W3: --count from each). */
+guint     bench_n_children      (const BenchArgs *args);
+gint64    bench_expected        (const BenchArgs *args);
+/* The first of a sending child's --count values: W3's children send
+ * ranges of their own so that the parent can tell a loss from a repeat. */
+gint64    bench_first_value     (const BenchArgs *args);
+
 gint64    bench_now_ns          (void);
 void      bench_spin_us         (gint64        us);
-gint64    bench_peak_rss_kib    (void);
+/* The child: writes its peak RSS where --rss-file says, if it does. */
 void      bench_write_rss_file  (const char   *path);
-gint64    bench_read_rss_file   (const char   *path);
 
-/* Latencies of W2, in nanoseconds. */
-void      bench_latency_stats   (GArray       *ns,
-                                 double       *median_us,
-                                 double       *p99_us);
+/* W2's round trips, each timed from the send to the arrival of its echo. */
+typedef struct
+{
+  const BenchArgs *args;
+  GArray          *latencies;   /* ns of every echo after the warm-up */
+  gint64           sent;        /* echoes sent so far */
+  gint64           sent_ns;     /* when the last one was sent */
+} BenchEcho;
 
-/* Starts this program again as a child: `--child WORKLOAD` then @extra,
- * with @fd (if >= 0) as descriptor BENCH_CHILD_FD. */
-GSubprocess *bench_spawn_child  (const BenchArgs    *args,
-                                 int                 fd,
-                                 const char * const *extra);
+void      bench_echo_init       (BenchEcho       *echo,
+                                 const BenchArgs *args);
+/* Stamps the send time: the value the next echo carries. */
+gint64    bench_echo_next       (BenchEcho       *echo);
+/* @arrived_ns is taken before the reply is decoded, which is part of the
+ * round trip. Fails the run unless @value is the one sent last; TRUE once
+ * every echo is back. */
+gboolean  bench_echo_take       (BenchEcho       *echo,
+                                 gint64           arrived_ns,
+                                 gint64           value);
+/* Prints W2's result line and frees the latencies. */
+void      bench_echo_print      (BenchEcho       *echo,
+                                 const char      *system);
+
+/* Starts this program again as a child: `--child WORKLOAD` then @extra. */
 char       **bench_child_argv   (const BenchArgs    *args,
                                  const char * const *extra);
 void         bench_wait_child   (GSubprocess        *child);
-/* Both ends of an AF_UNIX stream socketpair, close-on-exec. */
-void         bench_socketpair   (int                 fds[2]);
+
+/* Where a W5 child writes its peak RSS; @arg is the option that says so. */
+typedef struct
+{
+  char *path;
+  char *arg;
+} BenchRssFile;
+
+void         bench_rss_file_init  (BenchRssFile *rss);
+/* Removes the file and frees @rss. */
+void         bench_rss_file_clear (BenchRssFile *rss);
+
+/* A parent's children, each on its own socketpair (raw, GDBus,
+ * jsonrpc-glib), given `--index=I` and the RSS file. */
+typedef struct
+{
+  GPtrArray    *processes;   /* GSubprocess */
+  int          *fds;         /* the parent's ends, the caller's to close or hand on */
+  guint         n;
+  BenchRssFile  rss;
+} BenchChildren;
+
+void         bench_children_spawn (BenchChildren   *children,
+                                   const BenchArgs *args);
+/* Fails the run if any child failed. */
+void         bench_children_wait  (BenchChildren   *children);
+void         bench_children_clear (BenchChildren   *children);
 
 /* A GIOStream on a socket descriptor (GDBus, jsonrpc-glib). */
 GIOStream   *bench_stream_for_fd (int fd);
@@ -143,13 +190,25 @@ void         bench_result_string (BenchResult     *result,
 /* Prints it and frees it. */
 void         bench_result_print  (BenchResult     *result);
 
-/* Prints the result of a throughput workload (W1, W3, W4, W5): the rate
- * from the first to the last message @check saw; the RSS fields when not
- * negative. */
-void         bench_print_throughput (const BenchArgs *args,
-                                     const char      *system,
-                                     BenchCheck      *check,
-                                     gint64           parent_rss_kib,
-                                     gint64           child_rss_kib);
+/* Ends a throughput workload (W1, W3, W4, W5): fails the run on a loss or
+ * a wrong sum, else prints the rate from the first to the last message
+ * @check saw; in W5 also the peak RSS of this process and, from
+ * @rss_file, of the child. */
+void         bench_finish_throughput (const BenchArgs *args,
+                                      const char      *system,
+                                      BenchCheck      *check,
+                                      const char      *rss_file);
+
+/* What every main () does: parses the command line (status 2 when it is
+ * wrong), runs @func, frees the options; @func's result is the exit
+ * status. */
+typedef int (*BenchMainFunc) (BenchArgs *args,
+                              gpointer   user_data);
+
+int          bench_main          (int            argc,
+                                  char         **argv,
+                                  GOptionEntry  *extra,
+                                  BenchMainFunc  func,
+                                  gpointer       user_data);
 
 G_END_DECLS

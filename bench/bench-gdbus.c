@@ -17,7 +17,6 @@
 
 #include "bench-common.h"
 
-#include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,9 +55,7 @@ typedef struct
   BenchArgs       *args;
   GMainLoop       *loop;
   BenchCheck       check;
-  GArray          *latencies;
-  gint64           sent;
-  gint64           sent_ns;
+  BenchEcho        echo;
   gint64           next_task;
   guint            open;         /* the parent's connections not closed yet */
   guint            released;     /* W4: children told there is no task left */
@@ -178,9 +175,7 @@ on_signal (GDBusConnection *connection,
 {
   GdbusRun *run = user_data;
 
-  bench_check_add (&run->check, body_value (parameters));
-  if (run->args->workload == BENCH_W5)
-    bench_spin_us (run->args->spin_us);
+  bench_receive (&run->check, run->args, body_value (parameters));
   if (all_done (run))
     g_main_loop_quit (run->loop);
 }
@@ -261,10 +256,9 @@ echo_ready_cb (GObject      *object,
 static void
 call_echo (GdbusRun *run)
 {
-  run->sent_ns = bench_now_ns ();
-  run->sent++;
   g_dbus_connection_call (run->connection, NULL, BENCH_PATH, BENCH_IFACE, "Echo",
-                          body_new (0, run->sent - 1), G_VARIANT_TYPE (BODY_TYPE),
+                          body_new (0, bench_echo_next (&run->echo)),
+                          G_VARIANT_TYPE (BODY_TYPE),
                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, echo_ready_cb, run);
 }
 
@@ -272,23 +266,15 @@ static gboolean
 take_echo (GdbusRun *run,
            GVariant *reply)
 {
-  gint64 elapsed = bench_now_ns () - run->sent_ns;
+  gint64 arrived_ns = bench_now_ns ();
 
-  if (body_value (reply) != run->sent - 1)
-    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", run->sent - 1);
-  if (run->sent > run->args->warmup)
-    g_array_append_val (run->latencies, elapsed);
-
-  return run->sent == run->args->warmup + run->args->count;
+  return bench_echo_take (&run->echo, arrived_ns, body_value (reply));
 }
 
 static void
 echo_all (GdbusRun *run)
 {
-  BenchResult *result;
-  double median, p99;
-
-  run->latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
+  bench_echo_init (&run->echo, run->args);
 
   if (bench_is_loop (run->args))
     {
@@ -303,10 +289,8 @@ echo_all (GdbusRun *run)
         {
           g_autoptr(GVariant) reply = NULL;
 
-          run->sent_ns = bench_now_ns ();
-          run->sent++;
           reply = g_dbus_connection_call_sync (run->connection, NULL, BENCH_PATH, BENCH_IFACE,
-                                               "Echo", body_new (0, run->sent - 1),
+                                               "Echo", body_new (0, bench_echo_next (&run->echo)),
                                                G_VARIANT_TYPE (BODY_TYPE),
                                                G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
           if (reply == NULL)
@@ -316,43 +300,25 @@ echo_all (GdbusRun *run)
         }
     }
 
-  bench_latency_stats (run->latencies, &median, &p99);
-  result = bench_result_new (run->args, "gdbus");
-  bench_result_int (result, "count", run->args->count);
-  bench_result_int (result, "warmup", run->args->warmup);
-  bench_result_double (result, "median_us", median);
-  bench_result_double (result, "p99_us", p99);
-  bench_result_print (result);
-  g_array_unref (run->latencies);
+  bench_echo_print (&run->echo, "gdbus");
 }
 
 static void
 parent (GdbusRun *run)
 {
-  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GPtrArray) connections = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autofree char *rss_file = NULL;
-  g_autofree char *rss_arg = NULL;
   BenchWorkload w = run->args->workload;
-  guint n = (w == BENCH_W3 || w == BENCH_W4) ? run->args->children : 1;
+  BenchChildren children;
   guint i;
 
-  rss_file = g_strdup_printf ("%s/mpq-bench-rss-%d", g_get_tmp_dir (), (int) getpid ());
-  rss_arg = g_strdup_printf ("--rss-file=%s", rss_file);
-  bench_check_init (&run->check, w == BENCH_W3 ? run->args->count * n : run->args->count);
-  run->open = n;
+  bench_check_init (&run->check, bench_expected (run->args));
+  bench_children_spawn (&children, run->args);
+  run->open = children.n;
 
-  for (i = 0; i < n; i++)
+  for (i = 0; i < children.n; i++)
     {
-      g_autofree char *index = g_strdup_printf ("--index=%u", i);
-      GDBusConnection *connection;
-      int pair[2];
+      GDBusConnection *connection = connect_fd (children.fds[i], TRUE);
 
-      bench_socketpair (pair);
-      g_ptr_array_add (children,
-                       bench_spawn_child (run->args, pair[1],
-                                          (const char *[]) { index, rss_arg, NULL }));
-      connection = connect_fd (pair[0], TRUE);
       g_ptr_array_add (connections, connection);
       g_signal_connect (connection, "closed", G_CALLBACK (on_closed), run);
 
@@ -376,24 +342,18 @@ parent (GdbusRun *run)
       g_main_loop_run (run->loop);
     }
 
-  for (i = 0; i < n; i++)
+  for (i = 0; i < children.n; i++)
     {
       /* Closing does not send what is still queued: the last replies. */
       g_signal_handlers_disconnect_by_data (connections->pdata[i], run);
       g_dbus_connection_flush_sync (connections->pdata[i], NULL, NULL);
       g_dbus_connection_close_sync (connections->pdata[i], NULL, NULL);
     }
-  for (i = 0; i < n; i++)
-    bench_wait_child (children->pdata[i]);
+  bench_children_wait (&children);
 
   if (w != BENCH_W2)
-    {
-      bench_check_finish (&run->check);
-      bench_print_throughput (run->args, "gdbus", &run->check,
-                              w == BENCH_W5 ? bench_peak_rss_kib () : -1,
-                              w == BENCH_W5 ? bench_read_rss_file (rss_file) : -1);
-    }
-  g_unlink (rss_file);
+    bench_finish_throughput (run->args, "gdbus", &run->check, children.rss.path);
+  bench_children_clear (&children);
 }
 
 static void
@@ -448,7 +408,7 @@ child (GdbusRun *run)
     }
   else
     {
-      gint64 base = w == BENCH_W3 ? run->args->index * run->args->count : 0;
+      gint64 base = bench_first_value (run->args);
 
       for (i = 0; i < run->args->count; i++)
         emit (run->connection, "DO", body_new (0, base + i));
@@ -463,27 +423,29 @@ child (GdbusRun *run)
   g_object_unref (run->connection);
 }
 
-int
-main (int   argc,
-      char *argv[])
+static int
+run_gdbus (BenchArgs *args,
+           gpointer   user_data)
 {
-  BenchArgs args = { 0 };
   GdbusRun run = { 0 };
 
-  if (!bench_parse_args (&args, &argc, &argv, NULL))
-    return 2;
-
   introspection = g_dbus_node_info_new_for_xml (introspection_xml, NULL);
-  run.args = &args;
+  run.args = args;
   run.loop = g_main_loop_new (NULL, FALSE);
 
-  if (args.child)
+  if (args->child)
     child (&run);
   else
     parent (&run);
 
   g_main_loop_unref (run.loop);
   g_dbus_node_info_unref (introspection);
-  bench_args_clear (&args);
   return EXIT_SUCCESS;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  return bench_main (argc, argv, NULL, run_gdbus, NULL);
 }

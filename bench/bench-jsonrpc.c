@@ -18,7 +18,6 @@
 
 #include "bench-common.h"
 
-#include <glib/gstdio.h>
 #include <jsonrpc-glib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +28,7 @@ typedef struct
   BenchArgs     *args;
   GMainLoop     *loop;
   BenchCheck     check;
-  GArray        *latencies;
-  gint64         sent;
-  gint64         sent_ns;
+  BenchEcho      echo;
   gint64         next_task;
   guint          open;        /* the parent's clients not hung up yet */
   guint          released;    /* W4: children told there is no task left */
@@ -122,9 +119,7 @@ on_notification (JsonrpcClient *client,
       return;
     }
 
-  bench_check_add (&run->check, params_value (params));
-  if (run->args->workload == BENCH_W5)
-    bench_spin_us (run->args->spin_us);
+  bench_receive (&run->check, run->args, params_value (params));
   if (all_done (run))
     g_main_loop_quit (run->loop);
 }
@@ -185,14 +180,9 @@ static gboolean
 take_echo (RpcRun   *run,
            GVariant *reply)
 {
-  gint64 elapsed = bench_now_ns () - run->sent_ns;
+  gint64 arrived_ns = bench_now_ns ();
 
-  if (params_value (reply) != run->sent - 1)
-    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", run->sent - 1);
-  if (run->sent > run->args->warmup)
-    g_array_append_val (run->latencies, elapsed);
-
-  return run->sent == run->args->warmup + run->args->count;
+  return bench_echo_take (&run->echo, arrived_ns, params_value (reply));
 }
 
 static void call_async (RpcRun *run);
@@ -219,8 +209,7 @@ call_async (RpcRun *run)
 {
   g_autoptr(GVariant) params = NULL;
 
-  run->sent_ns = bench_now_ns ();
-  params = params_new (0, run->sent++);
+  params = params_new (0, bench_echo_next (&run->echo));
   jsonrpc_client_call_async (run->client, "DO", params, NULL, call_ready_cb, run);
 }
 
@@ -228,10 +217,8 @@ static void
 echo_all (RpcRun *run)
 {
   g_autoptr(GError) error = NULL;
-  BenchResult *result;
-  double median, p99;
 
-  run->latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
+  bench_echo_init (&run->echo, run->args);
 
   if (bench_is_loop (run->args))
     {
@@ -245,8 +232,7 @@ echo_all (RpcRun *run)
           g_autoptr(GVariant) reply = NULL;
           g_autoptr(GVariant) params = NULL;
 
-          run->sent_ns = bench_now_ns ();
-          params = params_new (0, run->sent++);
+          params = params_new (0, bench_echo_next (&run->echo));
           if (!jsonrpc_client_call (run->client, "DO", params, NULL, &reply, &error))
             bench_fail ("call: %s", error->message);
           if (take_echo (run, reply))
@@ -257,43 +243,25 @@ echo_all (RpcRun *run)
   if (!jsonrpc_client_send_notification (run->client, "DIE", NULL, NULL, &error))
     bench_fail ("notify: %s", error->message);
 
-  bench_latency_stats (run->latencies, &median, &p99);
-  result = bench_result_new (run->args, "jsonrpc");
-  bench_result_int (result, "count", run->args->count);
-  bench_result_int (result, "warmup", run->args->warmup);
-  bench_result_double (result, "median_us", median);
-  bench_result_double (result, "p99_us", p99);
-  bench_result_print (result);
-  g_array_unref (run->latencies);
+  bench_echo_print (&run->echo, "jsonrpc");
 }
 
 static void
 parent (RpcRun *run)
 {
-  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autofree char *rss_file = NULL;
-  g_autofree char *rss_arg = NULL;
   BenchWorkload w = run->args->workload;
-  guint n = (w == BENCH_W3 || w == BENCH_W4) ? run->args->children : 1;
+  BenchChildren children;
   guint i;
 
-  rss_file = g_strdup_printf ("%s/mpq-bench-rss-%d", g_get_tmp_dir (), (int) getpid ());
-  rss_arg = g_strdup_printf ("--rss-file=%s", rss_file);
-  bench_check_init (&run->check, w == BENCH_W3 ? run->args->count * n : run->args->count);
-  run->open = n;
+  bench_check_init (&run->check, bench_expected (run->args));
+  bench_children_spawn (&children, run->args);
+  run->open = children.n;
 
-  for (i = 0; i < n; i++)
+  for (i = 0; i < children.n; i++)
     {
-      g_autofree char *index = g_strdup_printf ("--index=%u", i);
-      JsonrpcClient *client;
-      int pair[2];
+      JsonrpcClient *client = client_for_fd (children.fds[i]);
 
-      bench_socketpair (pair);
-      g_ptr_array_add (children,
-                       bench_spawn_child (run->args, pair[1],
-                                          (const char *[]) { index, rss_arg, NULL }));
-      client = client_for_fd (pair[0]);
       g_ptr_array_add (clients, client);
 
       if (w != BENCH_W2)
@@ -315,22 +283,16 @@ parent (RpcRun *run)
       g_main_loop_run (run->loop);
     }
 
-  for (i = 0; i < n; i++)
+  for (i = 0; i < children.n; i++)
     {
       g_signal_handlers_disconnect_by_data (clients->pdata[i], run);
       jsonrpc_client_close (clients->pdata[i], NULL, NULL);
     }
-  for (i = 0; i < n; i++)
-    bench_wait_child (children->pdata[i]);
+  bench_children_wait (&children);
 
   if (w != BENCH_W2)
-    {
-      bench_check_finish (&run->check);
-      bench_print_throughput (run->args, "jsonrpc", &run->check,
-                              w == BENCH_W5 ? bench_peak_rss_kib () : -1,
-                              w == BENCH_W5 ? bench_read_rss_file (rss_file) : -1);
-    }
-  g_unlink (rss_file);
+    bench_finish_throughput (run->args, "jsonrpc", &run->check, children.rss.path);
+  bench_children_clear (&children);
 }
 
 /* Sends and unrefs @params. */
@@ -379,7 +341,7 @@ child (RpcRun *run)
     }
   else
     {
-      gint64 base = w == BENCH_W3 ? run->args->index * run->args->count : 0;
+      gint64 base = bench_first_value (run->args);
 
       for (i = 0; i < run->args->count; i++)
         notify (run, "DO", params_new (0, base + i));
@@ -390,25 +352,27 @@ child (RpcRun *run)
   g_object_unref (run->client);
 }
 
-int
-main (int   argc,
-      char *argv[])
+static int
+run_jsonrpc (BenchArgs *args,
+             gpointer   user_data)
 {
-  BenchArgs args = { 0 };
   RpcRun run = { 0 };
 
-  if (!bench_parse_args (&args, &argc, &argv, NULL))
-    return 2;
-
-  run.args = &args;
+  run.args = args;
   run.loop = g_main_loop_new (NULL, FALSE);
 
-  if (args.child)
+  if (args->child)
     child (&run);
   else
     parent (&run);
 
   g_main_loop_unref (run.loop);
-  bench_args_clear (&args);
   return EXIT_SUCCESS;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  return bench_main (argc, argv, NULL, run_jsonrpc, NULL);
 }

@@ -195,7 +195,7 @@ queue_child (QueueRun *run)
 
   if (run->args->workload == BENCH_W3)
     {
-      gint64 base = run->args->index * run->args->count;
+      gint64 base = bench_first_value (run->args);
 
       for (i = 0; i < run->args->count; i++)
         bench_mpq_send_value (run->channel, run->args, MPQ_REQ_DO, 0, base + i);
@@ -234,8 +234,7 @@ bench_mpq_queue (BenchArgs *args)
   else
     w4_parent (&run);
 
-  bench_check_finish (&run.check);
-  bench_print_throughput (args, "mpq", &run.check, -1, -1);
+  bench_finish_throughput (args, "mpq", &run.check, NULL);
 
   return EXIT_SUCCESS;
 }

@@ -8,9 +8,7 @@
 
 #include "bench-mpq.h"
 
-#include <glib/gstdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 typedef struct
 {
@@ -18,10 +16,7 @@ typedef struct
   MpqChannel *channel;
   GMainLoop  *loop;
   BenchCheck  check;
-  GArray     *latencies;   /* W2: ns per timed echo */
-  gint64      sent;        /* W2: DOs sent so far */
-  gint64      sent_ns;     /* W2: when the last DO was sent */
-  gint64      spin_us;     /* W5: the reader's work per message, 0 for W1 */
+  BenchEcho   echo;
 } PipeRun;
 
 gint64
@@ -86,10 +81,7 @@ on_do (MpqChannel *channel,
 {
   PipeRun *run = user_data;
 
-  bench_check_add (&run->check, bench_mpq_value (message, MPQ_REQ_DO));
-  if (run->spin_us > 0)
-    bench_spin_us (run->spin_us);
-  if (bench_check_done (&run->check))
+  if (bench_receive (&run->check, run->args, bench_mpq_value (message, MPQ_REQ_DO)))
     g_main_loop_quit (run->loop);
 }
 
@@ -111,16 +103,14 @@ receive_all (PipeRun *run)
       return;
     }
 
-  while (!bench_check_done (&run->check))
+  for (;;)
     {
       g_autoptr(MpqMessage) message = mpq_channel_receive (run->channel, -1, NULL, NULL, &error);
 
       if (message == NULL)
         bench_fail ("receive: %s", error != NULL ? error->message : "nothing");
-
-      bench_check_add (&run->check, bench_mpq_value (message, MPQ_REQ_DO));
-      if (run->spin_us > 0)
-        bench_spin_us (run->spin_us);
+      if (bench_receive (&run->check, run->args, bench_mpq_value (message, MPQ_REQ_DO)))
+        break;
     }
 }
 
@@ -128,9 +118,7 @@ receive_all (PipeRun *run)
 static void
 send_next (PipeRun *run)
 {
-  run->sent_ns = bench_now_ns ();
-  bench_mpq_send_value (run->channel, run->args, MPQ_REQ_DO, 0, run->sent);
-  run->sent++;
+  bench_mpq_send_value (run->channel, run->args, MPQ_REQ_DO, 0, bench_echo_next (&run->echo));
 }
 
 /* Returns TRUE when every echo is done. */
@@ -138,15 +126,9 @@ static gboolean
 take_echo (PipeRun    *run,
            MpqMessage *message)
 {
-  gint64 elapsed = bench_now_ns () - run->sent_ns;
-  gint64 total = run->args->warmup + run->args->count;
+  gint64 arrived_ns = bench_now_ns ();
 
-  if (bench_mpq_value (message, MPQ_REQ_FINISHED) != run->sent - 1)
-    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", run->sent - 1);
-  if (run->sent > run->args->warmup)
-    g_array_append_val (run->latencies, elapsed);
-
-  if (run->sent == total)
+  if (bench_echo_take (&run->echo, arrived_ns, bench_mpq_value (message, MPQ_REQ_FINISHED)))
     return TRUE;
 
   send_next (run);
@@ -168,10 +150,8 @@ static void
 echo_all (PipeRun *run)
 {
   g_autoptr(GError) error = NULL;
-  BenchResult *result;
-  double median, p99;
 
-  run->latencies = g_array_sized_new (FALSE, FALSE, sizeof (gint64), run->args->count);
+  bench_echo_init (&run->echo, run->args);
 
   if (bench_is_loop (run->args))
     {
@@ -202,14 +182,7 @@ echo_all (PipeRun *run)
 
   bench_mpq_send (run->channel, MPQ_REQ_DIE, 0, NULL);
 
-  bench_latency_stats (run->latencies, &median, &p99);
-  result = bench_result_new (run->args, "mpq");
-  bench_result_int (result, "count", run->args->count);
-  bench_result_int (result, "warmup", run->args->warmup);
-  bench_result_double (result, "median_us", median);
-  bench_result_double (result, "p99_us", p99);
-  bench_result_print (result);
-  g_array_unref (run->latencies);
+  bench_echo_print (&run->echo, "mpq");
 }
 
 static void
@@ -218,18 +191,16 @@ pipe_parent (BenchArgs *args)
   g_autoptr(GError) error = NULL;
   g_autoptr(MpqPipe) pipe = NULL;
   g_autoptr(GSubprocess) child = NULL;
-  g_autofree char *rss_file = NULL;
-  g_autofree char *rss_arg = NULL;
   g_auto(GStrv) argv = NULL;
+  BenchRssFile rss;
   PipeRun run = { 0 };
 
   pipe = mpq_pipe_new (&error);
   if (pipe == NULL)
     bench_fail ("mpq_pipe_new: %s", error->message);
 
-  rss_file = g_strdup_printf ("%s/mpq-bench-rss-%d", g_get_tmp_dir (), (int) getpid ());
-  rss_arg = g_strdup_printf ("--rss-file=%s", rss_file);
-  argv = bench_child_argv (args, (const char *[]) { rss_arg, NULL });
+  bench_rss_file_init (&rss);
+  argv = bench_child_argv (args, (const char *[]) { rss.arg, NULL });
 
   child = mpq_pipe_spawn (pipe, (const char * const *) argv, &error);
   if (child == NULL)
@@ -238,7 +209,6 @@ pipe_parent (BenchArgs *args)
   run.args = args;
   run.channel = MPQ_CHANNEL (pipe);
   run.loop = g_main_loop_new (NULL, FALSE);
-  run.spin_us = args->workload == BENCH_W5 ? args->spin_us : 0;
 
   if (args->workload == BENCH_W2)
     echo_all (&run);
@@ -249,18 +219,9 @@ pipe_parent (BenchArgs *args)
   mpq_channel_close (run.channel);
 
   if (args->workload != BENCH_W2)
-    {
-      gint64 child_rss = -1;
+    bench_finish_throughput (args, "mpq", &run.check, rss.path);
 
-      bench_check_finish (&run.check);
-      if (args->workload == BENCH_W5)
-        child_rss = bench_read_rss_file (rss_file);
-      bench_print_throughput (args, "mpq", &run.check,
-                              args->workload == BENCH_W5 ? bench_peak_rss_kib () : -1,
-                              child_rss);
-    }
-
-  g_unlink (rss_file);
+  bench_rss_file_clear (&rss);
   g_main_loop_unref (run.loop);
 }
 
@@ -330,36 +291,24 @@ pipe_child (BenchArgs *args)
   bench_write_rss_file (args->rss_file);
 }
 
+static int
+run_mpq (BenchArgs *args,
+         gpointer   user_data)
+{
+  if (args->workload == BENCH_W3 || args->workload == BENCH_W4)
+    return bench_mpq_queue (args);
+
+  if (args->child)
+    pipe_child (args);
+  else
+    pipe_parent (args);
+
+  return EXIT_SUCCESS;
+}
+
 int
 main (int   argc,
       char *argv[])
 {
-  BenchArgs args = { 0 };
-  int status = EXIT_SUCCESS;
-
-  if (!bench_parse_args (&args, &argc, &argv, NULL))
-    return 2;
-
-  switch (args.workload)
-    {
-    case BENCH_W1:
-    case BENCH_W2:
-    case BENCH_W5:
-      if (args.child)
-        pipe_child (&args);
-      else
-        pipe_parent (&args);
-      break;
-
-    case BENCH_W3:
-    case BENCH_W4:
-      status = bench_mpq_queue (&args);
-      break;
-
-    default:
-      g_assert_not_reached ();
-    }
-
-  bench_args_clear (&args);
-  return status;
+  return bench_main (argc, argv, NULL, run_mpq, NULL);
 }

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
-#include <glib/gstdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +42,7 @@ typedef struct
   LineBuf     in;
   GMainLoop  *loop;
   BenchCheck  check;
-  GArray     *latencies;
-  gint64      sent;
-  gint64      sent_ns;
+  BenchEcho   echo;
 } RawRun;
 
 static void
@@ -190,13 +187,9 @@ receive_all (RawRun *run)
   gsize length;
 
   bench_check_init (&run->check, run->args->count);
-  while (!bench_check_done (&run->check))
-    {
-      next_line (run, &line, &length);
-      bench_check_add (&run->check, line_value (run, line, length, "DO"));
-      if (run->args->workload == BENCH_W5)
-        bench_spin_us (run->args->spin_us);
-    }
+  do
+    next_line (run, &line, &length);
+  while (!bench_receive (&run->check, run->args, line_value (run, line, length, "DO")));
 }
 
 /* W2: TRUE when every echo is done, else the next DO is sent. */
@@ -205,24 +198,33 @@ take_echo (RawRun     *run,
            const char *line,
            gsize       length)
 {
-  gint64 elapsed = bench_now_ns () - run->sent_ns;
+  gint64 arrived_ns = bench_now_ns ();
 
-  if (line_value (run, line, length, "FINISHED") != run->sent - 1)
-    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", run->sent - 1);
-  if (run->sent > run->args->warmup)
-    g_array_append_val (run->latencies, elapsed);
-  if (run->sent == run->args->warmup + run->args->count)
+  if (bench_echo_take (&run->echo, arrived_ns, line_value (run, line, length, "FINISHED")))
     return TRUE;
 
-  run->sent_ns = bench_now_ns ();
-  send_line (run->fd, "DO", run->sent++);
+  send_line (run->fd, "DO", bench_echo_next (&run->echo));
   return FALSE;
 }
 
+/* W2 child, W4 child: echoes DO as FINISHED; FALSE once DIE came. */
 static gboolean
-parent_readable_cb (int          fd,
-                    GIOCondition condition,
-                    gpointer     user_data)
+echo_back (RawRun     *run,
+           const char *line,
+           gsize       length)
+{
+  if (has_request (line, length, "DIE"))
+    return FALSE;
+
+  send_line (run->fd, "FINISHED", line_value (run, line, length, "DO"));
+  return TRUE;
+}
+
+/* W2 in a main loop, at either end: takes every line there is. */
+static gboolean
+readable_cb (int          fd,
+             GIOCondition condition,
+             gpointer     user_data)
 {
   RawRun *run = user_data;
   const char *line;
@@ -232,9 +234,9 @@ parent_readable_cb (int          fd,
   while ((n = linebuf_fill (&run->in, fd)) != -1)
     {
       if (n == 0)
-        bench_fail ("the peer hung up early");
+        bench_fail ("the %s hung up early", run->args->child ? "parent" : "peer");
       while (linebuf_next (&run->in, &line, &length))
-        if (take_echo (run, line, length))
+        if (run->args->child ? !echo_back (run, line, length) : take_echo (run, line, length))
           {
             g_main_loop_quit (run->loop);
             return G_SOURCE_REMOVE;
@@ -247,17 +249,13 @@ parent_readable_cb (int          fd,
 static void
 echo_all (RawRun *run)
 {
-  BenchResult *result;
-  double median, p99;
-
-  run->latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
-  run->sent_ns = bench_now_ns ();
-  send_line (run->fd, "DO", run->sent++);
+  bench_echo_init (&run->echo, run->args);
+  send_line (run->fd, "DO", bench_echo_next (&run->echo));
 
   if (bench_is_loop (run->args))
     {
       set_nonblocking (run->fd);
-      g_unix_fd_add (run->fd, G_IO_IN, parent_readable_cb, run);
+      g_unix_fd_add (run->fd, G_IO_IN, readable_cb, run);
       g_main_loop_run (run->loop);
     }
   else
@@ -272,14 +270,7 @@ echo_all (RawRun *run)
 
   send_line (run->fd, "DIE", 0);
 
-  bench_latency_stats (run->latencies, &median, &p99);
-  result = bench_result_new (run->args, run->decode ? "raw-json" : "raw");
-  bench_result_int (result, "count", run->args->count);
-  bench_result_int (result, "warmup", run->args->warmup);
-  bench_result_double (result, "median_us", median);
-  bench_result_double (result, "p99_us", p99);
-  bench_result_print (result);
-  g_array_unref (run->latencies);
+  bench_echo_print (&run->echo, run->decode ? "raw-json" : "raw");
 }
 
 /* W3: every child's lines, in whatever order they come. */
@@ -394,33 +385,11 @@ distribute (RawRun *run,
 static void
 parent (RawRun *run)
 {
-  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autofree char *rss_file = NULL;
-  g_autofree char *rss_arg = NULL;
-  g_autofree int *fds = NULL;
-  const char *system = run->decode ? "raw-json" : "raw";
-  guint n = 1;
+  BenchChildren children;
   guint i;
 
-  if (run->args->workload == BENCH_W3 || run->args->workload == BENCH_W4)
-    n = run->args->children;
-
-  rss_file = g_strdup_printf ("%s/mpq-bench-rss-%d", g_get_tmp_dir (), (int) getpid ());
-  rss_arg = g_strdup_printf ("--rss-file=%s", rss_file);
-  fds = g_new (int, n);
-
-  for (i = 0; i < n; i++)
-    {
-      g_autofree char *index = g_strdup_printf ("--index=%u", i);
-      int pair[2];
-
-      bench_socketpair (pair);
-      fds[i] = pair[0];
-      g_ptr_array_add (children,
-                       bench_spawn_child (run->args, pair[1],
-                                          (const char *[]) { index, rss_arg, NULL }));
-    }
-  run->fd = fds[0];
+  bench_children_spawn (&children, run->args);
+  run->fd = children.fds[0];
 
   switch (run->args->workload)
     {
@@ -432,59 +401,23 @@ parent (RawRun *run)
       echo_all (run);
       break;
     case BENCH_W3:
-      fan_in (run, fds, n);
+      fan_in (run, children.fds, children.n);
       break;
     case BENCH_W4:
-      distribute (run, fds, n);
+      distribute (run, children.fds, children.n);
       break;
     default:
       g_assert_not_reached ();
     }
 
-  for (i = 0; i < n; i++)
-    close (fds[i]);
-  for (i = 0; i < children->len; i++)
-    bench_wait_child (children->pdata[i]);
+  for (i = 0; i < children.n; i++)
+    close (children.fds[i]);
+  bench_children_wait (&children);
 
   if (run->args->workload != BENCH_W2)
-    {
-      gboolean w5 = run->args->workload == BENCH_W5;
-
-      bench_check_finish (&run->check);
-      bench_print_throughput (run->args, system, &run->check,
-                              w5 ? bench_peak_rss_kib () : -1,
-                              w5 ? bench_read_rss_file (rss_file) : -1);
-    }
-  g_unlink (rss_file);
-}
-
-/* W2 child in a main loop: every DO goes back as FINISHED. */
-static gboolean
-child_readable_cb (int          fd,
-                   GIOCondition condition,
-                   gpointer     user_data)
-{
-  RawRun *run = user_data;
-  const char *line;
-  gsize length;
-  gssize n;
-
-  while ((n = linebuf_fill (&run->in, fd)) != -1)
-    {
-      if (n == 0)
-        bench_fail ("the parent hung up early");
-      while (linebuf_next (&run->in, &line, &length))
-        {
-          if (has_request (line, length, "DIE"))
-            {
-              g_main_loop_quit (run->loop);
-              return G_SOURCE_REMOVE;
-            }
-          send_line (fd, "FINISHED", line_value (run, line, length, "DO"));
-        }
-    }
-
-  return G_SOURCE_CONTINUE;
+    bench_finish_throughput (run->args, run->decode ? "raw-json" : "raw", &run->check,
+                             children.rss.path);
+  bench_children_clear (&children);
 }
 
 static void
@@ -500,7 +433,7 @@ child (RawRun *run)
     case BENCH_W3:
     case BENCH_W5:
       {
-        gint64 base = run->args->workload == BENCH_W3 ? run->args->index * run->args->count : 0;
+        gint64 base = bench_first_value (run->args);
 
         for (i = 0; i < run->args->count; i++)
           send_line (run->fd, "DO", base + i);
@@ -511,20 +444,16 @@ child (RawRun *run)
       if (bench_is_loop (run->args))
         {
           set_nonblocking (run->fd);
-          g_unix_fd_add (run->fd, G_IO_IN, child_readable_cb, run);
+          g_unix_fd_add (run->fd, G_IO_IN, readable_cb, run);
           g_main_loop_run (run->loop);
           break;
         }
       G_GNUC_FALLTHROUGH;
 
     case BENCH_W4:
-      for (;;)
-        {
-          next_line (run, &line, &length);
-          if (has_request (line, length, "DIE"))
-            break;
-          send_line (run->fd, "FINISHED", line_value (run, line, length, "DO"));
-        }
+      do
+        next_line (run, &line, &length);
+      while (echo_back (run, line, length));
       break;
 
     default:
@@ -535,24 +464,20 @@ child (RawRun *run)
   close (run->fd);
 }
 
-int
-main (int   argc,
-      char *argv[])
+static int
+run_raw (BenchArgs *args,
+         gpointer   user_data)
 {
-  BenchArgs args = { 0 };
   RawRun run = { 0 };
 
-  if (!bench_parse_args (&args, &argc, &argv, NULL))
-    return 2;
-
-  run.args = &args;
-  run.decode = !g_str_equal (args.decode, "none");
+  run.args = args;
+  run.decode = !g_str_equal (args->decode, "none");
   run.parser = json_parser_new ();
   run.loop = g_main_loop_new (NULL, FALSE);
   run.fd = BENCH_CHILD_FD;
   linebuf_init (&run.in);
 
-  if (args.child)
+  if (args->child)
     child (&run);
   else
     parent (&run);
@@ -560,6 +485,12 @@ main (int   argc,
   g_free (run.in.data);
   g_main_loop_unref (run.loop);
   g_object_unref (run.parser);
-  bench_args_clear (&args);
   return EXIT_SUCCESS;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  return bench_main (argc, argv, NULL, run_raw, NULL);
 }

@@ -35,9 +35,7 @@ typedef struct
   void       *out;         /* W4: PUSH */
   GMainLoop  *loop;
   BenchCheck  check;
-  GArray     *latencies;
-  gint64      sent;
-  gint64      sent_ns;
+  BenchEcho   echo;
   GString    *line;
   gint        pid;
 } ZmqRun;
@@ -107,20 +105,15 @@ frame_value (ZmqRun     *run,
 
 /* W1, W3, W5 */
 static void
-receive_all (ZmqRun *run,
-             gint64  expected)
+receive_all (ZmqRun *run)
 {
   zmq_msg_t message;
 
   zmq_msg_init (&message);
-  bench_check_init (&run->check, expected);
-  while (!bench_check_done (&run->check))
-    {
-      recv_frame (run->socket, &message, 0);
-      bench_check_add (&run->check, frame_value (run, &message, "DO"));
-      if (run->args->workload == BENCH_W5)
-        bench_spin_us (run->args->spin_us);
-    }
+  bench_check_init (&run->check, bench_expected (run->args));
+  do
+    recv_frame (run->socket, &message, 0);
+  while (!bench_receive (&run->check, run->args, frame_value (run, &message, "DO")));
   zmq_msg_close (&message);
 }
 
@@ -129,17 +122,12 @@ static gboolean
 take_echo (ZmqRun    *run,
            zmq_msg_t *message)
 {
-  gint64 elapsed = bench_now_ns () - run->sent_ns;
+  gint64 arrived_ns = bench_now_ns ();
 
-  if (frame_value (run, message, "FINISHED") != run->sent - 1)
-    bench_fail ("echo %" G_GINT64_FORMAT " came back wrong", run->sent - 1);
-  if (run->sent > run->args->warmup)
-    g_array_append_val (run->latencies, elapsed);
-  if (run->sent == run->args->warmup + run->args->count)
+  if (bench_echo_take (&run->echo, arrived_ns, frame_value (run, message, "FINISHED")))
     return TRUE;
 
-  run->sent_ns = bench_now_ns ();
-  send_line (run, run->socket, "DO", run->sent++);
+  send_line (run, run->socket, "DO", bench_echo_next (&run->echo));
   return FALSE;
 }
 
@@ -191,12 +179,8 @@ watch_socket (ZmqRun *run)
 static void
 echo_all (ZmqRun *run)
 {
-  BenchResult *result;
-  double median, p99;
-
-  run->latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
-  run->sent_ns = bench_now_ns ();
-  send_line (run, run->socket, "DO", run->sent++);
+  bench_echo_init (&run->echo, run->args);
+  send_line (run, run->socket, "DO", bench_echo_next (&run->echo));
 
   if (bench_is_loop (run->args))
     {
@@ -218,14 +202,7 @@ echo_all (ZmqRun *run)
 
   send_line (run, run->socket, "DIE", 0);
 
-  bench_latency_stats (run->latencies, &median, &p99);
-  result = bench_result_new (run->args, "zmq");
-  bench_result_int (result, "count", run->args->count);
-  bench_result_int (result, "warmup", run->args->warmup);
-  bench_result_double (result, "median_us", median);
-  bench_result_double (result, "p99_us", p99);
-  bench_result_print (result);
-  g_array_unref (run->latencies);
+  bench_echo_print (&run->echo, "zmq");
 }
 
 /* W4: tasks out while the PUSH socket takes them, answers in. */
@@ -312,10 +289,9 @@ parent (ZmqRun *run)
   g_autofree char *dir = g_dir_make_tmp ("mpq-bench-zmq-XXXXXX", &error);
   g_autofree char *endpoint = NULL;
   g_autofree char *results = NULL;
-  g_autofree char *rss_file = NULL;
-  g_autofree char *rss_arg = NULL;
+  BenchRssFile rss;
   BenchWorkload w = run->args->workload;
-  guint n = (w == BENCH_W3 || w == BENCH_W4) ? run->args->children : 1;
+  guint n = bench_n_children (run->args);
   guint i;
 
   if (dir == NULL)
@@ -324,8 +300,7 @@ parent (ZmqRun *run)
   endpoint = g_strdup_printf ("ipc://%s/%s", dir, run->args->workload_name);
   results = g_strdup_printf ("ipc://%s/results", dir);
   run->args->endpoint = endpoint;
-  rss_file = g_build_filename (dir, "rss", NULL);
-  rss_arg = g_strdup_printf ("--rss-file=%s", rss_file);
+  bench_rss_file_init (&rss);
 
   switch (w)
     {
@@ -347,7 +322,7 @@ parent (ZmqRun *run)
       g_autofree char *results_arg = g_strdup_printf ("--results=%s", results);
 
       g_ptr_array_add (children,
-                       spawn_child (run, (const char *[]) { index, rss_arg, results_arg, NULL }));
+                       spawn_child (run, (const char *[]) { index, rss.arg, results_arg, NULL }));
     }
 
   if (w == BENCH_W2)
@@ -355,23 +330,18 @@ parent (ZmqRun *run)
   else if (w == BENCH_W4)
     distribute (run);
   else
-    receive_all (run, w == BENCH_W3 ? run->args->count * n : run->args->count);
+    receive_all (run);
 
   for (i = 0; i < n; i++)
     release_child (children->pdata[i]);
 
   if (w != BENCH_W2)
-    {
-      bench_check_finish (&run->check);
-      bench_print_throughput (run->args, "zmq", &run->check,
-                              w == BENCH_W5 ? bench_peak_rss_kib () : -1,
-                              w == BENCH_W5 ? bench_read_rss_file (rss_file) : -1);
-    }
+    bench_finish_throughput (run->args, "zmq", &run->check, rss.path);
 
   zmq_close (run->socket);
   if (run->out != NULL)
     zmq_close (run->out);
-  g_unlink (rss_file);
+  bench_rss_file_clear (&rss);
   g_unlink (endpoint + strlen ("ipc://"));
   g_unlink (results + strlen ("ipc://"));
   g_rmdir (dir);
@@ -431,7 +401,7 @@ child (ZmqRun     *run,
 
     default:
       {
-        gint64 base = w == BENCH_W3 ? run->args->index * run->args->count : 0;
+        gint64 base = bench_first_value (run->args);
 
         run->socket = open_socket (run, w == BENCH_W3 ? ZMQ_PUSH : ZMQ_PAIR,
                                    run->args->endpoint, FALSE);
@@ -449,30 +419,23 @@ child (ZmqRun     *run,
   bench_write_rss_file (run->args->rss_file);
 }
 
-int
-main (int   argc,
-      char *argv[])
+/* @user_data: where --results went, the W4 child's PUSH endpoint. */
+static int
+run_zmq (BenchArgs *args,
+         gpointer   user_data)
 {
-  BenchArgs args = { 0 };
+  char **results = user_data;
   ZmqRun run = { 0 };
-  g_autofree char *results = NULL;
-  GOptionEntry extra[] = {
-    { "results", 0, 0, G_OPTION_ARG_STRING, &results, "W4: the parent's PULL", "E" },
-    { NULL }
-  };
 
-  if (!bench_parse_args (&args, &argc, &argv, extra))
-    return 2;
-
-  run.args = &args;
+  run.args = args;
   run.parser = json_parser_new ();
   run.context = zmq_ctx_new ();
   run.loop = g_main_loop_new (NULL, FALSE);
   run.line = g_string_sized_new (128);
   run.pid = getpid ();
 
-  if (args.child)
-    child (&run, results);
+  if (args->child)
+    child (&run, *results);
   else
     parent (&run);
 
@@ -480,6 +443,18 @@ main (int   argc,
   g_string_free (run.line, TRUE);
   g_main_loop_unref (run.loop);
   g_object_unref (run.parser);
-  bench_args_clear (&args);
   return EXIT_SUCCESS;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *results = NULL;
+  GOptionEntry extra[] = {
+    { "results", 0, 0, G_OPTION_ARG_STRING, &results, "W4: the parent's PULL", "E" },
+    { NULL }
+  };
+
+  return bench_main (argc, argv, extra, run_zmq, &results);
 }
