@@ -132,6 +132,8 @@ struct _MpqQueueServer
   gint          refs;         /* the queue, and each result in flight */
   gboolean      closed;
   gboolean      room_left;    /* after the last serve someone could take more */
+  gboolean      batching;     /* applying what one read brought */
+  gboolean      wake_pending; /* ... and a waiter should hear of it */
   GThread      *thread;
   GMainContext *context;
   GSource      *kick;
@@ -254,6 +256,12 @@ pop_entry_tail (GQueue *queue)
 static void
 wake_waiters_locked (MpqQueueServer *server)
 {
+  /* While a batch of lines is applied, one wake-up at the end does. */
+  if (server->batching)
+    {
+      server->wake_pending = TRUE;
+      return;
+    }
   if (server->waiters > 0)
     g_cond_broadcast (&server->cond);
 }
@@ -1024,6 +1032,7 @@ conn_read (Conn *conn)
 
   /* The lines before a bad one count; the bad one drops the child. */
   g_mutex_lock (&server->lock);
+  server->batching = TRUE;
   for (guint i = 0; i < items->len; i++)
     {
       Item *item = &g_array_index (items, Item, i);
@@ -1044,6 +1053,12 @@ conn_read (Conn *conn)
           error = apply_error;
           break;
         }
+    }
+  server->batching = FALSE;
+  if (server->wake_pending)
+    {
+      server->wake_pending = FALSE;
+      wake_waiters_locked (server);
     }
   serve_locked (server);
   unlock_and_complete (server);
@@ -1505,9 +1520,22 @@ _mpq_queue_server_take (MpqQueueServer    *server,
       Pending get = { 0, };
 
       g_queue_push_tail (&server->gets, &get);
-      kick_locked (server);
-      while (get.served == NULL && !server->closed && wait_locked (server, deadline))
-        ;
+      if (server->gets.length > 1)
+        kick_locked (server);
+      for (;;)
+        {
+          /* First in line and something came: take it ourselves, without
+           * a round trip through the thread. */
+          if (get.served == NULL && server->all.length > 0 &&
+              g_queue_peek_head (&server->gets) == &get)
+            {
+              g_queue_pop_head (&server->gets);
+              get.served = pop_front_locked (server);
+              break;
+            }
+          if (get.served != NULL || server->closed || !wait_locked (server, deadline))
+            break;
+        }
       if (get.served == NULL)
         g_queue_remove (&server->gets, &get);
       entry = get.served;

@@ -23,7 +23,7 @@
 #define PAUSE_US 50
 
 /* How long the writer thread lets lines gather before writing them. */
-#define LINGER_US 20
+#define LINGER_US 100
 
 struct _MpqWriter
 {
