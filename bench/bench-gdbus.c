@@ -414,7 +414,10 @@ child (GdbusRun *run)
         emit (run->connection, "DO", body_new (0, base + i));
     }
 
-  if (w != BENCH_W2 && !g_dbus_connection_flush_sync (run->connection, NULL, &error))
+  /* In W4 the parent hangs up as soon as it has every FINISHED, which may
+   * be before this flush: then there was nothing left to flush. */
+  if (w != BENCH_W2 && !g_dbus_connection_flush_sync (run->connection, NULL, &error) &&
+      !(w == BENCH_W4 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED)))
     bench_fail ("flush: %s", error->message);
 
   g_signal_handlers_disconnect_by_data (run->connection, run);
