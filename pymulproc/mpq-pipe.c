@@ -12,6 +12,7 @@
 #include "mpq-error.h"
 #include "mpq-line-reader-private.h"
 #include "mpq-pipe.h"
+#include "mpq-source-private.h"
 #include "mpq-spawn-private.h"
 #include "mpq-writer-private.h"
 
@@ -99,16 +100,6 @@ set_closed_error (GError **error)
   g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The pipe is closed");
 }
 
-static void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
 /* ::closed -------------------------------------------------------------- */
 
 static gboolean
@@ -135,10 +126,8 @@ schedule_closed (MpqPipe *self)
   self->closed_emitted = TRUE;
   context = self->context != NULL ? g_main_context_ref (self->context)
                                    : g_main_context_ref_thread_default ();
-  self->closed_idle = g_idle_source_new ();
-  g_source_set_static_name (self->closed_idle, "[mpq] pipe closed");
-  g_source_set_callback (self->closed_idle, emit_closed_cb, self, NULL);
-  g_source_attach (self->closed_idle, context);
+  self->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
+                                          "[mpq] pipe closed", emit_closed_cb, self);
 }
 
 /* Reading --------------------------------------------------------------- */
@@ -241,15 +230,6 @@ take_end_of_stream (MpqPipe  *self,
 /* Delivery to async waiters and ::message-received ---------------------- */
 
 static void
-detach_cancel_source (GTask *task)
-{
-  GSource *source = g_task_get_task_data (task);
-
-  if (source != NULL)
-    g_source_destroy (source);
-}
-
-static void
 fail_waiters (MpqPipe *self,
               GError  *error)
 {
@@ -257,7 +237,7 @@ fail_waiters (MpqPipe *self,
 
   while ((task = g_queue_pop_head (&self->waiters)) != NULL)
     {
-      detach_cancel_source (task);
+      _mpq_task_unwatch_cancel (task);
       g_task_return_error (task, g_error_copy (error));
       g_object_unref (task);
     }
@@ -278,7 +258,7 @@ deliver (MpqPipe *self)
       /* A waiter cancelled before its cancel source ran gets no message. */
       if (task != NULL && g_task_return_error_if_cancelled (task))
         {
-          detach_cancel_source (task);
+          _mpq_task_unwatch_cancel (task);
           g_object_unref (task);
           continue;
         }
@@ -286,7 +266,7 @@ deliver (MpqPipe *self)
       message = g_queue_pop_head (&self->inbox);
       if (task != NULL)
         {
-          detach_cancel_source (task);
+          _mpq_task_unwatch_cancel (task);
           g_task_return_pointer (task, g_steal_pointer (&message), g_object_unref);
           g_object_unref (task);
         }
@@ -348,35 +328,33 @@ update_sources (MpqPipe *self)
 
   if (wanted && buffered)
     {
-      clear_source (&self->watch);
+      _mpq_clear_source (&self->watch);
       if (self->idle == NULL)
         {
-          self->idle = g_idle_source_new ();
-          g_source_set_static_name (self->idle, "[mpq] pipe deliver");
-          g_source_set_callback (self->idle, idle_cb, self, NULL);
-          g_source_attach (self->idle, self->context);
+          self->idle = _mpq_source_attach (g_idle_source_new (), self->context,
+                                           "[mpq] pipe deliver", idle_cb, self);
         }
     }
   else if (wanted && !self->read_done)
     {
-      clear_source (&self->idle);
+      _mpq_clear_source (&self->idle);
       if (self->watch == NULL)
         {
-          self->watch = g_io_create_watch (self->io_channel, G_IO_IN | G_IO_HUP | G_IO_ERR);
-          g_source_set_static_name (self->watch, "[mpq] pipe read");
-          g_source_set_callback (self->watch, G_SOURCE_FUNC (watch_cb), self, NULL);
-          g_source_attach (self->watch, self->context);
+          self->watch = _mpq_source_attach (g_io_create_watch (self->io_channel,
+                                                               G_IO_IN | G_IO_HUP | G_IO_ERR),
+                                            self->context, "[mpq] pipe read",
+                                            G_SOURCE_FUNC (watch_cb), self);
         }
     }
   else
     {
-      clear_source (&self->watch);
-      clear_source (&self->idle);
+      _mpq_clear_source (&self->watch);
+      _mpq_clear_source (&self->idle);
     }
 
   if (!wanted && self->waiters.length == 0)
     {
-      clear_source (&self->flush);
+      _mpq_clear_source (&self->flush);
       g_clear_pointer (&self->context, g_main_context_unref);
     }
 }
@@ -547,16 +525,8 @@ mpq_pipe_receive_async (MpqChannel          *channel,
       return;
     }
 
-  if (cancellable != NULL)
-    {
-      /* Cancellation is noticed in our context, where the waiters live. */
-      GSource *source = g_cancellable_source_new (cancellable);
-
-      g_source_set_static_name (source, "[mpq] pipe receive cancelled");
-      g_task_attach_source (task, source, G_SOURCE_FUNC (cancel_source_cb));
-      /* The source holds the task: it goes when the task completes. */
-      g_task_set_task_data (task, source, (GDestroyNotify) g_source_unref);
-    }
+  /* Cancellation is noticed in our context, where the waiters live. */
+  _mpq_task_watch_cancel (task, self->context, cancel_source_cb, task);
 
   g_queue_push_tail (&self->waiters, g_steal_pointer (&task));
   update_sources (self);
@@ -650,10 +620,10 @@ mpq_pipe_dispose (GObject *object)
   MpqPipe *self = MPQ_PIPE (object);
 
   mpq_pipe_close (MPQ_CHANNEL (self));
-  clear_source (&self->closed_idle);
-  clear_source (&self->watch);
-  clear_source (&self->idle);
-  clear_source (&self->flush);
+  _mpq_clear_source (&self->closed_idle);
+  _mpq_clear_source (&self->watch);
+  _mpq_clear_source (&self->idle);
+  _mpq_clear_source (&self->flush);
   g_clear_pointer (&self->io_channel, g_io_channel_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
 

@@ -13,7 +13,7 @@
 #include "mpq-protocol.h"
 #include "mpq-queue-client-private.h"
 #include "mpq-spawn-private.h"
-#include "mpq-wake-source-private.h"
+#include "mpq-source-private.h"
 #include "mpq-writer-private.h"
 
 /* Room for a frame around a message line. */
@@ -70,16 +70,6 @@ static void
 set_closed_error (GError **error)
 {
   g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
-}
-
-static void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
 }
 
 static void schedule_closed (MpqQueueClient *client);
@@ -354,10 +344,8 @@ schedule_closed (MpqQueueClient *client)
 
   context = client->context != NULL ? g_main_context_ref (client->context)
                                     : g_main_context_ref_thread_default ();
-  client->closed_idle = g_idle_source_new ();
-  g_source_set_static_name (client->closed_idle, "[mpq] queue closed");
-  g_source_set_callback (client->closed_idle, emit_closed_cb, client, NULL);
-  g_source_attach (client->closed_idle, context);
+  client->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
+                                            "[mpq] queue closed", emit_closed_cb, client);
 }
 
 static void
@@ -449,7 +437,7 @@ finish_op (MpqQueueClient *client,
   else if (!g_task_return_error_if_cancelled (task))
     g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_FAILED, "No answer");
 
-  g_object_set_data (G_OBJECT (task), "mpq-cancel-source", NULL);
+  _mpq_task_unwatch_cancel (task);
   g_object_unref (task);
   g_free (op);
   return TRUE;
@@ -469,7 +457,7 @@ fail_ops (MpqQueueClient *client)
           closed_error (client, &error);
           g_task_return_error (op->task, error);
         }
-      g_object_set_data (G_OBJECT (op->task), "mpq-cancel-source", NULL);
+      _mpq_task_unwatch_cancel (op->task);
       g_object_unref (op->task);
       g_free (op);
     }
@@ -572,33 +560,31 @@ update_sources (MpqQueueClient *client)
 
   if (wanted && has_deliverable (client))
     {
-      clear_source (&client->watch);
+      _mpq_clear_source (&client->watch);
       if (client->idle == NULL)
         {
-          client->idle = g_idle_source_new ();
-          g_source_set_static_name (client->idle, "[mpq] queue deliver");
-          g_source_set_callback (client->idle, idle_cb, client, NULL);
-          g_source_attach (client->idle, client->context);
+          client->idle = _mpq_source_attach (g_idle_source_new (), client->context,
+                                             "[mpq] queue deliver", idle_cb, client);
         }
     }
   else if (wanted)
     {
-      clear_source (&client->idle);
+      _mpq_clear_source (&client->idle);
       if (client->watch == NULL)
         {
-          client->watch = g_io_create_watch (client->io, G_IO_IN | G_IO_HUP | G_IO_ERR);
-          g_source_set_static_name (client->watch, "[mpq] queue read");
-          g_source_set_callback (client->watch, G_SOURCE_FUNC (watch_cb), client, NULL);
-          g_source_attach (client->watch, client->context);
+          client->watch = _mpq_source_attach (g_io_create_watch (client->io,
+                                                                 G_IO_IN | G_IO_HUP | G_IO_ERR),
+                                              client->context, "[mpq] queue read",
+                                              G_SOURCE_FUNC (watch_cb), client);
         }
     }
   else
     {
-      clear_source (&client->watch);
-      clear_source (&client->idle);
+      _mpq_clear_source (&client->watch);
+      _mpq_clear_source (&client->idle);
       if (client->ops.length == 0 && !client->started)
         {
-          clear_source (&client->flush);
+          _mpq_clear_source (&client->flush);
           g_clear_pointer (&client->context, g_main_context_unref);
         }
     }
@@ -935,7 +921,6 @@ start_op (MpqQueueClient *client,
           const char     *op_name)
 {
   g_autoptr(GString) frame = g_string_new (NULL);
-  GCancellable *cancellable = g_task_get_cancellable (task);
   GError *error = NULL;
   AsyncOp *op;
 
@@ -969,17 +954,7 @@ start_op (MpqQueueClient *client,
       return;
     }
 
-  if (cancellable != NULL)
-    {
-      GSource *source = g_cancellable_source_new (cancellable);
-
-      g_source_set_static_name (source, "[mpq] queue request cancelled");
-      g_source_set_callback (source, G_SOURCE_FUNC (op_cancel_source_cb), op, NULL);
-      g_source_attach (source, client->context);
-      /* Goes with the op, whichever way it ends. */
-      g_object_set_data_full (G_OBJECT (task), "mpq-cancel-source", source,
-                              _mpq_source_destroy_and_unref);
-    }
+  _mpq_task_watch_cancel (task, client->context, op_cancel_source_cb, op);
 
   g_queue_push_tail (&client->ops, op);
   update_sources (client);

@@ -13,7 +13,7 @@
 #include "mpq-protocol.h"
 #include "mpq-queue-server-private.h"
 #include "mpq-spawn-private.h"
-#include "mpq-wake-source-private.h"
+#include "mpq-source-private.h"
 
 /* A child whose answers pile up unread this far is not read from until it
  * catches up: memory per child stays bounded whatever it asks for. */
@@ -439,14 +439,12 @@ unlock_and_complete (MpqQueueServer *server)
   while (completed.length > 0)
     {
       Completion *completion = g_new (Completion, 1);
-      GSource *idle = g_idle_source_new ();
 
       completion->task = g_queue_pop_head (&completed);
       completion->held = g_queue_pop_head (&completed);
-      g_source_set_static_name (idle, "[mpq] queue result");
-      g_source_set_callback (idle, complete_cb, completion, NULL);
-      g_source_attach (idle, g_task_get_context (completion->task));
-      g_source_unref (idle);
+      g_source_unref (_mpq_source_attach (g_idle_source_new (),
+                                          g_task_get_context (completion->task),
+                                          "[mpq] queue result", complete_cb, completion));
     }
 }
 
@@ -781,10 +779,9 @@ add_pending (Conn        *conn,
   pending->id = id;
   if (timeout > 0)
     {
-      pending->timer = g_timeout_source_new ((guint) MIN (timeout, G_MAXUINT));
-      g_source_set_static_name (pending->timer, "[mpq] queue request time-out");
-      g_source_set_callback (pending->timer, pending_timeout_cb, pending, NULL);
-      g_source_attach (pending->timer, conn->server->context);
+      pending->timer = _mpq_source_attach (g_timeout_source_new ((guint) MIN (timeout, G_MAXUINT)),
+                                           conn->server->context, "[mpq] queue request time-out",
+                                           pending_timeout_cb, pending);
     }
   g_queue_push_tail (queue, pending);
 }
@@ -1096,28 +1093,14 @@ out_watch_cb (GIOChannel   *channel,
   return G_SOURCE_CONTINUE;
 }
 
-static void
-clear_source (GSource **source)
-{
-  if (*source != NULL)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
-}
-
 static GSource *
 add_watch (Conn         *conn,
            GIOCondition  condition,
            GIOFunc       func,
            const char   *name)
 {
-  GSource *source = g_io_create_watch (conn->channel, condition);
-
-  g_source_set_static_name (source, name);
-  g_source_set_callback (source, G_SOURCE_FUNC (func), conn, NULL);
-  g_source_attach (source, conn->server->context);
-  return source;
+  return _mpq_source_attach (g_io_create_watch (conn->channel, condition),
+                             conn->server->context, name, G_SOURCE_FUNC (func), conn);
 }
 
 /* Reads while the child's answers do not pile up; watches for room while
@@ -1137,7 +1120,7 @@ conn_update_watches (Conn *conn)
                                     "[mpq] queue child read");
     }
   else
-    clear_source (&conn->in_watch);
+    _mpq_clear_source (&conn->in_watch);
 
   if (unwritten > 0)
     {
@@ -1146,14 +1129,14 @@ conn_update_watches (Conn *conn)
                                      "[mpq] queue child write");
     }
   else
-    clear_source (&conn->out_watch);
+    _mpq_clear_source (&conn->out_watch);
 }
 
 static void
 conn_free (Conn *conn)
 {
-  clear_source (&conn->in_watch);
-  clear_source (&conn->out_watch);
+  _mpq_clear_source (&conn->in_watch);
+  _mpq_clear_source (&conn->out_watch);
   g_queue_clear_full (&conn->wants, (GDestroyNotify) pending_free);
   g_queue_clear_full (&conn->joins, (GDestroyNotify) pending_free);
   while (conn->held.length > 0)
@@ -1179,8 +1162,8 @@ conn_drop (Conn   *conn,
   g_clear_error (&error);
 
   conn->dead = TRUE;
-  clear_source (&conn->in_watch);
-  clear_source (&conn->out_watch);
+  _mpq_clear_source (&conn->in_watch);
+  _mpq_clear_source (&conn->out_watch);
   /* Hang up at once, even while the child keeps its end open. */
   shutdown (conn->fd, SHUT_RDWR);
 
@@ -1308,9 +1291,8 @@ _mpq_queue_server_new (guint    max_size,
   server->local.prefetch = 1;
 
   server->context = g_main_context_new ();
-  server->kick = _mpq_wake_source_new ("[mpq] queue kick");
-  g_source_set_callback (server->kick, kick_cb, server, NULL);
-  g_source_attach (server->kick, server->context);
+  server->kick = _mpq_source_attach (_mpq_wake_source_new (), server->context,
+                                     "[mpq] queue kick", kick_cb, server);
 
   server->refs = 1;
   server->thread = g_thread_try_new ("mpq-queue", server_thread, server, error);

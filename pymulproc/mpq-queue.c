@@ -12,7 +12,7 @@
 #include "mpq-queue-client-private.h"
 #include "mpq-queue-server-private.h"
 #include "mpq-spawn-private.h"
-#include "mpq-wake-source-private.h"
+#include "mpq-source-private.h"
 
 /**
  * MpqQueue:
@@ -121,10 +121,8 @@ schedule_closed (MpqQueue *self)
 
   if (self->closed_idle != NULL)
     return;
-  self->closed_idle = g_idle_source_new ();
-  g_source_set_static_name (self->closed_idle, "[mpq] queue closed");
-  g_source_set_callback (self->closed_idle, emit_closed_cb, self, NULL);
-  g_source_attach (self->closed_idle, context);
+  self->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
+                                          "[mpq] queue closed", emit_closed_cb, self);
 }
 
 /* MpqChannel ------------------------------------------------------------ */
@@ -223,24 +221,6 @@ new_task (MpqQueue            *self,
   return task;
 }
 
-static void
-server_task_watch_cancel (MpqQueue *self,
-                          GTask    *task)
-{
-  GCancellable *cancellable = g_task_get_cancellable (task);
-  GSource *source;
-
-  if (cancellable == NULL)
-    return;
-
-  source = g_cancellable_source_new (cancellable);
-  g_source_set_static_name (source, "[mpq] queue request cancelled");
-  g_source_set_callback (source, G_SOURCE_FUNC (server_task_cancelled_cb), task, NULL);
-  g_source_attach (source, g_task_get_context (task));
-  /* Destroyed with the task, whichever way it ends. */
-  g_object_set_data_full (G_OBJECT (task), "mpq-cancel-source", source,
-                          _mpq_source_destroy_and_unref);
-}
 
 static void
 mpq_queue_receive_async (MpqChannel          *channel,
@@ -263,7 +243,7 @@ mpq_queue_receive_async (MpqChannel          *channel,
 
   if (self->server != NULL)
     {
-      server_task_watch_cancel (self, task);
+      _mpq_task_watch_cancel (task, g_task_get_context (task), server_task_cancelled_cb, task);
       _mpq_queue_server_want_async (self->server, task);
     }
   else
@@ -339,9 +319,8 @@ mpq_queue_start (MpqChannel *channel)
         }
       g_clear_pointer (&self->context, g_main_context_unref);
       self->context = g_steal_pointer (&context);
-      self->wake = _mpq_wake_source_new ("[mpq] queue dispatch");
-      g_source_set_callback (self->wake, wake_cb, self, NULL);
-      g_source_attach (self->wake, self->context);
+      self->wake = _mpq_source_attach (_mpq_wake_source_new (), self->context,
+                                       "[mpq] queue dispatch", wake_cb, self);
     }
 
   self->started = TRUE;
@@ -843,7 +822,7 @@ mpq_queue_join_async (MpqQueue            *self,
 
   if (self->server != NULL)
     {
-      server_task_watch_cancel (self, task);
+      _mpq_task_watch_cancel (task, g_task_get_context (task), server_task_cancelled_cb, task);
       _mpq_queue_server_join_async (self->server, task);
     }
   else

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* What the channels and the queue's thread do with GSources, once. */
+
+/* A source that runs its callback once each time another thread makes it
+ * ready with g_source_set_ready_time (source, 0), which is thread-safe and
+ * cheap when it is ready already. */
+GSource *_mpq_wake_source_new (void);
+
+/* Names @source, gives it @func and attaches it to @context; returns it
+ * (the caller's reference). */
+GSource *_mpq_source_attach (GSource      *source,
+                             GMainContext *context,
+                             const char   *name,
+                             GSourceFunc   func,
+                             gpointer      data);
+
+/* A GDestroyNotify for a source one owns a reference to: detaches it from
+ * its context and drops the reference. */
+void     _mpq_source_destroy_and_unref (gpointer source);
+
+/* Detaches and drops *@source, if any, and sets it to NULL. */
+void     _mpq_clear_source (GSource **source);
+
+/* Calls @func (cancellable, @data) in @context when @task's cancellable is
+ * cancelled, as long as the task lives; nothing without a cancellable. */
+void     _mpq_task_watch_cancel (GTask                 *task,
+                                 GMainContext          *context,
+                                 GCancellableSourceFunc func,
+                                 gpointer               data);
+
+/* Stops that watch, before the task goes. */
+void     _mpq_task_unwatch_cancel (GTask *task);
+
+G_END_DECLS
