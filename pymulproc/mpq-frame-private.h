@@ -8,6 +8,10 @@ G_BEGIN_DECLS
 /* The queue's control frames: one JSON object per line, next to message
  * lines (see docs/protocol.md). A frame has an "op" and a few integer
  * members; "msg" carries a message. */
+/* Room for a frame around a message line, {"op":"msg","tag":…,"id":…,"msg":…}:
+ * what a queue's reader allows past max-message-size. */
+#define MPQ_FRAME_OVERHEAD 256
+
 typedef enum
 {
   /* server → child */

@@ -16,9 +16,6 @@
 #include "mpq-source-private.h"
 #include "mpq-writer-private.h"
 
-/* Room for a frame around a message line. */
-#define FRAME_OVERHEAD 256
-
 /* The hello is written before the child starts; this is only a bound on
  * a descriptor that is not a queue's at all. */
 #define HELLO_TIMEOUT_MS 10000
@@ -50,7 +47,6 @@ struct _MpqQueueClient
   GString       *scratch;
   guint          stops_pending;
   gint64         in_hand_tag;  /* pushed message whose handlers run, or 0 */
-  guint          prefetch;
   gboolean       started;
   gboolean       read_done;
   GError        *read_error;
@@ -633,7 +629,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
   client->writer = _mpq_writer_new (fd);
   client->answers = g_string_new (NULL);
   client->scratch = g_string_new (NULL);
-  _mpq_line_reader_init (&client->reader, max_message_size + FRAME_OVERHEAD);
+  _mpq_line_reader_init (&client->reader, max_message_size + MPQ_FRAME_OVERHEAD);
   _mpq_fd_set_nonblocking (fd);
   client->io = g_io_channel_unix_new (fd);
 
@@ -755,7 +751,7 @@ _mpq_queue_client_set_max_message_size (MpqQueueClient *client,
                                         gsize           size)
 {
   if (!client->read_done)
-    client->reader.max_line = size + FRAME_OVERHEAD;
+    client->reader.max_line = size + MPQ_FRAME_OVERHEAD;
 }
 
 /* Waits for credit to put into a bounded queue: @attempts times
@@ -989,7 +985,6 @@ _mpq_queue_client_start (MpqQueueClient *client,
     return;
 
   client->started = TRUE;
-  client->prefetch = prefetch;
   update_sources (client);
 }
 

@@ -19,9 +19,6 @@
  * catches up: memory per child stays bounded whatever it asks for. */
 #define OUT_HIGH_WATER (8 * 1024 * 1024)
 
-/* Room for a frame around a message line: {"op":"msg","tag":…,"id":…,"msg":…} */
-#define FRAME_OVERHEAD 256
-
 /* The most messages one child may ask to have in hand through dispatch. */
 #define MAX_PREFETCH 65536
 
@@ -1398,7 +1395,7 @@ _mpq_queue_server_add_child (MpqQueueServer  *server,
   conn->pid = pid;
   conn->credit = server->max_size > 0 ? 0 : -1;
   conn->out = g_string_new (NULL);
-  _mpq_line_reader_init (&conn->reader, server->max_message_size + FRAME_OVERHEAD);
+  _mpq_line_reader_init (&conn->reader, server->max_message_size + MPQ_FRAME_OVERHEAD);
   _mpq_fd_set_nonblocking (fd);
   conn->channel = g_io_channel_unix_new (fd);
 

@@ -26,7 +26,6 @@ gboolean   _mpq_writer_send  (MpqWriter   *writer,
 gboolean   _mpq_writer_flush (MpqWriter   *writer,
                               gint64       deadline,
                               GError     **error);
-gsize      _mpq_writer_get_pending (MpqWriter *writer);
 GSource   *_mpq_writer_flush_source_new (MpqWriter *writer);
 
 G_END_DECLS

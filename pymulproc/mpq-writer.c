@@ -430,17 +430,6 @@ _mpq_writer_flush (MpqWriter  *writer,
   return ok;
 }
 
-gsize
-_mpq_writer_get_pending (MpqWriter *writer)
-{
-  gsize pending;
-
-  g_mutex_lock (&writer->lock);
-  pending = writer->buf->len;
-  g_mutex_unlock (&writer->lock);
-  return pending;
-}
-
 /* A source that writes out what was gathered each time its main context
  * is about to wait: a reply sent from a handler leaves before the loop
  * sleeps, not when the writer thread gets to it. It never dispatches. */
