@@ -19,4 +19,23 @@ void _mpq_channel_emit_message_received (MpqChannel  *self,
                                          MpqMessage  *message);
 void _mpq_channel_emit_closed          (MpqChannel   *self);
 
+/* One dispatch of a queue hands over what is in hand, a batch, and gives
+ * the main loop back after DIE (a worker quits on it: the next message
+ * may be someone else's), after MPQ_DISPATCH_MAX messages or once
+ * MPQ_DISPATCH_US have passed, so that other sources get their turn. */
+#define MPQ_DISPATCH_MAX 64
+#define MPQ_DISPATCH_US  1000
+
+typedef struct
+{
+  gint64   started;
+  guint    count;
+  gboolean over;
+} MpqDispatchBatch;
+
+void     _mpq_dispatch_batch_init (MpqDispatchBatch *batch);
+void     _mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
+                                   MpqChannel       *channel,
+                                   MpqMessage       *message);
+
 G_END_DECLS

@@ -4,6 +4,7 @@
 #include "mpq-channel-private.h"
 #include "mpq-enum-types.h"
 #include "mpq-error.h"
+#include "mpq-protocol.h"
 
 /**
  * MpqChannel:
@@ -114,6 +115,29 @@ _mpq_channel_emit_message_received (MpqChannel *self,
   g_signal_emit (self, signals[MESSAGE_RECEIVED],
                  g_quark_try_string (mpq_message_get_request (message)),
                  message);
+}
+
+void
+_mpq_dispatch_batch_init (MpqDispatchBatch *batch)
+{
+  batch->started = g_get_monotonic_time ();
+  batch->count = 0;
+  batch->over = FALSE;
+}
+
+/* Emits ::message-received for @message and tells @batch whether that
+ * was the last of this dispatch. */
+void
+_mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
+                          MpqChannel       *channel,
+                          MpqMessage       *message)
+{
+  _mpq_channel_emit_message_received (channel, message);
+
+  batch->count++;
+  batch->over = batch->count >= MPQ_DISPATCH_MAX ||
+                g_strcmp0 (mpq_message_get_request (message), MPQ_REQ_DIE) == 0 ||
+                g_get_monotonic_time () - batch->started >= MPQ_DISPATCH_US;
 }
 
 void

@@ -53,8 +53,7 @@ struct _MpqPipe
   GObject        parent_instance;
 
   GMainContext  *context;     /* thread-default of the first consumer, or NULL */
-  GSource       *watch;       /* readable-fd watch on @context, or NULL */
-  GSource       *idle;        /* delivers what is already read, or NULL */
+  MpqReadSources sources;    /* on @context while someone wants messages */
   GSource       *closed_idle; /* emits ::closed, or NULL */
   GSource       *flush;       /* writes out before @context waits, or NULL */
   GIOChannel    *io_channel;
@@ -248,8 +247,12 @@ fail_waiters (MpqPipe *self,
 static void
 deliver (MpqPipe *self)
 {
+  MpqWriter *held = self->writer != NULL ? _mpq_writer_hold (self->writer) : NULL;
+
   g_object_ref (self);
 
+  /* All that came, in one go: a pipe has one reader, nobody else could
+   * take the rest. */
   while (self->inbox.length > 0 && (self->waiters.length > 0 || self->started))
     {
       g_autoptr(MpqMessage) message = NULL;
@@ -291,6 +294,8 @@ deliver (MpqPipe *self)
     }
 
   update_sources (self);
+  if (held != NULL)
+    _mpq_writer_release (held);
   g_object_unref (self);
 }
 
@@ -301,7 +306,8 @@ watch_cb (GIOChannel   *channel,
 {
   MpqPipe *self = user_data;
 
-  if (!self->read_done && self->fd >= 0)
+  /* Nothing more is read while messages wait: memory stays bounded. */
+  if (!self->read_done && self->fd >= 0 && self->inbox.length == 0)
     read_some (self);
 
   deliver (self);
@@ -317,40 +323,19 @@ idle_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Keeps exactly the sources the state calls for: the fd watch while someone
- * wants messages and none is buffered, the idle while buffered messages (or
- * the end of the stream) wait for someone who wants them. */
+/* Keeps the sources the state calls for (see MpqReadSources). */
 static void
 update_sources (MpqPipe *self)
 {
   gboolean wanted = !self->closed && (self->started || self->waiters.length > 0);
-  gboolean buffered = self->inbox.length > 0 || (self->read_done && !self->eos_taken);
+  MpqReadState state = {
+    .wanted = wanted,
+    .readable = !self->read_done,
+    .buffered = self->inbox.length > 0 || (self->read_done && !self->eos_taken),
+  };
 
-  if (wanted && buffered)
-    {
-      _mpq_clear_source (&self->watch);
-      if (self->idle == NULL)
-        {
-          self->idle = _mpq_source_attach (g_idle_source_new (), self->context,
-                                           "[mpq] pipe deliver", idle_cb, self);
-        }
-    }
-  else if (wanted && !self->read_done)
-    {
-      _mpq_clear_source (&self->idle);
-      if (self->watch == NULL)
-        {
-          self->watch = _mpq_source_attach (g_io_create_watch (self->io_channel,
-                                                               G_IO_IN | G_IO_HUP | G_IO_ERR),
-                                            self->context, "[mpq] pipe read",
-                                            G_SOURCE_FUNC (watch_cb), self);
-        }
-    }
-  else
-    {
-      _mpq_clear_source (&self->watch);
-      _mpq_clear_source (&self->idle);
-    }
+  _mpq_read_sources_update (&self->sources, state, self->context, self->io_channel,
+                            "[mpq] pipe read", watch_cb, idle_cb, self);
 
   if (!wanted && self->waiters.length == 0)
     {
@@ -621,8 +606,7 @@ mpq_pipe_dispose (GObject *object)
 
   mpq_pipe_close (MPQ_CHANNEL (self));
   _mpq_clear_source (&self->closed_idle);
-  _mpq_clear_source (&self->watch);
-  _mpq_clear_source (&self->idle);
+  _mpq_read_sources_clear (&self->sources);
   _mpq_clear_source (&self->flush);
   g_clear_pointer (&self->io_channel, g_io_channel_unref);
   g_clear_pointer (&self->context, g_main_context_unref);

@@ -54,8 +54,7 @@ struct _MpqQueueClient
   gboolean       closed_emitted;
   GMainContext  *context;
   GIOChannel    *io;
-  GSource       *watch;
-  GSource       *idle;
+  MpqReadSources sources;
   GSource       *closed_idle;  /* emits ::closed found by a blocking call */
   GSource       *flush;        /* writes out before @context waits */
 };
@@ -488,18 +487,29 @@ deliver (MpqQueueClient *client)
 
   deliver_replies (client);
 
-  /* One message per main loop iteration: a handler that quits the loop
+  /* What is in hand, as a batch: a handler that quits the loop on DIE
    * leaves the rest for others (the server takes them back at close). */
-  if (client->started && client->pushed.length > 0)
+  if (client->started && client->pushed.length > 0 && client->writer != NULL)
     {
-      g_autoptr(MpqFrame) frame = g_queue_pop_head (&client->pushed);
+      MpqWriter *held = _mpq_writer_hold (client->writer);
+      MpqDispatchBatch batch;
 
-      client->in_hand_tag = frame->tag;
-      _mpq_channel_emit_message_received (channel, frame->message);
-      /* A stop in a handler answered for it already. */
-      if (client->in_hand_tag != 0 && !client->closed)
-        answer (client, "ack", client->in_hand_tag);
-      client->in_hand_tag = 0;
+      _mpq_dispatch_batch_init (&batch);
+      while (client->started && client->pushed.length > 0 && !client->closed && !batch.over)
+        {
+          g_autoptr(MpqFrame) frame = g_queue_pop_head (&client->pushed);
+
+          client->in_hand_tag = frame->tag;
+          _mpq_dispatch_batch_emit (&batch, channel, frame->message);
+          /* A stop in a handler answered for it already. */
+          if (client->in_hand_tag != 0 && !client->closed)
+            answer (client, "ack", client->in_hand_tag);
+          client->in_hand_tag = 0;
+        }
+
+      if (!client->closed)
+        flush_answers (client, NULL);
+      _mpq_writer_release (held);
     }
 
   if (!client->closed)
@@ -553,36 +563,19 @@ update_sources (MpqQueueClient *client)
 {
   gboolean wanted = !client->closed && client->context != NULL &&
                     (client->started || client->ops.length > 0);
+  MpqReadState state = {
+    .wanted = wanted,
+    .readable = !client->read_done,
+    .buffered = wanted && has_deliverable (client),
+  };
 
-  if (wanted && has_deliverable (client))
+  _mpq_read_sources_update (&client->sources, state, client->context, client->io,
+                            "[mpq] queue read", watch_cb, idle_cb, client);
+
+  if (!wanted && client->ops.length == 0 && !client->started)
     {
-      _mpq_clear_source (&client->watch);
-      if (client->idle == NULL)
-        {
-          client->idle = _mpq_source_attach (g_idle_source_new (), client->context,
-                                             "[mpq] queue deliver", idle_cb, client);
-        }
-    }
-  else if (wanted)
-    {
-      _mpq_clear_source (&client->idle);
-      if (client->watch == NULL)
-        {
-          client->watch = _mpq_source_attach (g_io_create_watch (client->io,
-                                                                 G_IO_IN | G_IO_HUP | G_IO_ERR),
-                                              client->context, "[mpq] queue read",
-                                              G_SOURCE_FUNC (watch_cb), client);
-        }
-    }
-  else
-    {
-      _mpq_clear_source (&client->watch);
-      _mpq_clear_source (&client->idle);
-      if (client->ops.length == 0 && !client->started)
-        {
-          _mpq_clear_source (&client->flush);
-          g_clear_pointer (&client->context, g_main_context_unref);
-        }
+      _mpq_clear_source (&client->flush);
+      g_clear_pointer (&client->context, g_main_context_unref);
     }
 }
 

@@ -265,30 +265,35 @@ mpq_queue_receive_finish (MpqChannel    *channel,
   return _mpq_queue_client_finish_want (G_TASK (result), error);
 }
 
-/* The parent's dispatch: emits what the server handed it, one message
- * per main loop iteration (a handler that quits the loop leaves the rest),
- * each counted as taken once its handlers returned. */
+/* The parent's dispatch: emits what the server handed it, a batch at a
+ * time (see MpqDispatchBatch), each counted as taken once its handlers
+ * returned. */
 static gboolean
 wake_cb (gpointer user_data)
 {
   MpqQueue *self = g_object_ref (user_data);
-  MpqMessage *message = NULL;
+  MpqDispatchBatch batch;
   gboolean more = FALSE;
 
-  if (self->started && self->server != NULL)
-    message = _mpq_queue_server_pop_local (self->server, &more);
-
-  if (message != NULL)
+  _mpq_dispatch_batch_init (&batch);
+  while (self->started && self->server != NULL && !batch.over)
     {
-      gint recipient = mpq_message_get_recipient_pid (message);
+      MpqMessage *message = _mpq_queue_server_pop_local (self->server, &more);
+      gint recipient;
 
-      _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
+      if (message == NULL)
+        break;
+      recipient = mpq_message_get_recipient_pid (message);
+      _mpq_dispatch_batch_emit (&batch, MPQ_CHANNEL (self), message);
       g_object_unref (message);
       if (self->server != NULL)
         _mpq_queue_server_local_done (self->server, recipient);
-      if (more && self->wake != NULL)
-        g_source_set_ready_time (self->wake, 0);
+      if (!more)
+        break;
     }
+
+  if (more && self->wake != NULL)
+    g_source_set_ready_time (self->wake, 0);
 
   g_object_unref (self);
   return G_SOURCE_CONTINUE;

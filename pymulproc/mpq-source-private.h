@@ -12,6 +12,34 @@ G_BEGIN_DECLS
  * cheap when it is ready already. */
 GSource *_mpq_wake_source_new (void);
 
+/* What a channel keeps in its consumer's context while someone wants
+ * messages: a watch on its socket, and a source that delivers what was
+ * read already, ready only then (at idle priority, as an idle would).
+ * Both stay attached: adding and removing a socket's watch costs the
+ * main loop a wake-up each time. */
+typedef struct
+{
+  GSource *watch;    /* while there is something left to read */
+  GSource *deliver;  /* while someone wants messages */
+} MpqReadSources;
+
+typedef struct
+{
+  gboolean wanted;
+  gboolean readable;
+  gboolean buffered;
+} MpqReadState;
+
+void     _mpq_read_sources_update (MpqReadSources *sources,
+                                   MpqReadState    state,
+                                   GMainContext   *context,
+                                   GIOChannel     *io,
+                                   const char     *name,
+                                   GIOFunc         watch_func,
+                                   GSourceFunc     deliver_func,
+                                   gpointer        data);
+void     _mpq_read_sources_clear  (MpqReadSources *sources);
+
 /* Names @source, gives it @func and attaches it to @context; returns it
  * (the caller's reference). */
 GSource *_mpq_source_attach (GSource      *source,

@@ -27,6 +27,46 @@ _mpq_wake_source_new (void)
   return g_source_new (&wake_funcs, sizeof (GSource));
 }
 
+void
+_mpq_read_sources_update (MpqReadSources *sources,
+                          MpqReadState    state,
+                          GMainContext   *context,
+                          GIOChannel     *io,
+                          const char     *name,
+                          GIOFunc         watch_func,
+                          GSourceFunc     deliver_func,
+                          gpointer        data)
+{
+  if (state.wanted && state.readable)
+    {
+      if (sources->watch == NULL)
+        sources->watch = _mpq_source_attach (g_io_create_watch (io, G_IO_IN | G_IO_HUP | G_IO_ERR),
+                                             context, name, G_SOURCE_FUNC (watch_func), data);
+    }
+  else
+    _mpq_clear_source (&sources->watch);
+
+  if (state.wanted)
+    {
+      if (sources->deliver == NULL)
+        {
+          sources->deliver = _mpq_wake_source_new ();
+          g_source_set_priority (sources->deliver, G_PRIORITY_DEFAULT_IDLE);
+          _mpq_source_attach (sources->deliver, context, name, deliver_func, data);
+        }
+      g_source_set_ready_time (sources->deliver, state.buffered ? 0 : -1);
+    }
+  else
+    _mpq_clear_source (&sources->deliver);
+}
+
+void
+_mpq_read_sources_clear (MpqReadSources *sources)
+{
+  _mpq_clear_source (&sources->watch);
+  _mpq_clear_source (&sources->deliver);
+}
+
 GSource *
 _mpq_source_attach (GSource      *source,
                     GMainContext *context,

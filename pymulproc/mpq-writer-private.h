@@ -10,7 +10,8 @@ G_BEGIN_DECLS
  * A send after a pause is written at once, in the caller's thread. Sends
  * that come fast, one after the other, are gathered and written together
  * by the library's writer thread, as soon as it gets to them: many
- * messages per system call instead of one. The buffer is bounded; a send
+ * messages per system call instead of one. What message handlers send
+ * during a dispatch goes out together when the dispatch ends. The buffer is bounded; a send
  * that finds it full waits for room until its deadline. Everything is
  * written out before the library blocks (receive, join), at close, at
  * mpq_channel_flush() and when the process exits. */
@@ -26,6 +27,8 @@ gboolean   _mpq_writer_send  (MpqWriter   *writer,
 gboolean   _mpq_writer_flush (MpqWriter   *writer,
                               gint64       deadline,
                               GError     **error);
+MpqWriter *_mpq_writer_hold  (MpqWriter   *writer);
+void       _mpq_writer_release (MpqWriter *writer);
 GSource   *_mpq_writer_flush_source_new (MpqWriter *writer);
 
 G_END_DECLS

@@ -25,6 +25,11 @@
 /* How long the writer thread lets lines gather before writing them. */
 #define LINGER_US 100
 
+/* How long lines sent by a handler may wait for their dispatch to end
+ * before the writer thread sends them anyway (a handler that computes
+ * for long after sending). */
+#define HOLD_US 1000
+
 struct _MpqWriter
 {
   GMutex     lock;
@@ -34,6 +39,7 @@ struct _MpqWriter
   GString   *spare;        /* swapped in while @buf is being written */
   gboolean   writing;      /* someone writes outside the lock */
   gboolean   listed;       /* the writer thread has it to do */
+  guint      holds;        /* dispatches under way: they write at the end */
   gboolean   closed;
   GError    *error;        /* the peer is gone: every later send fails */
   gint64     last_send;
@@ -44,6 +50,8 @@ struct _MpqWriter
 static GMutex     thread_lock;
 static GCond      thread_cond;
 static GPtrArray *todo;       /* MpqWriter, listed */
+static GPtrArray *lazy;       /* MpqWriter, listed for later */
+static gint64     lazy_due;   /* when the first of @lazy is due */
 static GPtrArray *live;       /* MpqWriter, not yet freed */
 static GThread   *thread;
 static int        wake_fd = -1;
@@ -135,9 +143,11 @@ wake_thread (void)
 
 static gpointer writer_thread (gpointer data);
 
-/* Hands @writer to the writer thread; with its lock held. */
+/* Hands @writer to the writer thread, with its lock held: at once, or
+ * (@later) for when HOLD_US have passed, without waking the thread now. */
 static void
-list_locked (MpqWriter *writer)
+list_locked (MpqWriter *writer,
+             gboolean   later)
 {
   if (writer->listed)
     return;
@@ -152,8 +162,18 @@ list_locked (MpqWriter *writer)
         wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
       thread = g_thread_new ("mpq-writer", writer_thread, NULL);
     }
-  g_ptr_array_add (todo, writer);
-  wake_thread ();
+  if (later)
+    {
+      if (lazy->len == 0)
+        lazy_due = g_get_monotonic_time () + HOLD_US;
+      g_ptr_array_add (lazy, writer);
+    }
+  else
+    g_ptr_array_add (todo, writer);
+  /* A thread asleep with nothing due wakes for its first lazy one too,
+   * to set its alarm. */
+  if (!later || lazy->len == 1)
+    wake_thread ();
   g_mutex_unlock (&thread_lock);
 }
 
@@ -172,7 +192,16 @@ writer_thread (gpointer data)
       g_autoptr(GArray) pfds = g_array_new (FALSE, FALSE, sizeof (struct pollfd));
 
       while (todo->len == 0)
-        g_cond_wait (&thread_cond, &thread_lock);
+        {
+          if (lazy->len == 0)
+            g_cond_wait (&thread_cond, &thread_lock);
+          else if (!g_cond_wait_until (&thread_cond, &thread_lock, lazy_due))
+            {
+              /* Most are done with by now: their dispatch wrote them. */
+              g_ptr_array_extend_and_steal (todo, g_steal_pointer (&lazy));
+              lazy = g_ptr_array_new ();
+            }
+        }
 
       /* Let a stream gather a few more lines: one system call then
        * carries dozens of them. */
@@ -272,6 +301,7 @@ forget_after_fork (void)
   thread = NULL;
   thread_polling = FALSE;
   todo = g_ptr_array_new ();
+  lazy = g_ptr_array_new ();
   live = g_ptr_array_new ();
 }
 
@@ -284,6 +314,7 @@ _mpq_writer_new (int fd)
   if (g_once_init_enter (&initialized))
     {
       todo = g_ptr_array_new ();
+      lazy = g_ptr_array_new ();
       live = g_ptr_array_new ();
       atexit (flush_all_at_exit);
       pthread_atfork (NULL, NULL, forget_after_fork);
@@ -400,15 +431,20 @@ _mpq_writer_send (MpqWriter   *writer,
   paused = now - writer->last_send > PAUSE_US;
   writer->last_send = now;
 
-  if (paused && !writer->listed && !writer->writing)
+  if (writer->holds > 0)
+    {
+      /* A handler sends: out when its dispatch ends, with the others. */
+      list_locked (writer, TRUE);
+    }
+  else if (paused && !writer->listed && !writer->writing)
     {
       /* Nobody is streaming: out at once. */
       if (!write_out_locked (writer))
-        list_locked (writer);
+        list_locked (writer, FALSE);
       ok = !report_error_locked (writer, error);
     }
   else
-    list_locked (writer);
+    list_locked (writer, FALSE);
 
   g_mutex_unlock (&writer->lock);
   return ok;
@@ -428,6 +464,33 @@ _mpq_writer_flush (MpqWriter  *writer,
   ok = drain_locked (writer, deadline, error);
   g_mutex_unlock (&writer->lock);
   return ok;
+}
+
+/* Message handlers are about to run (a dispatch of the channel): what
+ * they send is gathered and written when _mpq_writer_release() ends the
+ * dispatch, in one system call, instead of one by one. The writer thread
+ * sends it anyway once HOLD_US have passed. Dispatches may nest. */
+MpqWriter *
+_mpq_writer_hold (MpqWriter *writer)
+{
+  /* A handler may close the channel and free its writer meanwhile. */
+  g_atomic_int_inc (&writer->refs);
+  g_mutex_lock (&writer->lock);
+  writer->holds++;
+  g_mutex_unlock (&writer->lock);
+  return writer;
+}
+
+void
+_mpq_writer_release (MpqWriter *writer)
+{
+  g_mutex_lock (&writer->lock);
+  g_assert (writer->holds > 0);
+  if (--writer->holds == 0 && writer->buf->len > 0 && !writer->closed &&
+      !write_out_locked (writer))
+    list_locked (writer, FALSE);
+  g_mutex_unlock (&writer->lock);
+  writer_unref (writer);
 }
 
 /* A source that writes out what was gathered each time its main context

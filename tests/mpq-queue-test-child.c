@@ -451,6 +451,7 @@ typedef struct
   gint       parent;
   guint      handled;
   gboolean   block_first;  /* block-worker: the first DO waits for stdin EOF */
+  gboolean   answer_first; /* answer-then-block: ... after answering it */
   const char *die_how;     /* die-in-handler: "exit" or "kill" */
 } Worker;
 
@@ -477,7 +478,7 @@ worker_on_do (MpqChannel *channel,
       worker->status = 1;
     }
 
-  if (worker->block_first && worker->handled == 0)
+  if (worker->block_first && !worker->answer_first && worker->handled == 0)
     {
       g_autofree char *line = g_strdup_printf ("holding %" G_GINT64_FORMAT, data_value (message));
 
@@ -492,6 +493,14 @@ worker_on_do (MpqChannel *channel,
       g_printerr ("mpq-queue-test-child: send: %s\n", error->message);
       worker->status = 1;
       g_main_loop_quit (worker->loop);
+    }
+
+  if (worker->answer_first && worker->handled == 1)
+    {
+      g_autofree char *line = g_strdup_printf ("answered %" G_GINT64_FORMAT, data_value (message));
+
+      say (line);
+      wait_for_stdin_eof ();
     }
 }
 
@@ -519,6 +528,7 @@ static int
 do_worker (MpqQueue   *queue,
            int         prefetch,
            gboolean    block_first,
+           gboolean    answer_first,
            const char *die_how)
 {
   g_autoptr(GError) error = NULL;
@@ -529,6 +539,7 @@ do_worker (MpqQueue   *queue,
   worker.me = getpid ();
   worker.parent = mpq_queue_get_parent_pid (queue);
   worker.block_first = block_first;
+  worker.answer_first = answer_first;
   worker.die_how = die_how;
 
   if (prefetch > 0)
@@ -741,11 +752,13 @@ main (int   argc,
   else if (g_str_equal (mode, "filter-worker"))
     status = do_filter_worker (queue);
   else if (g_str_equal (mode, "worker"))
-    status = do_worker (queue, n, FALSE, NULL);
+    status = do_worker (queue, n, FALSE, FALSE, NULL);
   else if (g_str_equal (mode, "block-worker"))
-    status = do_worker (queue, n, TRUE, NULL);
+    status = do_worker (queue, n, TRUE, FALSE, NULL);
+  else if (g_str_equal (mode, "answer-then-block"))
+    status = do_worker (queue, n, TRUE, TRUE, NULL);
   else if (g_str_equal (mode, "die-in-handler"))
-    status = do_worker (queue, 0, FALSE, arg);
+    status = do_worker (queue, 0, FALSE, FALSE, arg);
 
   return status;
 }

@@ -130,6 +130,47 @@ wait_child_killed (GSubprocess *child)
   g_assert_cmpint (g_subprocess_get_term_sig (child), ==, SIGKILL);
 }
 
+typedef struct
+{
+  gboolean done;
+  gboolean exited;
+} ExitWait;
+
+static void
+exited_cb (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  ExitWait *wait = user_data;
+
+  wait->exited = g_subprocess_wait_finish (G_SUBPROCESS (object), result, NULL);
+  wait->done = TRUE;
+}
+
+static gboolean
+cancel_cb (gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Whether @child exits within @timeout_ms: a test fails instead of hanging. */
+static gboolean
+child_exits_within (GSubprocess *child,
+                    guint        timeout_ms)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  ExitWait wait = { FALSE, FALSE };
+  guint timer = g_timeout_add (timeout_ms, cancel_cb, cancellable);
+
+  g_subprocess_wait_async (child, cancellable, exited_cb, &wait);
+  while (!wait.done)
+    g_main_context_iteration (NULL, TRUE);
+  if (!g_cancellable_is_cancelled (cancellable))
+    g_source_remove (timer);
+  return wait.exited;
+}
+
 /* One line the child wrote to its stdout, without the newline. */
 static char *
 read_child_line (GSubprocess *child)
@@ -1194,6 +1235,85 @@ test_dispatch_fairness (void)
     }
 }
 
+/* Dispatch hands over what is in hand as a batch, but a batch ends after a
+ * DIE: a worker that quits its loop on DIE (without stopping) is not
+ * handed a second DIE meant for another worker. Here one worker has both
+ * DIEs in hand, read in one go, when it quits. */
+static void
+test_dispatch_batch_ends_at_die (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) blocker = NULL;
+  g_autoptr(GSubprocess) worker = NULL;
+  g_autoptr(MpqMessage) answer = NULL;
+  g_autofree char *holding = NULL;
+  gint pid;
+
+  blocker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                              "block-worker", "16", NULL);
+  pid = child_pid (blocker);
+  wait_ready (queue, &pid, 1);
+
+  send_value (queue, MPQ_REQ_DO, 0, 0);
+  holding = read_child_line (blocker);
+  g_assert_cmpstr (holding, ==, "holding 0");
+
+  /* Both DIEs for anyone go to the only worker there is, which has room. */
+  send_die (queue, 0);
+  send_die (queue, 0);
+  while (!mpq_queue_is_empty (queue, NULL))
+    ;
+
+  worker = spawn_child (queue, "worker", NULL);
+  pid = child_pid (worker);
+  wait_ready (queue, &pid, 1);
+
+  close_child_stdin (blocker);
+  wait_child (blocker);
+  answer = receive_ok (queue, -1);
+  g_assert_cmpstr (mpq_message_get_request (answer), ==, MPQ_REQ_FINISHED);
+  g_assert_cmpint (mpq_message_get_sender_pid (answer), ==, child_pid (blocker));
+
+  /* The second DIE came back when the blocker quit, and the other worker
+   * took it (without the rule it would wait for a DIE forever). */
+  assert_joined (queue, 20000);
+  g_assert_true (child_exits_within (worker, 20000));
+  wait_child (worker);
+  assert_drained (queue);
+}
+
+/* What a handler sends is gathered until its dispatch ends, but not
+ * longer than a moment: a handler that answers, then works on for long,
+ * has its answer delivered meanwhile. */
+static void
+test_dispatch_answer_leaves_during_handler (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) worker = NULL;
+  g_autoptr(MpqMessage) answer = NULL;
+  g_autofree char *answered = NULL;
+  gint pid;
+
+  worker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                             "answer-then-block", "1", NULL);
+  pid = child_pid (worker);
+  wait_ready (queue, &pid, 1);
+
+  send_value (queue, MPQ_REQ_DO, 0, 7);
+  answered = read_child_line (worker);
+  g_assert_cmpstr (answered, ==, "answered 7");
+
+  /* The worker still sits in its handler. */
+  answer = receive_ok (queue, 20000);
+  g_assert_cmpstr (mpq_message_get_request (answer), ==, MPQ_REQ_FINISHED);
+  g_assert_cmpint (data_value (answer), ==, 7);
+
+  close_child_stdin (worker);
+  send_die (queue, pid);
+  wait_child (worker);
+  assert_drained (queue);
+}
+
 /* A worker stuck in its handler holds at most `prefetch` messages; another
  * worker handles all the others meanwhile. */
 static void
@@ -1829,6 +1949,9 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/bad-peer/no-credit", test_bad_peer_no_credit);
   g_test_add_func ("/Mpq/Queue/receive-async", test_receive_async);
   g_test_add_func ("/Mpq/Queue/join-async", test_join_async);
+  g_test_add_func ("/Mpq/Queue/dispatch/batch-ends-at-die", test_dispatch_batch_ends_at_die);
+  g_test_add_func ("/Mpq/Queue/dispatch/answer-leaves-during-handler",
+                   test_dispatch_answer_leaves_during_handler);
   g_test_add_func ("/Mpq/Queue/close", test_close);
   g_test_add_func ("/Mpq/Queue/close-child-receive", test_close_child_receive);
 
