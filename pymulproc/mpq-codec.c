@@ -86,7 +86,8 @@ _mpq_codec_read_message (MpqJsonReader  *reader,
                          GError        **error)
 {
   g_autofree char *request = NULL;
-  g_autoptr(JsonNode) data = NULL;
+  const char *data_start;
+  gsize data_length;
   gint sender_pid;
   gint recipient_pid;
 
@@ -115,18 +116,40 @@ _mpq_codec_read_message (MpqJsonReader  *reader,
 
   if (!_mpq_json_expect (reader, ','))
     goto not_an_array;
-  data = _mpq_json_read_value (reader);
-  if (data == NULL)
+
+  /* The data is checked here and kept as text; its JsonNode is built
+   * only if someone asks for it (see MpqMessage). */
+  _mpq_json_skip_ws (reader);
+  data_start = reader->p;
+  reader->spaced = FALSE;
+  if (!_mpq_json_skip_value (reader))
     return NULL;
+  data_length = reader->p - data_start;
+
+  if (reader->spaced)
+    {
+      /* Not compact: built now, written compact when sent on. */
+      JsonNode *data = _mpq_json_parse (data_start, data_length, reader->max_depth - 1, error);
+
+      if (data == NULL)
+        return NULL;
+      if (!_mpq_json_expect (reader, ']'))
+        {
+          json_node_unref (data);
+          goto not_an_array;
+        }
+      if (JSON_NODE_HOLDS_NULL (data))
+        g_clear_pointer (&data, json_node_unref);
+      return _mpq_message_new_take (g_steal_pointer (&request), sender_pid, recipient_pid, data);
+    }
 
   if (!_mpq_json_expect (reader, ']'))
     goto not_an_array;
 
-  if (JSON_NODE_HOLDS_NULL (data))
-    g_clear_pointer (&data, json_node_unref);
-
-  return _mpq_message_new_take (g_steal_pointer (&request), sender_pid, recipient_pid,
-                                g_steal_pointer (&data));
+  if (*data_start == 'n')
+    return _mpq_message_new_take (g_steal_pointer (&request), sender_pid, recipient_pid, NULL);
+  return _mpq_message_new_take_text (g_steal_pointer (&request), sender_pid, recipient_pid,
+                                     g_strndup (data_start, data_length), data_length);
 
 not_an_array:
   protocol_error (error, "Message is not an array of 4 elements");
@@ -172,8 +195,10 @@ _mpq_codec_encode (MpqMessage  *message,
                    GString     *out,
                    GError     **error)
 {
-  JsonNode *data = mpq_message_get_data (message);
   gint recipient_pid = mpq_message_get_recipient_pid (message);
+  gsize text_length;
+  const char *text = _mpq_message_peek_data_text (message, &text_length);
+  JsonNode *data = text == NULL ? mpq_message_get_data (message) : NULL;
 
   g_string_append_c (out, '[');
   _mpq_json_write_string (out, mpq_message_get_request (message));
@@ -186,7 +211,9 @@ _mpq_codec_encode (MpqMessage  *message,
     g_string_append_len (out, "null", 4);
   g_string_append_c (out, ',');
 
-  if (data == NULL)
+  if (text != NULL)
+    g_string_append_len (out, text, text_length);
+  else if (data == NULL)
     g_string_append_len (out, "null", 4);
   else if (!_mpq_json_write (out, data, MPQ_MAX_DEPTH - 1, error))
     return FALSE;

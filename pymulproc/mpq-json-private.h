@@ -20,6 +20,8 @@ typedef struct
   guint       depth;
   guint       max_depth;
   GString    *scratch;
+  gboolean    build;      /* FALSE: values are checked, not built */
+  gboolean    spaced;     /* whitespace was skipped (reset it to ask) */
 } MpqJsonReader;
 
 void      _mpq_json_reader_init  (MpqJsonReader *reader,
@@ -32,6 +34,7 @@ void      _mpq_json_skip_ws      (MpqJsonReader *reader);
 gboolean  _mpq_json_expect       (MpqJsonReader *reader,
                                   char           c);
 JsonNode *_mpq_json_read_value   (MpqJsonReader *reader);
+gboolean  _mpq_json_skip_value   (MpqJsonReader *reader);
 char     *_mpq_json_read_string  (MpqJsonReader *reader);
 gboolean  _mpq_json_at_end       (MpqJsonReader *reader);
 

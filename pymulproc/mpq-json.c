@@ -10,6 +10,11 @@
 
 /* Reading --------------------------------------------------------------- */
 
+/* What the reader returns for a value it only checked (reader->build is
+ * FALSE): the grammar, the limits and the errors are the same code. */
+static int skipped_value;
+#define SKIPPED ((JsonNode *) &skipped_value)
+
 static gboolean
 fail (MpqJsonReader *reader,
       const char    *what)
@@ -32,6 +37,8 @@ _mpq_json_reader_init (MpqJsonReader *reader,
   reader->depth = 0;
   reader->max_depth = max_depth;
   reader->scratch = NULL;
+  reader->build = TRUE;
+  reader->spaced = FALSE;
 }
 
 void
@@ -44,9 +51,15 @@ _mpq_json_reader_clear (MpqJsonReader *reader)
 void
 _mpq_json_skip_ws (MpqJsonReader *reader)
 {
-  while (reader->p < reader->end
-         && (*reader->p == ' ' || *reader->p == '\t' || *reader->p == '\r' || *reader->p == '\n'))
-    reader->p++;
+  const char *p = reader->p;
+
+  while (p < reader->end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    p++;
+  if (p != reader->p)
+    {
+      reader->spaced = TRUE;
+      reader->p = p;
+    }
 }
 
 gboolean
@@ -167,7 +180,8 @@ read_escape (MpqJsonReader *reader,
 }
 
 /* Reads a string; the opening quote is next. The text is valid UTF-8
- * already (checked once for the whole line). */
+ * already (checked once for the whole line). Without reader->build, the
+ * string is checked and a non-NULL dummy returned (not to be freed). */
 char *
 _mpq_json_read_string (MpqJsonReader *reader)
 {
@@ -185,7 +199,10 @@ _mpq_json_read_string (MpqJsonReader *reader)
       guchar c = (guchar) *reader->p;
 
       if (c == '"')
-        return g_strndup (start, reader->p++ - start);
+        {
+          reader->p++;
+          return reader->build ? g_strndup (start, reader->p - 1 - start) : (char *) SKIPPED;
+        }
       if (c == '\\')
         break;
       if (c < 0x20)
@@ -207,7 +224,8 @@ _mpq_json_read_string (MpqJsonReader *reader)
       guchar c = (guchar) *reader->p++;
 
       if (c == '"')
-        return g_strndup (reader->scratch->str, reader->scratch->len);
+        return reader->build ? g_strndup (reader->scratch->str, reader->scratch->len)
+                             : (char *) SKIPPED;
       if (c == '\\')
         {
           if (!read_escape (reader, reader->scratch))
@@ -295,6 +313,8 @@ read_number (MpqJsonReader *reader)
       if (negative ? value > (guint64) G_MAXINT64 + 1 : value > (guint64) G_MAXINT64)
         return fail (reader, "integer out of 64-bit range"), NULL;
 
+      if (!reader->build)
+        return SKIPPED;
       return json_node_init_int (json_node_alloc (),
                                  negative ? (gint64) (0 - value) : (gint64) value);
     }
@@ -305,6 +325,8 @@ read_number (MpqJsonReader *reader)
       if (!isfinite (value))
         return fail (reader, "number out of range"), NULL;
 
+      if (!reader->build)
+        return SKIPPED;
       return json_node_init_double (json_node_alloc (), value);
     }
 }
@@ -312,10 +334,10 @@ read_number (MpqJsonReader *reader)
 static JsonNode *
 read_array (MpqJsonReader *reader)
 {
-  JsonArray *array = json_array_new ();
-  JsonNode *node = json_node_init_array (json_node_alloc (), array);
+  JsonArray *array = reader->build ? json_array_new () : NULL;
+  JsonNode *node = array != NULL ? json_node_init_array (json_node_alloc (), array) : SKIPPED;
 
-  json_array_unref (array);
+  g_clear_pointer (&array, json_array_unref);
   if (_mpq_json_expect (reader, ']'))
     return node;
 
@@ -325,7 +347,8 @@ read_array (MpqJsonReader *reader)
 
       if (element == NULL)
         goto failed;
-      json_array_add_element (array, element);
+      if (node != SKIPPED)
+        json_array_add_element (json_node_get_array (node), element);
     }
   while (_mpq_json_expect (reader, ','));
 
@@ -335,36 +358,42 @@ read_array (MpqJsonReader *reader)
   fail (reader, "expected , or ] in array");
 
 failed:
-  json_node_unref (node);
+  if (node != SKIPPED)
+    json_node_unref (node);
   return NULL;
 }
 
 static JsonNode *
 read_object (MpqJsonReader *reader)
 {
-  JsonObject *object = json_object_new ();
-  JsonNode *node = json_node_init_object (json_node_alloc (), object);
+  JsonObject *object = reader->build ? json_object_new () : NULL;
+  JsonNode *node = object != NULL ? json_node_init_object (json_node_alloc (), object) : SKIPPED;
 
-  json_object_unref (object);
+  g_clear_pointer (&object, json_object_unref);
   if (_mpq_json_expect (reader, '}'))
     return node;
 
   do
     {
-      g_autofree char *name = _mpq_json_read_string (reader);
+      char *name = _mpq_json_read_string (reader);
       JsonNode *member;
 
       if (name == NULL)
         goto failed;
       if (!_mpq_json_expect (reader, ':'))
         {
+          if (node != SKIPPED)
+            g_free (name);
           fail (reader, "expected : in object");
           goto failed;
         }
       member = _mpq_json_read_value (reader);
+      if (member != NULL && node != SKIPPED)
+        json_object_set_member (json_node_get_object (node), name, member);
+      if (node != SKIPPED)
+        g_free (name);
       if (member == NULL)
         goto failed;
-      json_object_set_member (object, name, member);
     }
   while (_mpq_json_expect (reader, ','));
 
@@ -374,7 +403,8 @@ read_object (MpqJsonReader *reader)
   fail (reader, "expected , or } in object");
 
 failed:
-  json_node_unref (node);
+  if (node != SKIPPED)
+    json_node_unref (node);
   return NULL;
 }
 
@@ -406,25 +436,47 @@ _mpq_json_read_value (MpqJsonReader *reader)
       {
         char *str = _mpq_json_read_string (reader);
 
-        if (str == NULL)
-          return NULL;
+        if (str == NULL || !reader->build)
+          return (JsonNode *) str;
         node = json_node_init_string (json_node_alloc (), str);
         g_free (str);
         return node;
       }
 
     case 't':
-      return read_literal (reader, "true") ? json_node_init_boolean (json_node_alloc (), TRUE) : NULL;
+      if (!read_literal (reader, "true"))
+        return NULL;
+      return reader->build ? json_node_init_boolean (json_node_alloc (), TRUE) : SKIPPED;
 
     case 'f':
-      return read_literal (reader, "false") ? json_node_init_boolean (json_node_alloc (), FALSE) : NULL;
+      if (!read_literal (reader, "false"))
+        return NULL;
+      return reader->build ? json_node_init_boolean (json_node_alloc (), FALSE) : SKIPPED;
 
     case 'n':
-      return read_literal (reader, "null") ? json_node_init_null (json_node_alloc ()) : NULL;
+      if (!read_literal (reader, "null"))
+        return NULL;
+      return reader->build ? json_node_init_null (json_node_alloc ()) : SKIPPED;
 
     default:
       return read_number (reader);
     }
+}
+
+/* Checks one value where @reader stands, as _mpq_json_read_value() would
+ * read it, without building it. */
+gboolean
+_mpq_json_skip_value (MpqJsonReader *reader)
+{
+  gboolean build = reader->build;
+  JsonNode *node;
+
+  reader->build = FALSE;
+  node = _mpq_json_read_value (reader);
+  reader->build = build;
+
+  g_assert (node == NULL || node == SKIPPED);
+  return node != NULL;
 }
 
 /* Parses @text, valid UTF-8 already, as exactly one JSON value. */

@@ -10,5 +10,12 @@ MpqMessage *_mpq_message_new_take (char     *request,
                                    gint      sender_pid,
                                    gint      recipient_pid,
                                    JsonNode *data);
+MpqMessage *_mpq_message_new_take_text (char     *request,
+                                        gint      sender_pid,
+                                        gint      recipient_pid,
+                                        char     *data_text,
+                                        gsize     length);
+const char *_mpq_message_peek_data_text (MpqMessage *self,
+                                         gsize      *length);
 
 G_END_DECLS

@@ -33,12 +33,17 @@
  * [ctor@Mpq.Message.new_with_data_json] and [method@Mpq.Message.dup_data_json].
  */
 
+/* A message read from the wire keeps its data as the compact JSON text
+ * that came, checked already; the JsonNode is built from it the first
+ * time someone asks (bindings that take the text never need it). */
 struct _MpqMessage
 {
   GObject   parent_instance;
 
   char     *request;
-  JsonNode *data;           /* NULL when the wire says null */
+  JsonNode *data;           /* NULL when the wire says null, or not built yet */
+  char     *data_text;      /* or NULL */
+  gsize     data_length;
   gint      sender_pid;
   gint      recipient_pid;  /* 0 when the wire says null */
 };
@@ -64,6 +69,7 @@ mpq_message_finalize (GObject *object)
 
   g_clear_pointer (&self->request, g_free);
   g_clear_pointer (&self->data, json_node_unref);
+  g_clear_pointer (&self->data_text, g_free);
 
   G_OBJECT_CLASS (mpq_message_parent_class)->finalize (object);
 }
@@ -91,7 +97,7 @@ mpq_message_get_property (GObject    *object,
       break;
 
     case PROP_DATA:
-      g_value_set_boxed (value, self->data);
+      g_value_set_boxed (value, mpq_message_get_data (self));
       break;
 
     default:
@@ -210,6 +216,32 @@ _mpq_message_new_take (char     *request,
   return self;
 }
 
+/* Takes @data_text, @length bytes of compact JSON (not null) that
+ * _mpq_json_skip_value() accepted at depth 1. */
+MpqMessage *
+_mpq_message_new_take_text (char     *request,
+                            gint      sender_pid,
+                            gint      recipient_pid,
+                            char     *data_text,
+                            gsize     length)
+{
+  MpqMessage *self = _mpq_message_new_take (request, sender_pid, recipient_pid, NULL);
+
+  self->data_text = data_text;
+  self->data_length = length;
+
+  return self;
+}
+
+/* The data as compact JSON text, if the message keeps it that way. */
+const char *
+_mpq_message_peek_data_text (MpqMessage *self,
+                             gsize      *length)
+{
+  *length = self->data_length;
+  return self->data_text;
+}
+
 /**
  * mpq_message_new:
  * @request: what the message asks, a non-empty UTF-8 string
@@ -261,6 +293,7 @@ mpq_message_new_with_data_json (const char  *request,
                                 GError     **error)
 {
   JsonNode *data = NULL;
+  MpqJsonReader reader;
   gsize length;
 
   g_return_val_if_fail (request != NULL && request[0] != '\0', NULL);
@@ -279,7 +312,20 @@ mpq_message_new_with_data_json (const char  *request,
           return NULL;
         }
 
-      /* The outer message array is one level of the limit. */
+      /* Compact JSON is kept as it is: sent on without being built. The
+       * outer message array is one level of the limit. */
+      _mpq_json_reader_init (&reader, data_json, length, MPQ_MAX_DEPTH - 1, NULL);
+      if (_mpq_json_skip_value (&reader) && !reader.spaced && reader.p == reader.end)
+        {
+          _mpq_json_reader_clear (&reader);
+          if (data_json[0] == 'n')
+            return _mpq_message_new_take (g_strdup (request), sender_pid, recipient_pid, NULL);
+          return _mpq_message_new_take_text (g_strdup (request), sender_pid, recipient_pid,
+                                             g_strndup (data_json, length), length);
+        }
+      _mpq_json_reader_clear (&reader);
+
+      /* Anything else is built (errors are worded there). */
       data = _mpq_json_parse (data_json, length, MPQ_MAX_DEPTH - 1, error);
       if (data == NULL)
         return NULL;
@@ -412,15 +458,34 @@ mpq_message_get_recipient_pid (MpqMessage *self)
  * @self: a message
  *
  * Gets the data of the message. It belongs to the message: do not change it.
+ * A message read from the wire builds it the first time it is asked for.
  *
  * Returns: (transfer none) (nullable): the data, or %NULL if there is none
  */
 JsonNode *
 mpq_message_get_data (MpqMessage *self)
 {
+  JsonNode *data;
+
   g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
 
-  return self->data;
+  data = g_atomic_pointer_get (&self->data);
+  if (data != NULL || self->data_text == NULL)
+    return data;
+
+  /* First asked: built now, once, even if threads race for it. */
+  data = _mpq_json_parse (self->data_text, self->data_length, MPQ_MAX_DEPTH - 1, NULL);
+  if (data == NULL)
+    {
+      g_critical ("MpqMessage: data that was checked does not parse");
+      return NULL;
+    }
+  if (!g_atomic_pointer_compare_and_exchange (&self->data, NULL, data))
+    {
+      json_node_unref (data);
+      data = g_atomic_pointer_get (&self->data);
+    }
+  return data;
 }
 
 /**
@@ -428,7 +493,10 @@ mpq_message_get_data (MpqMessage *self)
  * @self: a message
  *
  * Gets the data of the message as compact JSON text, ready for Python's
- * `json.loads()` or JavaScript's `JSON.parse()`.
+ * `json.loads()` or JavaScript's `JSON.parse()`. Data that came as
+ * compact text (on the wire, or given to
+ * [ctor@Mpq.Message.new_with_data_json]) is returned as it came, without
+ * building a JsonNode: the cheap way to read messages from bindings.
  *
  * Returns: (transfer full) (nullable): the data as JSON, `"null"` when there
  *   is none, or %NULL if the data has no JSON form (see
@@ -441,6 +509,8 @@ mpq_message_dup_data_json (MpqMessage *self)
 
   g_return_val_if_fail (MPQ_IS_MESSAGE (self), NULL);
 
+  if (self->data_text != NULL)
+    return g_strndup (self->data_text, self->data_length);
   if (self->data == NULL)
     return g_strdup ("null");
 

@@ -319,9 +319,18 @@ test_exact_values (void)
       g_autoptr(MpqMessage) message = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, cases[i].in, &error);
       g_autofree char *json = NULL;
 
+      g_autoptr(MpqMessage) rebuilt = NULL;
+      g_autofree char *rebuilt_json = NULL;
+
       g_assert_no_error (error);
+      /* Compact text is kept as it came (it is what the sender meant)... */
       json = mpq_message_dup_data_json (message);
-      g_assert_cmpstr (json, ==, cases[i].out);
+      g_assert_cmpstr (json, ==, cases[i].in);
+
+      /* ... and the values it holds are written exactly from a JsonNode. */
+      rebuilt = mpq_message_new (MPQ_REQ_DO, 1, 0, mpq_message_get_data (message));
+      rebuilt_json = mpq_message_dup_data_json (rebuilt);
+      g_assert_cmpstr (rebuilt_json, ==, cases[i].out);
     }
 }
 
@@ -367,6 +376,35 @@ test_unsendable_data (void)
   g_assert_null (deep_json);
 }
 
+/* Fewer under valgrind, which runs it ~50 times slower. */
+static guint
+fuzz_iterations (void)
+{
+  return g_test_thorough () ? 500000 : g_getenv ("MPQ_VALGRIND") != NULL ? 5000 : 50000;
+}
+
+/* One to three random edits of JSON-ish characters. */
+static void
+mutate (GRand   *rand,
+        GString *line)
+{
+  static const char alphabet[] = "[]{}\",:\\0123456789.eE+-truefalsnu \t\x01\xc3\xa9\xff";
+  guint edits = g_rand_int_range (rand, 1, 4);
+
+  for (guint e = 0; e < edits; e++)
+    {
+      guint pos = g_rand_int_range (rand, 0, line->len + 1);
+      char c = alphabet[g_rand_int_range (rand, 0, sizeof alphabet - 1)];
+
+      switch (g_rand_int_range (rand, 0, 3))
+        {
+        case 0: g_string_insert_c (line, pos, c); break;
+        case 1: if (pos < line->len) g_string_erase (line, pos, 1); break;
+        default: if (pos < line->len) line->str[pos] = c; break;
+        }
+    }
+}
+
 /* Mutated lines never crash the decoder: each one is a message or a
  * protocol error, and a message decoded re-encodes to a line that decodes
  * to the same message. */
@@ -377,10 +415,8 @@ test_fuzz_mutations (void)
     "[\"DO\",1234,null,{\"value\":20,\"payload\":\"abcdefghijklmnop\"}]",
     "[\"FINISHED\",5,6,[1,-2.5e3,true,false,null,\"\\u00e9\\n\",{\"a\":[[{}]]}]]",
   };
-  static const char alphabet[] = "[]{}\",:\\0123456789.eE+-truefalsnu \t\x01\xc3\xa9\xff";
   GRand *rand = g_rand_new_with_seed (1234);
-  /* Fewer under valgrind, which runs it ~50 times slower. */
-  guint iterations = g_test_thorough () ? 500000 : g_getenv ("MPQ_VALGRIND") != NULL ? 5000 : 50000;
+  guint iterations = fuzz_iterations ();
 
   for (guint i = 0; i < iterations; i++)
     {
@@ -388,21 +424,8 @@ test_fuzz_mutations (void)
       g_autoptr(GString) line = g_string_new (seed);
       g_autoptr(GError) error = NULL;
       g_autoptr(MpqMessage) message = NULL;
-      guint edits = g_rand_int_range (rand, 1, 4);
 
-      for (guint e = 0; e < edits; e++)
-        {
-          guint pos = g_rand_int_range (rand, 0, line->len + 1);
-          char c = alphabet[g_rand_int_range (rand, 0, sizeof alphabet - 1)];
-
-          switch (g_rand_int_range (rand, 0, 3))
-            {
-            case 0: g_string_insert_c (line, pos, c); break;
-            case 1: if (pos < line->len) g_string_erase (line, pos, 1); break;
-            default: if (pos < line->len) line->str[pos] = c; break;
-            }
-        }
-
+      mutate (rand, line);
       message = mpq_message_new_from_json (line->str, line->len, &error);
       if (message == NULL)
         g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
@@ -418,6 +441,55 @@ test_fuzz_mutations (void)
         }
     }
 
+  g_rand_free (rand);
+}
+
+/* Compact data is only checked when a message is made or read, and built
+ * into a JsonNode later, when asked; data with whitespace is built at
+ * once. Both ways must accept the same texts and give the same values:
+ * each mutated text is tried as it is and with a space in front. */
+static void
+test_fuzz_checked_equals_built (void)
+{
+  static const char *seeds[] = {
+    "{\"value\":20,\"payload\":\"abcdefghijklmnop\"}",
+    "[1,-2.5e3,true,false,null,\"\\u00e9\\n\\ud83d\\ude00\",{\"a\":[[{}]]},18446744073709551615]",
+    "-9223372036854775808",
+    "\"\\\"x\\\\\"",
+  };
+  GRand *rand = g_rand_new_with_seed (4321);
+  guint iterations = fuzz_iterations ();
+  guint accepted = 0;
+
+  for (guint i = 0; i < iterations; i++)
+    {
+      g_autoptr(GString) text = g_string_new (seeds[g_rand_int_range (rand, 0, G_N_ELEMENTS (seeds))]);
+      g_autofree char *spaced = NULL;
+      g_autoptr(GError) checked_error = NULL;
+      g_autoptr(GError) built_error = NULL;
+      g_autoptr(MpqMessage) checked = NULL;
+      g_autoptr(MpqMessage) built = NULL;
+
+      mutate (rand, text);
+      spaced = g_strconcat (" ", text->str, NULL);
+      checked = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, text->str, &checked_error);
+      built = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, spaced, &built_error);
+
+      if (built == NULL)
+        {
+          g_assert_error (built_error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+          g_assert_error (checked_error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+          continue;
+        }
+      g_assert_no_error (checked_error);
+      g_assert_nonnull (checked);
+      g_assert_true ((mpq_message_get_data (checked) == NULL && mpq_message_get_data (built) == NULL)
+                     || json_node_equal (mpq_message_get_data (checked), mpq_message_get_data (built)));
+      accepted++;
+    }
+
+  /* The mutations leave a fair share valid, or the test proves little. */
+  g_assert_cmpuint (accepted, >, iterations / 20);
   g_rand_free (rand);
 }
 
@@ -499,6 +571,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Message/exact-values", test_exact_values);
   g_test_add_func ("/Mpq/Message/unsendable-data", test_unsendable_data);
   g_test_add_func ("/Mpq/Message/fuzz-mutations", test_fuzz_mutations);
+  g_test_add_func ("/Mpq/Message/fuzz-checked-equals-built", test_fuzz_checked_equals_built);
   g_test_add_func ("/Mpq/Message/properties", test_properties);
   g_test_add_func ("/Mpq/Message/preconditions", test_preconditions);
   g_test_add_func ("/Mpq/Message/constants", test_constants);
