@@ -49,6 +49,17 @@ def data_value(data):
     return value
 
 
+def list_value(message, request):
+    """The value of a pymulproc message as a Python list; fails on anything else."""
+    if type(message) is not list or len(message) != 4:
+        fail("not a 4-element message")
+    if message[0] != request:
+        fail(f"expected {request}, got {message[0]}")
+    if type(message[1]) is not int or message[1] <= 0:
+        fail("no sender pid")
+    return data_value(message[3])
+
+
 class Check:
     """Every value from 0 to expected - 1 must arrive exactly once."""
 

@@ -18,18 +18,8 @@ import os
 import tempfile
 import time
 
-from bench_common import (PAYLOAD, Check, data_value, fail, latency_stats, parse_args,
+from bench_common import (PAYLOAD, Check, fail, latency_stats, list_value as value_of, parse_args,
                           peak_rss_kib, print_result, print_throughput, spin_us)
-
-
-def value_of(message, request):
-    if type(message) is not list or len(message) != 4:
-        fail("not a 4-element message")
-    if message[0] != request:
-        fail(f"expected {request}, got {message[0]}")
-    if type(message[1]) is not int or message[1] <= 0:
-        fail("no sender pid")
-    return data_value(message[3])
 
 
 def w1_child(conn, count, rss_file):

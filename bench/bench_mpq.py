@@ -4,7 +4,9 @@
 
 The children are the C program's (mpq-bench-mpq --child, given with
 --child-exe), so only the parent's language changes. The parent reads
-every message as bindings do: get_request () and json.loads () of
+every message as bindings do: W1 takes each as its JSON line with
+receive_json () and json.loads () it into pymulproc's list; W4's handler
+gets an MpqMessage and reads get_request () and json.loads () of
 dup_data_json ().
 
 W1: MpqPipe, receive (-1) in a loop. W4: MpqQueue, as mpq-bench-mpq does it
@@ -23,7 +25,7 @@ gi.require_version("GLib", "2.0")
 gi.require_version("Mpq", "1.0")
 from gi.repository import GLib, Mpq  # noqa: E402
 
-from bench_common import (PAYLOAD, Check, data_value, fail, parse_args,  # noqa: E402
+from bench_common import (PAYLOAD, Check, data_value, fail, list_value, parse_args,  # noqa: E402
                           print_result, print_throughput)
 
 
@@ -45,7 +47,7 @@ def w1(args):
     child = pipe.spawn(child_argv(args, "w1"))
     check = Check(args.count)
     while not check.done():
-        check.add(value_of(pipe.receive(-1), "DO"))
+        check.add(list_value(json.loads(pipe.receive_json(-1)), "DO"))
     child.wait_check()
     pipe.close()
     check.finish()

@@ -279,6 +279,41 @@ mpq_channel_receive (MpqChannel        *self,
 }
 
 /**
+ * mpq_channel_receive_json:
+ * @self: a channel
+ * @timeout_ms: 0 to poll, -1 to wait forever, or the longest wait in
+ *   milliseconds
+ * @error: return location for an error
+ *
+ * Takes one message, as [method@Mpq.Channel.receive] does without a
+ * filter, and returns it as its wire line: compact JSON text of
+ * `[request, sender_pid, recipient_pid, data]`. From Python,
+ * `json.loads (channel.receive_json (-1))` gives pymulproc's own message,
+ * a list, in one call and without a [class@Mpq.Message] wrapper.
+ *
+ * Returns: (transfer full) (nullable): the message as JSON, or %NULL if
+ *   none was taken in time (without @error set) or on error
+ */
+char *
+mpq_channel_receive_json (MpqChannel  *self,
+                          gint         timeout_ms,
+                          GError     **error)
+{
+  g_autoptr(MpqMessage) message = NULL;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), NULL);
+  g_return_val_if_fail (timeout_ms >= -1, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  message = MPQ_CHANNEL_GET_IFACE (self)->receive (self, timeout_ms, NULL, NULL, error);
+  if (message == NULL)
+    return NULL;
+
+  /* A message read from the wire holds JSON that writes back. */
+  return mpq_message_to_json (message, NULL);
+}
+
+/**
  * mpq_channel_receive_async:
  * @self: a channel
  * @cancellable: (nullable): a cancellable

@@ -85,6 +85,10 @@ MpqMessage *mpq_channel_receive              (MpqChannel           *self,
                                               gpointer              user_data,
                                               GError              **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL
+char       *mpq_channel_receive_json         (MpqChannel           *self,
+                                              gint                  timeout_ms,
+                                              GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_ALL
 void        mpq_channel_receive_async        (MpqChannel           *self,
                                               GCancellable         *cancellable,
                                               GAsyncReadyCallback   callback,

@@ -76,6 +76,7 @@ struct _MpqPipe
   guint          eos_taken : 1;   /* ... and reported, after the last message */
   guint          closed : 1;      /* closed by us, or the peer hung up and all was taken */
   guint          closed_emitted : 1;
+  guint          wait_first : 1;  /* the last blocking receive had to wait */
 };
 
 enum
@@ -437,22 +438,35 @@ mpq_pipe_receive (MpqChannel        *channel,
       return NULL;
     }
 
-  while (self->inbox.length == 0)
+  if (self->inbox.length == 0)
     {
-      if (self->read_done)
-        {
-          take_end_of_stream (self, error);
-          return NULL;
-        }
+      gboolean waited = FALSE;
 
-      if (!read_some (self))
+      /* The peer has nothing queued for us: we are answering, and what
+       * we send next is an answer that should leave at once. */
+      _mpq_writer_expect_reply (self->writer);
+
+      while (self->inbox.length == 0)
         {
+          if (self->read_done)
+            {
+              take_end_of_stream (self, error);
+              return NULL;
+            }
+
+          /* A peer that made us wait last time will likely again: wait
+           * first rather than make a read that finds nothing. */
+          if ((waited || !self->wait_first || deadline == 0) && read_some (self))
+            continue;
+
           /* What we sent goes out before we wait for the answer. */
           if (deadline != 0)
             _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (self->send_timeout), NULL);
           if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLIN, deadline))
             return NULL;
+          waited = TRUE;
         }
+      self->wait_first = waited;
     }
 
   if (filter != NULL && !filter (g_queue_peek_head (&self->inbox), user_data))

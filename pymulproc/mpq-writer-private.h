@@ -27,6 +27,7 @@ gboolean   _mpq_writer_send  (MpqWriter   *writer,
 gboolean   _mpq_writer_flush (MpqWriter   *writer,
                               gint64       deadline,
                               GError     **error);
+void       _mpq_writer_expect_reply (MpqWriter *writer);
 MpqWriter *_mpq_writer_hold  (MpqWriter   *writer);
 void       _mpq_writer_release (MpqWriter *writer);
 GSource   *_mpq_writer_flush_source_new (MpqWriter *writer);

@@ -34,6 +34,7 @@ struct _MpqWriter
 {
   GMutex     lock;
   GCond      cond;         /* @writing went FALSE */
+  guint      waiting;      /* threads waiting on @cond (a wake costs a syscall) */
   int        fd;
   GString   *buf;          /* unwritten, whole lines */
   GString   *spare;        /* swapped in while @buf is being written */
@@ -56,6 +57,16 @@ static GPtrArray *live;       /* MpqWriter, not yet freed */
 static GThread   *thread;
 static int        wake_fd = -1;
 static gboolean   thread_polling;
+static gboolean   thread_waiting;  /* on thread_cond */
+
+static void
+wait_not_writing_locked (MpqWriter *writer)
+{
+  writer->waiting++;
+  while (writer->writing)
+    g_cond_wait (&writer->cond, &writer->lock);
+  writer->waiting--;
+}
 
 static void
 writer_unref (MpqWriter *writer)
@@ -81,8 +92,7 @@ write_out_locked (MpqWriter *writer)
   gsize done = 0;
   GError *error = NULL;
 
-  while (writer->writing)
-    g_cond_wait (&writer->cond, &writer->lock);
+  wait_not_writing_locked (writer);
 
   if (writer->buf->len == 0 || writer->error != NULL || writer->fd < 0)
     return TRUE;
@@ -103,7 +113,8 @@ write_out_locked (MpqWriter *writer)
 
   g_mutex_lock (&writer->lock);
   writer->writing = FALSE;
-  g_cond_broadcast (&writer->cond);
+  if (writer->waiting > 0)
+    g_cond_broadcast (&writer->cond);
 
   if (error != NULL)
     {
@@ -137,7 +148,7 @@ wake_thread (void)
     {
       ssize_t r G_GNUC_UNUSED = write (wake_fd, &one, sizeof one);
     }
-  else
+  else if (thread_waiting)
     g_cond_signal (&thread_cond);
 }
 
@@ -193,9 +204,16 @@ writer_thread (gpointer data)
 
       while (todo->len == 0)
         {
+          gboolean woken = TRUE;
+
+          thread_waiting = TRUE;
           if (lazy->len == 0)
             g_cond_wait (&thread_cond, &thread_lock);
-          else if (!g_cond_wait_until (&thread_cond, &thread_lock, lazy_due))
+          else
+            woken = g_cond_wait_until (&thread_cond, &thread_lock, lazy_due);
+          thread_waiting = FALSE;
+
+          if (!woken)
             {
               /* Most are done with by now: their dispatch wrote them. */
               g_ptr_array_extend_and_steal (todo, g_steal_pointer (&lazy));
@@ -300,6 +318,7 @@ forget_after_fork (void)
   g_cond_init (&thread_cond);
   thread = NULL;
   thread_polling = FALSE;
+  thread_waiting = FALSE;
   todo = g_ptr_array_new ();
   lazy = g_ptr_array_new ();
   live = g_ptr_array_new ();
@@ -344,8 +363,7 @@ _mpq_writer_free (MpqWriter *writer)
   g_mutex_unlock (&thread_lock);
 
   g_mutex_lock (&writer->lock);
-  while (writer->writing)
-    g_cond_wait (&writer->cond, &writer->lock);
+  wait_not_writing_locked (writer);
   writer->closed = TRUE;
   writer->fd = -1;
   g_mutex_unlock (&writer->lock);
@@ -448,6 +466,15 @@ _mpq_writer_send (MpqWriter   *writer,
 
   g_mutex_unlock (&writer->lock);
   return ok;
+}
+
+/* The caller reads what answers it: the next send is an answer. */
+void
+_mpq_writer_expect_reply (MpqWriter *writer)
+{
+  g_mutex_lock (&writer->lock);
+  writer->last_send = 0;
+  g_mutex_unlock (&writer->lock);
 }
 
 gboolean

@@ -124,6 +124,36 @@ test_pair_send_receive (void)
   g_assert_cmpint (mpq_message_get_recipient_pid (m2), ==, 88);
 }
 
+/* receive_json: the message as its line, the data as it came. */
+static void
+test_receive_json (void)
+{
+  g_autoptr(MpqPipe) parent = NULL;
+  g_autoptr(MpqPipe) child = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *nothing = NULL;
+  g_autofree char *after_close = NULL;
+
+  g_assert_true (mpq_pipe_new_pair (&parent, &child, &error));
+  g_assert_true (mpq_channel_send_json (MPQ_CHANNEL (child), MPQ_REQ_FINISHED, 77, 0,
+                                        "{\"b\":1e22,\"a\":[true,null]}", &error));
+  g_assert_no_error (error);
+
+  line = mpq_channel_receive_json (MPQ_CHANNEL (parent), -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (line, ==, "[\"FINISHED\",77,null,{\"b\":1e22,\"a\":[true,null]}]");
+
+  nothing = mpq_channel_receive_json (MPQ_CHANNEL (parent), 0, &error);
+  g_assert_no_error (error);
+  g_assert_null (nothing);
+
+  mpq_channel_close (MPQ_CHANNEL (child));
+  after_close = mpq_channel_receive_json (MPQ_CHANNEL (parent), -1, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_assert_null (after_close);
+}
+
 static void
 test_receive_poll_and_timeout (void)
 {
@@ -1002,6 +1032,7 @@ main (int   argc,
 
   g_test_add_func ("/Mpq/Pipe/pair-send-receive", test_pair_send_receive);
   g_test_add_func ("/Mpq/Pipe/receive-poll-and-timeout", test_receive_poll_and_timeout);
+  g_test_add_func ("/Mpq/Pipe/receive-json", test_receive_json);
   g_test_add_func ("/Mpq/Pipe/filter-keeps-first", test_filter_keeps_first);
   g_test_add_func ("/Mpq/Pipe/close-then-calls", test_close_then_calls);
   g_test_add_func ("/Mpq/Pipe/closed-signal-once", test_closed_signal_once);

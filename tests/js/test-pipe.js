@@ -220,12 +220,25 @@ async function testDetails() {
     parent.close();
 }
 
+async function testReceiveJson() {
+    const [, parent, child] = Mpq.Pipe.new_pair();
+
+    child.send_json('FINISHED', 0, 0, JSON.stringify({value: 6, list: [1, 'two']}));
+    const message = JSON.parse(parent.receive_json(-1));
+    assertEqual(message, ['FINISHED', parent.pid, null, {value: 6, list: [1, 'two']}],
+        'receive_json() gives the message as JSON');
+    assertEqual(parent.receive_json(0), null, 'receive_json(0) with nothing there');
+    parent.close();
+    child.close();
+}
+
 const TESTS = [
     ['spawned child answers DO tasks through message-received signals', testSignals],
     ['DIE makes the child quit: parent sees closed, exit status 0', testDieClosedExit],
     ['promisified receive_async() gets every answer, then CLOSED', testReceiveAsync],
     ['receive_async() can be cancelled, and fails with CLOSED on close()', testCancelAndClose],
     ['message-received::DETAIL reaches only the handlers of that request', testDetails],
+    ['receive_json() returns the message as its JSON line', testReceiveJson],
 ];
 
 // Running ------------------------------------------------------------------

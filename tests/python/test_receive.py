@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """receive(): polling, bounded waits, and filters."""
 
+import json
+import os
 import time
 
 from gi.repository import Mpq
@@ -97,3 +99,28 @@ def test_filter_by_recipient(spawn):
     assert msg.get_recipient_pid() == pid
     pipe.send(Mpq.REQ_DIE, 0, 0, None)
     wait_exit(proc)
+
+
+def test_receive_json_gives_pymulproc_lists(spawn):
+    """receive_json() returns each message as its JSON line: json.loads()
+    gives pymulproc's [request, sender_pid, recipient_pid, data]; then
+    None when nothing is there, and CLOSED after the hang-up."""
+    pipe, proc = spawn(MPQ_CHILD, 'send-and-exit', 2)
+    pid = int(proc.get_identifier())
+    wait_exit(proc)
+    first = json.loads(pipe.receive_json(-1))
+    second = json.loads(pipe.receive_json(0))
+    assert first[1:] == [pid, None, {'i': 0}]
+    assert second[1:] == [pid, None, {'i': 1}]
+    assert isinstance(first[0], str) and first[0] == second[0]
+    with raises_mpq(Mpq.Error.CLOSED):
+        pipe.receive_json(0)
+
+
+def test_receive_json_from_a_queue():
+    """A queue's receive_json() takes the front message, as receive()."""
+    queue = Mpq.Queue.new(0)
+    queue.send_json(Mpq.REQ_DO, 0, 0, '{"task": [1, 2]}')
+    assert queue.receive_json(0) == f'["DO",{os.getpid()},null,{{"task":[1,2]}}]'
+    assert queue.receive_json(0) is None
+    queue.close()
