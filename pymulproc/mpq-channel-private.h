@@ -2,6 +2,9 @@
 #pragma once
 
 #include "mpq-channel.h"
+#include "mpq-codec-private.h"
+#include "mpq-pipe.h"
+#include "mpq-queue.h"
 
 G_BEGIN_DECLS
 
@@ -37,5 +40,13 @@ void     _mpq_dispatch_batch_init (MpqDispatchBatch *batch);
 void     _mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
                                    MpqChannel       *channel,
                                    MpqMessage       *message);
+
+/* send and send_json without an MpqMessage, for the library's channels. */
+gboolean _mpq_pipe_send_outgoing  (MpqPipe            *self,
+                                   const MpqOutgoing  *outgoing,
+                                   GError            **error);
+gboolean _mpq_queue_send_outgoing (MpqQueue           *self,
+                                   const MpqOutgoing  *outgoing,
+                                   GError            **error);
 
 G_END_DECLS

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <string.h>
+
 #include "mpq-channel-private.h"
 #include "mpq-enum-types.h"
 #include "mpq-error.h"
+#include "mpq-message-private.h"
 #include "mpq-protocol.h"
+#include "mpq-spawn-private.h"
 
 /**
  * MpqChannel:
@@ -146,6 +150,25 @@ _mpq_channel_emit_closed (MpqChannel *self)
   g_signal_emit (self, signals[CLOSED], 0);
 }
 
+typedef enum { SENT, FAILED, NOT_OURS } SendResult;
+
+/* The library's own channels send without building an MpqMessage. */
+static SendResult
+send_outgoing (MpqChannel         *self,
+               const MpqOutgoing  *outgoing,
+               GError            **error)
+{
+  gboolean ok;
+
+  if (MPQ_IS_PIPE (self))
+    ok = _mpq_pipe_send_outgoing (MPQ_PIPE (self), outgoing, error);
+  else if (MPQ_IS_QUEUE (self))
+    ok = _mpq_queue_send_outgoing (MPQ_QUEUE (self), outgoing, error);
+  else
+    return NOT_OURS;
+  return ok ? SENT : FAILED;
+}
+
 /**
  * mpq_channel_send:
  * @self: a channel
@@ -173,6 +196,20 @@ mpq_channel_send (MpqChannel  *self,
   g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
   g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_utf8_validate (request, -1, NULL))
+    {
+      MpqOutgoing outgoing = {
+        .request = request,
+        .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
+        .recipient_pid = recipient_pid,
+        .data = data,
+      };
+      SendResult result = send_outgoing (self, &outgoing, error);
+
+      if (result != NOT_OURS)
+        return result == SENT;
+    }
 
   message = mpq_message_new (request, sender_pid, recipient_pid, data);
   if (message == NULL)
@@ -208,11 +245,33 @@ mpq_channel_send_json (MpqChannel  *self,
                        GError     **error)
 {
   g_autoptr(MpqMessage) message = NULL;
+  gsize length;
 
   g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
   g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
   g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Compact JSON goes out as it is; anything else (whitespace, errors
+   * to word) through a message. */
+  length = data_json != NULL ? strlen (data_json) : 0;
+  if (g_utf8_validate (request, -1, NULL) &&
+      (data_json == NULL ||
+       (g_utf8_validate_len (data_json, length, NULL) &&
+        _mpq_data_json_is_compact (data_json, length))))
+    {
+      MpqOutgoing outgoing = {
+        .request = request,
+        .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
+        .recipient_pid = recipient_pid,
+        .data_text = data_json != NULL && data_json[0] != 'n' ? data_json : NULL,
+        .data_length = length,
+      };
+      SendResult result = send_outgoing (self, &outgoing, error);
+
+      if (result != NOT_OURS)
+        return result == SENT;
+    }
 
   message = mpq_message_new_with_data_json (request, sender_pid, recipient_pid,
                                             data_json, error);

@@ -48,7 +48,15 @@ read_pid (MpqJsonReader  *reader,
         }
     }
 
-  node = _mpq_json_read_value (reader);
+  /* The general reader builds, whatever the caller's mode: a pid is a
+   * number, cheap to build, and its kind decides the error. */
+  {
+    gboolean build = reader->build;
+
+    reader->build = TRUE;
+    node = _mpq_json_read_value (reader);
+    reader->build = build;
+  }
 
   if (node == NULL)
     return FALSE;
@@ -80,39 +88,37 @@ read_pid (MpqJsonReader  *reader,
 
 /* Reads one message array where @reader stands and leaves it after the
  * closing bracket; the caller checks what follows. Depth is counted from
- * the array, as on a message line. */
-MpqMessage *
-_mpq_codec_read_message (MpqJsonReader  *reader,
-                         GError        **error)
+ * the array, as on a message line. With reader->build off, everything is
+ * checked and nothing built (parts->request stays NULL). */
+static gboolean
+read_parts (MpqJsonReader  *reader,
+            MpqParts       *parts,
+            GError        **error)
 {
-  g_autofree char *request = NULL;
-  const char *data_start;
-  gsize data_length;
-  gint sender_pid;
-  gint recipient_pid;
+  memset (parts, 0, sizeof *parts);
 
   if (!_mpq_json_expect (reader, '['))
     goto not_an_array;
   reader->depth = 1;
 
   _mpq_json_skip_ws (reader);
-  if (reader->p >= reader->end || *reader->p != '"')
-    return protocol_error (error, "The request is not a non-empty string"), NULL;
-  request = _mpq_json_read_string (reader);
-  if (request == NULL)
-    return NULL;
-  if (request[0] == '\0')
-    return protocol_error (error, "The request is not a non-empty string"), NULL;
+  if (reader->end - reader->p < 2 || reader->p[0] != '"' || reader->p[1] == '"')
+    return protocol_error (error, "The request is not a non-empty string");
+  parts->request = _mpq_json_read_string (reader);
+  if (parts->request == NULL)
+    return FALSE;
+  if (!reader->build)
+    parts->request = NULL;
+
+  if (!_mpq_json_expect (reader, ',') )
+    goto not_an_array;
+  if (!read_pid (reader, FALSE, &parts->sender_pid, error))
+    goto failed;
 
   if (!_mpq_json_expect (reader, ','))
     goto not_an_array;
-  if (!read_pid (reader, FALSE, &sender_pid, error))
-    return NULL;
-
-  if (!_mpq_json_expect (reader, ','))
-    goto not_an_array;
-  if (!read_pid (reader, TRUE, &recipient_pid, error))
-    return NULL;
+  if (!read_pid (reader, TRUE, &parts->recipient_pid, error))
+    goto failed;
 
   if (!_mpq_json_expect (reader, ','))
     goto not_an_array;
@@ -120,40 +126,82 @@ _mpq_codec_read_message (MpqJsonReader  *reader,
   /* The data is checked here and kept as text; its JsonNode is built
    * only if someone asks for it (see MpqMessage). */
   _mpq_json_skip_ws (reader);
-  data_start = reader->p;
+  parts->data_text = reader->p;
   reader->spaced = FALSE;
   if (!_mpq_json_skip_value (reader))
-    return NULL;
-  data_length = reader->p - data_start;
-
-  if (reader->spaced)
-    {
-      /* Not compact: built now, written compact when sent on. */
-      JsonNode *data = _mpq_json_parse (data_start, data_length, reader->max_depth - 1, error);
-
-      if (data == NULL)
-        return NULL;
-      if (!_mpq_json_expect (reader, ']'))
-        {
-          json_node_unref (data);
-          goto not_an_array;
-        }
-      if (JSON_NODE_HOLDS_NULL (data))
-        g_clear_pointer (&data, json_node_unref);
-      return _mpq_message_new_take (g_steal_pointer (&request), sender_pid, recipient_pid, data);
-    }
+    goto failed;
+  parts->data_length = reader->p - parts->data_text;
+  parts->spaced = reader->spaced;
 
   if (!_mpq_json_expect (reader, ']'))
     goto not_an_array;
 
-  if (*data_start == 'n')
-    return _mpq_message_new_take (g_steal_pointer (&request), sender_pid, recipient_pid, NULL);
-  return _mpq_message_new_take_text (g_steal_pointer (&request), sender_pid, recipient_pid,
-                                     g_strndup (data_start, data_length), data_length);
+  if (*parts->data_text == 'n')
+    {
+      parts->data_text = NULL;
+      parts->data_length = 0;
+    }
+  return TRUE;
 
 not_an_array:
   protocol_error (error, "Message is not an array of 4 elements");
-  return NULL;
+failed:
+  g_clear_pointer (&parts->request, g_free);
+  return FALSE;
+}
+
+MpqMessage *
+_mpq_codec_read_message (MpqJsonReader  *reader,
+                         GError        **error)
+{
+  MpqParts parts;
+  JsonNode *data;
+
+  if (!read_parts (reader, &parts, error))
+    return NULL;
+
+  if (parts.data_text == NULL)
+    return _mpq_message_new_take (parts.request, parts.sender_pid, parts.recipient_pid, NULL);
+  if (!parts.spaced)
+    return _mpq_message_new_take_text (parts.request, parts.sender_pid, parts.recipient_pid,
+                                       g_strndup (parts.data_text, parts.data_length),
+                                       parts.data_length);
+
+  /* Not compact: built now, written compact when sent on. */
+  data = _mpq_json_parse (parts.data_text, parts.data_length, reader->max_depth - 1, NULL);
+  g_assert (data != NULL);
+  return _mpq_message_new_take (parts.request, parts.sender_pid, parts.recipient_pid, data);
+}
+
+static gboolean
+check_line (const char  *line,
+            gsize        length,
+            GError     **error)
+{
+  if (length == 0)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Empty message line");
+      return FALSE;
+    }
+
+  /* Once for the whole line; also refuses NUL bytes. */
+  if (!g_utf8_validate_len (line, length, NULL))
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                           "Message line is not valid UTF-8");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_at_end (MpqJsonReader  *reader,
+              GError        **error)
+{
+  if (_mpq_json_at_end (reader))
+    return TRUE;
+  protocol_error (error, "Trailing text after the message");
+  return FALSE;
 }
 
 MpqMessage *
@@ -164,46 +212,58 @@ _mpq_codec_decode (const char  *line,
   MpqJsonReader reader;
   MpqMessage *message;
 
-  if (length == 0)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Empty message line");
-      return NULL;
-    }
-
-  /* Once for the whole line; also refuses NUL bytes. */
-  if (!g_utf8_validate_len (line, length, NULL))
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
-                           "Message line is not valid UTF-8");
-      return NULL;
-    }
+  if (!check_line (line, length, error))
+    return NULL;
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
   message = _mpq_codec_read_message (&reader, error);
-  if (message != NULL && !_mpq_json_at_end (&reader))
-    {
-      g_clear_object (&message);
-      protocol_error (error, "Trailing text after the message");
-    }
+  if (message != NULL && !check_at_end (&reader, error))
+    g_clear_object (&message);
   _mpq_json_reader_clear (&reader);
 
   return message;
 }
 
+/* Checks a line as _mpq_codec_decode() would decode it, building nothing;
+ * gives its recipient pid. */
 gboolean
-_mpq_codec_encode (MpqMessage  *message,
-                   GString     *out,
-                   GError     **error)
+_mpq_codec_check (const char  *line,
+                  gsize        length,
+                  gint        *recipient_pid,
+                  GError     **error)
 {
-  gint recipient_pid = mpq_message_get_recipient_pid (message);
-  gsize text_length;
-  const char *text = _mpq_message_peek_data_text (message, &text_length);
-  JsonNode *data = text == NULL ? mpq_message_get_data (message) : NULL;
+  MpqJsonReader reader;
+  MpqParts parts;
+  gboolean ok;
 
+  if (!check_line (line, length, error))
+    return FALSE;
+
+  _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
+  reader.build = FALSE;
+  ok = read_parts (&reader, &parts, error) && check_at_end (&reader, error);
+  _mpq_json_reader_clear (&reader);
+
+  *recipient_pid = parts.recipient_pid;
+  return ok;
+}
+
+/* Writes a message line from its parts: @data_text (compact JSON,
+ * checked) if set, else @data (NULL for null). */
+gboolean
+_mpq_codec_encode_parts (GString     *out,
+                         const char  *request,
+                         gint         sender_pid,
+                         gint         recipient_pid,
+                         JsonNode    *data,
+                         const char  *data_text,
+                         gsize        data_length,
+                         GError     **error)
+{
   g_string_append_c (out, '[');
-  _mpq_json_write_string (out, mpq_message_get_request (message));
+  _mpq_json_write_string (out, request);
   g_string_append_c (out, ',');
-  _mpq_json_write_int (out, mpq_message_get_sender_pid (message));
+  _mpq_json_write_int (out, sender_pid);
   g_string_append_c (out, ',');
   if (recipient_pid > 0)
     _mpq_json_write_int (out, recipient_pid);
@@ -211,8 +271,8 @@ _mpq_codec_encode (MpqMessage  *message,
     g_string_append_len (out, "null", 4);
   g_string_append_c (out, ',');
 
-  if (text != NULL)
-    g_string_append_len (out, text, text_length);
+  if (data_text != NULL)
+    g_string_append_len (out, data_text, data_length);
   else if (data == NULL)
     g_string_append_len (out, "null", 4);
   else if (!_mpq_json_write (out, data, MPQ_MAX_DEPTH - 1, error))
@@ -220,4 +280,29 @@ _mpq_codec_encode (MpqMessage  *message,
 
   g_string_append_c (out, ']');
   return TRUE;
+}
+
+gboolean
+_mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
+                            GString            *out,
+                            GError            **error)
+{
+  return _mpq_codec_encode_parts (out, outgoing->request, outgoing->sender_pid,
+                                  outgoing->recipient_pid, outgoing->data,
+                                  outgoing->data_text, outgoing->data_length, error);
+}
+
+gboolean
+_mpq_codec_encode (MpqMessage  *message,
+                   GString     *out,
+                   GError     **error)
+{
+  gsize text_length;
+  const char *text = _mpq_message_peek_data_text (message, &text_length);
+
+  return _mpq_codec_encode_parts (out, mpq_message_get_request (message),
+                                  mpq_message_get_sender_pid (message),
+                                  mpq_message_get_recipient_pid (message),
+                                  text == NULL ? mpq_message_get_data (message) : NULL,
+                                  text, text_length, error);
 }

@@ -233,6 +233,22 @@ _mpq_message_new_take_text (char     *request,
   return self;
 }
 
+/* Whether @data_json, valid UTF-8, is one JSON value without whitespace
+ * that a message may carry as it is (the outer message array is one level
+ * of the depth limit). */
+gboolean
+_mpq_data_json_is_compact (const char *data_json,
+                           gsize       length)
+{
+  MpqJsonReader reader;
+  gboolean compact;
+
+  _mpq_json_reader_init (&reader, data_json, length, MPQ_MAX_DEPTH - 1, NULL);
+  compact = _mpq_json_skip_value (&reader) && !reader.spaced && reader.p == reader.end;
+  _mpq_json_reader_clear (&reader);
+  return compact;
+}
+
 /* The data as compact JSON text, if the message keeps it that way. */
 const char *
 _mpq_message_peek_data_text (MpqMessage *self,
@@ -293,7 +309,6 @@ mpq_message_new_with_data_json (const char  *request,
                                 GError     **error)
 {
   JsonNode *data = NULL;
-  MpqJsonReader reader;
   gsize length;
 
   g_return_val_if_fail (request != NULL && request[0] != '\0', NULL);
@@ -312,18 +327,14 @@ mpq_message_new_with_data_json (const char  *request,
           return NULL;
         }
 
-      /* Compact JSON is kept as it is: sent on without being built. The
-       * outer message array is one level of the limit. */
-      _mpq_json_reader_init (&reader, data_json, length, MPQ_MAX_DEPTH - 1, NULL);
-      if (_mpq_json_skip_value (&reader) && !reader.spaced && reader.p == reader.end)
+      /* Compact JSON is kept as it is: sent on without being built. */
+      if (_mpq_data_json_is_compact (data_json, length))
         {
-          _mpq_json_reader_clear (&reader);
           if (data_json[0] == 'n')
             return _mpq_message_new_take (g_strdup (request), sender_pid, recipient_pid, NULL);
           return _mpq_message_new_take_text (g_strdup (request), sender_pid, recipient_pid,
                                              g_strndup (data_json, length), length);
         }
-      _mpq_json_reader_clear (&reader);
 
       /* Anything else is built (errors are worded there). */
       data = _mpq_json_parse (data_json, length, MPQ_MAX_DEPTH - 1, error);

@@ -375,21 +375,23 @@ acquire_context (MpqPipe *self)
 /* Writing --------------------------------------------------------------- */
 
 static gboolean
-mpq_pipe_send_message (MpqChannel  *channel,
-                       MpqMessage  *message,
-                       GError     **error)
+check_can_send (MpqPipe  *self,
+                GError  **error)
 {
-  MpqPipe *self = MPQ_PIPE (channel);
-
   if (self->closed || self->fd < 0)
     {
       set_closed_error (error);
       return FALSE;
     }
-
   g_string_truncate (self->line, 0);
-  if (!_mpq_codec_encode (message, self->line, error))
-    return FALSE;
+  return TRUE;
+}
+
+/* Sends what was encoded in self->line. */
+static gboolean
+send_line (MpqPipe  *self,
+           GError  **error)
+{
   if (self->line->len > self->max_message_size)
     {
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
@@ -403,6 +405,28 @@ mpq_pipe_send_message (MpqChannel  *channel,
 
   return _mpq_writer_send (self->writer, self->line->str, self->line->len,
                            _mpq_deadline_from_timeout (self->send_timeout), error);
+}
+
+static gboolean
+mpq_pipe_send_message (MpqChannel  *channel,
+                       MpqMessage  *message,
+                       GError     **error)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+
+  return check_can_send (self, error) &&
+         _mpq_codec_encode (message, self->line, error) &&
+         send_line (self, error);
+}
+
+gboolean
+_mpq_pipe_send_outgoing (MpqPipe            *self,
+                         const MpqOutgoing  *outgoing,
+                         GError            **error)
+{
+  return check_can_send (self, error) &&
+         _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
+         send_line (self, error);
 }
 
 static gboolean

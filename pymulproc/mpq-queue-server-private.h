@@ -27,6 +27,7 @@ gboolean        _mpq_queue_server_add_child  (MpqQueueServer   *server,
 gboolean        _mpq_queue_server_put        (MpqQueueServer   *server,
                                               MpqMessage       *message,
                                               GString          *line,
+                                              gint              recipient,
                                               gint              put_timeout_ms,
                                               guint             put_attempts,
                                               GError          **error);

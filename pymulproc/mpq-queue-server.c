@@ -145,10 +145,13 @@ static void conn_drop (Conn *conn, GError *error);
 
 /* Entries --------------------------------------------------------------- */
 
+/* @message may be NULL: it is decoded from @line when the parent takes
+ * the entry (the queue's thread never builds messages). */
 static Entry *
 entry_new (const char *line,
            gsize       length,
            MpqMessage *message,
+           gint        recipient,
            gint        origin)
 {
   Entry *entry = g_malloc (sizeof (Entry) + length);
@@ -156,12 +159,25 @@ entry_new (const char *line,
   memset (entry, 0, sizeof (Entry));
   entry->all_link.data = entry;
   entry->route_link.data = entry;
-  entry->recipient = mpq_message_get_recipient_pid (message);
+  entry->recipient = recipient;
   entry->origin = origin;
   entry->message = message;
   entry->length = length;
   memcpy (entry->line, line, length);
   return entry;
+}
+
+/* The message of an entry that is the caller's alone, decoded now if
+ * need be (the line was checked when it came). Transfer full. */
+static MpqMessage *
+entry_take_message (Entry *entry)
+{
+  MpqMessage *message = g_steal_pointer (&entry->message);
+
+  if (message == NULL)
+    message = _mpq_codec_decode (entry->line, entry->length, NULL);
+  g_assert (message != NULL);
+  return message;
 }
 
 static void
@@ -978,11 +994,11 @@ decode_line (Conn        *conn,
     }
 
   {
-    MpqMessage *message = _mpq_codec_decode (line, length, error);
+    gint recipient;
 
-    if (message == NULL)
+    if (!_mpq_codec_check (line, length, &recipient, error))
       return FALSE;
-    item->entry = entry_new (line, length, message, conn->pid);
+    item->entry = entry_new (line, length, NULL, recipient, conn->pid);
   }
   return TRUE;
 }
@@ -1443,6 +1459,7 @@ gboolean
 _mpq_queue_server_put (MpqQueueServer  *server,
                        MpqMessage      *message,
                        GString         *line,
+                       gint             recipient,
                        gint             put_timeout_ms,
                        guint            put_attempts,
                        GError         **error)
@@ -1468,7 +1485,8 @@ _mpq_queue_server_put (MpqQueueServer  *server,
         ;
     }
 
-  entry = entry_new (line->str, line->len, g_object_ref (message), server->pid);
+  entry = entry_new (line->str, line->len, message != NULL ? g_object_ref (message) : NULL,
+                     recipient, server->pid);
   server->unfinished++;
   push_tail_locked (server, entry);
   if (server->room_left)
@@ -1525,10 +1543,10 @@ _mpq_queue_server_take (MpqQueueServer    *server,
     return NULL;
 
   /* In our hand while the filter, user code, decides; unlocked. */
-  message = g_object_ref (entry->message);
+  message = entry_take_message (entry);
   if (filter != NULL && !filter (message, user_data))
     {
-      g_object_unref (message);
+      entry->message = message;
       g_mutex_lock (&server->lock);
       push_tail_locked (server, entry);
       kick_locked (server);
@@ -1577,7 +1595,7 @@ _mpq_queue_server_finish_want (GTask   *task,
     return NULL;
 
   server = held->server;
-  message = g_object_ref (held->entry->message);
+  message = entry_take_message (held->entry);
   g_mutex_lock (&server->lock);
   if (server->closed)
     entry_free (held->entry);
@@ -1722,7 +1740,7 @@ _mpq_queue_server_pop_local (MpqQueueServer *server,
 
   if (entry != NULL)
     {
-      message = g_steal_pointer (&entry->message);
+      message = entry_take_message (entry);
       entry_free (entry);
     }
   return message;

@@ -127,6 +127,32 @@ schedule_closed (MpqQueue *self)
 
 /* MpqChannel ------------------------------------------------------------ */
 
+/* Puts what was encoded in self->line; @message (nullable) is the parent's
+ * own, kept for when it takes the message back itself. */
+static gboolean
+put_line (MpqQueue    *self,
+          MpqMessage  *message,
+          gint         recipient_pid,
+          GError     **error)
+{
+  if (self->line->len > self->max_message_size)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                   "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
+                   self->line->len, self->max_message_size);
+      return FALSE;
+    }
+  MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
+
+  if (self->server != NULL)
+    return _mpq_queue_server_put (self->server, message, self->line, recipient_pid,
+                                  self->put_timeout, self->put_attempts, error);
+
+  g_string_append_c (self->line, '\n');
+  return _mpq_queue_client_put (self->client, self->line,
+                                self->put_timeout, self->put_attempts, error);
+}
+
 static gboolean
 mpq_queue_send_message (MpqChannel  *channel,
                         MpqMessage  *message,
@@ -138,24 +164,21 @@ mpq_queue_send_message (MpqChannel  *channel,
     return FALSE;
 
   g_string_truncate (self->line, 0);
-  if (!_mpq_codec_encode (message, self->line, error))
+  return _mpq_codec_encode (message, self->line, error) &&
+         put_line (self, message, mpq_message_get_recipient_pid (message), error);
+}
+
+gboolean
+_mpq_queue_send_outgoing (MpqQueue           *self,
+                          const MpqOutgoing  *outgoing,
+                          GError            **error)
+{
+  if (!check_open (self, error))
     return FALSE;
-  if (self->line->len > self->max_message_size)
-    {
-      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
-                   "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
-                   self->line->len, self->max_message_size);
-      return FALSE;
-    }
-  MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
 
-  if (self->server != NULL)
-    return _mpq_queue_server_put (self->server, message, self->line,
-                                  self->put_timeout, self->put_attempts, error);
-
-  g_string_append_c (self->line, '\n');
-  return _mpq_queue_client_put (self->client, self->line,
-                                self->put_timeout, self->put_attempts, error);
+  g_string_truncate (self->line, 0);
+  return _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
+         put_line (self, NULL, outgoing->recipient_pid, error);
 }
 
 static MpqMessage *

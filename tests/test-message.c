@@ -5,6 +5,8 @@
 
 #include <pymulproc/pymulproc.h>
 
+#include "mpq-test-fuzz.h"
+
 static void
 test_new_getters (void)
 {
@@ -376,35 +378,6 @@ test_unsendable_data (void)
   g_assert_null (deep_json);
 }
 
-/* Fewer under valgrind, which runs it ~50 times slower. */
-static guint
-fuzz_iterations (void)
-{
-  return g_test_thorough () ? 500000 : g_getenv ("MPQ_VALGRIND") != NULL ? 5000 : 50000;
-}
-
-/* One to three random edits of JSON-ish characters. */
-static void
-mutate (GRand   *rand,
-        GString *line)
-{
-  static const char alphabet[] = "[]{}\",:\\0123456789.eE+-truefalsnu \t\x01\xc3\xa9\xff";
-  guint edits = g_rand_int_range (rand, 1, 4);
-
-  for (guint e = 0; e < edits; e++)
-    {
-      guint pos = g_rand_int_range (rand, 0, line->len + 1);
-      char c = alphabet[g_rand_int_range (rand, 0, sizeof alphabet - 1)];
-
-      switch (g_rand_int_range (rand, 0, 3))
-        {
-        case 0: g_string_insert_c (line, pos, c); break;
-        case 1: if (pos < line->len) g_string_erase (line, pos, 1); break;
-        default: if (pos < line->len) line->str[pos] = c; break;
-        }
-    }
-}
-
 /* Mutated lines never crash the decoder: each one is a message or a
  * protocol error, and a message decoded re-encodes to a line that decodes
  * to the same message. */
@@ -416,7 +389,7 @@ test_fuzz_mutations (void)
     "[\"FINISHED\",5,6,[1,-2.5e3,true,false,null,\"\\u00e9\\n\",{\"a\":[[{}]]}]]",
   };
   GRand *rand = g_rand_new_with_seed (1234);
-  guint iterations = fuzz_iterations ();
+  guint iterations = mpq_test_fuzz_iterations ();
 
   for (guint i = 0; i < iterations; i++)
     {
@@ -425,7 +398,7 @@ test_fuzz_mutations (void)
       g_autoptr(GError) error = NULL;
       g_autoptr(MpqMessage) message = NULL;
 
-      mutate (rand, line);
+      mpq_test_fuzz_mutate (rand, line);
       message = mpq_message_new_from_json (line->str, line->len, &error);
       if (message == NULL)
         g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
@@ -458,7 +431,7 @@ test_fuzz_checked_equals_built (void)
     "\"\\\"x\\\\\"",
   };
   GRand *rand = g_rand_new_with_seed (4321);
-  guint iterations = fuzz_iterations ();
+  guint iterations = mpq_test_fuzz_iterations ();
   guint accepted = 0;
 
   for (guint i = 0; i < iterations; i++)
@@ -470,7 +443,7 @@ test_fuzz_checked_equals_built (void)
       g_autoptr(MpqMessage) checked = NULL;
       g_autoptr(MpqMessage) built = NULL;
 
-      mutate (rand, text);
+      mpq_test_fuzz_mutate (rand, text);
       spaced = g_strconcat (" ", text->str, NULL);
       checked = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, text->str, &checked_error);
       built = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, spaced, &built_error);
