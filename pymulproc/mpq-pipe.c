@@ -301,9 +301,7 @@ deliver (MpqPipe *self)
 }
 
 static gboolean
-watch_cb (GIOChannel   *channel,
-          GIOCondition  condition,
-          gpointer      user_data)
+watch_cb (gpointer user_data)
 {
   MpqPipe *self = user_data;
 

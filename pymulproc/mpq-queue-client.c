@@ -48,6 +48,7 @@ struct _MpqQueueClient
   guint          stops_pending;
   gint64         in_hand_tag;  /* pushed message whose handlers run, or 0 */
   gboolean       started;
+  gboolean       delivering;  /* in deliver (), maybe in a handler */
   gboolean       read_done;
   GError        *read_error;
   gboolean       closed;
@@ -480,6 +481,14 @@ deliver_replies (MpqQueueClient *client)
   return any;
 }
 
+/* Pushed messages wait while a handler runs a main loop of its own: what
+ * is in hand is handled in order, one handler at a time. */
+static gboolean
+has_pushed_to_deliver (MpqQueueClient *client)
+{
+  return client->started && !client->delivering && client->pushed.length > 0;
+}
+
 static void
 deliver (MpqQueueClient *client)
 {
@@ -489,11 +498,12 @@ deliver (MpqQueueClient *client)
 
   /* What is in hand, as a batch: a handler that quits the loop on DIE
    * leaves the rest for others (the server takes them back at close). */
-  if (client->started && client->pushed.length > 0 && client->writer != NULL)
+  if (has_pushed_to_deliver (client) && client->writer != NULL)
     {
       MpqWriter *held = _mpq_writer_hold (client->writer);
       MpqDispatchBatch batch;
 
+      client->delivering = TRUE;
       _mpq_dispatch_batch_init (&batch);
       while (client->started && client->pushed.length > 0 && !client->closed && !batch.over)
         {
@@ -507,6 +517,7 @@ deliver (MpqQueueClient *client)
           client->in_hand_tag = 0;
         }
 
+      client->delivering = FALSE;
       if (!client->closed)
         flush_answers (client, NULL);
       _mpq_writer_release (held);
@@ -527,9 +538,7 @@ deliver (MpqQueueClient *client)
 }
 
 static gboolean
-watch_cb (GIOChannel   *channel,
-          GIOCondition  condition,
-          gpointer      user_data)
+watch_cb (gpointer user_data)
 {
   MpqQueueClient *client = user_data;
 
@@ -548,7 +557,7 @@ idle_cb (gpointer user_data)
 static gboolean
 has_deliverable (MpqQueueClient *client)
 {
-  if (client->read_done || (client->started && client->pushed.length > 0))
+  if (client->read_done || has_pushed_to_deliver (client))
     return TRUE;
 
   for (GList *l = client->ops.head; l != NULL; l = l->next)
@@ -718,6 +727,7 @@ _mpq_queue_client_unref (MpqQueueClient *client)
     return;
 
   g_assert (client->closed && client->channel == NULL);
+  _mpq_read_sources_clear (&client->sources);
   g_clear_pointer (&client->io, g_io_channel_unref);
   g_clear_error (&client->read_error);
   _mpq_line_reader_clear (&client->reader);

@@ -17,10 +17,14 @@ GSource *_mpq_wake_source_new (void);
  * read already, ready only then (at idle priority, as an idle would).
  * Both stay attached: adding and removing a socket's watch costs the
  * main loop a wake-up each time. */
+typedef struct _MpqWatchState MpqWatchState;
+
 typedef struct
 {
-  GSource *watch;    /* while there is something left to read */
-  GSource *deliver;  /* while someone wants messages */
+  GSource       *watch;        /* while there is something left to read */
+  GSource       *deliver;      /* while someone wants messages */
+  MpqWatchState *watch_state;
+  gboolean       wanted_watch;
 } MpqReadSources;
 
 typedef struct
@@ -35,7 +39,7 @@ void     _mpq_read_sources_update (MpqReadSources *sources,
                                    GMainContext   *context,
                                    GIOChannel     *io,
                                    const char     *name,
-                                   GIOFunc         watch_func,
+                                   GSourceFunc     watch_func,
                                    GSourceFunc     deliver_func,
                                    gpointer        data);
 void     _mpq_read_sources_clear  (MpqReadSources *sources);

@@ -452,8 +452,17 @@ typedef struct
   guint      handled;
   gboolean   block_first;  /* block-worker: the first DO waits for stdin EOF */
   gboolean   answer_first; /* answer-then-block: ... after answering it */
+  gboolean   nested;       /* nested-worker: each DO runs a main loop of its own */
+  guint      depth;        /* DO handlers under way */
   const char *die_how;     /* die-in-handler: "exit" or "kill" */
 } Worker;
+
+static gboolean
+set_flag_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
 
 static void
 worker_on_do (MpqChannel *channel,
@@ -476,6 +485,33 @@ worker_on_do (MpqChannel *channel,
       g_printerr ("mpq-queue-test-child: worker %d was handed a DO for %d\n",
                   worker->me, mpq_message_get_recipient_pid (message));
       worker->status = 1;
+    }
+
+  if (worker->nested)
+    {
+      /* A main loop of our own, inside the handler, for a few ms: no other
+       * DO of this queue may come in it, and it must sleep, not spin. */
+      gboolean done = FALSE;
+      guint iterations = 0;
+
+      if (worker->depth > 0)
+        {
+          g_printerr ("mpq-queue-test-child: a DO came inside a DO handler\n");
+          worker->status = 1;
+        }
+      worker->depth++;
+      g_timeout_add (20, set_flag_cb, &done);
+      while (!done)
+        {
+          g_main_context_iteration (NULL, TRUE);
+          iterations++;
+        }
+      worker->depth--;
+      if (iterations > 20)
+        {
+          g_printerr ("mpq-queue-test-child: the nested loop spun %u times\n", iterations);
+          worker->status = 1;
+        }
     }
 
   if (worker->block_first && !worker->answer_first && worker->handled == 0)
@@ -529,6 +565,7 @@ do_worker (MpqQueue   *queue,
            int         prefetch,
            gboolean    block_first,
            gboolean    answer_first,
+           gboolean    nested,
            const char *die_how)
 {
   g_autoptr(GError) error = NULL;
@@ -540,6 +577,7 @@ do_worker (MpqQueue   *queue,
   worker.parent = mpq_queue_get_parent_pid (queue);
   worker.block_first = block_first;
   worker.answer_first = answer_first;
+  worker.nested = nested;
   worker.die_how = die_how;
 
   if (prefetch > 0)
@@ -752,13 +790,15 @@ main (int   argc,
   else if (g_str_equal (mode, "filter-worker"))
     status = do_filter_worker (queue);
   else if (g_str_equal (mode, "worker"))
-    status = do_worker (queue, n, FALSE, FALSE, NULL);
+    status = do_worker (queue, n, FALSE, FALSE, FALSE, NULL);
   else if (g_str_equal (mode, "block-worker"))
-    status = do_worker (queue, n, TRUE, FALSE, NULL);
+    status = do_worker (queue, n, TRUE, FALSE, FALSE, NULL);
   else if (g_str_equal (mode, "answer-then-block"))
-    status = do_worker (queue, n, TRUE, TRUE, NULL);
+    status = do_worker (queue, n, TRUE, TRUE, FALSE, NULL);
+  else if (g_str_equal (mode, "nested-worker"))
+    status = do_worker (queue, n, FALSE, FALSE, TRUE, NULL);
   else if (g_str_equal (mode, "die-in-handler"))
-    status = do_worker (queue, 0, FALSE, FALSE, arg);
+    status = do_worker (queue, 0, FALSE, FALSE, FALSE, arg);
 
   return status;
 }

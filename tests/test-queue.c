@@ -1314,6 +1314,37 @@ test_dispatch_answer_leaves_during_handler (void)
   assert_drained (queue);
 }
 
+/* A handler that runs a main loop of its own (a dialog, a sync call) is
+ * not handed the next message inside it, and that loop sleeps instead of
+ * spinning on the queue's socket; each task is answered once. */
+static void
+test_dispatch_nested_main_loop (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) worker = NULL;
+  const guint n = 6;
+  guint8 seen[6] = { 0, };
+  gint pid;
+
+  worker = spawn_child (queue, "nested-worker", "4");
+  pid = child_pid (worker);
+  wait_ready (queue, &pid, 1);
+
+  for (guint i = 0; i < n; i++)
+    send_value (queue, MPQ_REQ_DO, 0, i);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MpqMessage) answer = receive_matching (queue, accept_answers, NULL);
+
+      g_assert_cmpstr (mpq_message_get_request (answer), ==, MPQ_REQ_FINISHED);
+      mark_seen (seen, n, data_value (answer));
+    }
+
+  send_die (queue, pid);
+  wait_child (worker);
+  assert_drained (queue);
+}
+
 /* A worker stuck in its handler holds at most `prefetch` messages; another
  * worker handles all the others meanwhile. */
 static void
@@ -1952,6 +1983,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/dispatch/batch-ends-at-die", test_dispatch_batch_ends_at_die);
   g_test_add_func ("/Mpq/Queue/dispatch/answer-leaves-during-handler",
                    test_dispatch_answer_leaves_during_handler);
+  g_test_add_func ("/Mpq/Queue/dispatch/nested-main-loop", test_dispatch_nested_main_loop);
   g_test_add_func ("/Mpq/Queue/close", test_close);
   g_test_add_func ("/Mpq/Queue/close-child-receive", test_close_child_receive);
 
