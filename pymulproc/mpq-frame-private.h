@@ -44,6 +44,7 @@ typedef struct
   gint64      n;
   gint64      pid;
   gint64      credit;
+  gint64      us;        /* ack: how long the handlers took; -1 when absent */
   gboolean    value;
   MpqMessage *message;   /* "msg", owned, or NULL */
 } MpqFrame;

@@ -75,6 +75,7 @@ int_member (MpqFrame   *frame,
     { "n", G_STRUCT_OFFSET (MpqFrame, n) },
     { "pid", G_STRUCT_OFFSET (MpqFrame, pid) },
     { "credit", G_STRUCT_OFFSET (MpqFrame, credit) },
+    { "us", G_STRUCT_OFFSET (MpqFrame, us) },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (members); i++)
@@ -181,6 +182,7 @@ _mpq_frame_parse (const char  *line,
 
   memset (frame, 0, sizeof *frame);
   frame->timeout = -1;
+  frame->us = -1;
 
   if (!g_utf8_validate_len (line, length, NULL))
     return frame_error (error, "not valid UTF-8");

@@ -509,11 +509,15 @@ deliver (MpqQueueClient *client)
         {
           g_autoptr(MpqFrame) frame = g_queue_pop_head (&client->pushed);
 
+          gint64 started = g_get_monotonic_time ();
+
           client->in_hand_tag = frame->tag;
           _mpq_dispatch_batch_emit (&batch, channel, frame->message);
-          /* A stop in a handler answered for it already. */
+          /* A stop in a handler answered for it already. The time the
+           * handlers took tells the server how much to hand us ahead. */
           if (client->in_hand_tag != 0 && !client->closed)
-            answer (client, "ack", client->in_hand_tag);
+            _mpq_frame_append2 (client->answers, "ack", "tag", client->in_hand_tag,
+                                "us", g_get_monotonic_time () - started);
           client->in_hand_tag = 0;
         }
 

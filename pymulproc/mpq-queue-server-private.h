@@ -58,6 +58,7 @@ void            _mpq_queue_server_stop_local  (MpqQueueServer  *server);
 MpqMessage     *_mpq_queue_server_pop_local   (MpqQueueServer  *server,
                                                gboolean        *more);
 void            _mpq_queue_server_local_done  (MpqQueueServer  *server,
-                                               gint             recipient);
+                                               gint             recipient,
+                                               gint64           work_us);
 
 G_END_DECLS

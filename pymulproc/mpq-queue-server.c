@@ -24,16 +24,28 @@
 
 typedef struct _Conn Conn;
 
-/* What dispatch may still hand a process: messages for anyone up to its
- * prefetch, so that work spreads; messages addressed to it (nobody else
- * wants them) up to a wider window, which only bounds memory. */
+/* What dispatch may still hand a process: messages for anyone up to a
+ * window, so that work spreads; messages addressed to it (nobody else
+ * wants them) up to a wider one, which only bounds memory.
+ *
+ * The window for anyone is about WORK_AHEAD_US of the process's own work,
+ * as its handlers have been taking (the time they took comes with each
+ * ack; without it, the time from hand-over to ack): one message at a time
+ * while they take long (nobody sits on tasks others could do), up to its
+ * prefetch while they are quick (it never waits for the next). It starts
+ * at one. */
 typedef struct
 {
   gboolean started;
   guint    prefetch;
   guint    pushed;      /* handed by dispatch, not yet done */
   guint    pushed_any;  /* ... of them for anyone */
+  gint64   busy_since;  /* since when it has had work for anyone in hand */
+  gint64   work_us;     /* time its handlers took (decaying) */
+  guint    done;        /* ... for how many messages (decaying) */
 } Slots;
+
+#define WORK_AHEAD_US 5000
 
 #define ADDRESSED_WINDOW 1024
 
@@ -192,8 +204,10 @@ slots_take (Slots *slots,
             Entry *entry)
 {
   slots->pushed++;
-  if (entry->recipient == 0)
-    slots->pushed_any++;
+  if (entry->recipient != 0)
+    return;
+  if (slots->pushed_any++ == 0)
+    slots->busy_since = g_get_monotonic_time ();
 }
 
 static void
@@ -203,6 +217,35 @@ slots_release (Slots *slots,
   slots->pushed--;
   if (recipient == 0)
     slots->pushed_any--;
+}
+
+/* A message for anyone was handled in @work_us (-1: unknown, then the
+ * time since the previous one or since it was handed over counts). */
+static void
+slots_done (Slots  *slots,
+            gint64  work_us)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  slots->work_us += work_us >= 0 ? work_us : now - slots->busy_since;
+  slots->busy_since = now;
+  /* Recent work counts most. */
+  if (++slots->done >= 64)
+    {
+      slots->done /= 2;
+      slots->work_us /= 2;
+    }
+}
+
+static guint
+slots_window (Slots *slots)
+{
+  gint64 window;
+
+  if (slots->done == 0)
+    return 1;
+  window = (gint64) WORK_AHEAD_US * slots->done / MAX (slots->work_us, 1);
+  return (guint) CLAMP (window, 1, (gint64) slots->prefetch);
 }
 
 static Route *
@@ -563,7 +606,7 @@ pick_locked (MpqQueueServer *server,
   /* Oldest first, always: a message for anyone past the prefetch holds
    * back the newer ones addressed to this process too. */
   entry = candidate_locked (server, pid, TRUE);
-  if (entry != NULL && entry->recipient == 0 && slots->pushed_any >= slots->prefetch)
+  if (entry != NULL && entry->recipient == 0 && slots->pushed_any >= slots_window (slots))
     return NULL;
   return entry;
 }
@@ -572,7 +615,7 @@ static gboolean
 has_room (guint  wants,
           Slots *slots)
 {
-  return wants > 0 || (slots->started && slots->pushed_any < slots->prefetch &&
+  return wants > 0 || (slots->started && slots->pushed_any < slots_window (slots) &&
                        slots->pushed < ADDRESSED_WINDOW);
 }
 
@@ -896,6 +939,8 @@ apply_frame_locked (Conn      *conn,
       entry = take_held (conn, frame->tag);
       if (entry == NULL)
         return protocol_violation (error, "answer for a tag it does not hold");
+      if (frame->op == MPQ_FRAME_ACK && entry->pushed && entry->recipient == 0)
+        slots_done (&conn->slots, frame->us);
       if (frame->op == MPQ_FRAME_ACK)
         taken_locked (server, entry);
       else if (frame->op == MPQ_FRAME_BACK)
@@ -1753,10 +1798,13 @@ _mpq_queue_server_pop_local (MpqQueueServer *server,
 
 void
 _mpq_queue_server_local_done (MpqQueueServer *server,
-                              gint            recipient)
+                              gint            recipient,
+                              gint64          work_us)
 {
   g_mutex_lock (&server->lock);
   slots_release (&server->local, recipient);
+  if (recipient == 0)
+    slots_done (&server->local, work_us);
   g_assert (server->unfinished > 0);
   if (--server->unfinished == 0)
     joined_locked (server);

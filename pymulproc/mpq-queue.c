@@ -38,8 +38,9 @@
  * is for; a filter that refuses it puts it back at the end. Dispatch
  * ([method@Mpq.Channel.start]) and [method@Mpq.Channel.receive_async]
  * are routed: they hand a process only messages addressed to it or to
- * nobody, at most [property@Mpq.Queue:prefetch] ahead of its handlers, so
- * work spreads over all the workers. A message handed to a child that dies
+ * nobody, a few ms of work ahead of its handlers (at most
+ * [property@Mpq.Queue:prefetch] messages), so work spreads over all the
+ * workers. A message handed to a child that dies
  * before it was handled goes back to the front and to someone else.
  *
  * [method@Mpq.Queue.join] waits until every message ever put was taken.
@@ -303,14 +304,17 @@ wake_cb (gpointer user_data)
     {
       MpqMessage *message = _mpq_queue_server_pop_local (self->server, &more);
       gint recipient;
+      gint64 started;
 
       if (message == NULL)
         break;
       recipient = mpq_message_get_recipient_pid (message);
+      started = g_get_monotonic_time ();
       _mpq_dispatch_batch_emit (&batch, MPQ_CHANNEL (self), message);
       g_object_unref (message);
       if (self->server != NULL)
-        _mpq_queue_server_local_done (self->server, recipient);
+        _mpq_queue_server_local_done (self->server, recipient,
+                                      g_get_monotonic_time () - started);
       if (!more)
         break;
     }
@@ -573,12 +577,15 @@ mpq_queue_class_init (MpqQueueClass *klass)
   /**
    * MpqQueue:prefetch: (getter get_prefetch) (setter set_prefetch)
    *
-   * How many messages for anyone dispatch hands this process ahead of its
-   * [signal@Mpq.Channel::message-received] handlers. Small values spread
-   * work evenly over many workers; large ones save round trips for short
-   * tasks. Messages addressed to this process are not held back by it
-   * (up to 1024 ahead). Read by [method@Mpq.Channel.start]. Defaults to
-   * [const@Mpq.DEFAULT_PREFETCH] (8).
+   * The most messages for anyone dispatch hands this process ahead of its
+   * [signal@Mpq.Channel::message-received] handlers. Within it the queue
+   * hands about 5 ms of the process's work ahead, as its handlers have
+   * been taking: one message at a time while they take long, so that
+   * nobody sits on tasks others could do, more while they are quick, so
+   * that it never waits for the next. Set 1 for strictly one at a time.
+   * Messages addressed to this process are not held back by it (up to
+   * 1024 ahead). Read by [method@Mpq.Channel.start]. Defaults to
+   * [const@Mpq.DEFAULT_PREFETCH] (256).
    */
   properties[PROP_PREFETCH] =
     g_param_spec_uint ("prefetch", NULL, NULL,

@@ -29,11 +29,12 @@ G_BEGIN_DECLS
 /**
  * MPQ_DEFAULT_PREFETCH:
  *
- * How many messages for anyone dispatch hands a process ahead of its
+ * The most messages for anyone dispatch hands a process ahead of its
  * [signal@Mpq.Channel::message-received] handlers: the default of
- * [property@Mpq.Queue:prefetch].
+ * [property@Mpq.Queue:prefetch]. The queue hands fewer while handlers
+ * take long.
  */
-#define MPQ_DEFAULT_PREFETCH 8
+#define MPQ_DEFAULT_PREFETCH 256
 
 #define MPQ_TYPE_QUEUE (mpq_queue_get_type ())
 

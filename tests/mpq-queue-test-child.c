@@ -442,6 +442,22 @@ do_filter_worker (MpqQueue *queue)
 
 /* Dispatch workers ------------------------------------------------------ */
 
+/* How a dispatch worker handles DO:
+ * - PLAIN answers each at once;
+ * - BLOCK_FIRST waits for stdin EOF in the first before answering it;
+ * - ANSWER_THEN_BLOCK answers the first, then waits for stdin EOF;
+ * - WARM_BLOCK answers at once (its window grows) until a DO with a
+ *   negative value, in which it waits for stdin EOF;
+ * - NESTED runs a main loop of its own in each for a few ms. */
+typedef enum
+{
+  WORKER_PLAIN,
+  WORKER_BLOCK_FIRST,
+  WORKER_ANSWER_THEN_BLOCK,
+  WORKER_WARM_BLOCK,
+  WORKER_NESTED,
+} WorkerMode;
+
 typedef struct
 {
   MpqQueue  *queue;
@@ -450,9 +466,7 @@ typedef struct
   gint       me;
   gint       parent;
   guint      handled;
-  gboolean   block_first;  /* block-worker: the first DO waits for stdin EOF */
-  gboolean   answer_first; /* answer-then-block: ... after answering it */
-  gboolean   nested;       /* nested-worker: each DO runs a main loop of its own */
+  WorkerMode mode;
   guint      depth;        /* DO handlers under way */
   const char *die_how;     /* die-in-handler: "exit" or "kill" */
 } Worker;
@@ -487,7 +501,7 @@ worker_on_do (MpqChannel *channel,
       worker->status = 1;
     }
 
-  if (worker->nested)
+  if (worker->mode == WORKER_NESTED)
     {
       /* A main loop of our own, inside the handler, for a few ms: no other
        * DO of this queue may come in it, and it must sleep, not spin. */
@@ -514,7 +528,8 @@ worker_on_do (MpqChannel *channel,
         }
     }
 
-  if (worker->block_first && !worker->answer_first && worker->handled == 0)
+  if ((worker->mode == WORKER_BLOCK_FIRST && worker->handled == 0) ||
+      (worker->mode == WORKER_WARM_BLOCK && data_value (message) < 0))
     {
       g_autofree char *line = g_strdup_printf ("holding %" G_GINT64_FORMAT, data_value (message));
 
@@ -531,7 +546,7 @@ worker_on_do (MpqChannel *channel,
       g_main_loop_quit (worker->loop);
     }
 
-  if (worker->answer_first && worker->handled == 1)
+  if (worker->mode == WORKER_ANSWER_THEN_BLOCK && worker->handled == 1)
     {
       g_autofree char *line = g_strdup_printf ("answered %" G_GINT64_FORMAT, data_value (message));
 
@@ -563,9 +578,7 @@ worker_on_closed (MpqChannel *channel,
 static int
 do_worker (MpqQueue   *queue,
            int         prefetch,
-           gboolean    block_first,
-           gboolean    answer_first,
-           gboolean    nested,
+           WorkerMode  mode,
            const char *die_how)
 {
   g_autoptr(GError) error = NULL;
@@ -575,9 +588,7 @@ do_worker (MpqQueue   *queue,
   worker.loop = g_main_loop_new (NULL, FALSE);
   worker.me = getpid ();
   worker.parent = mpq_queue_get_parent_pid (queue);
-  worker.block_first = block_first;
-  worker.answer_first = answer_first;
-  worker.nested = nested;
+  worker.mode = mode;
   worker.die_how = die_how;
 
   if (prefetch > 0)
@@ -790,15 +801,17 @@ main (int   argc,
   else if (g_str_equal (mode, "filter-worker"))
     status = do_filter_worker (queue);
   else if (g_str_equal (mode, "worker"))
-    status = do_worker (queue, n, FALSE, FALSE, FALSE, NULL);
+    status = do_worker (queue, n, WORKER_PLAIN, NULL);
   else if (g_str_equal (mode, "block-worker"))
-    status = do_worker (queue, n, TRUE, FALSE, FALSE, NULL);
+    status = do_worker (queue, n, WORKER_BLOCK_FIRST, NULL);
   else if (g_str_equal (mode, "answer-then-block"))
-    status = do_worker (queue, n, TRUE, TRUE, FALSE, NULL);
+    status = do_worker (queue, n, WORKER_ANSWER_THEN_BLOCK, NULL);
+  else if (g_str_equal (mode, "warm-block-worker"))
+    status = do_worker (queue, n, WORKER_WARM_BLOCK, NULL);
   else if (g_str_equal (mode, "nested-worker"))
-    status = do_worker (queue, n, FALSE, FALSE, TRUE, NULL);
+    status = do_worker (queue, n, WORKER_NESTED, NULL);
   else if (g_str_equal (mode, "die-in-handler"))
-    status = do_worker (queue, 0, FALSE, FALSE, FALSE, arg);
+    status = do_worker (queue, 0, WORKER_PLAIN, arg);
 
   return status;
 }

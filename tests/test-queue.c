@@ -1238,7 +1238,8 @@ test_dispatch_fairness (void)
 /* Dispatch hands over what is in hand as a batch, but a batch ends after a
  * DIE: a worker that quits its loop on DIE (without stopping) is not
  * handed a second DIE meant for another worker. Here one worker has both
- * DIEs in hand, read in one go, when it quits. */
+ * DIEs in hand, read in one go, when it quits: quick tasks first widened
+ * its window, then it sits in a handler while they come. */
 static void
 test_dispatch_batch_ends_at_die (void)
 {
@@ -1247,22 +1248,34 @@ test_dispatch_batch_ends_at_die (void)
   g_autoptr(GSubprocess) worker = NULL;
   g_autoptr(MpqMessage) answer = NULL;
   g_autofree char *holding = NULL;
+  guint8 seen[40] = { 0, };
+  gint64 deadline;
   gint pid;
 
   blocker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                              "block-worker", "16", NULL);
+                              "warm-block-worker", "16", NULL);
   pid = child_pid (blocker);
   wait_ready (queue, &pid, 1);
 
-  send_value (queue, MPQ_REQ_DO, 0, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (seen); i++)
+    send_value (queue, MPQ_REQ_DO, 0, i);
+  for (guint i = 0; i < G_N_ELEMENTS (seen); i++)
+    {
+      g_autoptr(MpqMessage) done = receive_matching (queue, accept_answers, NULL);
+
+      mark_seen (seen, G_N_ELEMENTS (seen), data_value (done));
+    }
+
+  send_value (queue, MPQ_REQ_DO, 0, -1);
   holding = read_child_line (blocker);
-  g_assert_cmpstr (holding, ==, "holding 0");
+  g_assert_cmpstr (holding, ==, "holding -1");
 
   /* Both DIEs for anyone go to the only worker there is, which has room. */
   send_die (queue, 0);
   send_die (queue, 0);
+  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
   while (!mpq_queue_is_empty (queue, NULL))
-    ;
+    g_assert_cmpint (g_get_monotonic_time (), <, deadline);
 
   worker = spawn_child (queue, "worker", NULL);
   pid = child_pid (worker);
@@ -1345,8 +1358,87 @@ test_dispatch_nested_main_loop (void)
   assert_drained (queue);
 }
 
-/* A worker stuck in its handler holds at most `prefetch` messages; another
- * worker handles all the others meanwhile. */
+/* A worker whose handlers were quick is handed more ahead, up to its
+ * prefetch and no more: stuck in a handler after quick ones, it holds
+ * exactly `prefetch` messages while another worker does the rest. */
+static void
+test_dispatch_prefetch_cap (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) blocker = NULL;
+  g_autoptr(GSubprocess) worker = NULL;
+  g_autofree char *holding = NULL;
+  guint8 warm[40] = { 0, };
+  guint8 seen[12] = { 0, };
+  const guint prefetch = 3;
+  const guint n = G_N_ELEMENTS (seen);
+  guint by_blocker = 0;
+  guint by_worker = 0;
+  gint pid;
+
+  blocker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                              "warm-block-worker", "3", NULL);
+  pid = child_pid (blocker);
+  wait_ready (queue, &pid, 1);
+
+  for (guint i = 0; i < G_N_ELEMENTS (warm); i++)
+    send_value (queue, MPQ_REQ_DO, 0, i);
+  for (guint i = 0; i < G_N_ELEMENTS (warm); i++)
+    {
+      g_autoptr(MpqMessage) done = receive_matching (queue, accept_answers, NULL);
+
+      mark_seen (warm, G_N_ELEMENTS (warm), data_value (done));
+    }
+
+  /* Stuck in -1, then the next ones come: it takes prefetch - 1 more. */
+  send_value (queue, MPQ_REQ_DO, 0, -1);
+  holding = read_child_line (blocker);
+  g_assert_cmpstr (holding, ==, "holding -1");
+  for (guint i = 0; i < n; i++)
+    send_value (queue, MPQ_REQ_DO, 0, i);
+
+  worker = spawn_child (queue, "worker", NULL);
+  while (by_worker < n - (prefetch - 1))
+    {
+      g_autoptr(MpqMessage) answer = receive_matching (queue, accept_answers, NULL);
+
+      if (g_str_equal (mpq_message_get_request (answer), REQ_READY))
+        continue;
+      g_assert_cmpint (mpq_message_get_sender_pid (answer), ==, child_pid (worker));
+      mark_seen (seen, n, data_value (answer));
+      by_worker++;
+    }
+
+  close_child_stdin (blocker);
+  while (by_blocker < prefetch)
+    {
+      g_autoptr(MpqMessage) answer = receive_matching (queue, accept_answers, NULL);
+
+      if (g_str_equal (mpq_message_get_request (answer), REQ_READY))
+        continue;
+      g_assert_cmpint (mpq_message_get_sender_pid (answer), ==, pid);
+      if (data_value (answer) >= 0)
+        mark_seen (seen, n, data_value (answer));
+      by_blocker++;
+    }
+
+  send_die (queue, pid);
+  send_die (queue, child_pid (worker));
+  wait_child (blocker);
+  wait_child (worker);
+  while (TRUE)
+    {
+      g_autoptr(MpqMessage) left = mpq_channel_receive (MPQ_CHANNEL (queue), 0, NULL, NULL, NULL);
+
+      if (left == NULL)
+        break;
+      g_assert_cmpstr (mpq_message_get_request (left), ==, REQ_READY);
+    }
+  assert_drained (queue);
+}
+
+/* A worker stuck in its first handler holds that one message (a window
+ * starts at one); another worker handles all the others meanwhile. */
 static void
 test_dispatch_prefetch (void)
 {
@@ -1355,7 +1447,6 @@ test_dispatch_prefetch (void)
   g_autoptr(GSubprocess) worker = NULL;
   g_autofree char *holding = NULL;
   guint8 seen[20] = { 0, };
-  const guint prefetch = 3;
   const guint n = 20;
   guint by_blocker = 0;
   guint by_worker = 0;
@@ -1378,9 +1469,10 @@ test_dispatch_prefetch (void)
   worker_pid = child_pid (worker);
 
   /* Everything but what the blocker holds is answered by the worker while
-   * the blocker still blocks. The parent's filter refuses the DOs it meets
-   * at the front; they go to the back. */
-  while (by_worker < n - prefetch)
+   * the blocker still blocks: that is one message, as the blocker's window
+   * starts at one and it never finished anything to widen it. The parent's
+   * filter refuses the DOs it meets at the front; they go to the back. */
+  while (by_worker < n - 1)
     {
       g_autoptr(MpqMessage) answer = receive_matching (queue, accept_answers, NULL);
 
@@ -1407,8 +1499,7 @@ test_dispatch_prefetch (void)
     }
 
   g_test_message ("blocker handled %u, worker %u", by_blocker, by_worker);
-  g_assert_cmpuint (by_blocker, >=, 1);
-  g_assert_cmpuint (by_blocker, <=, prefetch);
+  g_assert_cmpuint (by_blocker, ==, 1);
 
   send_die (queue, blocker_pid);
   send_die (queue, worker_pid);
@@ -1965,6 +2056,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/dispatch/routing", test_dispatch_routing);
   g_test_add_func ("/Mpq/Queue/dispatch/fairness", test_dispatch_fairness);
   g_test_add_func ("/Mpq/Queue/dispatch/prefetch", test_dispatch_prefetch);
+  g_test_add_func ("/Mpq/Queue/dispatch/prefetch-cap", test_dispatch_prefetch_cap);
   g_test_add_data_func ("/Mpq/Queue/dead-worker/exit", "exit", test_dead_worker);
   g_test_add_data_func ("/Mpq/Queue/dead-worker/kill", "kill", test_dead_worker);
   g_test_add_func ("/Mpq/Queue/dead-worker/in-hand-to-front", test_dead_worker_in_hand_to_front);

@@ -56,7 +56,7 @@ def test_queue_properties_and_child_facts(queues):
     assert q.get_max_size() == 0
     assert q.get_put_timeout() == Mpq.DEFAULT_PUT_TIMEOUT == 100
     assert q.get_put_attempts() == Mpq.DEFAULT_PUT_ATTEMPTS == 10
-    assert q.get_prefetch() == Mpq.DEFAULT_PREFETCH == 8
+    assert q.get_prefetch() == Mpq.DEFAULT_PREFETCH == 256
     assert queues.new(7).get_max_size() == 7
 
     proc = queues.spawn(q, QUEUE_CHILD, 'poll-empty')

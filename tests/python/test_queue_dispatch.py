@@ -72,7 +72,7 @@ def test_dispatch_routing(queues):
 
 
 def test_dispatch_fairness(queues):
-    """With the default prefetch (8), four dispatch workers that each do
+    """With the default prefetch, four dispatch workers that each do
     some real work per task all get a share of many tasks addressed to
     nobody; the total is exact, with no task handled twice."""
     workers, per_worker = 4, scaled(400, 100)
