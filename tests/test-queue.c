@@ -1235,25 +1235,19 @@ test_dispatch_fairness (void)
     }
 }
 
-/* Dispatch hands over what is in hand as a batch, but a batch ends after a
- * DIE: a worker that quits its loop on DIE (without stopping) is not
- * handed a second DIE meant for another worker. Here one worker has both
- * DIEs in hand, read in one go, when it quits: quick tasks first widened
- * its window, then it sits in a handler while they come. */
-static void
-test_dispatch_batch_ends_at_die (void)
+/* A warm-block-worker with @prefetch that did 40 quick tasks (its window
+ * widened to @prefetch) and now sits in the handler of a DO -1. */
+static GSubprocess *
+spawn_warm_blocker (MpqQueue   *queue,
+                    const char *prefetch)
 {
-  g_autoptr(MpqQueue) queue = new_queue (0);
-  g_autoptr(GSubprocess) blocker = NULL;
-  g_autoptr(GSubprocess) worker = NULL;
-  g_autoptr(MpqMessage) answer = NULL;
+  GSubprocess *blocker;
   g_autofree char *holding = NULL;
   guint8 seen[40] = { 0, };
-  gint64 deadline;
   gint pid;
 
   blocker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                              "warm-block-worker", "16", NULL);
+                              "warm-block-worker", prefetch, NULL);
   pid = child_pid (blocker);
   wait_ready (queue, &pid, 1);
 
@@ -1269,6 +1263,23 @@ test_dispatch_batch_ends_at_die (void)
   send_value (queue, MPQ_REQ_DO, 0, -1);
   holding = read_child_line (blocker);
   g_assert_cmpstr (holding, ==, "holding -1");
+  return blocker;
+}
+
+/* Dispatch hands over what is in hand as a batch, but a batch ends after a
+ * DIE: a worker that quits its loop on DIE (without stopping) is not
+ * handed a second DIE meant for another worker. Here one worker has both
+ * DIEs in hand, read in one go, when it quits: quick tasks first widened
+ * its window, then it sits in a handler while they come. */
+static void
+test_dispatch_batch_ends_at_die (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) blocker = spawn_warm_blocker (queue, "16");
+  g_autoptr(GSubprocess) worker = NULL;
+  g_autoptr(MpqMessage) answer = NULL;
+  gint64 deadline;
+  gint pid;
 
   /* Both DIEs for anyone go to the only worker there is, which has room. */
   send_die (queue, 0);
@@ -1365,35 +1376,16 @@ static void
 test_dispatch_prefetch_cap (void)
 {
   g_autoptr(MpqQueue) queue = new_queue (0);
-  g_autoptr(GSubprocess) blocker = NULL;
+  g_autoptr(GSubprocess) blocker = spawn_warm_blocker (queue, "3");
   g_autoptr(GSubprocess) worker = NULL;
-  g_autofree char *holding = NULL;
-  guint8 warm[40] = { 0, };
   guint8 seen[12] = { 0, };
   const guint prefetch = 3;
   const guint n = G_N_ELEMENTS (seen);
   guint by_blocker = 0;
   guint by_worker = 0;
-  gint pid;
+  gint pid = child_pid (blocker);
 
-  blocker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                              "warm-block-worker", "3", NULL);
-  pid = child_pid (blocker);
-  wait_ready (queue, &pid, 1);
-
-  for (guint i = 0; i < G_N_ELEMENTS (warm); i++)
-    send_value (queue, MPQ_REQ_DO, 0, i);
-  for (guint i = 0; i < G_N_ELEMENTS (warm); i++)
-    {
-      g_autoptr(MpqMessage) done = receive_matching (queue, accept_answers, NULL);
-
-      mark_seen (warm, G_N_ELEMENTS (warm), data_value (done));
-    }
-
-  /* Stuck in -1, then the next ones come: it takes prefetch - 1 more. */
-  send_value (queue, MPQ_REQ_DO, 0, -1);
-  holding = read_child_line (blocker);
-  g_assert_cmpstr (holding, ==, "holding -1");
+  /* Stuck in -1, the next ones come: it takes prefetch - 1 more. */
   for (guint i = 0; i < n; i++)
     send_value (queue, MPQ_REQ_DO, 0, i);
 
