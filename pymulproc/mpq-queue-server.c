@@ -41,11 +41,11 @@ typedef struct
   guint    pushed;      /* handed by dispatch, not yet done */
   guint    pushed_any;  /* ... of them for anyone */
   gint64   busy_since;  /* since when it has had work for anyone in hand */
-  gint64   work_us;     /* time its handlers took (decaying) */
-  guint    done;        /* ... for how many messages (decaying) */
+  gint64   work_us;     /* what one message takes its handlers, lately */
+  guint    done;        /* messages done (0: nothing known yet) */
 } Slots;
 
-#define WORK_AHEAD_US 5000
+#define WORK_AHEAD_US 20000
 
 #define ADDRESSED_WINDOW 1024
 
@@ -220,21 +220,23 @@ slots_release (Slots *slots,
 }
 
 /* A message for anyone was handled in @work_us (-1: unknown, then the
- * time since the previous one or since it was handed over counts). */
+ * time since the previous one or since it was handed over counts). The
+ * estimate follows the last eight or so: a slow start (code paged in,
+ * caches cold) is soon forgotten, and so is a change of pace. */
 static void
 slots_done (Slots  *slots,
             gint64  work_us)
 {
   gint64 now = g_get_monotonic_time ();
+  gint64 sample = work_us >= 0 ? work_us : now - slots->busy_since;
 
-  slots->work_us += work_us >= 0 ? work_us : now - slots->busy_since;
   slots->busy_since = now;
-  /* Recent work counts most. */
-  if (++slots->done >= 64)
-    {
-      slots->done /= 2;
-      slots->work_us /= 2;
-    }
+  if (slots->done == 0)
+    slots->work_us = sample;
+  else
+    slots->work_us += (sample - slots->work_us) / 8;
+  if (slots->done < G_MAXUINT)
+    slots->done++;
 }
 
 static guint
@@ -244,7 +246,7 @@ slots_window (Slots *slots)
 
   if (slots->done == 0)
     return 1;
-  window = (gint64) WORK_AHEAD_US * slots->done / MAX (slots->work_us, 1);
+  window = WORK_AHEAD_US / MAX (slots->work_us, 1);
   return (guint) CLAMP (window, 1, (gint64) slots->prefetch);
 }
 

@@ -579,7 +579,7 @@ mpq_queue_class_init (MpqQueueClass *klass)
    *
    * The most messages for anyone dispatch hands this process ahead of its
    * [signal@Mpq.Channel::message-received] handlers. Within it the queue
-   * hands about 5 ms of the process's work ahead, as its handlers have
+   * hands about 20 ms of the process's work ahead, as its handlers have
    * been taking: one message at a time while they take long, so that
    * nobody sits on tasks others could do, more while they are quick, so
    * that it never waits for the next. Set 1 for strictly one at a time.
