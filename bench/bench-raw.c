@@ -10,7 +10,8 @@
  * W2 --variant=loop runs both ends in a GMainLoop with a g_unix_fd_add ()
  * watch. W3: one socketpair per child, the parent poll ()s them all. W4: the
  * parent hands each child tasks while it has fewer than 8 unanswered (Mpq's
- * default prefetch), the children answer FINISHED on the same socket. */
+ * default prefetch when this was written), the children answer FINISHED on
+ * the same socket. */
 
 #include "bench-common.h"
 
