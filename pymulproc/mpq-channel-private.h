@@ -48,5 +48,8 @@ gboolean _mpq_pipe_send_outgoing  (MpqPipe            *self,
 gboolean _mpq_queue_send_outgoing (MpqQueue           *self,
                                    const MpqOutgoing  *outgoing,
                                    GError            **error);
+char    *_mpq_pipe_receive_json   (MpqPipe            *self,
+                                   gint                timeout_ms,
+                                   GError            **error);
 
 G_END_DECLS

@@ -364,6 +364,9 @@ mpq_channel_receive_json (MpqChannel  *self,
   g_return_val_if_fail (timeout_ms >= -1, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  if (MPQ_IS_PIPE (self))
+    return _mpq_pipe_receive_json (MPQ_PIPE (self), timeout_ms, error);
+
   message = MPQ_CHANNEL_GET_IFACE (self)->receive (self, timeout_ms, NULL, NULL, error);
   if (message == NULL)
     return NULL;

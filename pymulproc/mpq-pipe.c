@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ struct _MpqPipe
   GIOChannel    *io_channel;
 
   GQueue         inbox;       /* MpqMessage, read but not taken, oldest first */
+  GQueue         raw;         /* RawLine, for receive_json; only while @inbox is empty */
   GQueue         waiters;     /* GTask per pending receive_async, oldest first */
   GError        *read_error;  /* why reading stopped, reported once after inbox */
   MpqLineReader  reader;
@@ -77,6 +79,7 @@ struct _MpqPipe
   guint          closed : 1;      /* closed by us, or the peer hung up and all was taken */
   guint          closed_emitted : 1;
   guint          wait_first : 1;  /* the last blocking receive had to wait */
+  guint          json_mode : 1;   /* the consumer takes lines (receive_json) */
 };
 
 enum
@@ -143,8 +146,59 @@ stop_reading (MpqPipe *self,
   _mpq_line_reader_clear (&self->reader);
 }
 
-/* Splits what is buffered into messages at the back of the inbox. A bad line
- * stops reading from this peer for good: the messages before it are kept. */
+/* A line kept as it came, for a consumer that takes lines: receive_json
+ * hands it over without making a message of it. */
+typedef struct
+{
+  gsize length;
+  char  text[];
+} RawLine;
+
+static gboolean
+has_buffered (MpqPipe *self)
+{
+  return self->inbox.length > 0 || self->raw.length > 0;
+}
+
+static void
+reading_failed (MpqPipe *self,
+                GError  *error)
+{
+  if (!self->read_done)
+    stop_reading (self, error);
+  else
+    {
+      g_clear_error (&self->read_error);
+      self->read_error = error;
+    }
+}
+
+/* Decodes the raw lines into the inbox, in order; a bad line ends the
+ * stream there (what came after it is dropped), as in parse_lines(). */
+static void
+decode_raw (MpqPipe *self)
+{
+  RawLine *line;
+
+  while ((line = g_queue_pop_head (&self->raw)) != NULL)
+    {
+      GError *error = NULL;
+      MpqMessage *message = _mpq_codec_decode (line->text, line->length, &error);
+
+      g_free (line);
+      if (message == NULL)
+        {
+          g_queue_clear_full (&self->raw, g_free);
+          reading_failed (self, error);
+          return;
+        }
+      g_queue_push_tail (&self->inbox, message);
+    }
+}
+
+/* Splits what is buffered into messages at the back of the inbox (or
+ * lines, for a consumer that takes lines). A bad line stops reading from
+ * this peer for good: the messages before it are kept. */
 static void
 parse_lines (MpqPipe *self)
 {
@@ -164,6 +218,16 @@ parse_lines (MpqPipe *self)
         }
 
       MPQ_DEBUG_LINE ("<", line, length);
+
+      if (self->json_mode && self->inbox.length == 0)
+        {
+          RawLine *raw = g_malloc (sizeof (RawLine) + length);
+
+          raw->length = length;
+          memcpy (raw->text, line, length);
+          g_queue_push_tail (&self->raw, raw);
+          continue;
+        }
 
       message = _mpq_codec_decode (line, length, &error);
       if (message == NULL)
@@ -210,7 +274,7 @@ static void
 take_end_of_stream (MpqPipe  *self,
                     GError  **error)
 {
-  g_assert (self->read_done && self->inbox.length == 0);
+  g_assert (self->read_done && !has_buffered (self));
 
   self->eos_taken = TRUE;
 
@@ -251,6 +315,8 @@ deliver (MpqPipe *self)
   MpqWriter *held = self->writer != NULL ? _mpq_writer_hold (self->writer) : NULL;
 
   g_object_ref (self);
+  self->json_mode = FALSE;
+  decode_raw (self);
 
   /* All that came, in one go: a pipe has one reader, nobody else could
    * take the rest. */
@@ -278,7 +344,7 @@ deliver (MpqPipe *self)
         _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
     }
 
-  if (!self->closed && self->read_done && !self->eos_taken && self->inbox.length == 0)
+  if (!self->closed && self->read_done && !self->eos_taken && !has_buffered (self))
     {
       GError *error = NULL;
 
@@ -306,7 +372,7 @@ watch_cb (gpointer user_data)
   MpqPipe *self = user_data;
 
   /* Nothing more is read while messages wait: memory stays bounded. */
-  if (!self->read_done && self->fd >= 0 && self->inbox.length == 0)
+  if (!self->read_done && self->fd >= 0 && !has_buffered (self))
     read_some (self);
 
   deliver (self);
@@ -330,7 +396,7 @@ update_sources (MpqPipe *self)
   MpqReadState state = {
     .wanted = wanted,
     .readable = !self->read_done,
-    .buffered = self->inbox.length > 0 || (self->read_done && !self->eos_taken),
+    .buffered = has_buffered (self) || (self->read_done && !self->eos_taken),
   };
 
   _mpq_read_sources_update (&self->sources, state, self->context, self->io_channel,
@@ -444,23 +510,22 @@ mpq_pipe_flush (MpqChannel  *channel,
 
 /* receive --------------------------------------------------------------- */
 
-static MpqMessage *
-mpq_pipe_receive (MpqChannel        *channel,
-                  gint               timeout_ms,
-                  MpqMessageFilter   filter,
-                  gpointer           user_data,
-                  GError           **error)
+/* Reads until something is buffered, waiting until @timeout_ms. Returns
+ * FALSE when nothing came (with @error set if it is not just the time). */
+static gboolean
+wait_for_buffered (MpqPipe  *self,
+                   gint      timeout_ms,
+                   GError  **error)
 {
-  MpqPipe *self = MPQ_PIPE (channel);
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
 
-  if (self->closed || (self->eos_taken && self->inbox.length == 0))
+  if (self->closed || (self->eos_taken && !has_buffered (self)))
     {
       set_closed_error (error);
-      return NULL;
+      return FALSE;
     }
 
-  if (self->inbox.length == 0)
+  if (!has_buffered (self))
     {
       gboolean waited = FALSE;
 
@@ -468,12 +533,12 @@ mpq_pipe_receive (MpqChannel        *channel,
        * we send next is an answer that should leave at once. */
       _mpq_writer_expect_reply (self->writer);
 
-      while (self->inbox.length == 0)
+      while (!has_buffered (self))
         {
           if (self->read_done)
             {
               take_end_of_stream (self, error);
-              return NULL;
+              return FALSE;
             }
 
           /* A peer that made us wait last time will likely again: wait
@@ -485,16 +550,75 @@ mpq_pipe_receive (MpqChannel        *channel,
           if (deadline != 0)
             _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (self->send_timeout), NULL);
           if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLIN, deadline))
-            return NULL;
+            return FALSE;
           waited = TRUE;
         }
       self->wait_first = waited;
+    }
+
+  return TRUE;
+}
+
+static MpqMessage *
+mpq_pipe_receive (MpqChannel        *channel,
+                  gint               timeout_ms,
+                  MpqMessageFilter   filter,
+                  gpointer           user_data,
+                  GError           **error)
+{
+  MpqPipe *self = MPQ_PIPE (channel);
+
+  self->json_mode = FALSE;
+  if (!wait_for_buffered (self, timeout_ms, error))
+    return NULL;
+
+  decode_raw (self);
+  if (self->inbox.length == 0)
+    {
+      /* The next line was no message. */
+      take_end_of_stream (self, error);
+      return NULL;
     }
 
   if (filter != NULL && !filter (g_queue_peek_head (&self->inbox), user_data))
     return NULL;
 
   return g_queue_pop_head (&self->inbox);
+}
+
+/* receive_json: lines are kept as they come and a line that checks out
+ * is handed over as it is, without making a message of it. */
+char *
+_mpq_pipe_receive_json (MpqPipe  *self,
+                        gint      timeout_ms,
+                        GError  **error)
+{
+  g_autoptr(MpqMessage) message = NULL;
+  RawLine *line;
+  gint recipient;
+
+  self->json_mode = TRUE;
+  if (!wait_for_buffered (self, timeout_ms, error))
+    return NULL;
+
+  line = g_queue_peek_head (&self->raw);
+  if (self->inbox.length == 0 &&
+      _mpq_codec_check (line->text, line->length, &recipient, NULL))
+    {
+      char *text = g_strndup (line->text, line->length);
+
+      g_free (g_queue_pop_head (&self->raw));
+      return text;
+    }
+
+  decode_raw (self);
+  if (self->inbox.length == 0)
+    {
+      take_end_of_stream (self, error);
+      return NULL;
+    }
+  message = g_queue_pop_head (&self->inbox);
+  return mpq_message_to_json (message, NULL);
 }
 
 static void
@@ -533,7 +657,7 @@ mpq_pipe_receive_async (MpqChannel          *channel,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, mpq_pipe_receive_async);
 
-  if (self->closed || (self->eos_taken && self->inbox.length == 0))
+  if (self->closed || (self->eos_taken && !has_buffered (self)))
     {
       g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The pipe is closed");
       return;
@@ -613,6 +737,7 @@ mpq_pipe_close (MpqChannel *channel)
   self->started = FALSE;
 
   g_queue_clear_full (&self->inbox, g_object_unref);
+  g_queue_clear_full (&self->raw, g_free);
   g_clear_error (&self->read_error);
   _mpq_line_reader_clear (&self->reader);
 
@@ -778,6 +903,7 @@ mpq_pipe_init (MpqPipe *self)
   self->send_timeout = MPQ_DEFAULT_SEND_TIMEOUT;
   self->line = g_string_sized_new (256);
   g_queue_init (&self->inbox);
+  g_queue_init (&self->raw);
   g_queue_init (&self->waiters);
   _mpq_line_reader_init (&self->reader, self->max_message_size);
 }

@@ -154,6 +154,42 @@ test_receive_json (void)
   g_assert_null (after_close);
 }
 
+/* receive_json keeps lines, receive and signals messages: taken in turns,
+ * whatever was read already comes in order. */
+static void
+test_receive_json_mixed (void)
+{
+  g_autoptr(MpqPipe) parent = NULL;
+  g_autoptr(MpqPipe) child = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) second = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *third = NULL;
+  g_autofree char *fourth = NULL;
+
+  g_assert_true (mpq_pipe_new_pair (&parent, &child, NULL));
+  for (gint i = 1; i <= 4; i++)
+    {
+      g_autofree char *data = g_strdup_printf ("%d", i);
+
+      g_assert_true (mpq_channel_send_json (MPQ_CHANNEL (child), MPQ_REQ_DO, 5, 0, data, NULL));
+    }
+  g_assert_true (mpq_channel_flush (MPQ_CHANNEL (child), -1, NULL));
+
+  first = mpq_channel_receive_json (MPQ_CHANNEL (parent), -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (first, ==, "[\"DO\",5,null,1]");
+
+  second = receive_ok (parent, -1);
+  g_assert_cmpint (json_node_get_int (mpq_message_get_data (second)), ==, 2);
+
+  third = mpq_channel_receive_json (MPQ_CHANNEL (parent), -1, &error);
+  g_assert_cmpstr (third, ==, "[\"DO\",5,null,3]");
+  fourth = mpq_channel_receive_json (MPQ_CHANNEL (parent), 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (fourth, ==, "[\"DO\",5,null,4]");
+}
+
 typedef struct
 {
   MpqPipe  *peer;
@@ -941,6 +977,35 @@ test_bad_line (gconstpointer user_data)
   wait_child (child, TRUE);
 }
 
+/* The same through receive_json, which keeps lines as they come: the good
+ * line comes as it was sent, then the same error, then CLOSED. */
+static void
+test_bad_line_json (gconstpointer user_data)
+{
+  const BadLine *bad = user_data;
+  g_autoptr(MpqPipe) pipe = new_pipe ();
+  g_autoptr(GSubprocess) child = spawn_child (pipe, "raw", bad->raw);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *good = NULL;
+  g_autofree char *bad_json = NULL;
+  g_autofree char *after = NULL;
+
+  good = mpq_channel_receive_json (MPQ_CHANNEL (pipe), -1, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (good, "[\"DO\","));
+  g_assert_true (g_str_has_suffix (good, ",null,1]"));
+
+  bad_json = mpq_channel_receive_json (MPQ_CHANNEL (pipe), -1, &error);
+  g_assert_error (error, MPQ_ERROR, bad->code);
+  g_assert_null (bad_json);
+  g_clear_error (&error);
+
+  after = mpq_channel_receive_json (MPQ_CHANNEL (pipe), -1, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_assert_null (after);
+  wait_child (child, TRUE);
+}
+
 static void
 test_bad_line_deep_nesting (void)
 {
@@ -1103,6 +1168,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pipe/pair-send-receive", test_pair_send_receive);
   g_test_add_func ("/Mpq/Pipe/receive-poll-and-timeout", test_receive_poll_and_timeout);
   g_test_add_func ("/Mpq/Pipe/receive-json", test_receive_json);
+  g_test_add_func ("/Mpq/Pipe/receive-json-mixed", test_receive_json_mixed);
   g_test_add_func ("/Mpq/Pipe/nested-main-loop", test_nested_main_loop);
   g_test_add_func ("/Mpq/Pipe/filter-keeps-first", test_filter_keeps_first);
   g_test_add_func ("/Mpq/Pipe/close-then-calls", test_close_then_calls);
@@ -1129,7 +1195,10 @@ main (int   argc,
     {
       g_autofree char *path = g_strdup_printf ("/Mpq/Pipe/bad-line/%s", bad_lines[i].name);
 
+      g_autofree char *json_path = g_strdup_printf ("/Mpq/Pipe/bad-line-json/%s", bad_lines[i].name);
+
       g_test_add_data_func (path, &bad_lines[i], test_bad_line);
+      g_test_add_data_func (json_path, &bad_lines[i], test_bad_line_json);
     }
   g_test_add_func ("/Mpq/Pipe/bad-line/deep-nesting", test_bad_line_deep_nesting);
   g_test_add_func ("/Mpq/Pipe/bad-line/endless", test_bad_line_endless);
