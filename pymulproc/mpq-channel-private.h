@@ -32,12 +32,13 @@ void _mpq_channel_emit_closed          (MpqChannel   *self);
 typedef struct
 {
   gint64   started;
+  gint64   last;     /* when the last emission returned */
   guint    count;
   gboolean over;
 } MpqDispatchBatch;
 
 void     _mpq_dispatch_batch_init (MpqDispatchBatch *batch);
-void     _mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
+gint64   _mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
                                    MpqChannel       *channel,
                                    MpqMessage       *message);
 

@@ -124,24 +124,29 @@ _mpq_channel_emit_message_received (MpqChannel *self,
 void
 _mpq_dispatch_batch_init (MpqDispatchBatch *batch)
 {
-  batch->started = g_get_monotonic_time ();
+  batch->started = batch->last = g_get_monotonic_time ();
   batch->count = 0;
   batch->over = FALSE;
 }
 
 /* Emits ::message-received for @message and tells @batch whether that
- * was the last of this dispatch. */
-void
+ * was the last of this dispatch. Returns how long the handlers took, in
+ * µs (since the previous emission: one clock read per message). */
+gint64
 _mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
                           MpqChannel       *channel,
                           MpqMessage       *message)
 {
+  gint64 before = batch->last;
+
   _mpq_channel_emit_message_received (channel, message);
 
+  batch->last = g_get_monotonic_time ();
   batch->count++;
   batch->over = batch->count >= MPQ_DISPATCH_MAX ||
                 g_strcmp0 (mpq_message_get_request (message), MPQ_REQ_DIE) == 0 ||
-                g_get_monotonic_time () - batch->started >= MPQ_DISPATCH_US;
+                batch->last - batch->started >= MPQ_DISPATCH_US;
+  return batch->last - before;
 }
 
 void
@@ -152,18 +157,37 @@ _mpq_channel_emit_closed (MpqChannel *self)
 
 typedef enum { SENT, FAILED, NOT_OURS } SendResult;
 
-/* The library's own channels send without building an MpqMessage. */
+/* The library's own channels send without building an MpqMessage; other
+ * implementations, and requests that are not UTF-8 (the message's
+ * preconditions word that), go through one. @data_text is compact JSON
+ * that was checked, or NULL for @data. */
 static SendResult
-send_outgoing (MpqChannel         *self,
-               const MpqOutgoing  *outgoing,
-               GError            **error)
+send_outgoing (MpqChannel  *self,
+               const char  *request,
+               gint         sender_pid,
+               gint         recipient_pid,
+               JsonNode    *data,
+               const char  *data_text,
+               gsize        data_length,
+               GError     **error)
 {
+  MpqOutgoing outgoing = {
+    .request = request,
+    .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
+    .recipient_pid = recipient_pid,
+    .data = data,
+    .data_text = data_text,
+    .data_length = data_length,
+  };
   gboolean ok;
 
+  if (!g_utf8_validate (request, -1, NULL))
+    return NOT_OURS;
+
   if (MPQ_IS_PIPE (self))
-    ok = _mpq_pipe_send_outgoing (MPQ_PIPE (self), outgoing, error);
+    ok = _mpq_pipe_send_outgoing (MPQ_PIPE (self), &outgoing, error);
   else if (MPQ_IS_QUEUE (self))
-    ok = _mpq_queue_send_outgoing (MPQ_QUEUE (self), outgoing, error);
+    ok = _mpq_queue_send_outgoing (MPQ_QUEUE (self), &outgoing, error);
   else
     return NOT_OURS;
   return ok ? SENT : FAILED;
@@ -191,25 +215,16 @@ mpq_channel_send (MpqChannel  *self,
                   GError     **error)
 {
   g_autoptr(MpqMessage) message = NULL;
+  SendResult result;
 
   g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
   g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
   g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (g_utf8_validate (request, -1, NULL))
-    {
-      MpqOutgoing outgoing = {
-        .request = request,
-        .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
-        .recipient_pid = recipient_pid,
-        .data = data,
-      };
-      SendResult result = send_outgoing (self, &outgoing, error);
-
-      if (result != NOT_OURS)
-        return result == SENT;
-    }
+  result = send_outgoing (self, request, sender_pid, recipient_pid, data, NULL, 0, error);
+  if (result != NOT_OURS)
+    return result == SENT;
 
   message = mpq_message_new (request, sender_pid, recipient_pid, data);
   if (message == NULL)
@@ -246,6 +261,7 @@ mpq_channel_send_json (MpqChannel  *self,
 {
   g_autoptr(MpqMessage) message = NULL;
   gsize length;
+  SendResult result;
 
   g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
   g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
@@ -255,20 +271,13 @@ mpq_channel_send_json (MpqChannel  *self,
   /* Compact JSON goes out as it is; anything else (whitespace, errors
    * to word) through a message. */
   length = data_json != NULL ? strlen (data_json) : 0;
-  if (g_utf8_validate (request, -1, NULL) &&
-      (data_json == NULL ||
-       (g_utf8_validate_len (data_json, length, NULL) &&
-        _mpq_data_json_is_compact (data_json, length))))
+  if (data_json == NULL ||
+      (g_utf8_validate_len (data_json, length, NULL) &&
+       _mpq_data_json_is_compact (data_json, length)))
     {
-      MpqOutgoing outgoing = {
-        .request = request,
-        .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
-        .recipient_pid = recipient_pid,
-        .data_text = data_json != NULL && data_json[0] != 'n' ? data_json : NULL,
-        .data_length = length,
-      };
-      SendResult result = send_outgoing (self, &outgoing, error);
-
+      result = send_outgoing (self, request, sender_pid, recipient_pid, NULL,
+                              data_json != NULL && data_json[0] != 'n' ? data_json : NULL,
+                              length, error);
       if (result != NOT_OURS)
         return result == SENT;
     }

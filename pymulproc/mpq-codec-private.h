@@ -11,18 +11,6 @@ G_BEGIN_DECLS
 /* The wire codec: one message is one line of compact JSON, the array
  * [request, sender_pid, recipient_pid, data], without the trailing "\n". */
 
-/* A message line read in place: @data_text points into the line (NULL
- * for null data); @spaced tells that it holds whitespace. */
-typedef struct
-{
-  char       *request;       /* owned; NULL when only checked */
-  gint        sender_pid;
-  gint        recipient_pid;
-  const char *data_text;
-  gsize       data_length;
-  gboolean    spaced;
-} MpqParts;
-
 /* A message to send, without an MpqMessage: @data_text (compact JSON,
  * checked) if set, else @data (NULL for null). */
 typedef struct
@@ -48,14 +36,6 @@ gboolean    _mpq_codec_check  (const char  *line,
                                gsize        length,
                                gint        *recipient_pid,
                                GError     **error);
-gboolean    _mpq_codec_encode_parts (GString     *out,
-                                     const char  *request,
-                                     gint         sender_pid,
-                                     gint         recipient_pid,
-                                     JsonNode    *data,
-                                     const char  *data_text,
-                                     gsize        data_length,
-                                     GError     **error);
 gboolean    _mpq_codec_encode (MpqMessage  *message,
                                GString     *out,
                                GError     **error);

@@ -86,6 +86,18 @@ read_pid (MpqJsonReader  *reader,
   return TRUE;
 }
 
+/* A message line read in place: @data_text points into the line (NULL
+ * for null data); @spaced tells that it holds whitespace. */
+typedef struct
+{
+  char       *request;       /* owned; NULL when only checked */
+  gint        sender_pid;
+  gint        recipient_pid;
+  const char *data_text;
+  gsize       data_length;
+  gboolean    spaced;
+} MpqParts;
+
 /* Reads one message array where @reader stands and leaves it after the
  * closing bracket; the caller checks what follows. Depth is counted from
  * the array, as on a message line. With reader->build off, everything is
@@ -110,7 +122,7 @@ read_parts (MpqJsonReader  *reader,
   if (!reader->build)
     parts->request = NULL;
 
-  if (!_mpq_json_expect (reader, ',') )
+  if (!_mpq_json_expect (reader, ','))
     goto not_an_array;
   if (!read_pid (reader, FALSE, &parts->sender_pid, error))
     goto failed;
@@ -248,34 +260,27 @@ _mpq_codec_check (const char  *line,
   return ok;
 }
 
-/* Writes a message line from its parts: @data_text (compact JSON,
- * checked) if set, else @data (NULL for null). */
 gboolean
-_mpq_codec_encode_parts (GString     *out,
-                         const char  *request,
-                         gint         sender_pid,
-                         gint         recipient_pid,
-                         JsonNode    *data,
-                         const char  *data_text,
-                         gsize        data_length,
-                         GError     **error)
+_mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
+                            GString            *out,
+                            GError            **error)
 {
   g_string_append_c (out, '[');
-  _mpq_json_write_string (out, request);
+  _mpq_json_write_string (out, outgoing->request);
   g_string_append_c (out, ',');
-  _mpq_json_write_int (out, sender_pid);
+  _mpq_json_write_int (out, outgoing->sender_pid);
   g_string_append_c (out, ',');
-  if (recipient_pid > 0)
-    _mpq_json_write_int (out, recipient_pid);
+  if (outgoing->recipient_pid > 0)
+    _mpq_json_write_int (out, outgoing->recipient_pid);
   else
     g_string_append_len (out, "null", 4);
   g_string_append_c (out, ',');
 
-  if (data_text != NULL)
-    g_string_append_len (out, data_text, data_length);
-  else if (data == NULL)
+  if (outgoing->data_text != NULL)
+    g_string_append_len (out, outgoing->data_text, outgoing->data_length);
+  else if (outgoing->data == NULL)
     g_string_append_len (out, "null", 4);
-  else if (!_mpq_json_write (out, data, MPQ_MAX_DEPTH - 1, error))
+  else if (!_mpq_json_write (out, outgoing->data, MPQ_MAX_DEPTH - 1, error))
     return FALSE;
 
   g_string_append_c (out, ']');
@@ -283,26 +288,18 @@ _mpq_codec_encode_parts (GString     *out,
 }
 
 gboolean
-_mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
-                            GString            *out,
-                            GError            **error)
-{
-  return _mpq_codec_encode_parts (out, outgoing->request, outgoing->sender_pid,
-                                  outgoing->recipient_pid, outgoing->data,
-                                  outgoing->data_text, outgoing->data_length, error);
-}
-
-gboolean
 _mpq_codec_encode (MpqMessage  *message,
                    GString     *out,
                    GError     **error)
 {
-  gsize text_length;
-  const char *text = _mpq_message_peek_data_text (message, &text_length);
+  MpqOutgoing outgoing = {
+    .request = mpq_message_get_request (message),
+    .sender_pid = mpq_message_get_sender_pid (message),
+    .recipient_pid = mpq_message_get_recipient_pid (message),
+  };
 
-  return _mpq_codec_encode_parts (out, mpq_message_get_request (message),
-                                  mpq_message_get_sender_pid (message),
-                                  mpq_message_get_recipient_pid (message),
-                                  text == NULL ? mpq_message_get_data (message) : NULL,
-                                  text, text_length, error);
+  outgoing.data_text = _mpq_message_peek_data_text (message, &outgoing.data_length);
+  if (outgoing.data_text == NULL)
+    outgoing.data = mpq_message_get_data (message);
+  return _mpq_codec_encode_outgoing (&outgoing, out, error);
 }

@@ -559,6 +559,21 @@ wait_for_buffered (MpqPipe  *self,
   return TRUE;
 }
 
+/* After wait_for_buffered(): the next message, decoded, left first in
+ * line; or NULL, the stream ended by a line that is no message. */
+static MpqMessage *
+peek_decoded (MpqPipe  *self,
+              GError  **error)
+{
+  decode_raw (self);
+  if (self->inbox.length == 0)
+    {
+      take_end_of_stream (self, error);
+      return NULL;
+    }
+  return g_queue_peek_head (&self->inbox);
+}
+
 static MpqMessage *
 mpq_pipe_receive (MpqChannel        *channel,
                   gint               timeout_ms,
@@ -568,19 +583,14 @@ mpq_pipe_receive (MpqChannel        *channel,
 {
   MpqPipe *self = MPQ_PIPE (channel);
 
+  MpqMessage *head;
+
   self->json_mode = FALSE;
   if (!wait_for_buffered (self, timeout_ms, error))
     return NULL;
 
-  decode_raw (self);
-  if (self->inbox.length == 0)
-    {
-      /* The next line was no message. */
-      take_end_of_stream (self, error);
-      return NULL;
-    }
-
-  if (filter != NULL && !filter (g_queue_peek_head (&self->inbox), user_data))
+  head = peek_decoded (self, error);
+  if (head == NULL || (filter != NULL && !filter (head, user_data)))
     return NULL;
 
   return g_queue_pop_head (&self->inbox);
@@ -611,12 +621,8 @@ _mpq_pipe_receive_json (MpqPipe  *self,
       return text;
     }
 
-  decode_raw (self);
-  if (self->inbox.length == 0)
-    {
-      take_end_of_stream (self, error);
-      return NULL;
-    }
+  if (peek_decoded (self, error) == NULL)
+    return NULL;
   message = g_queue_pop_head (&self->inbox);
   return mpq_message_to_json (message, NULL);
 }

@@ -508,16 +508,15 @@ deliver (MpqQueueClient *client)
       while (client->started && client->pushed.length > 0 && !client->closed && !batch.over)
         {
           g_autoptr(MpqFrame) frame = g_queue_pop_head (&client->pushed);
-
-          gint64 started = g_get_monotonic_time ();
+          gint64 work_us;
 
           client->in_hand_tag = frame->tag;
-          _mpq_dispatch_batch_emit (&batch, channel, frame->message);
+          work_us = _mpq_dispatch_batch_emit (&batch, channel, frame->message);
           /* A stop in a handler answered for it already. The time the
            * handlers took tells the server how much to hand us ahead. */
           if (client->in_hand_tag != 0 && !client->closed)
             _mpq_frame_append2 (client->answers, "ack", "tag", client->in_hand_tag,
-                                "us", g_get_monotonic_time () - started);
+                                "us", work_us);
           client->in_hand_tag = 0;
         }
 

@@ -304,17 +304,15 @@ wake_cb (gpointer user_data)
     {
       MpqMessage *message = _mpq_queue_server_pop_local (self->server, &more);
       gint recipient;
-      gint64 started;
+      gint64 work_us;
 
       if (message == NULL)
         break;
       recipient = mpq_message_get_recipient_pid (message);
-      started = g_get_monotonic_time ();
-      _mpq_dispatch_batch_emit (&batch, MPQ_CHANNEL (self), message);
+      work_us = _mpq_dispatch_batch_emit (&batch, MPQ_CHANNEL (self), message);
       g_object_unref (message);
       if (self->server != NULL)
-        _mpq_queue_server_local_done (self->server, recipient,
-                                      g_get_monotonic_time () - started);
+        _mpq_queue_server_local_done (self->server, recipient, work_us);
       if (!more)
         break;
     }
