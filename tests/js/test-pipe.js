@@ -10,7 +10,7 @@
 import Gio from 'gi://Gio';
 import GLib from 'gi://GLib';
 import Mpq from 'gi://Mpq?version=1.0';
-import system from 'system';
+import {assert, assertEqual, assertRejects, runTests} from './tap.js';
 
 Gio._promisify(Mpq.Pipe.prototype, 'receive_async', 'receive_finish');
 Gio._promisify(Gio.Subprocess.prototype, 'wait_async', 'wait_finish');
@@ -36,29 +36,6 @@ const RESULTS = [49, 4, 144, 6, 1e12, 0];
 const children = [];  // every Gio.Subprocess spawned, killed on a time-out
 
 // Helpers ------------------------------------------------------------------
-
-function assert(condition, what) {
-    if (!condition)
-        throw new Error(`assertion failed: ${what}`);
-}
-
-function assertEqual(actual, expected, what) {
-    const a = JSON.stringify(actual), e = JSON.stringify(expected);
-
-    if (a !== e)
-        throw new Error(`${what}: got ${a}, expected ${e}`);
-}
-
-async function assertRejects(promise, domain, code, what) {
-    try {
-        await promise;
-    } catch (e) {
-        if (e instanceof GLib.Error && e.matches(domain, code))
-            return;
-        throw new Error(`${what}: failed with the wrong error: ${e}`);
-    }
-    throw new Error(`${what}: did not fail`);
-}
 
 function spawnChild(pipe) {
     const proc = pipe.spawn(childArgv);
@@ -241,39 +218,4 @@ const TESTS = [
     ['receive_json() returns the message as its JSON line', testReceiveJson],
 ];
 
-// Running ------------------------------------------------------------------
-
-const loop = new GLib.MainLoop(null, false);
-let failures = 0;
-
-GLib.timeout_add_seconds(GLib.PRIORITY_DEFAULT, TIMEOUT_SECONDS, () => {
-    print(`Bail out! timed out after ${TIMEOUT_SECONDS} s`);
-    for (const proc of children)
-        proc.force_exit();
-    system.exit(1);
-    return GLib.SOURCE_REMOVE;
-});
-
-async function main() {
-    print(`1..${TESTS.length}`);
-    for (const [i, [name, test]] of TESTS.entries()) {
-        try {
-            // eslint-disable-next-line no-await-in-loop
-            await test();
-            print(`ok ${i + 1} - ${name}`);
-        } catch (e) {
-            failures++;
-            print(`not ok ${i + 1} - ${name}`);
-            for (const line of `${e}\n${e.stack ?? ''}`.trim().split('\n'))
-                print(`# ${line}`);
-        }
-    }
-}
-
-main().catch(e => {
-    failures++;
-    print(`Bail out! ${e}`);
-}).finally(() => loop.quit());
-loop.run();
-
-system.exit(failures > 0 ? 1 : 0);
+runTests(TESTS, TIMEOUT_SECONDS, children);
