@@ -272,7 +272,7 @@ mpq_channel_send_json (MpqChannel  *self,
    * to word) through a message. */
   length = data_json != NULL ? strlen (data_json) : 0;
   if (data_json == NULL ||
-      (g_utf8_validate_len (data_json, length, NULL) &&
+      (_mpq_utf8_validate_len (data_json, length) &&
        _mpq_data_json_is_compact (data_json, length)))
     {
       result = send_outgoing (self, request, sender_pid, recipient_pid, NULL,

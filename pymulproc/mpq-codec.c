@@ -32,21 +32,16 @@ read_pid (MpqJsonReader  *reader,
   /* Fast path for the usual plain positive integer; anything else takes
    * the general reader, which words the errors. */
   _mpq_json_skip_ws (reader);
-  if (reader->p < reader->end && *reader->p >= '1' && *reader->p <= '9')
-    {
-      const char *p = reader->p;
-      gint64 fast = 0;
+  {
+    const char *start = reader->p;
 
-      while (p < reader->end && *p >= '0' && *p <= '9' && fast <= G_MAXINT)
-        fast = fast * 10 + (*p++ - '0');
-      if (p < reader->end && fast <= G_MAXINT &&
-          (*p == ',' || *p == ']' || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-        {
-          reader->p = p;
-          *pid = (gint) fast;
-          return TRUE;
-        }
-    }
+    if (_mpq_json_try_plain_int (reader, &value) && value > 0 && value <= G_MAXINT)
+      {
+        *pid = (gint) value;
+        return TRUE;
+      }
+    reader->p = start;
+  }
 
   /* The general reader builds, whatever the caller's mode: a pid is a
    * number, cheap to build, and its kind decides the error. */
@@ -197,7 +192,7 @@ check_line (const char  *line,
     }
 
   /* Once for the whole line; also refuses NUL bytes. */
-  if (!g_utf8_validate_len (line, length, NULL))
+  if (!_mpq_utf8_validate_len (line, length))
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
                            "Message line is not valid UTF-8");

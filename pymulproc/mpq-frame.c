@@ -37,19 +37,61 @@ frame_error (GError     **error,
   return FALSE;
 }
 
+/* Reads a string, a member name or an op, into @buf when it is shorter
+ * than @size bytes, else as "" (which names nothing). Names without
+ * escapes, all of ours, are copied from where they lie: no allocation per
+ * member on the path every ack takes. */
+static gboolean
+read_name (MpqJsonReader *reader,
+           char          *buf,
+           gsize          size)
+{
+  g_autofree char *escaped = NULL;
+  const char *start;
+  const char *q;
+  gsize length;
+
+  _mpq_json_skip_ws (reader);
+  if (reader->p >= reader->end || *reader->p != '"')
+    return frame_error (reader->error, "expected a string");
+
+  start = reader->p + 1;
+  for (q = start; q < reader->end && *q != '"' && *q != '\\' && (guchar) *q >= 0x20; q++)
+    ;
+
+  if (q < reader->end && *q == '"')
+    {
+      length = q - start;
+      reader->p = q + 1;
+    }
+  else
+    {
+      /* Escapes, or text the reader refuses: it says which. */
+      escaped = _mpq_json_read_string (reader);
+      if (escaped == NULL)
+        return FALSE;
+      start = escaped;
+      length = strlen (escaped);
+    }
+
+  if (length >= size)
+    length = 0;
+  memcpy (buf, start, length);
+  buf[length] = '\0';
+  return TRUE;
+}
+
 static gboolean
 read_op (MpqJsonReader *reader,
          MpqFrame      *frame,
          gboolean      *seen_op)
 {
-  g_autofree char *name = NULL;
+  char name[16];
 
   _mpq_json_skip_ws (reader);
   if (reader->p >= reader->end || *reader->p != '"')
     return frame_error (reader->error, "\"op\" is not a string");
-
-  name = _mpq_json_read_string (reader);
-  if (name == NULL)
+  if (!read_name (reader, name, sizeof name))
     return FALSE;
 
   for (guint i = 0; i < G_N_ELEMENTS (op_names); i++)
@@ -85,7 +127,30 @@ int_member (MpqFrame   *frame,
   return NULL;
 }
 
-/* Reads the value of @key into @frame; unknown members are read and
+/* The value of an integer member: the JSON reader checks it (grammar and
+ * 64-bit range) without building it, then its text is read here. */
+static gboolean
+span_int (const char *text,
+          gsize       length,
+          gint64     *value)
+{
+  gboolean negative = length > 0 && text[0] == '-';
+  guint64 magnitude = 0;
+
+  if (length == (gsize) negative)
+    return FALSE;
+  for (gsize i = negative; i < length; i++)
+    {
+      if (!g_ascii_isdigit (text[i]))
+        return FALSE;
+      magnitude = magnitude * 10 + (guint64) (text[i] - '0');
+    }
+
+  *value = negative ? (gint64) (0 - magnitude) : (gint64) magnitude;
+  return TRUE;
+}
+
+/* Reads the value of @key into @frame; unknown members are checked and
  * dropped, so frames can grow without breaking older peers. */
 static gboolean
 read_member (MpqJsonReader *reader,
@@ -93,7 +158,8 @@ read_member (MpqJsonReader *reader,
              const char    *key,
              gboolean      *seen_op)
 {
-  g_autoptr(JsonNode) node = NULL;
+  const char *start;
+  gsize length;
   gint64 *member;
 
   if (g_str_equal (key, "op"))
@@ -106,26 +172,30 @@ read_member (MpqJsonReader *reader,
       return frame->message != NULL;
     }
 
+  member = int_member (frame, key);
+  _mpq_json_skip_ws (reader);
+  if (member != NULL && _mpq_json_try_plain_int (reader, member))
+    return TRUE;
+
   reader->depth = 1;
-  node = _mpq_json_read_value (reader);
-  if (node == NULL)
+  start = reader->p;
+  if (!_mpq_json_skip_value (reader))
     return FALSE;
+  length = reader->p - start;
 
   if (g_str_equal (key, "value"))
     {
-      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+      if (length == 4 && memcmp (start, "true", 4) == 0)
+        frame->value = TRUE;
+      else if (length == 5 && memcmp (start, "false", 5) == 0)
+        frame->value = FALSE;
+      else
         return frame_error (reader->error, "\"value\" is not a boolean");
-      frame->value = json_node_get_boolean (node);
       return TRUE;
     }
 
-  member = int_member (frame, key);
-  if (member == NULL)
-    return TRUE;
-
-  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+  if (member != NULL && !span_int (start, length, member))
     return frame_error (reader->error, "a member is not an integer");
-  *member = json_node_get_int (node);
   return TRUE;
 }
 
@@ -142,13 +212,12 @@ read_frame (MpqJsonReader *reader,
     {
       do
         {
-          g_autofree char *key = NULL;
+          char key[16];
 
           _mpq_json_skip_ws (reader);
           if (reader->p >= reader->end || *reader->p != '"')
             return frame_error (reader->error, "expected a member name");
-          key = _mpq_json_read_string (reader);
-          if (key == NULL)
+          if (!read_name (reader, key, sizeof key))
             return FALSE;
           if (!_mpq_json_expect (reader, ':'))
             return frame_error (reader->error, "expected ':'");
@@ -184,7 +253,7 @@ _mpq_frame_parse (const char  *line,
   frame->timeout = -1;
   frame->us = -1;
 
-  if (!g_utf8_validate_len (line, length, NULL))
+  if (!_mpq_utf8_validate_len (line, length))
     return frame_error (error, "not valid UTF-8");
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);

@@ -37,6 +37,11 @@ JsonNode *_mpq_json_read_value   (MpqJsonReader *reader);
 gboolean  _mpq_json_skip_value   (MpqJsonReader *reader);
 char     *_mpq_json_read_string  (MpqJsonReader *reader);
 gboolean  _mpq_json_at_end       (MpqJsonReader *reader);
+gboolean  _mpq_json_try_plain_int (MpqJsonReader *reader,
+                                   gint64        *value);
+
+gboolean  _mpq_utf8_validate_len (const char    *text,
+                                  gsize          length);
 
 JsonNode *_mpq_json_parse        (const char    *text,
                                   gsize          length,

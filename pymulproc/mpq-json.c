@@ -82,6 +82,62 @@ _mpq_json_at_end (MpqJsonReader *reader)
   return reader->p == reader->end;
 }
 
+/* The integer where @reader stands, when it is plainly one: -?[0-9]+ of
+ * at most 18 digits without a leading zero, then a delimiter. Then @reader
+ * moves past it; otherwise it stays and the general reader decides (and
+ * words the error). Pids, tags and ids take this path. */
+gboolean
+_mpq_json_try_plain_int (MpqJsonReader *reader,
+                         gint64        *value)
+{
+  const char *p = reader->p;
+  const char *digits;
+  gboolean negative = FALSE;
+  gint64 magnitude = 0;
+
+  if (p < reader->end && *p == '-')
+    {
+      negative = TRUE;
+      p++;
+    }
+  digits = p;
+  while (p < reader->end && p - digits < 19 && *p >= '0' && *p <= '9')
+    magnitude = magnitude * 10 + (*p++ - '0');
+
+  if (p == digits || p - digits > 18 || (*digits == '0' && p - digits > 1) || p >= reader->end)
+    return FALSE;
+  if (*p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+    return FALSE;
+
+  reader->p = p;
+  *value = negative ? -magnitude : magnitude;
+  return TRUE;
+}
+
+/* g_utf8_validate_len () goes byte by byte; lines are nearly always
+ * ASCII, which is checked here eight bytes at a time first. NUL bytes
+ * are refused, as g_utf8_validate_len () refuses them. */
+gboolean
+_mpq_utf8_validate_len (const char *text,
+                        gsize       length)
+{
+  const guint64 high = G_GUINT64_CONSTANT (0x8080808080808080);
+  const guint64 ones = G_GUINT64_CONSTANT (0x0101010101010101);
+  gsize i = 0;
+
+  for (; i + 8 <= length; i += 8)
+    {
+      guint64 word;
+
+      memcpy (&word, text + i, 8);
+      /* A byte >= 0x80, or a zero byte (the classic has-zero test). */
+      if ((word & high) != 0 || ((word - ones) & ~word & high) != 0)
+        break;
+    }
+
+  return g_utf8_validate_len (text + i, length - i, NULL);
+}
+
 static gboolean
 read_literal (MpqJsonReader *reader,
               const char    *word)

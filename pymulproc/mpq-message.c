@@ -321,7 +321,7 @@ mpq_message_new_with_data_json (const char  *request,
     {
       length = strlen (data_json);
 
-      if (!g_utf8_validate_len (data_json, length, NULL))
+      if (!_mpq_utf8_validate_len (data_json, length))
         {
           g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Data is not valid UTF-8");
           return NULL;

@@ -27,3 +27,19 @@ mpq_test_fuzz_mutate (GRand   *rand,
         }
     }
 }
+
+GString *
+mpq_test_fuzz_case (GRand              *rand,
+                    const char * const *seeds,
+                    gsize               n_seeds,
+                    guint               i)
+{
+  GString *line;
+
+  if (i < n_seeds)
+    return g_string_new (seeds[i]);
+
+  line = g_string_new (seeds[g_rand_int_range (rand, 0, n_seeds)]);
+  mpq_test_fuzz_mutate (rand, line);
+  return line;
+}

@@ -10,5 +10,12 @@
 guint mpq_test_fuzz_iterations (void);
 
 /* One to three random edits of JSON-ish characters in @line. */
-void  mpq_test_fuzz_mutate     (GRand   *rand,
+void     mpq_test_fuzz_mutate  (GRand   *rand,
                                 GString *line);
+
+/* Case @i of a fuzz run: each seed as it is first, then a random seed
+ * mutated. */
+GString *mpq_test_fuzz_case    (GRand             *rand,
+                                const char * const *seeds,
+                                gsize              n_seeds,
+                                guint              i);

@@ -3,19 +3,27 @@
 /* The library's private wire codec, linked in from its objects: the queue's
  * thread only checks the lines children send (_mpq_codec_check) and the
  * parent decodes them later (_mpq_codec_decode), so both must give the
- * same verdict, the same error and the same recipient for every line. */
+ * same verdict, the same error and the same recipient for every line.
+ *
+ * The queue's control frames are read without building JSON nodes
+ * (_mpq_frame_parse); here they are also read the plain way, every member
+ * built into a JsonNode and looked at, and both must agree. */
 
 #include "config.h"
 
 #include <pymulproc/pymulproc.h>
 
+#include <string.h>
+
 #include "mpq-codec-private.h"
+#include "mpq-frame-private.h"
+#include "mpq-json-private.h"
 #include "mpq-test-fuzz.h"
 
 static void
 test_check_agrees_with_decode (void)
 {
-  static const char *seeds[] = {
+  static const char * const seeds[] = {
     "[\"DO\",1234,null,{\"value\":20,\"payload\":\"abcdefghijklmnop\"}]",
     "[\"FINISHED\",5,6,[1,-2.5e3,true,false,null,\"\\u00e9\\n\",{\"a\":[[{}]]}]]",
     "[ \"X\" , 7 , 8 , { \"k\" : [ 1 , 2 ] } ]",
@@ -27,15 +35,13 @@ test_check_agrees_with_decode (void)
 
   for (guint i = 0; i < iterations; i++)
     {
-      g_autoptr(GString) line = g_string_new (seeds[g_rand_int_range (rand, 0, G_N_ELEMENTS (seeds))]);
+      g_autoptr(GString) line = mpq_test_fuzz_case (rand, seeds, G_N_ELEMENTS (seeds), i);
       g_autoptr(GError) check_error = NULL;
       g_autoptr(GError) decode_error = NULL;
       g_autoptr(MpqMessage) message = NULL;
       gint recipient = -1;
       gboolean checked;
 
-      if (i > 0)
-        mpq_test_fuzz_mutate (rand, line);
       checked = _mpq_codec_check (line->str, line->len, &recipient, &check_error);
       message = _mpq_codec_decode (line->str, line->len, &decode_error);
 
@@ -58,6 +64,198 @@ test_check_agrees_with_decode (void)
   g_rand_free (rand);
 }
 
+/* What a frame means, read the plain way: the member names as strings,
+ * each value as a JsonNode, members in order. Errors say only "bad". */
+static gboolean
+reference_member (MpqJsonReader *reader,
+                  MpqFrame      *frame,
+                  const char    *key,
+                  gboolean      *seen_op)
+{
+  static const char * const ops[] = {
+    "hello", "msg", "none", "empty", "joined", "credit", "stopped", "get",
+    "want", "cancel", "start", "stop", "ack", "back", "undo", "join",
+  };
+  static const char * const ints[] = { "id", "tag", "timeout", "prefetch", "n", "pid", "credit", "us" };
+  gint64 *fields[] = { &frame->id, &frame->tag, &frame->timeout, &frame->prefetch,
+                       &frame->n, &frame->pid, &frame->credit, &frame->us };
+  g_autoptr(JsonNode) node = NULL;
+
+  if (g_str_equal (key, "msg"))
+    {
+      g_clear_object (&frame->message);
+      frame->message = _mpq_codec_read_message (reader, NULL);
+      return frame->message != NULL;
+    }
+
+  reader->depth = 1;
+  node = _mpq_json_read_value (reader);
+  if (node == NULL)
+    return FALSE;
+
+  if (g_str_equal (key, "op"))
+    {
+      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+        return FALSE;
+      for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
+        if (g_str_equal (json_node_get_string (node), ops[i]))
+          {
+            frame->op = i;
+            *seen_op = TRUE;
+            return TRUE;
+          }
+      return FALSE;
+    }
+
+  if (g_str_equal (key, "value"))
+    {
+      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+        return FALSE;
+      frame->value = json_node_get_boolean (node);
+      return TRUE;
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (ints); i++)
+    if (g_str_equal (key, ints[i]))
+      {
+        if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+          return FALSE;
+        *fields[i] = json_node_get_int (node);
+      }
+  return TRUE;
+}
+
+static gboolean
+reference_frame (const char *line,
+                 gsize       length,
+                 MpqFrame   *frame)
+{
+  MpqJsonReader reader;
+  gboolean seen_op = FALSE;
+  gboolean ok = FALSE;
+
+  memset (frame, 0, sizeof *frame);
+  frame->timeout = -1;
+  frame->us = -1;
+  if (!g_utf8_validate_len (line, length, NULL))
+    return FALSE;
+
+  _mpq_json_reader_init (&reader, line, length, 128, NULL);
+  if (!_mpq_json_expect (&reader, '{'))
+    goto out;
+  if (!_mpq_json_expect (&reader, '}'))
+    {
+      do
+        {
+          g_autofree char *key = NULL;
+
+          _mpq_json_skip_ws (&reader);
+          if (reader.p >= reader.end || *reader.p != '"')
+            goto out;
+          key = _mpq_json_read_string (&reader);
+          if (key == NULL || !_mpq_json_expect (&reader, ':')
+              || !reference_member (&reader, frame, key, &seen_op))
+            goto out;
+        }
+      while (_mpq_json_expect (&reader, ','));
+      if (!_mpq_json_expect (&reader, '}'))
+        goto out;
+    }
+  ok = _mpq_json_at_end (&reader) && seen_op;
+
+out:
+  _mpq_json_reader_clear (&reader);
+  if (!ok)
+    _mpq_frame_clear (frame);
+  return ok;
+}
+
+static void
+test_frame_agrees_with_reference (void)
+{
+  static const char * const seeds[] = {
+    "{\"op\":\"ack\",\"tag\":12,\"us\":3}",
+    "{\"op\":\"msg\",\"tag\":4294967295,\"id\":9,\"msg\":[\"DO\",1234,null,{\"value\":20}]}",
+    "{ \"op\" : \"joined\" , \"id\" : -9223372036854775808 , \"value\" : true }",
+    "{\"op\":\"empty\",\"id\":1,\"value\":false,\"extra\":[1,{\"a\":null}]}",
+    "{\"\\u006fp\":\"get\",\"id\":9223372036854775807,\"timeout\":-1}",
+    "{\"op\":\"start\",\"prefetch\":8,\"longer-than-fifteen-bytes\":1}",
+    "{\"op\":\"hello\",\"pid\":77,\"n\":0,\"credit\":5}",
+    "{\"op\":\"ack\",\"tag\":999999999999999999,\"us\":-0}",
+    "{\"op\":\"ack\",\"tag\":1000000000000000000,\"us\":-12}",
+  };
+  GRand *rand = g_rand_new_with_seed (7);
+  guint iterations = mpq_test_fuzz_iterations ();
+  guint accepted = 0;
+
+  for (guint i = 0; i < iterations; i++)
+    {
+      g_autoptr(GString) line = mpq_test_fuzz_case (rand, seeds, G_N_ELEMENTS (seeds), i);
+      g_autoptr(GError) error = NULL;
+      MpqFrame frame, expected;
+      gboolean ok, expected_ok;
+
+      ok = _mpq_frame_parse (line->str, line->len, &frame, &error);
+      expected_ok = reference_frame (line->str, line->len, &expected);
+      g_assert_cmpint (ok, ==, expected_ok);
+
+      if (!ok)
+        {
+          g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+          continue;
+        }
+
+      g_assert_no_error (error);
+      g_assert_cmpint (frame.op, ==, expected.op);
+      g_assert_cmpint (frame.id, ==, expected.id);
+      g_assert_cmpint (frame.tag, ==, expected.tag);
+      g_assert_cmpint (frame.timeout, ==, expected.timeout);
+      g_assert_cmpint (frame.prefetch, ==, expected.prefetch);
+      g_assert_cmpint (frame.n, ==, expected.n);
+      g_assert_cmpint (frame.pid, ==, expected.pid);
+      g_assert_cmpint (frame.credit, ==, expected.credit);
+      g_assert_cmpint (frame.us, ==, expected.us);
+      g_assert_cmpint (frame.value, ==, expected.value);
+      g_assert_cmpint (frame.message != NULL, ==, expected.message != NULL);
+      if (frame.message != NULL)
+        {
+          g_autofree char *got = mpq_message_to_json (frame.message, NULL);
+          g_autofree char *want = mpq_message_to_json (expected.message, NULL);
+
+          g_assert_cmpstr (got, ==, want);
+        }
+      _mpq_frame_clear (&frame);
+      _mpq_frame_clear (&expected);
+      accepted++;
+    }
+
+  g_assert_cmpuint (accepted, >, iterations / 20);
+  g_rand_free (rand);
+}
+
+/* Lines are checked as UTF-8 a word at a time, then byte by byte from the
+ * first word with a byte >= 0x80 or a NUL: the same verdict as GLib's. */
+static void
+test_utf8_agrees_with_glib (void)
+{
+  static const guchar odd[] = { 0x00, 0x80, 0xbf, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0xff, 0xed, 0xa0 };
+  GRand *rand = g_rand_new_with_seed (3);
+  guint iterations = mpq_test_fuzz_iterations () * 4;
+
+  for (guint i = 0; i < iterations; i++)
+    {
+      gsize length = g_rand_int_range (rand, 0, 40);
+      g_autofree char *text = g_malloc (length + 1);
+
+      for (gsize j = 0; j < length; j++)
+        text[j] = g_rand_int_range (rand, 0, 30) == 0 ? (char) odd[g_rand_int_range (rand, 0, G_N_ELEMENTS (odd))]
+                                                      : (char) g_rand_int_range (rand, 1, 0x80);
+      text[length] = '\0';
+      g_assert_cmpint (_mpq_utf8_validate_len (text, length), ==, g_utf8_validate_len (text, length, NULL));
+    }
+  g_rand_free (rand);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -65,6 +263,8 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/Mpq/Codec/check-agrees-with-decode", test_check_agrees_with_decode);
+  g_test_add_func ("/Mpq/Codec/frame-agrees-with-reference", test_frame_agrees_with_reference);
+  g_test_add_func ("/Mpq/Codec/utf8-agrees-with-glib", test_utf8_agrees_with_glib);
 
   return g_test_run ();
 }

@@ -384,7 +384,7 @@ test_unsendable_data (void)
 static void
 test_fuzz_mutations (void)
 {
-  static const char *seeds[] = {
+  static const char * const seeds[] = {
     "[\"DO\",1234,null,{\"value\":20,\"payload\":\"abcdefghijklmnop\"}]",
     "[\"FINISHED\",5,6,[1,-2.5e3,true,false,null,\"\\u00e9\\n\",{\"a\":[[{}]]}]]",
   };
@@ -424,7 +424,7 @@ test_fuzz_mutations (void)
 static void
 test_fuzz_checked_equals_built (void)
 {
-  static const char *seeds[] = {
+  static const char * const seeds[] = {
     "{\"value\":20,\"payload\":\"abcdefghijklmnop\"}",
     "[1,-2.5e3,true,false,null,\"\\u00e9\\n\\ud83d\\ude00\",{\"a\":[[{}]]},18446744073709551615]",
     "-9223372036854775808",
@@ -436,14 +436,13 @@ test_fuzz_checked_equals_built (void)
 
   for (guint i = 0; i < iterations; i++)
     {
-      g_autoptr(GString) text = g_string_new (seeds[g_rand_int_range (rand, 0, G_N_ELEMENTS (seeds))]);
+      g_autoptr(GString) text = mpq_test_fuzz_case (rand, seeds, G_N_ELEMENTS (seeds), i);
       g_autofree char *spaced = NULL;
       g_autoptr(GError) checked_error = NULL;
       g_autoptr(GError) built_error = NULL;
       g_autoptr(MpqMessage) checked = NULL;
       g_autoptr(MpqMessage) built = NULL;
 
-      mpq_test_fuzz_mutate (rand, text);
       spaced = g_strconcat (" ", text->str, NULL);
       checked = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, text->str, &checked_error);
       built = mpq_message_new_with_data_json (MPQ_REQ_DO, 1, 0, spaced, &built_error);
