@@ -4,11 +4,13 @@
  *
  * W1, W2, W5 run over an MpqPipe (this file); W3 and W4 over an MpqQueue
  * (bench-mpq-queue.c). Every message a process receives is an MpqMessage
- * whose data, a JsonNode, is read for "value" and "payload". */
+ * whose data, a JsonNode, is read for "value" and "payload". W1
+ * --variant=decode decodes lines from memory only: no child, no socket. */
 
 #include "bench-mpq.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct
 {
@@ -185,6 +187,37 @@ echo_all (PipeRun *run)
   bench_echo_print (&run->echo, "mpq");
 }
 
+/* W1 --variant=decode: no child, no socket. Every line is in memory
+ * already, and each is decoded the way a receiver must (an MpqMessage with
+ * its data as a JsonNode, read through the public API): a bound on what
+ * any transport could give a single receiving thread. */
+static void
+decode_all (BenchArgs *args)
+{
+  g_autoptr(GString) lines = g_string_new (NULL);
+  BenchCheck check;
+  const char *p;
+  gint64 i;
+
+  for (i = 0; i < args->count; i++)
+    bench_format_line (lines, MPQ_REQ_DO, getpid (), i);
+
+  bench_check_init (&check, args->count);
+  for (p = lines->str; !bench_check_done (&check);)
+    {
+      const char *nl = strchr (p, '\n');
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = mpq_message_new_from_json (p, nl - p, &error);
+
+      if (message == NULL)
+        bench_fail ("mpq_message_new_from_json: %s", error->message);
+      bench_receive (&check, args, bench_mpq_value (message, MPQ_REQ_DO));
+      p = nl + 1;
+    }
+
+  bench_finish_throughput (args, "mpq", &check, NULL);
+}
+
 static void
 pipe_parent (BenchArgs *args)
 {
@@ -300,6 +333,8 @@ run_mpq (BenchArgs *args,
 
   if (args->child)
     pipe_child (args);
+  else if (args->workload == BENCH_W1 && g_str_equal (args->variant, "decode"))
+    decode_all (args);
   else
     pipe_parent (args);
 
