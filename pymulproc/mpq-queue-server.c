@@ -49,6 +49,11 @@ typedef struct
 
 #define ADDRESSED_WINDOW 1024
 
+/* The parent asks the thread for more once it holds no more than this:
+ * asking after every message it handles would wake the thread for every
+ * message while a backlog drains. */
+#define LOCAL_REFILL_AT (ADDRESSED_WINDOW / 4)
+
 /* Messages waiting for one recipient pid; or, for anyone, put by one
  * origin (a process is never handed work for anyone that it put itself). */
 typedef struct
@@ -1810,8 +1815,10 @@ _mpq_queue_server_local_done (MpqQueueServer *server,
   g_assert (server->unfinished > 0);
   if (--server->unfinished == 0)
     joined_locked (server);
-  /* Room for one more: worth waking the thread only if one is there. */
-  if (pick_locked (server, server->pid, 0, &server->local) != NULL)
+  /* Room for one more: worth waking the thread only if one is there, and
+   * only once what the parent holds runs low. */
+  if (server->local_inbox.length <= LOCAL_REFILL_AT &&
+      pick_locked (server, server->pid, 0, &server->local) != NULL)
     kick_locked (server);
   unlock_and_complete (server);
 }

@@ -1110,6 +1110,45 @@ collect_closed (MpqChannel *channel,
   collect->closed++;
 }
 
+/* Collects what @queue's dispatch hands over, @expected messages. */
+static void
+collect_init (Collect  *collect,
+              MpqQueue *queue,
+              guint     expected)
+{
+  collect->loop = g_main_loop_new (NULL, FALSE);
+  collect->all = g_ptr_array_new_with_free_func (g_object_unref);
+  collect->next = g_hash_table_new (NULL, NULL);
+  collect->expected = expected;
+  g_signal_connect (queue, "message-received", G_CALLBACK (collect_all), collect);
+  g_signal_connect (queue, "message-received::" MPQ_REQ_DO, G_CALLBACK (collect_do), collect);
+  g_signal_connect (queue, "closed", G_CALLBACK (collect_closed), collect);
+}
+
+/* Dispatches until every expected message came: all of them DOs, each
+ * sender's in order. */
+static void
+collect_run (Collect  *collect,
+             MpqQueue *queue)
+{
+  mpq_channel_start (MPQ_CHANNEL (queue));
+  g_main_loop_run (collect->loop);
+  mpq_channel_stop (MPQ_CHANNEL (queue));
+
+  g_assert_cmpuint (collect->all->len, ==, collect->expected);
+  g_assert_cmpuint (collect->dos, ==, collect->expected);
+  for (guint i = 0; i < collect->all->len; i++)
+    check_fifo (collect->next, collect->all->pdata[i]);
+}
+
+static void
+collect_clear (Collect *collect)
+{
+  g_main_loop_unref (collect->loop);
+  g_ptr_array_unref (collect->all);
+  g_hash_table_unref (collect->next);
+}
+
 /* The parent receives through dispatch in its main loop: only messages
  * for it or for nobody are emitted, FIFO per producer; a message for
  * another pid stays in the queue. */
@@ -1122,27 +1161,13 @@ test_dispatch_parent (void)
   const guint n = 200;
   Collect collect = { 0, };
 
-  collect.loop = g_main_loop_new (NULL, FALSE);
-  collect.all = g_ptr_array_new_with_free_func (g_object_unref);
-  collect.next = g_hash_table_new (NULL, NULL);
-  collect.expected = n * G_N_ELEMENTS (children);
-  g_signal_connect (queue, "message-received", G_CALLBACK (collect_all), &collect);
-  g_signal_connect (queue, "message-received::" MPQ_REQ_DO, G_CALLBACK (collect_do), &collect);
-  g_signal_connect (queue, "closed", G_CALLBACK (collect_closed), &collect);
+  collect_init (&collect, queue, n * G_N_ELEMENTS (children));
 
   send_value (queue, MPQ_REQ_DO, NOBODYS_PID, -1);
-  mpq_channel_start (MPQ_CHANNEL (queue));
   children[0] = spawn_child_full (queue, G_SUBPROCESS_FLAGS_NONE, "send", "200", "parent");
   children[1] = spawn_child_full (queue, G_SUBPROCESS_FLAGS_NONE, "send", "200", "parent");
   children[2] = spawn_child_full (queue, G_SUBPROCESS_FLAGS_NONE, "send", "200", NULL);
-
-  g_main_loop_run (collect.loop);
-  mpq_channel_stop (MPQ_CHANNEL (queue));
-
-  g_assert_cmpuint (collect.all->len, ==, collect.expected);
-  g_assert_cmpuint (collect.dos, ==, collect.expected);
-  for (guint i = 0; i < collect.all->len; i++)
-    check_fifo (collect.next, collect.all->pdata[i]);
+  collect_run (&collect, queue);
   for (guint i = 0; i < G_N_ELEMENTS (children); i++)
     {
       wait_child (children[i]);
@@ -1157,9 +1182,33 @@ test_dispatch_parent (void)
   assert_drained (queue);
   g_assert_cmpuint (collect.closed, ==, 0);
 
-  g_main_loop_unref (collect.loop);
-  g_ptr_array_unref (collect.all);
-  g_hash_table_unref (collect.next);
+  collect_clear (&collect);
+}
+
+/* A backlog of messages for the parent, larger than what the queue's
+ * thread hands the parent's dispatch at a time: the parent asks for more
+ * only as what it holds runs low, and everything still comes, in order. */
+static void
+test_dispatch_parent_backlog (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  GSubprocess *children[2];
+  Collect collect = { 0, };
+
+  collect_init (&collect, queue, 2 * 1500);
+
+  for (guint i = 0; i < G_N_ELEMENTS (children); i++)
+    children[i] = spawn_child_full (queue, G_SUBPROCESS_FLAGS_NONE, "send", "1500", "parent");
+  for (guint i = 0; i < G_N_ELEMENTS (children); i++)
+    {
+      wait_child (children[i]);
+      g_object_unref (children[i]);
+    }
+
+  collect_run (&collect, queue);
+  assert_drained (queue);
+
+  collect_clear (&collect);
 }
 
 /* Spawns @n dispatch workers (mode @mode, argument @arg) and waits for
@@ -2054,6 +2103,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/full-duplex-targeted", test_full_duplex_targeted);
   g_test_add_func ("/Mpq/Queue/blocking-receive-in-child", test_blocking_receive_in_child);
   g_test_add_func ("/Mpq/Queue/dispatch/parent", test_dispatch_parent);
+  g_test_add_func ("/Mpq/Queue/dispatch/parent-backlog", test_dispatch_parent_backlog);
   g_test_add_func ("/Mpq/Queue/dispatch/routing", test_dispatch_routing);
   g_test_add_func ("/Mpq/Queue/dispatch/fairness", test_dispatch_fairness);
   g_test_add_func ("/Mpq/Queue/dispatch/prefetch", test_dispatch_prefetch);
