@@ -468,7 +468,7 @@ send_line (MpqPipe  *self,
   g_string_append_c (self->line, '\n');
 
   return _mpq_writer_send (self->writer, self->line->str, self->line->len,
-                           _mpq_deadline_from_timeout (self->send_timeout), error);
+                           self->send_timeout, error);
 }
 
 static gboolean
@@ -505,7 +505,7 @@ mpq_pipe_flush (MpqChannel  *channel,
       set_closed_error (error);
       return FALSE;
     }
-  return _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (timeout_ms), error);
+  return _mpq_writer_flush (self->writer, timeout_ms, error);
 }
 
 /* receive --------------------------------------------------------------- */
@@ -548,7 +548,7 @@ wait_for_buffered (MpqPipe  *self,
 
           /* What we sent goes out before we wait for the answer. */
           if (deadline != 0)
-            _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (self->send_timeout), NULL);
+            _mpq_writer_flush (self->writer, self->send_timeout, NULL);
           if (deadline == 0 || !_mpq_wait_fd (self->fd, POLLIN, deadline))
             return FALSE;
           waited = TRUE;
@@ -735,7 +735,7 @@ mpq_pipe_close (MpqChannel *channel)
   /* What was sent goes out before hanging up. */
   if (self->writer != NULL)
     {
-      _mpq_writer_flush (self->writer, _mpq_deadline_from_timeout (self->send_timeout), NULL);
+      _mpq_writer_flush (self->writer, self->send_timeout, NULL);
       g_clear_pointer (&self->writer, _mpq_writer_free);
     }
 

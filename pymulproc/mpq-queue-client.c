@@ -1029,5 +1029,5 @@ _mpq_queue_client_flush (MpqQueueClient  *client,
     }
   if (!flush_answers (client, error))
     return FALSE;
-  return _mpq_writer_flush (client->writer, _mpq_deadline_from_timeout (timeout_ms), error);
+  return _mpq_writer_flush (client->writer, timeout_ms, error);
 }

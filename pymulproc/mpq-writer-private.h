@@ -22,10 +22,10 @@ void       _mpq_writer_free  (MpqWriter   *writer);
 gboolean   _mpq_writer_send  (MpqWriter   *writer,
                               const char  *data,
                               gsize        length,
-                              gint64       deadline,
+                              gint         timeout_ms,
                               GError     **error);
 gboolean   _mpq_writer_flush (MpqWriter   *writer,
-                              gint64       deadline,
+                              gint         timeout_ms,
                               GError     **error);
 void       _mpq_writer_expect_reply (MpqWriter *writer);
 MpqWriter *_mpq_writer_hold  (MpqWriter   *writer);

@@ -304,7 +304,7 @@ flush_all_at_exit (void)
     {
       MpqWriter *writer = g_ptr_array_index (writers, i);
 
-      _mpq_writer_flush (writer, _mpq_deadline_from_timeout (5000), NULL);
+      _mpq_writer_flush (writer, 5000, NULL);
       writer_unref (writer);
     }
 }
@@ -381,18 +381,23 @@ report_error_locked (MpqWriter  *writer,
   return TRUE;
 }
 
-/* Writes everything out in this thread, waiting for room until @deadline. */
+/* Writes everything out in this thread, waiting for room at most
+ * @timeout_ms (-1: no limit). The clock is read only if it must wait. */
 static gboolean
 drain_locked (MpqWriter  *writer,
-              gint64      deadline,
+              gint        timeout_ms,
               GError    **error)
 {
+  gint64 deadline = G_MININT64;
+
   while (!write_out_locked (writer))
     {
       gboolean room;
 
-      if (deadline == 0)
+      if (timeout_ms == 0)
         break;
+      if (deadline == G_MININT64)
+        deadline = _mpq_deadline_from_timeout (timeout_ms);
       g_mutex_unlock (&writer->lock);
       room = _mpq_wait_fd (writer->fd, POLLOUT, deadline);
       g_mutex_lock (&writer->lock);
@@ -414,7 +419,7 @@ gboolean
 _mpq_writer_send (MpqWriter   *writer,
                   const char  *data,
                   gsize        length,
-                  gint64       deadline,
+                  gint         timeout_ms,
                   GError     **error)
 {
   gint64 now = g_get_monotonic_time ();
@@ -434,7 +439,7 @@ _mpq_writer_send (MpqWriter   *writer,
       GError *local_error = NULL;
 
       /* Full: room for this one, or it is not sent at all. */
-      if (!drain_locked (writer, deadline, &local_error))
+      if (!drain_locked (writer, timeout_ms, &local_error))
         {
           if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT))
             g_prefix_error_literal (&local_error, "Nothing was sent: ");
@@ -479,7 +484,7 @@ _mpq_writer_expect_reply (MpqWriter *writer)
 
 gboolean
 _mpq_writer_flush (MpqWriter  *writer,
-                   gint64      deadline,
+                   gint        timeout_ms,
                    GError    **error)
 {
   gboolean ok;
@@ -488,7 +493,7 @@ _mpq_writer_flush (MpqWriter  *writer,
   /* The caller is about to wait for an answer: what it sends next is a
    * reply, not part of a stream, and goes out at once. */
   writer->last_send = 0;
-  ok = drain_locked (writer, deadline, error);
+  ok = drain_locked (writer, timeout_ms, error);
   g_mutex_unlock (&writer->lock);
   return ok;
 }
