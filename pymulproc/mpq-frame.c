@@ -127,29 +127,6 @@ int_member (MpqFrame   *frame,
   return NULL;
 }
 
-/* The value of an integer member: the JSON reader checks it (grammar and
- * 64-bit range) without building it, then its text is read here. */
-static gboolean
-span_int (const char *text,
-          gsize       length,
-          gint64     *value)
-{
-  gboolean negative = length > 0 && text[0] == '-';
-  guint64 magnitude = 0;
-
-  if (length == (gsize) negative)
-    return FALSE;
-  for (gsize i = negative; i < length; i++)
-    {
-      if (!g_ascii_isdigit (text[i]))
-        return FALSE;
-      magnitude = magnitude * 10 + (guint64) (text[i] - '0');
-    }
-
-  *value = negative ? (gint64) (0 - magnitude) : (gint64) magnitude;
-  return TRUE;
-}
-
 /* Reads the value of @key into @frame; unknown members are checked and
  * dropped, so frames can grow without breaking older peers. */
 static gboolean
@@ -158,8 +135,8 @@ read_member (MpqJsonReader *reader,
              const char    *key,
              gboolean      *seen_op)
 {
-  const char *start;
-  gsize length;
+  g_autoptr(JsonNode) node = NULL;
+  gboolean is_value;
   gint64 *member;
 
   if (g_str_equal (key, "op"))
@@ -172,30 +149,33 @@ read_member (MpqJsonReader *reader,
       return frame->message != NULL;
     }
 
+  /* The usual case, a plain integer, is read in place. */
   member = int_member (frame, key);
   _mpq_json_skip_ws (reader);
   if (member != NULL && _mpq_json_try_plain_int (reader, member))
     return TRUE;
 
   reader->depth = 1;
-  start = reader->p;
-  if (!_mpq_json_skip_value (reader))
-    return FALSE;
-  length = reader->p - start;
+  is_value = g_str_equal (key, "value");
+  if (member == NULL && !is_value)
+    return _mpq_json_skip_value (reader);
 
-  if (g_str_equal (key, "value"))
+  /* Anything else is built, and its kind decides. */
+  node = _mpq_json_read_value (reader);
+  if (node == NULL)
+    return FALSE;
+
+  if (is_value)
     {
-      if (length == 4 && memcmp (start, "true", 4) == 0)
-        frame->value = TRUE;
-      else if (length == 5 && memcmp (start, "false", 5) == 0)
-        frame->value = FALSE;
-      else
+      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
         return frame_error (reader->error, "\"value\" is not a boolean");
+      frame->value = json_node_get_boolean (node);
       return TRUE;
     }
 
-  if (member != NULL && !span_int (start, length, member))
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
     return frame_error (reader->error, "a member is not an integer");
+  *member = json_node_get_int (node);
   return TRUE;
 }
 
