@@ -32,6 +32,8 @@ typedef enum
   MPQ_FRAME_BACK,
   MPQ_FRAME_UNDO,
   MPQ_FRAME_JOIN,
+  /* server → child, added later (the order is not on the wire) */
+  MPQ_FRAME_LIMITS,
 } MpqFrameOp;
 
 typedef struct
@@ -45,6 +47,7 @@ typedef struct
   gint64      pid;
   gint64      credit;
   gint64      us;        /* ack: how long the handlers took; -1 when absent */
+  gint64      max;       /* hello, limits: the queue's max-message-size; 0 when absent */
   gboolean    value;
   MpqMessage *message;   /* "msg", owned, or NULL */
 } MpqFrame;
@@ -57,16 +60,33 @@ void      _mpq_frame_clear   (MpqFrame    *frame);
 MpqFrame *_mpq_frame_copy    (const MpqFrame *frame);
 void      _mpq_frame_free    (MpqFrame    *frame);
 
+/* Writers. Each op carries these members, in this order (mpq-frame.c's table):
+ *   hello: pid, credit, max      limits: max         credit: n
+ *   none, stopped, want, cancel, stop: id            empty, joined: id, value
+ *   get, join: id, timeout       start: prefetch     ack: tag, us    back, undo: tag
+ * _mpq_frame_write (out, op, v1, …) appends the line of @op with its first
+ * members set to v1, …; a frame without members (a child's "credit") is
+ * _mpq_frame_writev (out, op, NULL, 0). The values are converted to gint64
+ * by the array they are put in, not passed through varargs. */
+#define _mpq_frame_write(out, op, ...) \
+  _mpq_frame_writev ((out), (op), (const gint64[]) { __VA_ARGS__ }, \
+                     sizeof ((const gint64[]) { __VA_ARGS__ }) / sizeof (gint64))
+
+void      _mpq_frame_writev     (GString      *out,
+                                 MpqFrameOp    op,
+                                 const gint64 *values,
+                                 guint         n_values);
+void      _mpq_frame_write_msg  (GString      *out,
+                                 guint32       tag,
+                                 gint64        id,
+                                 const char   *line,
+                                 gsize         length);
+
+/* Deprecated: for mpq-queue-server.c until converted to the writers above. */
 void      _mpq_frame_append  (GString     *out,
                               const char  *op,
                               const char  *key,
                               gint64       value);
-void      _mpq_frame_append2 (GString     *out,
-                              const char  *op,
-                              const char  *key1,
-                              gint64       value1,
-                              const char  *key2,
-                              gint64       value2);
 void      _mpq_frame_append_answer (GString *out,
                                     const char *op,
                                     gint64   id,

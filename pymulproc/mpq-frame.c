@@ -9,23 +9,55 @@
 #include "mpq-json-private.h"
 #include "mpq-protocol.h"
 
-static const char * const op_names[] = {
-  [MPQ_FRAME_HELLO] = "hello",
-  [MPQ_FRAME_MSG] = "msg",
-  [MPQ_FRAME_NONE] = "none",
-  [MPQ_FRAME_EMPTY] = "empty",
-  [MPQ_FRAME_JOINED] = "joined",
-  [MPQ_FRAME_CREDIT] = "credit",
-  [MPQ_FRAME_STOPPED] = "stopped",
-  [MPQ_FRAME_GET] = "get",
-  [MPQ_FRAME_WANT] = "want",
-  [MPQ_FRAME_CANCEL] = "cancel",
-  [MPQ_FRAME_START] = "start",
-  [MPQ_FRAME_STOP] = "stop",
-  [MPQ_FRAME_ACK] = "ack",
-  [MPQ_FRAME_BACK] = "back",
-  [MPQ_FRAME_UNDO] = "undo",
-  [MPQ_FRAME_JOIN] = "join",
+/* The frame table: every op's name and the members it carries, in the
+ * order its writer takes them. The parser and the writers both use it, so
+ * no op or member name is spelled anywhere else. */
+typedef enum
+{
+  MEMBER_END,
+  MEMBER_ID,
+  MEMBER_TAG,
+  MEMBER_TIMEOUT,
+  MEMBER_PREFETCH,
+  MEMBER_N,
+  MEMBER_PID,
+  MEMBER_CREDIT,
+  MEMBER_US,
+  MEMBER_MAX,
+  MEMBER_VALUE,    /* the one boolean; every other member is an integer */
+} Member;
+
+static const struct { const char *name; gsize offset; } members[] = {
+  [MEMBER_ID] = { "id", G_STRUCT_OFFSET (MpqFrame, id) },
+  [MEMBER_TAG] = { "tag", G_STRUCT_OFFSET (MpqFrame, tag) },
+  [MEMBER_TIMEOUT] = { "timeout", G_STRUCT_OFFSET (MpqFrame, timeout) },
+  [MEMBER_PREFETCH] = { "prefetch", G_STRUCT_OFFSET (MpqFrame, prefetch) },
+  [MEMBER_N] = { "n", G_STRUCT_OFFSET (MpqFrame, n) },
+  [MEMBER_PID] = { "pid", G_STRUCT_OFFSET (MpqFrame, pid) },
+  [MEMBER_CREDIT] = { "credit", G_STRUCT_OFFSET (MpqFrame, credit) },
+  [MEMBER_US] = { "us", G_STRUCT_OFFSET (MpqFrame, us) },
+  [MEMBER_MAX] = { "max", G_STRUCT_OFFSET (MpqFrame, max) },
+  [MEMBER_VALUE] = { "value", G_STRUCT_OFFSET (MpqFrame, value) },
+};
+
+static const struct { const char *name; Member members[3]; } ops[] = {
+  [MPQ_FRAME_HELLO] = { "hello", { MEMBER_PID, MEMBER_CREDIT, MEMBER_MAX } },
+  [MPQ_FRAME_MSG] = { "msg", { MEMBER_END } },   /* _mpq_frame_write_msg () */
+  [MPQ_FRAME_NONE] = { "none", { MEMBER_ID } },
+  [MPQ_FRAME_EMPTY] = { "empty", { MEMBER_ID, MEMBER_VALUE } },
+  [MPQ_FRAME_JOINED] = { "joined", { MEMBER_ID, MEMBER_VALUE } },
+  [MPQ_FRAME_CREDIT] = { "credit", { MEMBER_N } },
+  [MPQ_FRAME_STOPPED] = { "stopped", { MEMBER_ID } },
+  [MPQ_FRAME_GET] = { "get", { MEMBER_ID, MEMBER_TIMEOUT } },
+  [MPQ_FRAME_WANT] = { "want", { MEMBER_ID } },
+  [MPQ_FRAME_CANCEL] = { "cancel", { MEMBER_ID } },
+  [MPQ_FRAME_START] = { "start", { MEMBER_PREFETCH } },
+  [MPQ_FRAME_STOP] = { "stop", { MEMBER_ID } },
+  [MPQ_FRAME_ACK] = { "ack", { MEMBER_TAG, MEMBER_US } },
+  [MPQ_FRAME_BACK] = { "back", { MEMBER_TAG } },
+  [MPQ_FRAME_UNDO] = { "undo", { MEMBER_TAG } },
+  [MPQ_FRAME_JOIN] = { "join", { MEMBER_ID, MEMBER_TIMEOUT } },
+  [MPQ_FRAME_LIMITS] = { "limits", { MEMBER_MAX } },
 };
 
 static gboolean
@@ -94,8 +126,8 @@ read_op (MpqJsonReader *reader,
   if (!read_name (reader, name, sizeof name))
     return FALSE;
 
-  for (guint i = 0; i < G_N_ELEMENTS (op_names); i++)
-    if (g_str_equal (name, op_names[i]))
+  for (guint i = 0; i < G_N_ELEMENTS (ops); i++)
+    if (g_str_equal (name, ops[i].name))
       {
         frame->op = i;
         *seen_op = TRUE;
@@ -109,19 +141,8 @@ static gint64 *
 int_member (MpqFrame   *frame,
             const char *key)
 {
-  static const struct { const char *key; gsize offset; } members[] = {
-    { "id", G_STRUCT_OFFSET (MpqFrame, id) },
-    { "tag", G_STRUCT_OFFSET (MpqFrame, tag) },
-    { "timeout", G_STRUCT_OFFSET (MpqFrame, timeout) },
-    { "prefetch", G_STRUCT_OFFSET (MpqFrame, prefetch) },
-    { "n", G_STRUCT_OFFSET (MpqFrame, n) },
-    { "pid", G_STRUCT_OFFSET (MpqFrame, pid) },
-    { "credit", G_STRUCT_OFFSET (MpqFrame, credit) },
-    { "us", G_STRUCT_OFFSET (MpqFrame, us) },
-  };
-
-  for (guint i = 0; i < G_N_ELEMENTS (members); i++)
-    if (g_str_equal (key, members[i].key))
+  for (guint i = MEMBER_ID; i < MEMBER_VALUE; i++)
+    if (g_str_equal (key, members[i].name))
       return G_STRUCT_MEMBER_P (frame, members[i].offset);
 
   return NULL;
@@ -156,7 +177,7 @@ read_member (MpqJsonReader *reader,
     return TRUE;
 
   reader->depth = 1;
-  is_value = g_str_equal (key, "value");
+  is_value = g_str_equal (key, members[MEMBER_VALUE].name);
   if (member == NULL && !is_value)
     return _mpq_json_skip_value (reader);
 
@@ -273,8 +294,59 @@ _mpq_frame_free (MpqFrame *frame)
   g_free (frame);
 }
 
-/* Writers: every frame we send is an op with one or two integers, or a
- * message delivery. Each appends a whole line, newline included. */
+/* Appends one frame line, newline included: @op and its first @n_values
+ * members from the table, with @values (the boolean member as true or
+ * false). Use the _mpq_frame_write () macro. Any thread. */
+void
+_mpq_frame_writev (GString       *out,
+                   MpqFrameOp     op,
+                   const gint64  *values,
+                   guint          n_values)
+{
+  g_assert (op < G_N_ELEMENTS (ops) && op != MPQ_FRAME_MSG);
+  g_assert (n_values <= G_N_ELEMENTS (ops[op].members));
+
+  g_string_append_len (out, "{\"op\":\"", 7);
+  g_string_append (out, ops[op].name);
+  g_string_append_c (out, '"');
+  for (guint i = 0; i < n_values; i++)
+    {
+      Member member = ops[op].members[i];
+
+      g_assert (member != MEMBER_END);
+      g_string_append_len (out, ",\"", 2);
+      g_string_append (out, members[member].name);
+      g_string_append_len (out, "\":", 2);
+      if (member == MEMBER_VALUE)
+        g_string_append (out, values[i] ? "true" : "false");
+      else
+        _mpq_json_write_int (out, values[i]);
+    }
+  g_string_append_len (out, "}\n", 2);
+}
+
+/* Appends {"op":"msg","tag":…,"id":…,"msg":…} around a message line; no
+ * "id" when @id is 0 (a pushed message). Any thread. */
+void
+_mpq_frame_write_msg (GString    *out,
+                      guint32     tag,
+                      gint64      id,
+                      const char *line,
+                      gsize       length)
+{
+  g_string_append_len (out, "{\"op\":\"msg\",\"tag\":", 18);
+  _mpq_json_write_int (out, tag);
+  if (id > 0)
+    {
+      g_string_append_len (out, ",\"id\":", 6);
+      _mpq_json_write_int (out, id);
+    }
+  g_string_append_len (out, ",\"msg\":", 7);
+  g_string_append_len (out, line, length);
+  g_string_append_len (out, "}\n", 2);
+}
+
+/* Deprecated: for mpq-queue-server.c until converted to the writers above. */
 void
 _mpq_frame_append (GString    *out,
                    const char *op,
@@ -287,18 +359,7 @@ _mpq_frame_append (GString    *out,
     g_string_append_printf (out, "{\"op\":\"%s\",\"%s\":%" G_GINT64_FORMAT "}\n", op, key, value);
 }
 
-void
-_mpq_frame_append2 (GString    *out,
-                    const char *op,
-                    const char *key1,
-                    gint64      value1,
-                    const char *key2,
-                    gint64      value2)
-{
-  g_string_append_printf (out, "{\"op\":\"%s\",\"%s\":%" G_GINT64_FORMAT ",\"%s\":%" G_GINT64_FORMAT "}\n",
-                          op, key1, value1, key2, value2);
-}
-
+/* Deprecated: for mpq-queue-server.c until converted. */
 void
 _mpq_frame_append_answer (GString    *out,
                           const char *op,
@@ -309,6 +370,7 @@ _mpq_frame_append_answer (GString    *out,
                           op, id, value ? "true" : "false");
 }
 
+/* Deprecated: for mpq-queue-server.c until converted. */
 void
 _mpq_frame_append_msg (GString    *out,
                        guint32     tag,
@@ -316,14 +378,5 @@ _mpq_frame_append_msg (GString    *out,
                        const char *line,
                        gsize       length)
 {
-  g_string_append_len (out, "{\"op\":\"msg\",\"tag\":", 18);
-  _mpq_json_write_int (out, tag);
-  if (id > 0)
-    {
-      g_string_append_len (out, ",\"id\":", 6);
-      _mpq_json_write_int (out, id);
-    }
-  g_string_append_len (out, ",\"msg\":", 7);
-  g_string_append_len (out, line, length);
-  g_string_append_len (out, "}\n", 2);
+  _mpq_frame_write_msg (out, tag, id, line, length);
 }

@@ -290,18 +290,15 @@ wait_reply (MpqQueueClient  *client,
 
 static MpqFrame *
 request (MpqQueueClient  *client,
-         const char      *op,
-         const char      *key,
-         gint64           value,
+         MpqFrameOp       op,
+         gint64           timeout,
          GError         **error)
 {
   g_autoptr(GString) frame = g_string_new (NULL);
   gint64 id = ++client->next_id;
 
-  if (key != NULL)
-    _mpq_frame_append2 (frame, op, "id", id, key, value);
-  else
-    _mpq_frame_append (frame, op, "id", id);
+  /* get and join carry a time-out; empty has none. */
+  _mpq_frame_writev (frame, op, (const gint64[]) { id, timeout }, op == MPQ_FRAME_EMPTY ? 1 : 2);
   if (!write_frame (client, frame, error))
     return NULL;
   return wait_reply (client, id, error);
@@ -346,10 +343,10 @@ schedule_closed (MpqQueueClient *client)
 
 static void
 answer (MpqQueueClient *client,
-        const char     *op,
+        MpqFrameOp      op,
         gint64          tag)
 {
-  _mpq_frame_append (client->answers, op, "tag", tag);
+  _mpq_frame_write (client->answers, op, tag);
 }
 
 /* A message handed to a receive_async: in our hand until the caller's
@@ -370,7 +367,7 @@ held_release (gpointer data)
 
   if (held->tag != 0 && !client->closed)
     {
-      answer (client, "undo", held->tag);
+      answer (client, MPQ_FRAME_UNDO, held->tag);
       flush_answers (client, NULL);
     }
   g_clear_object (&held->message);
@@ -392,7 +389,7 @@ _mpq_queue_client_finish_want (GTask   *task,
   client = held->client;
   if (!client->closed)
     {
-      answer (client, "ack", held->tag);
+      answer (client, MPQ_FRAME_ACK, held->tag);
       flush_answers (client, NULL);
     }
   held->tag = 0;
@@ -415,7 +412,7 @@ finish_op (MpqQueueClient *client,
       if (g_task_return_error_if_cancelled (task))
         {
           /* Handed over before the cancel got there: not wanted now. */
-          answer (client, "undo", frame->tag);
+          answer (client, MPQ_FRAME_UNDO, frame->tag);
         }
       else
         {
@@ -515,8 +512,7 @@ deliver (MpqQueueClient *client)
           /* A stop in a handler answered for it already. The time the
            * handlers took tells the server how much to hand us ahead. */
           if (client->in_hand_tag != 0 && !client->closed)
-            _mpq_frame_append2 (client->answers, "ack", "tag", client->in_hand_tag,
-                                "us", work_us);
+            _mpq_frame_write (client->answers, MPQ_FRAME_ACK, client->in_hand_tag, work_us);
           client->in_hand_tag = 0;
         }
 
@@ -656,7 +652,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
   client->parent_pid = (gint) frame.pid;
   client->credit = frame.credit < 0 ? -1 : (gint) MIN (frame.credit, G_MAXINT);
 
-  _mpq_frame_append (hello, "hello", "pid", _mpq_own_pid ());
+  _mpq_frame_write (hello, MPQ_FRAME_HELLO, _mpq_own_pid ());
   if (!write_all (client, hello->str, hello->len, error))
     {
       client->fd = -1;
@@ -684,7 +680,7 @@ _mpq_queue_client_close (MpqQueueClient *client)
   /* Closing in a handler: that message was handled. */
   if (client->in_hand_tag != 0)
     {
-      answer (client, "ack", client->in_hand_tag);
+      answer (client, MPQ_FRAME_ACK, client->in_hand_tag);
       client->in_hand_tag = 0;
     }
   if (client->fd >= 0)
@@ -783,7 +779,7 @@ wait_credit (MpqQueueClient  *client,
         {
           g_autoptr(GString) frame = g_string_new (NULL);
 
-          _mpq_frame_append (frame, "credit", NULL, 0);
+          _mpq_frame_writev (frame, MPQ_FRAME_CREDIT, NULL, 0);
           if (!write_frame (client, frame, error))
             return FALSE;
           client->asked_credit = TRUE;
@@ -844,13 +840,13 @@ _mpq_queue_client_take (MpqQueueClient    *client,
   g_autoptr(GString) frame = g_string_new (NULL);
   gboolean wanted;
 
-  reply = request (client, "get", "timeout", MAX (timeout_ms, -1), error);
+  reply = request (client, MPQ_FRAME_GET, MAX (timeout_ms, -1), error);
   if (reply == NULL || reply->op != MPQ_FRAME_MSG)
     return NULL;
 
   message = g_steal_pointer (&reply->message);
   wanted = filter == NULL || filter (message, user_data);
-  _mpq_frame_append (frame, wanted ? "ack" : "back", "tag", reply->tag);
+  _mpq_frame_write (frame, wanted ? MPQ_FRAME_ACK : MPQ_FRAME_BACK, reply->tag);
   if (!write_frame (client, frame, error))
     return NULL;
 
@@ -861,7 +857,7 @@ gboolean
 _mpq_queue_client_is_empty (MpqQueueClient  *client,
                             GError         **error)
 {
-  g_autoptr(MpqFrame) reply = request (client, "empty", NULL, 0, error);
+  g_autoptr(MpqFrame) reply = request (client, MPQ_FRAME_EMPTY, -1, error);
 
   return reply != NULL && reply->value;
 }
@@ -871,7 +867,7 @@ _mpq_queue_client_join (MpqQueueClient  *client,
                         gint             timeout_ms,
                         GError         **error)
 {
-  g_autoptr(MpqFrame) reply = request (client, "join", "timeout", MAX (timeout_ms, -1), error);
+  g_autoptr(MpqFrame) reply = request (client, MPQ_FRAME_JOIN, MAX (timeout_ms, -1), error);
 
   if (reply == NULL)
     return FALSE;
@@ -904,7 +900,7 @@ op_cancelled_cb (GCancellable *cancellable,
 
   /* The server answers "none", or the message if it was already on its way. */
   op->cancelled = TRUE;
-  _mpq_frame_append (client->scratch, "cancel", "id", op->id);
+  _mpq_frame_write (client->scratch, MPQ_FRAME_CANCEL, op->id);
   write_all (client, client->scratch->str, client->scratch->len, NULL);
   g_string_truncate (client->scratch, 0);
 }
@@ -920,7 +916,7 @@ op_cancel_source_cb (GCancellable *cancellable,
 static void
 start_op (MpqQueueClient *client,
           GTask          *task,
-          const char     *op_name)
+          MpqFrameOp      frame_op)
 {
   g_autoptr(GString) frame = g_string_new (NULL);
   GError *error = NULL;
@@ -944,10 +940,11 @@ start_op (MpqQueueClient *client,
   op->id = ++client->next_id;
   g_task_set_task_data (task, client, NULL);
 
-  if (g_str_equal (op_name, "join"))
-    _mpq_frame_append2 (frame, op_name, "id", op->id, "timeout", -1);
+  /* A join_async waits for as long as it takes; it has a cancellable. */
+  if (frame_op == MPQ_FRAME_JOIN)
+    _mpq_frame_write (frame, frame_op, op->id, -1);
   else
-    _mpq_frame_append (frame, op_name, "id", op->id);
+    _mpq_frame_write (frame, frame_op, op->id);
   if (!write_frame (client, frame, &error))
     {
       g_task_return_error (task, error);
@@ -966,7 +963,7 @@ void
 _mpq_queue_client_want_async (MpqQueueClient *client,
                               GTask          *task)
 {
-  start_op (client, task, "want");
+  start_op (client, task, MPQ_FRAME_WANT);
 }
 
 void
@@ -974,7 +971,7 @@ _mpq_queue_client_join_async (MpqQueueClient *client,
                               GTask          *task)
 {
   g_task_set_source_tag (task, _mpq_queue_client_join_async);
-  start_op (client, task, "join");
+  start_op (client, task, MPQ_FRAME_JOIN);
 }
 
 void
@@ -986,7 +983,7 @@ _mpq_queue_client_start (MpqQueueClient *client,
   if (client->started || client->closed || !acquire_context (client))
     return;
 
-  _mpq_frame_append (frame, "start", "prefetch", MAX (prefetch, 1));
+  _mpq_frame_write (frame, MPQ_FRAME_START, MAX (prefetch, 1));
   if (!write_frame (client, frame, NULL) && !client->read_done)
     return;
 
@@ -1007,11 +1004,11 @@ _mpq_queue_client_stop (MpqQueueClient *client)
    * handled is the server's again. */
   if (client->in_hand_tag != 0)
     {
-      answer (client, "ack", client->in_hand_tag);
+      answer (client, MPQ_FRAME_ACK, client->in_hand_tag);
       client->in_hand_tag = 0;
     }
   g_queue_clear_full (&client->pushed, (GDestroyNotify) _mpq_frame_free);
-  _mpq_frame_append (frame, "stop", "id", ++client->next_id);
+  _mpq_frame_write (frame, MPQ_FRAME_STOP, ++client->next_id);
   if (write_frame (client, frame, NULL))
     client->stops_pending++;
   update_sources (client);
