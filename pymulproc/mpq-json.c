@@ -101,10 +101,12 @@ _mpq_json_try_plain_int (MpqJsonReader *reader,
       p++;
     }
   digits = p;
-  while (p < reader->end && p - digits < 19 && *p >= '0' && *p <= '9')
+  /* 18 digits at most fit a gint64 whatever they are; a 19th digit is not
+   * a delimiter, so such a number goes to the general reader. */
+  while (p < reader->end && p - digits < 18 && *p >= '0' && *p <= '9')
     magnitude = magnitude * 10 + (*p++ - '0');
 
-  if (p == digits || p - digits > 18 || (*digits == '0' && p - digits > 1) || p >= reader->end)
+  if (p == digits || (*digits == '0' && p - digits > 1) || p >= reader->end)
     return FALSE;
   if (*p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
     return FALSE;

@@ -13,11 +13,15 @@
 
 #include <pymulproc/pymulproc.h>
 
+#include <fcntl.h>
+#include <glib-unix.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mpq-codec-private.h"
 #include "mpq-frame-private.h"
 #include "mpq-json-private.h"
+#include "mpq-line-reader-private.h"
 #include "mpq-test-fuzz.h"
 
 static void
@@ -233,6 +237,205 @@ test_frame_agrees_with_reference (void)
   g_rand_free (rand);
 }
 
+/* Pids, tags and ids are read in place when they are plain integers of at
+ * most 18 digits; longer ones go to the general reader. A 19th digit used
+ * to be read into the gint64 before the length was checked: signed
+ * overflow (undefined behaviour, reported by UBSan) for any 19-digit value
+ * of 2^63 or more, which a peer can send as any pid or frame integer. */
+static void
+test_plain_int_digits (void)
+{
+  static const struct
+  {
+    const char *text;
+    gboolean    plain;
+    gint64      value;
+  } cases[] = {
+    { "123456789012345678,", TRUE, G_GINT64_CONSTANT (123456789012345678) },
+    { "-999999999999999999]", TRUE, G_GINT64_CONSTANT (-999999999999999999) },
+    { "0}", TRUE, 0 },
+    { "-0 ", TRUE, 0 },
+    { "7\n", TRUE, 7 },
+    { "9999999999999999999,", FALSE, 0 },
+    { "-9223372036854775808,", FALSE, 0 },
+    { "9223372036854775807}", FALSE, 0 },
+    { "18446744073709551616]", FALSE, 0 },
+    { "1234567890123456789012345678901234567890,", FALSE, 0 },
+    { "01,", FALSE, 0 },
+    { "1.5,", FALSE, 0 },
+    { "1e3,", FALSE, 0 },
+    { "-,", FALSE, 0 },
+    { "12", FALSE, 0 },
+    { "", FALSE, 0 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      MpqJsonReader reader;
+      gint64 value = -42;
+      gboolean plain;
+
+      _mpq_json_reader_init (&reader, cases[i].text, strlen (cases[i].text), 8, NULL);
+      plain = _mpq_json_try_plain_int (&reader, &value);
+      g_assert_cmpint (plain, ==, cases[i].plain);
+      if (plain)
+        {
+          g_assert_cmpint (value, ==, cases[i].value);
+          g_assert_true (strchr (",]} \n", *reader.p) != NULL);
+        }
+      else
+        {
+          g_assert_true (reader.p == cases[i].text);
+          g_assert_cmpint (value, ==, -42);
+        }
+      _mpq_json_reader_clear (&reader);
+    }
+}
+
+/* The same 19-digit integers, where a peer puts them. */
+static void
+test_long_integers_from_peers (void)
+{
+  static const struct
+  {
+    const char *line;
+    const char *error;
+  } lines[] = {
+    { "[\"DO\",9999999999999999999,null,null]",
+      "Invalid JSON: integer out of 64-bit range" },
+    { "[\"DO\",9223372036854775807,null,null]",
+      "The sender pid 9223372036854775807 is not a positive pid" },
+    { "[\"DO\",1,-9223372036854775808,null]",
+      "The recipient pid -9223372036854775808 is not a positive pid" },
+    { "[\"DO\",1,99999999999999999999,null]",
+      "Invalid JSON: integer out of 64-bit range" },
+  };
+  static const char frame_line[] =
+    "{\"op\":\"ack\",\"tag\":-9223372036854775808,\"id\":9223372036854775807,\"us\":1000000000000000000}";
+  g_autoptr(GError) error = NULL;
+  MpqFrame frame;
+
+  for (guint i = 0; i < G_N_ELEMENTS (lines); i++)
+    {
+      g_autoptr(GError) check_error = NULL;
+      g_autoptr(MpqMessage) message = NULL;
+      gint recipient;
+
+      message = _mpq_codec_decode (lines[i].line, strlen (lines[i].line), &error);
+      g_assert_null (message);
+      g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      g_assert_cmpstr (error->message, ==, lines[i].error);
+      g_clear_error (&error);
+
+      g_assert_false (_mpq_codec_check (lines[i].line, strlen (lines[i].line),
+                                        &recipient, &check_error));
+      g_assert_error (check_error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      g_assert_cmpstr (check_error->message, ==, lines[i].error);
+    }
+
+  g_assert_true (_mpq_frame_parse (frame_line, strlen (frame_line), &frame, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (frame.op, ==, MPQ_FRAME_ACK);
+  g_assert_cmpint (frame.tag, ==, G_MININT64);
+  g_assert_cmpint (frame.id, ==, G_MAXINT64);
+  g_assert_cmpint (frame.us, ==, G_GINT64_CONSTANT (1000000000000000000));
+  _mpq_frame_clear (&frame);
+}
+
+/* Writes @text into @fd and reads it into @reader as the pipe and the queue
+ * do: fill until nothing is left to read. */
+static void
+feed (MpqLineReader *reader,
+      int            fds[2],
+      const char    *text)
+{
+  g_autoptr(GError) error = NULL;
+  gsize length = strlen (text);
+  MpqReadStatus status;
+
+  g_assert_cmpint (write (fds[1], text, length), ==, (gssize) length);
+  do
+    status = _mpq_line_reader_fill (reader, fds[0], &error);
+  while (status == MPQ_READ_DATA);
+  g_assert_no_error (error);
+  g_assert_cmpint (status, ==, MPQ_READ_AGAIN);
+}
+
+static void
+assert_next_line (MpqLineReader *reader,
+                  const char    *expected)
+{
+  g_autoptr(GError) error = NULL;
+  const char *line = NULL;
+  gsize length = 0;
+
+  g_assert_true (_mpq_line_reader_next (reader, &line, &length, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (line, length, expected, strlen (expected));
+}
+
+static void
+assert_no_line (MpqLineReader *reader)
+{
+  g_autoptr(GError) error = NULL;
+  const char *line = NULL;
+  gsize length = 0;
+
+  g_assert_false (_mpq_line_reader_next (reader, &line, &length, &error));
+  g_assert_no_error (error);
+  g_assert_null (line);
+}
+
+/* A reader asked for a line before it read anything has no buffer yet:
+ * every queue child's hello loop does this. Taking reader->data +
+ * reader->start there was arithmetic on a NULL pointer (clang's UBSan
+ * reports it). The same after the buffer is emptied and after a clear. */
+static void
+test_line_reader_before_read (void)
+{
+  g_autoptr(GError) error = NULL;
+  MpqLineReader reader;
+  const char *line = NULL;
+  gsize length = 0;
+  int fds[2];
+
+  g_unix_open_pipe (fds, FD_CLOEXEC, &error);
+  g_assert_no_error (error);
+  g_unix_set_fd_nonblocking (fds[0], TRUE, &error);
+  g_assert_no_error (error);
+  _mpq_line_reader_init (&reader, 16);
+
+  assert_no_line (&reader);
+  g_assert_false (_mpq_line_reader_has_partial (&reader));
+
+  feed (&reader, fds, "one\ntw");
+  assert_next_line (&reader, "one");
+  assert_no_line (&reader);
+  g_assert_true (_mpq_line_reader_has_partial (&reader));
+  feed (&reader, fds, "o\n\nthree\n");
+  assert_next_line (&reader, "two");
+  assert_next_line (&reader, "");
+  assert_next_line (&reader, "three");
+  assert_no_line (&reader);
+  g_assert_false (_mpq_line_reader_has_partial (&reader));
+
+  /* Longer than max_line (16), whole or not. */
+  feed (&reader, fds, "0123456789abcdefX");
+  g_assert_false (_mpq_line_reader_next (&reader, &line, &length, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE);
+  g_clear_error (&error);
+
+  _mpq_line_reader_clear (&reader);
+  assert_no_line (&reader);
+  feed (&reader, fds, "0123456789abcdef\n");
+  assert_next_line (&reader, "0123456789abcdef");
+
+  _mpq_line_reader_clear (&reader);
+  assert_no_line (&reader);
+  g_assert_no_errno (close (fds[0]));
+  g_assert_no_errno (close (fds[1]));
+}
+
 /* Lines are checked as UTF-8 a word at a time, then byte by byte from the
  * first word with a byte >= 0x80 or a NUL: the same verdict as GLib's. */
 static void
@@ -265,6 +468,9 @@ main (int   argc,
   g_test_add_func ("/Mpq/Codec/check-agrees-with-decode", test_check_agrees_with_decode);
   g_test_add_func ("/Mpq/Codec/frame-agrees-with-reference", test_frame_agrees_with_reference);
   g_test_add_func ("/Mpq/Codec/utf8-agrees-with-glib", test_utf8_agrees_with_glib);
+  g_test_add_func ("/Mpq/Codec/plain-int-digits", test_plain_int_digits);
+  g_test_add_func ("/Mpq/Codec/long-integers-from-peers", test_long_integers_from_peers);
+  g_test_add_func ("/Mpq/Codec/line-reader-before-read", test_line_reader_before_read);
 
   return g_test_run ();
 }
