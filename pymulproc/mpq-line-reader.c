@@ -99,10 +99,19 @@ _mpq_line_reader_next (MpqLineReader  *reader,
                        gsize          *length,
                        GError        **error)
 {
-  const char *begin = reader->data + reader->start;
+  const char *begin;
   gsize avail = reader->end - reader->start;
   const char *nl;
 
+  /* Nothing buffered: before the first read data is still NULL, and even
+   * NULL + 0 is undefined behaviour. */
+  if (avail == 0)
+    {
+      reader->scanned = 0;
+      return FALSE;
+    }
+
+  begin = reader->data + reader->start;
   nl = avail > reader->scanned
          ? memchr (begin + reader->scanned, '\n', avail - reader->scanned)
          : NULL;
