@@ -10,7 +10,8 @@ G_BEGIN_DECLS
  * json-glib 1.6's parser recurses without limit, accepts some text that is
  * not JSON, cuts strings at \u0000, wraps integers past 64 bits, and its
  * generator writes 1e22 as "1e+22.0". Messages cross process and language
- * boundaries, so both directions are done here, exactly. */
+ * boundaries, so both directions are done here, exactly: reading in
+ * mpq-json-reader.c, writing in mpq-json-writer.c. */
 
 typedef struct
 {
@@ -24,6 +25,7 @@ typedef struct
   gboolean    spaced;     /* whitespace was skipped (reset it to ask) */
 } MpqJsonReader;
 
+/* mpq-json-reader.c */
 void      _mpq_json_reader_init  (MpqJsonReader *reader,
                                   const char    *text,
                                   gsize          length,
@@ -48,6 +50,7 @@ JsonNode *_mpq_json_parse        (const char    *text,
                                   guint          max_depth,
                                   GError       **error);
 
+/* mpq-json-writer.c */
 gboolean  _mpq_json_write        (GString       *out,
                                   JsonNode      *node,
                                   guint          max_depth,
