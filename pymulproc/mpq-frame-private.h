@@ -50,6 +50,7 @@ typedef struct
   gint64      max;       /* hello, limits: the queue's max-message-size; 0 when absent */
   gboolean    value;
   MpqMessage *message;   /* "msg", owned, or NULL */
+  gsize       msg_length; /* its line's length in the frame, for max-message-size */
 } MpqFrame;
 
 gboolean  _mpq_frame_parse   (const char  *line,

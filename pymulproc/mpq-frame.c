@@ -165,8 +165,13 @@ read_member (MpqJsonReader *reader,
 
   if (g_str_equal (key, "msg"))
     {
+      const char *start;
+
       g_clear_object (&frame->message);
+      _mpq_json_skip_ws (reader);
+      start = reader->p;
       frame->message = _mpq_codec_read_message (reader, reader->error);
+      frame->msg_length = reader->p - start;
       return frame->message != NULL;
     }
 

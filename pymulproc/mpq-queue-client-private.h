@@ -22,6 +22,7 @@ gboolean        _mpq_queue_client_is_closed  (MpqQueueClient  *client);
 gint            _mpq_queue_client_get_parent_pid (MpqQueueClient *client);
 void            _mpq_queue_client_set_max_message_size (MpqQueueClient *client,
                                                         gsize           size);
+gsize           _mpq_queue_client_get_max_message_size (MpqQueueClient *client);
 
 gboolean        _mpq_queue_client_put        (MpqQueueClient  *client,
                                               GString         *line,

@@ -39,6 +39,8 @@ struct _MpqQueueClient
   gint           credit;       /* -1: unbounded */
   gboolean       asked_credit;
   MpqLineReader  reader;
+  gsize          own_max;      /* max-message-size as set on this end */
+  gsize          parent_max;   /* ... as the parent's hello or limits said */
   gint64         next_id;
   GQueue         replies;      /* MpqFrame with an id, not yet claimed */
   GQueue         pushed;       /* MpqFrame pushed by dispatch */
@@ -69,6 +71,21 @@ set_closed_error (GError **error)
 }
 
 static void schedule_closed (MpqQueueClient *client);
+
+/* One limit per queue, the parent's: this end may only lower it. */
+static gsize
+effective_max (MpqQueueClient *client)
+{
+  return MIN (client->own_max, client->parent_max);
+}
+
+/* A frame line carries a message line and some room around it. */
+static void
+apply_max (MpqQueueClient *client)
+{
+  if (!client->read_done)
+    client->reader.max_line = effective_max (client) + MPQ_FRAME_OVERHEAD;
+}
 
 /* Writing: whole lines, gathered under load (mpq-writer.c), waiting for
  * room as long as it takes: the server is a thread that always reads. */
@@ -151,6 +168,13 @@ take_frame (MpqQueueClient  *client,
     case MPQ_FRAME_MSG:
       if (frame->message == NULL || frame->tag <= 0)
         break;
+      if (frame->msg_length > effective_max (client))
+        {
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                       "Message line of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
+                       frame->msg_length, effective_max (client));
+          return FALSE;
+        }
       if (frame->id > 0)
         g_queue_push_tail (&client->replies, _mpq_frame_copy (frame));
       else if (client->stops_pending == 0)
@@ -178,6 +202,13 @@ take_frame (MpqQueueClient  *client,
         client->stops_pending--;
       return TRUE;
 
+    case MPQ_FRAME_LIMITS:
+      if (frame->max <= 0)
+        break;
+      client->parent_max = MIN ((guint64) frame->max, G_MAXSIZE - MPQ_FRAME_OVERHEAD);
+      apply_max (client);
+      return TRUE;
+
     default:
       break;
     }
@@ -189,12 +220,12 @@ take_frame (MpqQueueClient  *client,
 
 /* Reads once without blocking and sorts what came. Returns FALSE when
  * there was nothing to read. */
+static void take_lines (MpqQueueClient *client);
+
 static gboolean
 read_some (MpqQueueClient *client)
 {
   GError *error = NULL;
-  const char *line;
-  gsize length;
 
   if (client->read_done || client->fd < 0)
     return FALSE;
@@ -210,6 +241,18 @@ read_some (MpqQueueClient *client)
       stop_reading (client, error);
       return TRUE;
     }
+
+  take_lines (client);
+  return TRUE;
+}
+
+/* Sorts the whole lines buffered. */
+static void
+take_lines (MpqQueueClient *client)
+{
+  GError *error = NULL;
+  const char *line;
+  gsize length;
 
   while (_mpq_line_reader_next (&client->reader, &line, &length, &error))
     {
@@ -228,7 +271,6 @@ read_some (MpqQueueClient *client)
 
   if (error != NULL)
     stop_reading (client, error);
-  return TRUE;
 }
 
 static MpqFrame *
@@ -620,6 +662,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
   MpqQueueClient *client = g_new0 (MpqQueueClient, 1);
   gint64 deadline = _mpq_deadline_from_timeout (HELLO_TIMEOUT_MS);
   g_autoptr(GString) hello = g_string_new (NULL);
+  GError *local_error = NULL;
   MpqFrame frame;
   const char *line;
   gsize length;
@@ -630,17 +673,27 @@ _mpq_queue_client_new (MpqChannel  *channel,
   client->writer = _mpq_writer_new (fd);
   client->answers = g_string_new (NULL);
   client->scratch = g_string_new (NULL);
-  _mpq_line_reader_init (&client->reader, max_message_size + MPQ_FRAME_OVERHEAD);
+  client->own_max = MIN (max_message_size, G_MAXSIZE - MPQ_FRAME_OVERHEAD);
+  client->parent_max = G_MAXSIZE - MPQ_FRAME_OVERHEAD;
+  _mpq_line_reader_init (&client->reader, effective_max (client) + MPQ_FRAME_OVERHEAD);
   _mpq_fd_set_nonblocking (fd);
   client->io = g_io_channel_unix_new (fd);
 
-  /* The server's hello says who the parent is and whether puts need credit. */
-  while (!_mpq_line_reader_next (&client->reader, &line, &length, NULL))
+  /* The server's hello says who the parent is and whether puts need credit.
+   * A first line that never ends, or is too long, fails at the reader's
+   * bound (one line); one that comes too slowly, at the deadline. */
+  while (!_mpq_line_reader_next (&client->reader, &line, &length, &local_error))
     {
-      MpqReadStatus status = _mpq_line_reader_fill (&client->reader, fd, NULL);
+      MpqReadStatus status;
 
-      if (status == MPQ_READ_EOF ||
-          (status == MPQ_READ_AGAIN && !_mpq_wait_fd (fd, POLLIN, deadline)))
+      if (local_error != NULL)
+        goto bad_hello;
+      status = _mpq_line_reader_fill (&client->reader, fd, &local_error);
+      if (status == MPQ_READ_EOF)
+        goto not_a_queue;
+      if (status == MPQ_READ_AGAIN && !_mpq_wait_fd (fd, POLLIN, deadline))
+        goto not_a_queue;
+      if (g_get_monotonic_time () >= deadline)
         goto not_a_queue;
     }
   if (!_mpq_frame_parse (line, length, &frame, NULL))
@@ -651,6 +704,15 @@ _mpq_queue_client_new (MpqChannel  *channel,
 
   client->parent_pid = (gint) frame.pid;
   client->credit = frame.credit < 0 ? -1 : (gint) MIN (frame.credit, G_MAXINT);
+  if (frame.max > 0)
+    {
+      client->parent_max = MIN ((guint64) frame.max, G_MAXSIZE - MPQ_FRAME_OVERHEAD);
+      apply_max (client);
+    }
+
+  /* What came with the hello (a limits frame, say) is not left waiting
+   * for more to read. */
+  take_lines (client);
 
   _mpq_frame_write (hello, MPQ_FRAME_HELLO, _mpq_own_pid ());
   if (!write_all (client, hello->str, hello->len, error))
@@ -662,9 +724,15 @@ _mpq_queue_client_new (MpqChannel  *channel,
     }
   return client;
 
+bad_hello:
+  g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "The queue's hello: ");
+  goto fail;
+
 not_a_queue:
+  g_clear_error (&local_error);
   g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
                "Descriptor %d does not lead to a queue's parent", fd);
+fail:
   client->fd = -1;
   _mpq_queue_client_detach (client);
   _mpq_queue_client_unref (client);
@@ -748,12 +816,20 @@ _mpq_queue_client_get_parent_pid (MpqQueueClient *client)
   return client->parent_pid;
 }
 
+/* Sets this end's own limit; the parent's still bounds it. */
 void
 _mpq_queue_client_set_max_message_size (MpqQueueClient *client,
                                         gsize           size)
 {
-  if (!client->read_done)
-    client->reader.max_line = size + MPQ_FRAME_OVERHEAD;
+  client->own_max = MIN (size, G_MAXSIZE - MPQ_FRAME_OVERHEAD);
+  apply_max (client);
+}
+
+/* The limit in force: the lower of this end's and the parent's. */
+gsize
+_mpq_queue_client_get_max_message_size (MpqQueueClient *client)
+{
+  return effective_max (client);
 }
 
 /* Waits for credit to put into a bounded queue: @attempts times
@@ -815,6 +891,16 @@ _mpq_queue_client_put (MpqQueueClient  *client,
   if (client->closed || client->read_done)
     {
       closed_error (client, error);
+      return FALSE;
+    }
+
+  /* Over the limit, the parent would drop us: refuse it here. The line
+   * ends with its newline. */
+  if (line->len - 1 > effective_max (client))
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                   "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
+                   line->len - 1, effective_max (client));
       return FALSE;
     }
 

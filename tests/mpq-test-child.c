@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The child program the C tests spawn through MpqPipe. The first argument
- * picks what it does; it exits 0 when all went as planned. */
+/* The child program the C tests spawn through MpqPipe (and, in "queue"
+ * mode, beside a fake queue parent). The first argument picks what it
+ * does; it exits 0 when all went as planned. */
 #include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -211,6 +213,86 @@ do_env (MpqPipe    *pipe,
   return mpq_channel_send_json (MPQ_CHANNEL (pipe), MPQ_REQ_FINISHED, 0, 0, json, &error) ? 0 : 1;
 }
 
+/* The peak resident set, in kB, from /proc/self/status. */
+static gint64
+peak_rss_kb (void)
+{
+  g_autofree char *status = NULL;
+  const char *hwm;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL) ||
+      (hwm = strstr (status, "VmHWM:")) == NULL)
+    return -1;
+  return g_ascii_strtoll (hwm + strlen ("VmHWM:"), NULL, 10);
+}
+
+static void
+say_result (const char   *what,
+            const GError *error)
+{
+  g_autoptr(GEnumClass) codes = g_type_class_ref (MPQ_TYPE_ERROR);
+  GEnumValue *code = error != NULL ? g_enum_get_value (codes, error->code) : NULL;
+
+  if (error == NULL)
+    g_print ("%s ok\n", what);
+  else if (error->domain == MPQ_ERROR && code != NULL)
+    g_print ("%s error %s\n", what, code->value_nick);
+  else
+    g_print ("%s error %s %d\n", what, g_quark_to_string (error->domain), error->code);
+}
+
+/* queue STEP…: opens a queue child's end and says on stdout, a line per
+ * step, how it went ("new ok", "new error not-a-child", "growth-kb
+ * 120"). Steps: "max" prints max-message-size; "set:N" sets it; "send:N"
+ * sends a DO whose line is N bytes; "recv" receives, waiting. */
+static int
+do_queue (int          n_steps,
+          char * const steps[])
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqQueue) queue = NULL;
+  gint64 before = peak_rss_kb ();
+
+  queue = mpq_queue_new_for_child (&error);
+  say_result ("new", error);
+  g_print ("growth-kb %" G_GINT64_FORMAT "\n", peak_rss_kb () - before);
+  fflush (stdout);
+  if (queue == NULL)
+    return 0;
+
+  for (int i = 0; i < n_steps; i++)
+    {
+      const char *step = steps[i];
+
+      g_clear_error (&error);
+      if (g_str_equal (step, "max"))
+        g_print ("max %" G_GSIZE_FORMAT "\n",
+                 mpq_channel_get_max_message_size (MPQ_CHANNEL (queue)));
+      else if (g_str_has_prefix (step, "set:"))
+        mpq_channel_set_max_message_size (MPQ_CHANNEL (queue), atoi (step + 4));
+      else if (g_str_has_prefix (step, "send:"))
+        {
+          /* ["DO",pid,null,"xxx"]: the data pads the line to N bytes. */
+          g_autofree char *head = g_strdup_printf ("[\"DO\",%d,null,\"\"]", getpid ());
+          g_autofree char *pad = g_strnfill (MAX (atoi (step + 5) - (int) strlen (head), 0), 'x');
+          g_autofree char *data = g_strdup_printf ("\"%s\"", pad);
+
+          mpq_channel_send_json (MPQ_CHANNEL (queue), MPQ_REQ_DO, 0, 0, data, &error);
+          say_result (step, error);
+          mpq_channel_flush (MPQ_CHANNEL (queue), -1, NULL);
+        }
+      else if (g_str_equal (step, "recv"))
+        {
+          g_autoptr(MpqMessage) message =
+            mpq_channel_receive (MPQ_CHANNEL (queue), -1, NULL, NULL, &error);
+
+          say_result (step, error);
+        }
+      fflush (stdout);
+    }
+  return 0;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -224,6 +306,8 @@ main (int   argc,
     return do_raw (argv[2]);
   if (g_str_equal (mode, "nest"))
     return do_nest (n);
+  if (g_str_equal (mode, "queue"))
+    return do_queue (argc - 2, argv + 2);
 
   pipe = open_pipe ();
 

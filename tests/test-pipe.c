@@ -418,6 +418,32 @@ test_too_large_received (void)
   assert_receive_error (child, MPQ_ERROR_CLOSED);
 }
 
+/* A new max-message-size applies at once, to a reader already reading:
+ * the next line over it is refused, both ways. */
+static void
+test_max_message_size_live (void)
+{
+  g_autoptr(MpqPipe) parent = NULL;
+  g_autoptr(MpqPipe) child = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *big = g_strnfill (300, 'x');
+  g_autofree char *json = g_strdup_printf ("\"%s\"", big);
+  g_autoptr(MpqMessage) first = NULL;
+
+  g_assert_true (mpq_pipe_new_pair (&parent, &child, &error));
+  g_assert_true (mpq_channel_send_json (MPQ_CHANNEL (parent), MPQ_REQ_DO, 0, 0, json, &error));
+  first = receive_ok (child, -1);
+
+  mpq_channel_set_max_message_size (MPQ_CHANNEL (child), 100);
+  g_assert_cmpuint (mpq_channel_get_max_message_size (MPQ_CHANNEL (child)), ==, 100);
+  g_assert_false (mpq_channel_send_json (MPQ_CHANNEL (child), MPQ_REQ_DO, 0, 0, json, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE);
+  g_clear_error (&error);
+
+  g_assert_true (mpq_channel_send_json (MPQ_CHANNEL (parent), MPQ_REQ_DO, 0, 0, json, &error));
+  assert_receive_error (child, MPQ_ERROR_TOO_LARGE);
+}
+
 static gpointer
 read_until_die (gpointer user_data)
 {
@@ -1175,6 +1201,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pipe/closed-signal-once", test_closed_signal_once);
   g_test_add_func ("/Mpq/Pipe/too-large", test_too_large);
   g_test_add_func ("/Mpq/Pipe/too-large-received", test_too_large_received);
+  g_test_add_func ("/Mpq/Pipe/max-message-size-live", test_max_message_size_live);
   g_test_add_func ("/Mpq/Pipe/send-timeout-whole-messages", test_send_timeout_whole_messages);
   g_test_add_func ("/Mpq/Pipe/properties", test_properties);
   g_test_add_func ("/Mpq/Pipe/not-a-child", test_not_a_child);
