@@ -3,8 +3,6 @@
 
 #include "mpq-channel.h"
 #include "mpq-codec-private.h"
-#include "mpq-pipe.h"
-#include "mpq-queue.h"
 
 G_BEGIN_DECLS
 
@@ -42,15 +40,33 @@ gint64   _mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
                                    MpqChannel       *channel,
                                    MpqMessage       *message);
 
-/* send and send_json without an MpqMessage, for the library's channels. */
-gboolean _mpq_pipe_send_outgoing  (MpqPipe            *self,
-                                   const MpqOutgoing  *outgoing,
-                                   GError            **error);
+/* What the library's own channels do beside MpqChannelInterface: send and
+ * send_json without building an MpqMessage, and receive_json handing over
+ * a line as it came. Private vfuncs, kept out of the public interface
+ * struct (no padding there, and MpqOutgoing is private): an implementation
+ * registers them from its iface_init. The wrappers in mpq-channel.c call
+ * them when a channel has them and go through MpqMessage otherwise; they
+ * never test which class they hold. */
+typedef struct
+{
+  gboolean (*send_outgoing) (MpqChannel         *self,
+                             const MpqOutgoing  *outgoing,
+                             GError            **error);
+  char    *(*receive_json)  (MpqChannel         *self,
+                             gint                timeout_ms,
+                             GError            **error);   /* or NULL */
+} MpqChannelPrivateVfuncs;
+
+/* From an implementation's iface_init (GType runs those one at a time);
+ * @vfuncs must stay valid for the life of the process. */
+void     _mpq_channel_implement_private (MpqChannelInterface           *iface,
+                                         const MpqChannelPrivateVfuncs *vfuncs);
+
+/* Until mpq-queue.c makes it static (it is registered as the queue's
+ * send_outgoing); the queue's own type stays out of this header. */
+typedef struct _MpqQueue MpqQueue;
 gboolean _mpq_queue_send_outgoing (MpqQueue           *self,
                                    const MpqOutgoing  *outgoing,
-                                   GError            **error);
-char    *_mpq_pipe_receive_json   (MpqPipe            *self,
-                                   gint                timeout_ms,
                                    GError            **error);
 
 G_END_DECLS

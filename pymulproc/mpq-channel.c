@@ -155,6 +155,42 @@ _mpq_channel_emit_closed (MpqChannel *self)
   g_signal_emit (self, signals[CLOSED], 0);
 }
 
+/* The private vfuncs of the few types that have them. Written from
+ * iface_init, which GType runs one at a time and before any instance of
+ * that type exists; read after that, without a lock. */
+static struct
+{
+  GType                          type;
+  const MpqChannelPrivateVfuncs *vfuncs;
+} private_impls[4];
+static gint n_private_impls;
+
+/* Any thread, from an implementation's iface_init. */
+void
+_mpq_channel_implement_private (MpqChannelInterface           *iface,
+                                const MpqChannelPrivateVfuncs *vfuncs)
+{
+  gint n = g_atomic_int_get (&n_private_impls);
+
+  g_assert (n < (gint) G_N_ELEMENTS (private_impls));
+  private_impls[n].type = iface->parent_iface.g_instance_type;
+  private_impls[n].vfuncs = vfuncs;
+  g_atomic_int_set (&n_private_impls, n + 1);
+}
+
+/* Any thread. */
+static const MpqChannelPrivateVfuncs *
+get_private (MpqChannel *self)
+{
+  GType type = G_OBJECT_TYPE (self);
+  gint n = g_atomic_int_get (&n_private_impls);
+
+  for (gint i = 0; i < n; i++)
+    if (private_impls[i].type == type)
+      return private_impls[i].vfuncs;
+  return NULL;
+}
+
 typedef enum { SENT, FAILED, NOT_OURS } SendResult;
 
 /* The library's own channels send without building an MpqMessage; other
@@ -179,18 +215,12 @@ send_outgoing (MpqChannel  *self,
     .data_text = data_text,
     .data_length = data_length,
   };
-  gboolean ok;
+  const MpqChannelPrivateVfuncs *vfuncs = get_private (self);
 
-  if (!g_utf8_validate (request, -1, NULL))
+  if (vfuncs == NULL || vfuncs->send_outgoing == NULL || !g_utf8_validate (request, -1, NULL))
     return NOT_OURS;
 
-  if (MPQ_IS_PIPE (self))
-    ok = _mpq_pipe_send_outgoing (MPQ_PIPE (self), &outgoing, error);
-  else if (MPQ_IS_QUEUE (self))
-    ok = _mpq_queue_send_outgoing (MPQ_QUEUE (self), &outgoing, error);
-  else
-    return NOT_OURS;
-  return ok ? SENT : FAILED;
+  return vfuncs->send_outgoing (self, &outgoing, error) ? SENT : FAILED;
 }
 
 /**
@@ -367,14 +397,16 @@ mpq_channel_receive_json (MpqChannel  *self,
                           gint         timeout_ms,
                           GError     **error)
 {
+  const MpqChannelPrivateVfuncs *vfuncs;
   g_autoptr(MpqMessage) message = NULL;
 
   g_return_val_if_fail (MPQ_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (timeout_ms >= -1, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (MPQ_IS_PIPE (self))
-    return _mpq_pipe_receive_json (MPQ_PIPE (self), timeout_ms, error);
+  vfuncs = get_private (self);
+  if (vfuncs != NULL && vfuncs->receive_json != NULL)
+    return vfuncs->receive_json (self, timeout_ms, error);
 
   message = MPQ_CHANNEL_GET_IFACE (self)->receive (self, timeout_ms, NULL, NULL, error);
   if (message == NULL)

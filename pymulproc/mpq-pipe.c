@@ -483,11 +483,13 @@ mpq_pipe_send_message (MpqChannel  *channel,
          send_line (self, error);
 }
 
-gboolean
-_mpq_pipe_send_outgoing (MpqPipe            *self,
-                         const MpqOutgoing  *outgoing,
-                         GError            **error)
+static gboolean
+mpq_pipe_send_outgoing (MpqChannel         *channel,
+                        const MpqOutgoing  *outgoing,
+                        GError            **error)
 {
+  MpqPipe *self = MPQ_PIPE (channel);
+
   return check_can_send (self, error) &&
          _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
          send_line (self, error);
@@ -598,11 +600,12 @@ mpq_pipe_receive (MpqChannel        *channel,
 
 /* receive_json: lines are kept as they come and a line that checks out
  * is handed over as it is, without making a message of it. */
-char *
-_mpq_pipe_receive_json (MpqPipe  *self,
-                        gint      timeout_ms,
-                        GError  **error)
+static char *
+mpq_pipe_receive_json (MpqChannel  *channel,
+                       gint         timeout_ms,
+                       GError     **error)
 {
+  MpqPipe *self = MPQ_PIPE (channel);
   g_autoptr(MpqMessage) message = NULL;
   RawLine *line;
   gint recipient;
@@ -889,6 +892,12 @@ mpq_pipe_class_init (MpqPipeClass *klass)
 static void
 mpq_pipe_channel_iface_init (MpqChannelInterface *iface)
 {
+  static const MpqChannelPrivateVfuncs private_vfuncs = {
+    .send_outgoing = mpq_pipe_send_outgoing,
+    .receive_json = mpq_pipe_receive_json,
+  };
+
+  _mpq_channel_implement_private (iface, &private_vfuncs);
   iface->send_message = mpq_pipe_send_message;
   iface->receive = mpq_pipe_receive;
   iface->receive_async = mpq_pipe_receive_async;
