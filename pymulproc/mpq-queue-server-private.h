@@ -4,13 +4,15 @@
 #include <gio/gio.h>
 
 #include "mpq-message.h"
+#include "mpq-queue-state-private.h"
 
 G_BEGIN_DECLS
 
 /* The queue itself, in the parent: the FIFO, what every participant has in
- * hand, and the thread that serves the children's sockets. The parent's own
- * calls work on it directly, under its lock. */
-typedef struct _MpqQueueServer MpqQueueServer;
+ * hand, and the thread that serves the children's sockets (see
+ * mpq-queue-state-private.h for its rooms). The parent's own calls work on
+ * it directly, under its lock. Every function here runs in the caller's
+ * thread unless it says otherwise. */
 
 MpqQueueServer *_mpq_queue_server_new        (guint             max_size,
                                               GError          **error);
@@ -19,10 +21,13 @@ void            _mpq_queue_server_unref      (MpqQueueServer   *server);
 
 void            _mpq_queue_server_set_max_message_size (MpqQueueServer *server,
                                                         gsize           size);
-gboolean        _mpq_queue_server_add_child  (MpqQueueServer   *server,
+gsize           _mpq_queue_server_write_hello (MpqQueueServer  *server,
+                                               int              fd,
+                                               GError         **error);
+void            _mpq_queue_server_add_child  (MpqQueueServer   *server,
                                               int               fd,
                                               gint              pid,
-                                              GError          **error);
+                                              gsize             max_message_size);
 
 gboolean        _mpq_queue_server_put        (MpqQueueServer   *server,
                                               MpqMessage       *message,

@@ -597,6 +597,11 @@ mpq_queue_class_init (MpqQueueClass *klass)
 static void
 mpq_queue_channel_iface_init (MpqChannelInterface *iface)
 {
+  static const MpqChannelPrivateVfuncs private_vfuncs = {
+    .send_outgoing = (gpointer) _mpq_queue_send_outgoing,
+  };
+
+  _mpq_channel_implement_private (iface, &private_vfuncs);
   iface->send_message = mpq_queue_send_message;
   iface->receive = mpq_queue_receive;
   iface->receive_async = mpq_queue_receive_async;
@@ -733,6 +738,7 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
 {
   g_autoptr(GSubprocess) subprocess = NULL;
   const char *identifier;
+  gsize max_message_size;
   int fds[2];
 
   g_return_val_if_fail (MPQ_IS_QUEUE (self), NULL);
@@ -753,6 +759,16 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
   if (!_mpq_socketpair (fds, error))
     return NULL;
 
+  /* The hello waits for the child before it runs: a child that writes and
+   * exits at once finds its socket whole, and the queue reads it all. */
+  max_message_size = _mpq_queue_server_write_hello (self->server, fds[0], error);
+  if (max_message_size == 0)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return NULL;
+    }
+
   subprocess = _mpq_spawn_child (launcher, fds[1], "queue", argv, error);
   if (subprocess == NULL)
     {
@@ -760,13 +776,11 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
       return NULL;
     }
 
+  /* NULL once GLib reaped a child that exited at once: it can then say
+   * hello for nobody, and what it wrote is read all the same. */
   identifier = g_subprocess_get_identifier (subprocess);
-  if (!_mpq_queue_server_add_child (self->server, fds[0],
-                                    identifier != NULL ? atoi (identifier) : 0, error))
-    {
-      g_subprocess_force_exit (subprocess);
-      return NULL;
-    }
+  _mpq_queue_server_add_child (self->server, fds[0],
+                               identifier != NULL ? atoi (identifier) : 0, max_message_size);
 
   return g_steal_pointer (&subprocess);
 }

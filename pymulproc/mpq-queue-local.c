@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "mpq-error.h"
+#include "mpq-queue-server-private.h"
+#include "mpq-spawn-private.h"
+#include "mpq-source-private.h"
+
+/* The parent's own calls on its queue: send, receive, join, is_empty and
+ * dispatch. They run in the caller's thread and work on the state under
+ * its lock, without a round trip through the queue's thread; the parent
+ * is a peer of the state like each child (local_class below). */
+
+/* The parent asks the thread for more once it holds no more than this:
+ * asking after every message it handles would wake the thread for every
+ * message while a backlog drains. */
+#define LOCAL_REFILL_AT (MPQ_QUEUE_ADDRESSED_WINDOW / 4)
+
+/* A message handed to the parent's receive_async: in its hand until
+ * _mpq_queue_server_finish_want() takes it; back to the front if the
+ * result is never taken (cancelled, or nobody called finish). */
+typedef struct
+{
+  MpqQueueServer *server;
+  MpqQueueEntry  *entry;
+} Held;
+
+/* An async result, returned in the caller's main context: the task's last
+ * reference, and with it perhaps the queue's, must not go in our thread. */
+typedef struct
+{
+  GTask *task;
+  Held  *held;   /* NULL for a join */
+} Completion;
+
+/* Any thread: a message in hand goes back to the front, unless the queue
+ * was closed meanwhile. */
+static void
+held_release (gpointer data)
+{
+  Held *held = data;
+  MpqQueueServer *server = held->server;
+
+  if (held->entry != NULL)
+    {
+      g_mutex_lock (&server->lock);
+      if (server->closed)
+        _mpq_queue_entry_free (held->entry);
+      else
+        {
+          _mpq_queue_push_head_locked (server, held->entry);
+          _mpq_queue_kick_locked (server);
+        }
+      g_mutex_unlock (&server->lock);
+    }
+  _mpq_queue_server_unref (server);
+  g_free (held);
+}
+
+/* Any thread, with the lock: @task's result (@entry, or NULL for a join)
+ * is returned once the lock is let go (_mpq_queue_unlock_and_complete). */
+void
+_mpq_queue_complete_later_locked (MpqQueueServer *server,
+                                  GTask          *task,
+                                  MpqQueueEntry  *entry)
+{
+  Held *held = NULL;
+
+  if (entry != NULL)
+    {
+      held = g_new (Held, 1);
+      held->server = server;
+      held->entry = entry;
+      g_atomic_int_inc (&server->refs);
+    }
+  g_queue_push_tail (&server->completed, task);
+  g_queue_push_tail (&server->completed, held);
+}
+
+/* The task's main context. */
+static gboolean
+complete_cb (gpointer user_data)
+{
+  Completion *completion = user_data;
+
+  if (completion->held == NULL)
+    g_task_return_boolean (completion->task, TRUE);
+  else if (g_cancellable_is_cancelled (g_task_get_cancellable (completion->task)))
+    {
+      /* Cancelled meanwhile: the message goes back now, not whenever a
+       * garbage collector drops the result. */
+      held_release (completion->held);
+      g_task_return_error_if_cancelled (completion->task);
+    }
+  else
+    g_task_return_pointer (completion->task, completion->held, held_release);
+  g_object_unref (completion->task);
+  g_free (completion);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread, with the lock, which it lets go: returns the async results
+ * decided under it, each in its task's context. */
+void
+_mpq_queue_unlock_and_complete (MpqQueueServer *server)
+{
+  GQueue completed = server->completed;
+
+  g_queue_init (&server->completed);
+  g_mutex_unlock (&server->lock);
+
+  while (completed.length > 0)
+    {
+      Completion *completion = g_new (Completion, 1);
+
+      completion->task = g_queue_pop_head (&completed);
+      completion->held = g_queue_pop_head (&completed);
+      g_source_unref (_mpq_source_attach (g_idle_source_new (),
+                                          g_task_get_context (completion->task),
+                                          "[mpq] queue result", complete_cb, completion));
+    }
+}
+
+/* The parent as a peer ---------------------------------------------------- */
+
+static void
+local_assign (MpqQueuePeer  *peer,
+              MpqQueueEntry *entry)
+{
+  MpqQueueServer *server = G_STRUCT_MEMBER_P (peer, -G_STRUCT_OFFSET (MpqQueueServer, local));
+  GTask *task = g_queue_pop_head (&server->local_wants);
+
+  if (task != NULL)
+    {
+      peer->n_wants--;
+      _mpq_queue_complete_later_locked (server, task, entry);
+      return;
+    }
+
+  _mpq_queue_slots_take (&peer->slots, entry);
+  g_queue_push_tail_link (&server->local_inbox, &entry->all_link);
+  g_source_set_ready_time (server->local_wake, 0);
+}
+
+static void
+local_serve_get (MpqQueuePeer    *peer,
+                 MpqQueuePending *get,
+                 MpqQueueEntry   *entry)
+{
+  MpqQueueServer *server = G_STRUCT_MEMBER_P (peer, -G_STRUCT_OFFSET (MpqQueueServer, local));
+
+  get->served = entry;
+  g_cond_broadcast (&server->cond);
+}
+
+static void
+local_settle (MpqQueuePeer *peer)
+{
+  /* The parent's joins are completed when the count reaches zero. */
+}
+
+static const MpqQueuePeerClass local_class = {
+  local_assign,
+  local_serve_get,
+  local_settle,
+};
+
+void
+_mpq_queue_local_init (MpqQueueServer *server)
+{
+  server->local.klass = &local_class;
+  server->local.pid = server->pid;
+  server->local.slots.prefetch = 1;
+  g_ptr_array_add (server->peers, &server->local);
+}
+
+/* At close, once the thread is gone. */
+void
+_mpq_queue_local_clear (MpqQueueServer *server)
+{
+  GTask *task;
+
+  while ((task = g_queue_pop_head (&server->local_wants)) != NULL ||
+         (task = g_queue_pop_head (&server->local_joins)) != NULL)
+    {
+      g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      g_object_unref (task);
+    }
+  server->local.n_wants = 0;
+  g_mutex_lock (&server->lock);
+  _mpq_queue_unlock_and_complete (server);
+
+  while (server->local_inbox.length > 0)
+    _mpq_queue_entry_free (_mpq_queue_pop_entry_head (&server->local_inbox));
+  g_clear_pointer (&server->local_wake, g_source_unref);
+}
+
+/* The parent's calls: the caller's thread ---------------------------------- */
+
+gboolean
+_mpq_queue_server_put (MpqQueueServer  *server,
+                       MpqMessage      *message,
+                       GString         *line,
+                       gint             recipient,
+                       gint             put_timeout_ms,
+                       guint            put_attempts,
+                       GError         **error)
+{
+  MpqQueueEntry *entry;
+  guint attempt = 0;
+
+  g_mutex_lock (&server->lock);
+  while (_mpq_queue_is_full_locked (server))
+    {
+      gint64 deadline;
+
+      if (attempt++ >= put_attempts)
+        {
+          g_mutex_unlock (&server->lock);
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_FULL,
+                       "The queue is full (%u messages); nothing was put", server->max_size);
+          return FALSE;
+        }
+
+      deadline = g_get_monotonic_time () + (gint64) MAX (put_timeout_ms, 0) * 1000;
+      while (_mpq_queue_is_full_locked (server) && !server->closed &&
+             _mpq_queue_wait_locked (server, deadline))
+        ;
+      if (server->closed)
+        {
+          g_mutex_unlock (&server->lock);
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+          return FALSE;
+        }
+    }
+
+  entry = _mpq_queue_entry_new (line->str, line->len,
+                                message != NULL ? g_object_ref (message) : NULL,
+                                recipient, server->pid);
+  _mpq_queue_put_locked (server, entry);
+  if (server->room_left)
+    _mpq_queue_kick_locked (server);
+  g_mutex_unlock (&server->lock);
+  return TRUE;
+}
+
+MpqMessage *
+_mpq_queue_server_take (MpqQueueServer    *server,
+                        gint               timeout_ms,
+                        MpqMessageFilter   filter,
+                        gpointer           user_data,
+                        GError           **error)
+{
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+  MpqQueueEntry *entry = NULL;
+  MpqMessage *message;
+
+  g_mutex_lock (&server->lock);
+  if (server->all.length == 0 && deadline == 0)
+    _mpq_queue_sync_locked (server);
+  if (server->all.length > 0 && server->gets.length == 0)
+    entry = _mpq_queue_pop_front_locked (server);
+  else if (deadline != 0)
+    {
+      /* In line behind the receives that came first, children's too. */
+      MpqQueuePending get = { &server->local, MPQ_PENDING_GET, 0, NULL, NULL };
+
+      g_queue_push_tail (&server->gets, &get);
+      if (server->gets.length > 1)
+        _mpq_queue_kick_locked (server);
+      for (;;)
+        {
+          /* First in line and something came: take it ourselves, without
+           * a round trip through the thread. */
+          if (get.served == NULL && server->all.length > 0 &&
+              g_queue_peek_head (&server->gets) == &get)
+            {
+              g_queue_pop_head (&server->gets);
+              get.served = _mpq_queue_pop_front_locked (server);
+              break;
+            }
+          if (get.served != NULL || server->closed || !_mpq_queue_wait_locked (server, deadline))
+            break;
+        }
+      if (get.served == NULL)
+        g_queue_remove (&server->gets, &get);
+      entry = get.served;
+    }
+  g_mutex_unlock (&server->lock);
+
+  if (entry == NULL)
+    return NULL;
+
+  /* In our hand while the filter, user code, decides; unlocked. */
+  message = _mpq_queue_entry_take_message (entry);
+  if (filter != NULL && !filter (message, user_data))
+    {
+      entry->message = message;
+      g_mutex_lock (&server->lock);
+      _mpq_queue_push_tail_locked (server, entry);
+      _mpq_queue_kick_locked (server);
+      g_mutex_unlock (&server->lock);
+      return NULL;
+    }
+
+  g_mutex_lock (&server->lock);
+  _mpq_queue_taken_locked (server, entry);
+  _mpq_queue_unlock_and_complete (server);
+  return message;
+}
+
+/* Takes the message a receive_async was handed: it is taken for good. */
+MpqMessage *
+_mpq_queue_server_finish_want (GTask   *task,
+                               GError **error)
+{
+  Held *held = g_task_propagate_pointer (task, error);
+  MpqQueueServer *server;
+  MpqMessage *message;
+
+  if (held == NULL)
+    return NULL;
+
+  server = held->server;
+  message = _mpq_queue_entry_take_message (held->entry);
+  g_mutex_lock (&server->lock);
+  if (server->closed)
+    _mpq_queue_entry_free (held->entry);
+  else
+    _mpq_queue_taken_locked (server, held->entry);
+  held->entry = NULL;
+  _mpq_queue_unlock_and_complete (server);
+
+  held_release (held);
+  return message;
+}
+
+gboolean
+_mpq_queue_server_is_empty (MpqQueueServer *server)
+{
+  gboolean empty;
+
+  g_mutex_lock (&server->lock);
+  if (server->all.length == 0)
+    _mpq_queue_sync_locked (server);
+  empty = server->all.length == 0;
+  g_mutex_unlock (&server->lock);
+  return empty;
+}
+
+gboolean
+_mpq_queue_server_join (MpqQueueServer  *server,
+                        gint             timeout_ms,
+                        GError         **error)
+{
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+
+  g_mutex_lock (&server->lock);
+  if (server->unfinished == 0)
+    _mpq_queue_sync_locked (server);
+  while (server->unfinished > 0)
+    {
+      if (deadline == 0 || (!_mpq_queue_wait_locked (server, deadline) && server->unfinished > 0))
+        {
+          guint unfinished = server->unfinished;
+
+          g_mutex_unlock (&server->lock);
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                       "%u messages were not taken in time", unfinished);
+          return FALSE;
+        }
+    }
+  g_mutex_unlock (&server->lock);
+  return TRUE;
+}
+
+void
+_mpq_queue_server_join_async (MpqQueueServer *server,
+                              GTask          *task)
+{
+  g_task_set_source_tag (task, _mpq_queue_server_join_async);
+
+  g_mutex_lock (&server->lock);
+  if (server->unfinished == 0)
+    _mpq_queue_complete_later_locked (server, g_object_ref (task), NULL);
+  else
+    g_queue_push_tail (&server->local_joins, g_object_ref (task));
+  _mpq_queue_unlock_and_complete (server);
+}
+
+void
+_mpq_queue_server_want_async (MpqQueueServer *server,
+                              GTask          *task)
+{
+  g_mutex_lock (&server->lock);
+  g_queue_push_tail (&server->local_wants, g_object_ref (task));
+  server->local.n_wants++;
+  _mpq_queue_kick_locked (server);
+  g_mutex_unlock (&server->lock);
+}
+
+/* Takes @task back if it is still waiting, and with it the reference the
+ * server held; FALSE when its result is already decided. */
+gboolean
+_mpq_queue_server_cancel_task (MpqQueueServer *server,
+                               GTask          *task)
+{
+  gboolean removed = FALSE;
+
+  g_mutex_lock (&server->lock);
+  if (g_queue_remove (&server->local_wants, task))
+    {
+      server->local.n_wants--;
+      removed = TRUE;
+    }
+  else
+    removed = g_queue_remove (&server->local_joins, task);
+  g_mutex_unlock (&server->lock);
+
+  return removed;
+}
+
+void
+_mpq_queue_server_start_local (MpqQueueServer *server,
+                               GSource        *wake,
+                               guint           prefetch)
+{
+  g_mutex_lock (&server->lock);
+  if (server->local_wake != wake)
+    {
+      g_clear_pointer (&server->local_wake, g_source_unref);
+      server->local_wake = g_source_ref (wake);
+    }
+  server->local.slots.prefetch = MAX (prefetch, 1);
+  server->local.slots.started = TRUE;
+  if (server->local_inbox.length > 0)
+    g_source_set_ready_time (wake, 0);
+  _mpq_queue_kick_locked (server);
+  g_mutex_unlock (&server->lock);
+}
+
+/* What dispatch handed the parent and it has not handled goes back to the
+ * front, in order. */
+void
+_mpq_queue_server_stop_local (MpqQueueServer *server)
+{
+  g_mutex_lock (&server->lock);
+  server->local.slots.started = FALSE;
+  while (server->local_inbox.length > 0)
+    {
+      MpqQueueEntry *entry = _mpq_queue_pop_entry_tail (&server->local_inbox);
+
+      _mpq_queue_slots_release (&server->local.slots, entry->recipient);
+      _mpq_queue_push_head_locked (server, entry);
+    }
+  _mpq_queue_kick_locked (server);
+  g_mutex_unlock (&server->lock);
+}
+
+/* The next message dispatch handed the parent, or NULL; @more tells
+ * whether others wait. Until _mpq_queue_server_local_done() it is in the
+ * parent's hand. */
+MpqMessage *
+_mpq_queue_server_pop_local (MpqQueueServer *server,
+                             gboolean       *more)
+{
+  MpqMessage *message = NULL;
+  MpqQueueEntry *entry;
+
+  g_mutex_lock (&server->lock);
+  entry = server->local.slots.started ? _mpq_queue_pop_entry_head (&server->local_inbox) : NULL;
+  *more = server->local_inbox.length > 0;
+  g_mutex_unlock (&server->lock);
+
+  if (entry != NULL)
+    {
+      message = _mpq_queue_entry_take_message (entry);
+      _mpq_queue_entry_free (entry);
+    }
+  return message;
+}
+
+void
+_mpq_queue_server_local_done (MpqQueueServer *server,
+                              gint            recipient,
+                              gint64          work_us)
+{
+  g_mutex_lock (&server->lock);
+  _mpq_queue_slots_release (&server->local.slots, recipient);
+  if (recipient == 0)
+    _mpq_queue_slots_done (&server->local.slots, work_us);
+  _mpq_queue_finished_locked (server);
+  /* Room for one more: worth waking the thread only if one is there, and
+   * only once what the parent holds runs low. */
+  if (server->local_inbox.length <= LOCAL_REFILL_AT &&
+      _mpq_queue_pick_locked (server, &server->local) != NULL)
+    _mpq_queue_kick_locked (server);
+  _mpq_queue_unlock_and_complete (server);
+}
