@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mpq_helpers import child_argv  # noqa: E402  (requires the gi versions)
+from mpq_helpers import child_argv, remember_pid  # noqa: E402  (requires the gi versions)
 
 import pytest  # noqa: E402
 from gi.repository import Mpq  # noqa: E402
@@ -17,12 +17,19 @@ from gi.repository import Mpq  # noqa: E402
 # meson's time-out. Debian 12 has no pytest-timeout installed by default.
 # The traceback goes to the real stderr: visible with --capture=sys (as
 # meson runs the suite) or -s.
+# A test that needs longer says so with @pytest.mark.watchdog(seconds).
 WATCHDOG_S = 90
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'watchdog(seconds): the watchdog time of a long test')
+
+
 @pytest.fixture(autouse=True)
-def watchdog():
-    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True, file=sys.__stderr__)
+def watchdog(request):
+    marker = request.node.get_closest_marker('watchdog')
+    seconds = marker.args[0] if marker is not None else WATCHDOG_S
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
     yield
     faulthandler.cancel_dump_traceback_later()
 
@@ -34,7 +41,8 @@ def spawn():
 
     Spawns tests/python/children/<script> with /usr/bin/python3 through
     Mpq.Pipe.spawn (or spawn_with_launcher), on a new pipe unless one is
-    given, after setting max-message-size if asked. At teardown every pipe is closed and every child still
+    given, after setting max-message-size if asked; its pid is kept at once
+    (pid_of). At teardown every pipe is closed and every child still
     running is killed and reaped."""
     started = []
 
@@ -48,6 +56,7 @@ def spawn():
             proc = pipe.spawn_with_launcher(launcher, argv)
         else:
             proc = pipe.spawn(argv)
+        remember_pid(proc)          # now: see pid_of()
         started.append((pipe, proc))
         return pipe, proc
 

@@ -29,8 +29,25 @@ def child_argv(script, *args):
     return [PYTHON, os.path.join(CHILDREN, script), *(str(a) for a in args)]
 
 
-def child_pid(proc):
-    return int(proc.get_identifier())
+def remember_pid(proc):
+    """Keeps @proc's pid on it, read right at spawn time: Gio.Subprocess
+    forgets the pid (get_identifier() returns None) as soon as GLib's
+    worker thread reaps the child, which can happen before a test looks.
+    Every spawn in this suite calls this at once; pid_of() reads it back."""
+    identifier = proc.get_identifier()
+    proc.mpq_pid = int(identifier) if identifier is not None else None
+    return proc
+
+
+def pid_of(proc):
+    """The child's pid as read at spawn time (see remember_pid), also after
+    it exited. Never reads Gio.Subprocess.get_identifier() later."""
+    pid = getattr(proc, 'mpq_pid', None)
+    assert pid is not None, \
+        'no pid kept for this child: spawn it through a helper that calls ' \
+        'remember_pid(), or it exited and was reaped before spawn returned'
+    return pid
+
 
 
 def error_text(error):
@@ -185,7 +202,6 @@ class QueueKit:
     def __init__(self):
         self.queues = []
         self.procs = []
-        self.stdouts = {}
 
     def new(self, max_size=0, put_timeout=None, put_attempts=None, prefetch=None):
         queue = Mpq.Queue.new(max_size)
@@ -207,18 +223,15 @@ class QueueKit:
             proc = queue.spawn_with_launcher(launcher, argv)
         else:
             proc = queue.spawn(argv)
-        # Gio.Subprocess forgets the pid once the child is reaped, which can
-        # happen before the test looks: keep it now (see pid_of), and key
-        # the child's stdout by it.
-        proc.mpq_pid = int(proc.get_identifier())
+        remember_pid(proc)
         if stdout:
-            self.stdouts[proc.mpq_pid] = Gio.DataInputStream.new(proc.get_stdout_pipe())
+            proc.mpq_stdout = Gio.DataInputStream.new(proc.get_stdout_pipe())
         self.procs.append(proc)
         return proc
 
     def line(self, proc, timeout_s=PROMPT_S):
         """The next line the child (spawned with stdout=True) printed."""
-        return read_line(self.stdouts[pid_of(proc)], timeout_s)
+        return read_line(proc.mpq_stdout, timeout_s)
 
     def json_line(self, proc, timeout_s=PROMPT_S):
         return json.loads(self.line(proc, timeout_s))
@@ -239,12 +252,6 @@ def queues():
     kit = QueueKit()
     yield kit
     kit.cleanup()
-
-
-def pid_of(proc):
-    """The child's pid, also after it exited (for QueueKit children)."""
-    pid = getattr(proc, 'mpq_pid', None)
-    return pid if pid is not None else child_pid(proc)
 
 
 def take(queue, count, timeout_ms=PROMPT_MS):

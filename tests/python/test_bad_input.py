@@ -10,7 +10,7 @@ after the bad line is never delivered, and this process did not crash.
 import pytest
 from gi.repository import GLib, Mpq
 
-from mpq_helpers import (RAW_CHILD, child_pid, is_mpq_error, iterate_default_context,
+from mpq_helpers import (RAW_CHILD, is_mpq_error, iterate_default_context, pid_of,
                          raises_mpq, receive_until_error, run_loop, wait_exit)
 
 PROTOCOL = Mpq.Error.PROTOCOL
@@ -71,7 +71,7 @@ def test_bad_line(spawn, name):
     spec = BAD_LINES[name]
     pipe, proc = spawn(RAW_CHILD, 'write', '--wait-eof', 'good:DO', 'good:FINISHED', spec,
                        'good:LOST')
-    pid = child_pid(proc)
+    pid = pid_of(proc)
     closed = []
     pipe.connect('closed', lambda ch: closed.append(ch))
 

@@ -14,7 +14,7 @@ import os
 import pytest
 from gi.repository import GLib, Json, Mpq
 
-from mpq_helpers import (MPQ_CHILD, assert_same, child_argv, child_pid, is_mpq_error,
+from mpq_helpers import (MPQ_CHILD, assert_same, child_argv, is_mpq_error, pid_of, remember_pid,
                          raises_mpq, wait_exit)
 
 CONTROL = ''.join(chr(c) for c in range(1, 0x1f))   # U+0001..U+001E
@@ -84,7 +84,7 @@ class Echo:
     def __init__(self, copies=2):
         self.pipe = Mpq.Pipe.new()
         self.proc = self.pipe.spawn(child_argv(MPQ_CHILD, 'echo', copies))
-        self.pid = child_pid(self.proc)
+        self.pid = pid_of(remember_pid(self.proc))
         self.copies = copies
 
     def roundtrip(self, value, how='send_json'):

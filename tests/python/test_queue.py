@@ -66,7 +66,7 @@ def test_queue_properties_and_child_facts(queues):
     assert report.get_sender_pid() == pid
     got = data_of(report)
     assert got['none'] is True
-    assert got['elapsed_ms'] < PROMPT_MS / 4
+    assert got['elapsed_ms'] < PROMPT_MS       # only turns a hang into a failure
     assert got['facts'] == {
         'pid': pid,
         'ppid': os.getpid(),
@@ -87,7 +87,7 @@ def test_parent_poll_and_timeout_on_empty_queue(queues):
     start = time.monotonic()
     for _ in range(100):
         assert q.receive(0) is None
-    assert time.monotonic() - start < PROMPT_S / 4
+    assert time.monotonic() - start < PROMPT_S    # only turns a hang into a failure
     assert q.is_empty()
 
     start = time.monotonic()
@@ -228,10 +228,14 @@ def test_put_back_into_full_queue_never_fails(queues):
 def test_full_queue_from_child(queues):
     """A child fills a bounded queue nobody reads: exactly max_size sends
     succeed, the next one fails with FULL after put-timeout x put-attempts;
-    exactly those max_size messages are in the queue, in order."""
+    exactly those max_size messages are in the queue, in order. The first
+    max_size sends may wait up to PROMPT_MS for credit: a loaded machine
+    (valgrind beside CPU hogs) answered a credit request slower than 150 ms
+    and failed this test with FULL into an empty queue (issue 10, items 4
+    and 9; test_queue_hostile.py keeps that case, with put-timeout 0)."""
     size = 5
     q = queues.new(size)
-    proc = queues.spawn(q, QUEUE_CHILD, 'fill', 100, 50, 3, stdout=True)
+    proc = queues.spawn(q, QUEUE_CHILD, 'fill', 100, 50, 3, size, PROMPT_MS, stdout=True)
     report = queues.json_line(proc)
     wait_exit(proc)
     assert proc.get_successful()

@@ -6,7 +6,7 @@ import os
 
 from gi.repository import Mpq
 
-from mpq_helpers import MPQ_CHILD, child_pid, data_of, raises_mpq, wait_exit
+from mpq_helpers import MPQ_CHILD, data_of, pid_of, raises_mpq, wait_exit
 
 
 def test_simple_pipe_communication(spawn):
@@ -14,7 +14,7 @@ def test_simple_pipe_communication(spawn):
     parent waits for it and only then receives. What a writer sent before
     exiting is still there to read."""
     parent, child_process = spawn(MPQ_CHILD, 'send-test-child')
-    pid = child_pid(child_process)
+    pid = pid_of(child_process)
 
     child_process.wait(None)
     assert child_process.get_successful()
@@ -35,7 +35,7 @@ def test_pipe_both_ways(spawn):
     each side sees the other's real pid as sender, and the child sees its
     end as a CHILD pipe with MPQ_CHANNEL_KIND=pipe."""
     parent, proc = spawn(MPQ_CHILD, 'answer-parent')
-    pid = child_pid(proc)
+    pid = pid_of(proc)
     parent_pid = os.getpid()
 
     assert parent.props.role == Mpq.Role.PARENT

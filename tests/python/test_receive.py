@@ -7,7 +7,7 @@ import time
 
 from gi.repository import Mpq
 
-from mpq_helpers import MPQ_CHILD, PROMPT_S, data_of, raises_mpq, wait_exit
+from mpq_helpers import MPQ_CHILD, PROMPT_S, data_of, pid_of, raises_mpq, wait_exit
 
 
 def test_poll_returns_none_when_nothing_there(spawn):
@@ -16,7 +16,7 @@ def test_poll_returns_none_when_nothing_there(spawn):
     start = time.monotonic()
     for _ in range(100):
         assert pipe.receive(0) is None
-    assert time.monotonic() - start < PROMPT_S / 4
+    assert time.monotonic() - start < PROMPT_S    # only turns a hang into a failure
     pipe.send('EXIT', 0, 0, None)
     wait_exit(proc)
     assert proc.get_successful()
@@ -106,7 +106,7 @@ def test_receive_json_gives_pymulproc_lists(spawn):
     gives pymulproc's [request, sender_pid, recipient_pid, data]; then
     None when nothing is there, and CLOSED after the hang-up."""
     pipe, proc = spawn(MPQ_CHILD, 'send-and-exit', 2)
-    pid = int(proc.get_identifier())
+    pid = pid_of(proc)
     wait_exit(proc)
     first = json.loads(pipe.receive_json(-1))
     second = json.loads(pipe.receive_json(0))

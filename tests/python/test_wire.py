@@ -8,7 +8,7 @@ import os
 import pytest
 from gi.repository import Json, Mpq
 
-from mpq_helpers import RAW_CHILD, assert_same, child_pid, wait_exit
+from mpq_helpers import RAW_CHILD, assert_same, pid_of, wait_exit
 
 SAMPLES = [
     None, True, False, 0, -17, 2**53, -2**63, 0.5, -0.0, 0.1, 1.5e300, 5e-324, '',
@@ -21,7 +21,7 @@ SAMPLES = [
 @pytest.fixture
 def judge(spawn):
     pipe, proc = spawn(RAW_CHILD, 'judge')
-    yield pipe, child_pid(proc)
+    yield pipe, pid_of(proc)
     pipe.close()
     wait_exit(proc)
     assert proc.get_successful()

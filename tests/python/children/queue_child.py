@@ -34,9 +34,12 @@ Modes (PARENT below is Mpq.Queue.get_parent_pid()):
                        "elapsed_ms", facts} to PARENT
   reject-front         receive(-1, filter) with a filter that rejects; send
                        DONE {"none", "seen": [data, ...]} to PARENT
-  fill LIMIT PUT_TIMEOUT PUT_ATTEMPTS
+  fill LIMIT PUT_TIMEOUT PUT_ATTEMPTS [FIRST FIRST_TIMEOUT]
                        send DO i to nobody until FULL (at most LIMIT); print
-                       {"sent", "error", "failed_after_ms"}
+                       {"sent", "error", "failed_after_ms"}. With FIRST, the
+                       first FIRST sends have one attempt of FIRST_TIMEOUT ms
+                       (room to wait for credit on a loaded machine), the
+                       later ones PUT_TIMEOUT x PUT_ATTEMPTS
   get-one              print "waiting", receive(-1), print the message as JSON
   block-get            connect closed, print "waiting", receive(-1); print
                        {"error", "closed", "again"} where "again" is the
@@ -225,11 +228,18 @@ def main(argv):
         send(queue, 'DONE', parent, {'none': got is None, 'seen': seen})
 
     elif mode == 'fill':
-        limit, put_timeout, put_attempts = (int(a) for a in args)
+        limit, put_timeout, put_attempts = (int(a) for a in args[:3])
+        first, first_timeout = (int(a) for a in args[3:5]) if len(args) > 3 else (0, 0)
         queue.set_put_timeout(put_timeout)
         queue.set_put_attempts(put_attempts)
         sent, error, failed_after_ms = 0, None, None
         for i in range(limit):
+            if i < first:
+                queue.set_put_timeout(first_timeout)
+                queue.set_put_attempts(1)
+            elif i == first:
+                queue.set_put_timeout(put_timeout)
+                queue.set_put_attempts(put_attempts)
             start = time.monotonic()
             try:
                 send(queue, Mpq.REQ_DO, 0, i)
