@@ -62,6 +62,26 @@ typedef struct
 void     _mpq_channel_implement_private (MpqChannelInterface           *iface,
                                          const MpqChannelPrivateVfuncs *vfuncs);
 
+/* Whole objects: a channel that needs set-up implements GInitable, and a
+ * binding that made it with g_object_new() without g_initable_init()
+ * (PyGObject 3.42's Mpq.Pipe()) still gets a whole object: every public
+ * call runs the set-up first, once, and gives its error, if any, as a
+ * GError each time. GInitable's init vfunc calls the same. */
+typedef struct
+{
+  gboolean  done;
+  GError   *error;    /* why the set-up failed, or NULL */
+} MpqInitOnce;
+
+typedef gboolean (*MpqInitFunc) (GInitable  *initable,
+                                 GError    **error);
+
+gboolean _mpq_init_once       (MpqInitOnce  *once,
+                               GInitable    *initable,
+                               MpqInitFunc   init,
+                               GError      **error);
+void     _mpq_init_once_clear (MpqInitOnce  *once);
+
 /* Until mpq-queue.c makes it static (it is registered as the queue's
  * send_outgoing); the queue's own type stays out of this header. */
 typedef struct _MpqQueue MpqQueue;

@@ -191,6 +191,36 @@ get_private (MpqChannel *self)
   return NULL;
 }
 
+/* Runs @init on @initable the first time, and gives its result then and
+ * every time after. The object's user's thread (a channel is used from
+ * one thread at a time). */
+gboolean
+_mpq_init_once (MpqInitOnce  *once,
+                GInitable    *initable,
+                MpqInitFunc   init,
+                GError      **error)
+{
+  if (!once->done)
+    {
+      once->done = TRUE;
+      if (!init (initable, &once->error))
+        g_assert (once->error != NULL);
+    }
+
+  if (once->error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (once->error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_mpq_init_once_clear (MpqInitOnce *once)
+{
+  g_clear_error (&once->error);
+}
+
 typedef enum { SENT, FAILED, NOT_OURS } SendResult;
 
 /* The library's own channels send without building an MpqMessage; other

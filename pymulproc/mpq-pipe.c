@@ -47,6 +47,12 @@
  * was partly written when the time ran out, its rest is kept and written
  * first by the next send, by the main loop once the pipe is started, or at
  * close: a message is sent whole or not at all.
+ *
+ * A pipe is a [iface@Gio.Initable]: `Mpq.Pipe()` from a binding, or
+ * g_object_new(), makes a parent's pipe (or, with `role` `MPQ_ROLE_CHILD`,
+ * a child's), opened by g_initable_init() or, if nobody called it, by
+ * its first call, whose error (`MPQ_ERROR_NOT_A_CHILD`, say) every call
+ * then returns.
  */
 
 struct _MpqPipe
@@ -72,6 +78,7 @@ struct _MpqPipe
   int            fd;          /* our end, -1 once closed */
   int            child_fd;    /* the end to hand to a child, -1 once spawned */
   MpqRole        role;
+  MpqInitOnce    init;        /* GInitable: the descriptor, made or claimed */
 
   guint          started : 1;
   guint          read_done : 1;   /* EOF or read_error seen: nothing more to read */
@@ -91,11 +98,29 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 static void mpq_pipe_channel_iface_init (MpqChannelInterface *iface);
+static void mpq_pipe_initable_iface_init (GInitableIface *iface);
 static void update_sources (MpqPipe *self);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (MpqPipe, mpq_pipe, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (MPQ_TYPE_CHANNEL,
-                                                      mpq_pipe_channel_iface_init))
+                                                      mpq_pipe_channel_iface_init)
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
+                                                      mpq_pipe_initable_iface_init))
+
+static gboolean pipe_open (GInitable  *initable,
+                           GError    **error);
+
+/* Every public call starts here: a pipe a binding made with
+ * g_object_new() is opened on first use (see MpqInitOnce). A pipe closed
+ * before that stays closed, unopened. Owner's thread. */
+static inline gboolean
+ensure_open (MpqPipe  *self,
+             GError  **error)
+{
+  if (G_LIKELY ((self->init.done && self->init.error == NULL) || self->closed))
+    return TRUE;
+  return _mpq_init_once (&self->init, G_INITABLE (self), pipe_open, error);
+}
 
 static void
 set_closed_error (GError **error)
@@ -442,6 +467,8 @@ static gboolean
 check_can_send (MpqPipe  *self,
                 GError  **error)
 {
+  if (!ensure_open (self, error))
+    return FALSE;
   if (self->closed || self->fd < 0)
     {
       set_closed_error (error);
@@ -502,6 +529,8 @@ mpq_pipe_flush (MpqChannel  *channel,
 {
   MpqPipe *self = MPQ_PIPE (channel);
 
+  if (!ensure_open (self, error))
+    return FALSE;
   if (self->closed || self->writer == NULL)
     {
       set_closed_error (error);
@@ -521,6 +550,8 @@ wait_for_buffered (MpqPipe  *self,
 {
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
 
+  if (!ensure_open (self, error))
+    return FALSE;
   if (self->closed || (self->eos_taken && !has_buffered (self)))
     {
       set_closed_error (error);
@@ -662,10 +693,16 @@ mpq_pipe_receive_async (MpqChannel          *channel,
 {
   MpqPipe *self = MPQ_PIPE (channel);
   g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, mpq_pipe_receive_async);
 
+  if (!ensure_open (self, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
   if (self->closed || (self->eos_taken && !has_buffered (self)))
     {
       g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The pipe is closed");
@@ -704,7 +741,8 @@ mpq_pipe_start (MpqChannel *channel)
 {
   MpqPipe *self = MPQ_PIPE (channel);
 
-  if (self->started || self->closed)
+  /* A pipe that cannot open has nothing to start; its calls say why. */
+  if (!ensure_open (self, NULL) || self->started || self->closed)
     return;
 
   if (!acquire_context (self))
@@ -794,6 +832,7 @@ mpq_pipe_finalize (GObject *object)
   g_assert (self->writer == NULL);
 
   g_string_free (self->line, TRUE);
+  _mpq_init_once_clear (&self->init);
 
   G_OBJECT_CLASS (mpq_pipe_parent_class)->finalize (object);
 }
@@ -923,20 +962,57 @@ mpq_pipe_init (MpqPipe *self)
   _mpq_line_reader_init (&self->reader, self->max_message_size);
 }
 
-static MpqPipe *
-pipe_new_for_fd (MpqRole role,
-                 int     fd)
+/* Makes @fd this pipe's end. Owner's thread. */
+static void
+pipe_take_fd (MpqPipe *self,
+              int      fd)
 {
-  MpqPipe *self = g_object_new (MPQ_TYPE_PIPE, "role", role, NULL);
-
   self->fd = fd;
   self->writer = _mpq_writer_new (fd);
   _mpq_fd_set_nonblocking (fd);
   self->io_channel = g_io_channel_unix_new (fd);
   g_io_channel_set_encoding (self->io_channel, NULL, NULL);
   g_io_channel_set_buffered (self->io_channel, FALSE);
+}
 
-  return self;
+/* GInitable: a parent's pipe makes its socket pair, a child's claims the
+ * descriptor it inherited. Owner's thread. */
+static gboolean
+pipe_open (GInitable  *initable,
+           GError    **error)
+{
+  MpqPipe *self = MPQ_PIPE (initable);
+  int fds[2];
+  int fd;
+
+  if (self->role == MPQ_ROLE_CHILD)
+    {
+      fd = _mpq_claim_child_fd ("pipe", error);
+      if (fd < 0)
+        return FALSE;
+      pipe_take_fd (self, fd);
+      return TRUE;
+    }
+
+  if (!_mpq_socketpair (fds, error))
+    return FALSE;
+  pipe_take_fd (self, fds[0]);
+  self->child_fd = fds[1];
+  return TRUE;
+}
+
+static gboolean
+mpq_pipe_initable_init (GInitable     *initable,
+                        GCancellable  *cancellable,
+                        GError       **error)
+{
+  return _mpq_init_once (&MPQ_PIPE (initable)->init, initable, pipe_open, error);
+}
+
+static void
+mpq_pipe_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = mpq_pipe_initable_init;
 }
 
 /* Public constructors --------------------------------------------------- */
@@ -948,23 +1024,18 @@ pipe_new_for_fd (MpqRole role,
  * Makes the parent end of a pipe. Give the other end to a child with
  * [method@Mpq.Pipe.spawn].
  *
+ * The same as g_initable_new() with [property@Mpq.Channel:role]
+ * `MPQ_ROLE_PARENT`. A pipe made with g_object_new(), as bindings do,
+ * opens itself on first use.
+ *
  * Returns: (transfer full): a new pipe, or %NULL with @error set
  */
 MpqPipe *
 mpq_pipe_new (GError **error)
 {
-  MpqPipe *self;
-  int fds[2];
-
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!_mpq_socketpair (fds, error))
-    return NULL;
-
-  self = pipe_new_for_fd (MPQ_ROLE_PARENT, fds[0]);
-  self->child_fd = fds[1];
-
-  return self;
+  return g_initable_new (MPQ_TYPE_PIPE, NULL, error, "role", MPQ_ROLE_PARENT, NULL);
 }
 
 /**
@@ -974,21 +1045,30 @@ mpq_pipe_new (GError **error)
  * Opens, in a child spawned with [method@Mpq.Pipe.spawn], the pipe to its
  * parent. A process has one such pipe: a second call fails.
  *
+ * The same as g_initable_new() with [property@Mpq.Channel:role]
+ * `MPQ_ROLE_CHILD`.
+ *
  * Returns: (transfer full): the child end, or %NULL with @error set to
  *   `MPQ_ERROR_NOT_A_CHILD` if this process was not spawned with a pipe
  */
 MpqPipe *
 mpq_pipe_new_for_child (GError **error)
 {
-  int fd;
-
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  fd = _mpq_claim_child_fd ("pipe", error);
-  if (fd < 0)
-    return NULL;
+  return g_initable_new (MPQ_TYPE_PIPE, NULL, error, "role", MPQ_ROLE_CHILD, NULL);
+}
 
-  return pipe_new_for_fd (MPQ_ROLE_CHILD, fd);
+/* One end of a pair made in this process: opened already. */
+static MpqPipe *
+pipe_new_for_fd (MpqRole role,
+                 int     fd)
+{
+  MpqPipe *self = g_object_new (MPQ_TYPE_PIPE, "role", role, NULL);
+
+  self->init.done = TRUE;
+  pipe_take_fd (self, fd);
+  return self;
 }
 
 /**
@@ -1077,6 +1157,8 @@ mpq_pipe_spawn_with_launcher (MpqPipe              *self,
   g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  if (!ensure_open (self, error))
+    return NULL;
   if (self->closed)
     {
       set_closed_error (error);

@@ -444,6 +444,74 @@ test_max_message_size_live (void)
   assert_receive_error (child, MPQ_ERROR_TOO_LARGE);
 }
 
+/* What a binding makes with g_object_new (), without g_initable_init
+ * (PyGObject 3.42's Mpq.Pipe ()), is a whole parent's pipe: it opens on
+ * first use. */
+static void
+test_made_by_binding (void)
+{
+  g_autoptr(MpqPipe) pipe = g_object_new (MPQ_TYPE_PIPE, NULL);
+  g_autoptr(MpqPipe) other = g_object_new (MPQ_TYPE_PIPE, NULL);
+  g_autoptr(MpqPipe) unused = g_object_new (MPQ_TYPE_PIPE, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+
+  g_assert_cmpint (mpq_channel_get_role (MPQ_CHANNEL (pipe)), ==, MPQ_ROLE_PARENT);
+  message = mpq_channel_receive (MPQ_CHANNEL (pipe), 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (message);
+  g_assert_true (mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, NULL, &error));
+  g_assert_no_error (error);
+  mpq_channel_start (MPQ_CHANNEL (pipe));
+  mpq_channel_close (MPQ_CHANNEL (pipe));
+  g_assert_false (mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  /* g_initable_init () after first use, or twice, is the same pipe. */
+  g_assert_true (mpq_channel_send (MPQ_CHANNEL (other), MPQ_REQ_DO, 0, 0, NULL, &error));
+  g_assert_true (g_initable_init (G_INITABLE (other), NULL, &error));
+  g_assert_true (g_initable_init (G_INITABLE (other), NULL, &error));
+  g_assert_no_error (error);
+
+  /* Closed before any use: closed, never opened. */
+  mpq_channel_close (MPQ_CHANNEL (unused));
+  g_assert_null (mpq_channel_receive (MPQ_CHANNEL (unused), 0, NULL, NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+}
+
+/* A child's pipe made without MPQ_CHANNEL_FD fails with NOT_A_CHILD from
+ * g_initable_init () and from its first call, and every call after. */
+static void
+test_made_by_binding_not_a_child (void)
+{
+  g_autoptr(MpqPipe) pipe = NULL;
+  g_autoptr(MpqPipe) initable = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+
+  g_unsetenv ("MPQ_CHANNEL_FD");
+  pipe = g_object_new (MPQ_TYPE_PIPE, "role", MPQ_ROLE_CHILD, NULL);
+  initable = g_object_new (MPQ_TYPE_PIPE, "role", MPQ_ROLE_CHILD, NULL);
+
+  g_assert_false (g_initable_init (G_INITABLE (initable), NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_clear_error (&error);
+
+  message = mpq_channel_receive (MPQ_CHANNEL (pipe), 0, NULL, NULL, &error);
+  g_assert_null (message);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_clear_error (&error);
+  g_assert_false (mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_clear_error (&error);
+  g_assert_false (mpq_channel_flush (MPQ_CHANNEL (pipe), 0, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  mpq_channel_start (MPQ_CHANNEL (pipe));
+  mpq_channel_stop (MPQ_CHANNEL (pipe));
+  mpq_channel_close (MPQ_CHANNEL (pipe));
+}
+
 static gpointer
 read_until_die (gpointer user_data)
 {
@@ -1202,6 +1270,8 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pipe/too-large", test_too_large);
   g_test_add_func ("/Mpq/Pipe/too-large-received", test_too_large_received);
   g_test_add_func ("/Mpq/Pipe/max-message-size-live", test_max_message_size_live);
+  g_test_add_func ("/Mpq/Pipe/made-by-binding", test_made_by_binding);
+  g_test_add_func ("/Mpq/Pipe/made-by-binding-not-a-child", test_made_by_binding_not_a_child);
   g_test_add_func ("/Mpq/Pipe/send-timeout-whole-messages", test_send_timeout_whole_messages);
   g_test_add_func ("/Mpq/Pipe/properties", test_properties);
   g_test_add_func ("/Mpq/Pipe/not-a-child", test_not_a_child);

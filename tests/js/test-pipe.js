@@ -209,6 +209,28 @@ async function testReceiveJson() {
     child.close();
 }
 
+// new Mpq.Pipe() is g_object_new() without g_initable_init(): a whole
+// parent's pipe all the same, and a child's without MPQ_CHANNEL_FD says
+// NOT_A_CHILD from its first call.
+async function testMadeByConstructor() {
+    const pipe = new Mpq.Pipe();
+    assertEqual(pipe.receive(0, null), null, 'receive(0) on new Mpq.Pipe()');
+    assert(pipe.send_json('DO', 0, 0, '1'), 'send_json() on new Mpq.Pipe()');
+    pipe.close();
+
+    const child = new Mpq.Pipe({role: Mpq.Role.CHILD});
+    let failed = null;
+    try {
+        child.receive(0, null);
+    } catch (e) {
+        failed = e;
+    }
+    assert(failed instanceof GLib.Error &&
+        failed.matches(Mpq.error_quark(), Mpq.Error.NOT_A_CHILD),
+    `a child's pipe without MPQ_CHANNEL_FD fails with NOT_A_CHILD (${failed})`);
+    child.close();
+}
+
 const TESTS = [
     ['spawned child answers DO tasks through message-received signals', testSignals],
     ['DIE makes the child quit: parent sees closed, exit status 0', testDieClosedExit],
@@ -216,6 +238,7 @@ const TESTS = [
     ['receive_async() can be cancelled, and fails with CLOSED on close()', testCancelAndClose],
     ['message-received::DETAIL reaches only the handlers of that request', testDetails],
     ['receive_json() returns the message as its JSON line', testReceiveJson],
+    ['new Mpq.Pipe() is whole without init(); a child\'s says NOT_A_CHILD', testMadeByConstructor],
 ];
 
 runTests(TESTS, TIMEOUT_SECONDS, children);
