@@ -82,11 +82,4 @@ gboolean _mpq_init_once       (MpqInitOnce  *once,
                                GError      **error);
 void     _mpq_init_once_clear (MpqInitOnce  *once);
 
-/* Until mpq-queue.c makes it static (it is registered as the queue's
- * send_outgoing); the queue's own type stays out of this header. */
-typedef struct _MpqQueue MpqQueue;
-gboolean _mpq_queue_send_outgoing (MpqQueue           *self,
-                                   const MpqOutgoing  *outgoing,
-                                   GError            **error);
-
 G_END_DECLS

@@ -378,8 +378,6 @@ void
 _mpq_queue_server_join_async (MpqQueueServer *server,
                               GTask          *task)
 {
-  g_task_set_source_tag (task, _mpq_queue_server_join_async);
-
   g_mutex_lock (&server->lock);
   if (server->unfinished == 0)
     _mpq_queue_complete_later_locked (server, g_object_ref (task), NULL);

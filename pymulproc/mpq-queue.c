@@ -1,18 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
-#include <stdlib.h>
-#include <unistd.h>
-
 #include "mpq-channel-private.h"
 #include "mpq-codec-private.h"
 #include "mpq-debug-private.h"
 #include "mpq-error.h"
 #include "mpq-queue.h"
-#include "mpq-queue-client-private.h"
-#include "mpq-queue-server-private.h"
+#include "mpq-queue-backend-private.h"
 #include "mpq-spawn-private.h"
-#include "mpq-source-private.h"
 
 /**
  * MpqQueue:
@@ -60,16 +55,12 @@ struct _MpqQueue
   guint            put_attempts;
   guint            prefetch;
 
-  MpqQueueServer  *server;    /* parent */
-  MpqQueueClient  *client;    /* child */
-
-  /* The parent's dispatch. */
-  GMainContext    *context;
-  GSource         *wake;
+  /* The parent's queue or a child's end of it; made by init (GInitable),
+   * or by the first call on an object a binding made without it. */
+  MpqInitOnce      init;
+  MpqQueueBackend *backend;
   gboolean         started;
   gboolean         closed;
-
-  GSource         *closed_idle;
 
   GString         *line;
 };
@@ -86,44 +77,62 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 static void mpq_queue_channel_iface_init (MpqChannelInterface *iface);
+static void mpq_queue_initable_iface_init (GInitableIface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (MpqQueue, mpq_queue, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
+                                                      mpq_queue_initable_iface_init)
                                G_IMPLEMENT_INTERFACE (MPQ_TYPE_CHANNEL,
                                                       mpq_queue_channel_iface_init))
 
+/* GInitable: the parent's queue and its thread, or a child's end of its
+ * parent's queue (MPQ_ERROR_NOT_A_CHILD without one). */
+static gboolean
+make_backend (GInitable  *initable,
+              GError    **error)
+{
+  MpqQueue *self = MPQ_QUEUE (initable);
+
+  if (self->role == MPQ_ROLE_CHILD)
+    self->backend = _mpq_queue_child_backend_new (MPQ_CHANNEL (self), self->max_message_size,
+                                                  error);
+  else
+    self->backend = _mpq_queue_parent_backend_new (MPQ_CHANNEL (self), self->max_size, error);
+  if (self->backend == NULL)
+    return FALSE;
+  if (self->max_message_size != MPQ_DEFAULT_MAX_MESSAGE_SIZE)
+    self->max_message_size = self->backend->klass->set_max_message_size (self->backend,
+                                                                         self->max_message_size);
+  return TRUE;
+}
+
+static gboolean
+mpq_queue_initable_init (GInitable     *initable,
+                         GCancellable  *cancellable,
+                         GError       **error)
+{
+  return _mpq_init_once (&MPQ_QUEUE (initable)->init, initable, make_backend, error);
+}
+
+static void
+mpq_queue_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = mpq_queue_initable_init;
+}
+
+/* Every call starts here: a queue is whole (made once) and open. */
 static gboolean
 check_open (MpqQueue  *self,
             GError   **error)
 {
-  if (self->closed || (self->client != NULL && _mpq_queue_client_is_closed (self->client)))
+  if (!_mpq_init_once (&self->init, G_INITABLE (self), make_backend, error))
+    return FALSE;
+  if (self->closed || self->backend->klass->is_closed (self->backend))
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
       return FALSE;
     }
   return TRUE;
-}
-
-/* ::closed comes from the main context, after close() returned, as it does
- * for a pipe. */
-static gboolean
-emit_closed_cb (gpointer user_data)
-{
-  MpqQueue *self = user_data;
-
-  g_clear_pointer (&self->closed_idle, g_source_unref);
-  _mpq_channel_emit_closed (MPQ_CHANNEL (self));
-  return G_SOURCE_REMOVE;
-}
-
-static void
-schedule_closed (MpqQueue *self)
-{
-  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
-
-  if (self->closed_idle != NULL)
-    return;
-  self->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
-                                          "[mpq] queue closed", emit_closed_cb, self);
 }
 
 /* MpqChannel ------------------------------------------------------------ */
@@ -145,13 +154,8 @@ put_line (MpqQueue    *self,
     }
   MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
 
-  if (self->server != NULL)
-    return _mpq_queue_server_put (self->server, message, self->line, recipient_pid,
-                                  self->put_timeout, self->put_attempts, error);
-
-  g_string_append_c (self->line, '\n');
-  return _mpq_queue_client_put (self->client, self->line,
-                                self->put_timeout, self->put_attempts, error);
+  return self->backend->klass->put (self->backend, message, self->line, recipient_pid,
+                                    self->put_timeout, self->put_attempts, error);
 }
 
 static gboolean
@@ -169,11 +173,13 @@ mpq_queue_send_message (MpqChannel  *channel,
          put_line (self, message, mpq_message_get_recipient_pid (message), error);
 }
 
-gboolean
-_mpq_queue_send_outgoing (MpqQueue           *self,
-                          const MpqOutgoing  *outgoing,
-                          GError            **error)
+static gboolean
+mpq_queue_send_outgoing (MpqChannel         *channel,
+                         const MpqOutgoing  *outgoing,
+                         GError            **error)
 {
+  MpqQueue *self = MPQ_QUEUE (channel);
+
   if (!check_open (self, error))
     return FALSE;
 
@@ -193,10 +199,7 @@ mpq_queue_receive (MpqChannel        *channel,
 
   if (!check_open (self, error))
     return NULL;
-
-  if (self->server != NULL)
-    return _mpq_queue_server_take (self->server, timeout_ms, filter, user_data, error);
-  return _mpq_queue_client_take (self->client, timeout_ms, filter, user_data, error);
+  return self->backend->klass->take (self->backend, timeout_ms, filter, user_data, error);
 }
 
 static gboolean
@@ -208,43 +211,31 @@ mpq_queue_flush (MpqChannel  *channel,
 
   if (!check_open (self, error))
     return FALSE;
-  /* The parent's sends are in the queue already. */
-  if (self->client == NULL)
-    return TRUE;
-  return _mpq_queue_client_flush (self->client, timeout_ms, error);
+  return self->backend->klass->flush (self->backend, timeout_ms, error);
 }
 
-static gboolean
-server_task_cancelled_cb (GCancellable *cancellable,
-                          gpointer      user_data)
-{
-  GTask *task = user_data;
-  MpqQueue *self = g_task_get_source_object (task);
-
-  if (self->server != NULL && _mpq_queue_server_cancel_task (self->server, task))
-    {
-      g_task_return_error_if_cancelled (task);
-      g_object_unref (task);
-    }
-  return G_SOURCE_REMOVE;
-}
-
+/* A task for an async call; NULL when it was answered at once (closed,
+ * cancelled, or the queue could not be made). */
 static GTask *
-new_task (MpqQueue            *self,
-          GCancellable        *cancellable,
-          GAsyncReadyCallback  callback,
-          gpointer             user_data,
-          gpointer             source_tag)
+start_task (MpqQueue            *self,
+            GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             user_data,
+            gpointer             source_tag)
 {
-  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  GError *error = NULL;
 
-  /* A cancelled call fails with G_IO_ERROR_CANCELLED even when a message
-   * was already on its way: that message goes back to the queue when the
-   * result is dropped (see Held in mpq-queue-server.c). */
   g_task_set_source_tag (task, source_tag);
-  return task;
+  if (!check_open (self, &error))
+    {
+      g_task_return_error (task, error);
+      return NULL;
+    }
+  if (g_task_return_error_if_cancelled (task))
+    return NULL;
+  return g_steal_pointer (&task);
 }
-
 
 static void
 mpq_queue_receive_async (MpqChannel          *channel,
@@ -253,25 +244,11 @@ mpq_queue_receive_async (MpqChannel          *channel,
                          gpointer             user_data)
 {
   MpqQueue *self = MPQ_QUEUE (channel);
-  g_autoptr(GTask) task = new_task (self, cancellable, callback, user_data,
-                                    mpq_queue_receive_async);
-  GError *error = NULL;
+  g_autoptr(GTask) task = start_task (self, cancellable, callback, user_data,
+                                      mpq_queue_receive_async);
 
-  if (!check_open (self, &error))
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  if (g_task_return_error_if_cancelled (task))
-    return;
-
-  if (self->server != NULL)
-    {
-      _mpq_task_watch_cancel (task, g_task_get_context (task), server_task_cancelled_cb, task);
-      _mpq_queue_server_want_async (self->server, task);
-    }
-  else
-    _mpq_queue_client_want_async (self->client, task);
+  if (task != NULL)
+    self->backend->klass->want_async (self->backend, task);
 }
 
 static MpqMessage *
@@ -284,77 +261,22 @@ mpq_queue_receive_finish (MpqChannel    *channel,
   g_return_val_if_fail (g_task_is_valid (result, channel), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == mpq_queue_receive_async, NULL);
 
-  if (self->role == MPQ_ROLE_PARENT)
-    return _mpq_queue_server_finish_want (G_TASK (result), error);
-  return _mpq_queue_client_finish_want (G_TASK (result), error);
-}
-
-/* The parent's dispatch: emits what the server handed it, a batch at a
- * time (see MpqDispatchBatch), each counted as taken once its handlers
- * returned. */
-static gboolean
-wake_cb (gpointer user_data)
-{
-  MpqQueue *self = g_object_ref (user_data);
-  MpqDispatchBatch batch;
-  gboolean more = FALSE;
-
-  _mpq_dispatch_batch_init (&batch);
-  while (self->started && self->server != NULL && !batch.over)
-    {
-      MpqMessage *message = _mpq_queue_server_pop_local (self->server, &more);
-      gint recipient;
-      gint64 work_us;
-
-      if (message == NULL)
-        break;
-      recipient = mpq_message_get_recipient_pid (message);
-      work_us = _mpq_dispatch_batch_emit (&batch, MPQ_CHANNEL (self), message);
-      g_object_unref (message);
-      if (self->server != NULL)
-        _mpq_queue_server_local_done (self->server, recipient, work_us);
-      if (!more)
-        break;
-    }
-
-  if (more && self->wake != NULL)
-    g_source_set_ready_time (self->wake, 0);
-
-  g_object_unref (self);
-  return G_SOURCE_CONTINUE;
+  /* A task answered before it reached the backend holds an error. */
+  if (self->backend == NULL || g_task_had_error (G_TASK (result)))
+    return g_task_propagate_pointer (G_TASK (result), error);
+  return self->backend->klass->want_finish (self->backend, G_TASK (result), error);
 }
 
 static void
 mpq_queue_start (MpqChannel *channel)
 {
   MpqQueue *self = MPQ_QUEUE (channel);
-  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
 
   if (self->started || !check_open (self, NULL))
     return;
 
-  if (self->client != NULL)
-    {
-      _mpq_queue_client_start (self->client, self->prefetch);
-      self->started = TRUE;
-      return;
-    }
-
-  if (self->context != context)
-    {
-      if (self->wake != NULL)
-        {
-          g_source_destroy (self->wake);
-          g_clear_pointer (&self->wake, g_source_unref);
-        }
-      g_clear_pointer (&self->context, g_main_context_unref);
-      self->context = g_steal_pointer (&context);
-      self->wake = _mpq_source_attach (_mpq_wake_source_new (), self->context,
-                                       "[mpq] queue dispatch", wake_cb, self);
-    }
-
   self->started = TRUE;
-  _mpq_queue_server_start_local (self->server, self->wake, self->prefetch);
+  self->backend->klass->start (self->backend, self->prefetch);
 }
 
 static void
@@ -366,10 +288,7 @@ mpq_queue_stop (MpqChannel *channel)
     return;
 
   self->started = FALSE;
-  if (self->client != NULL)
-    _mpq_queue_client_stop (self->client);
-  else if (self->server != NULL)
-    _mpq_queue_server_stop_local (self->server);
+  self->backend->klass->stop (self->backend);
 }
 
 static void
@@ -382,26 +301,8 @@ mpq_queue_close (MpqChannel *channel)
 
   self->closed = TRUE;
   self->started = FALSE;
-
-  if (self->client != NULL)
-    {
-      /* The client says ::closed, once, whoever noticed first. */
-      _mpq_queue_client_close (self->client);
-      return;
-    }
-
-  if (self->server != NULL)
-    {
-      _mpq_queue_server_close (self->server);
-      g_clear_pointer (&self->server, _mpq_queue_server_unref);
-    }
-  if (self->wake != NULL)
-    {
-      g_source_destroy (self->wake);
-      g_clear_pointer (&self->wake, g_source_unref);
-    }
-  g_clear_pointer (&self->context, g_main_context_unref);
-  schedule_closed (self);
+  if (self->backend != NULL)
+    self->backend->klass->close (self->backend);
 }
 
 /* GObject --------------------------------------------------------------- */
@@ -412,15 +313,11 @@ mpq_queue_dispose (GObject *object)
   MpqQueue *self = MPQ_QUEUE (object);
 
   mpq_queue_close (MPQ_CHANNEL (self));
-  if (self->closed_idle != NULL)
+  if (self->backend != NULL)
     {
-      g_source_destroy (self->closed_idle);
-      g_clear_pointer (&self->closed_idle, g_source_unref);
-    }
-  if (self->client != NULL)
-    {
-      _mpq_queue_client_detach (self->client);
-      g_clear_pointer (&self->client, _mpq_queue_client_unref);
+      MpqQueueBackend *backend = g_steal_pointer (&self->backend);
+
+      backend->klass->free (backend);
     }
 
   G_OBJECT_CLASS (mpq_queue_parent_class)->dispose (object);
@@ -431,6 +328,7 @@ mpq_queue_finalize (GObject *object)
 {
   MpqQueue *self = MPQ_QUEUE (object);
 
+  _mpq_init_once_clear (&self->init);
   g_string_free (self->line, TRUE);
 
   G_OBJECT_CLASS (mpq_queue_parent_class)->finalize (object);
@@ -497,10 +395,9 @@ mpq_queue_set_property (GObject      *object,
       if (self->max_message_size != g_value_get_uint64 (value))
         {
           self->max_message_size = g_value_get_uint64 (value);
-          if (self->server != NULL)
-            _mpq_queue_server_set_max_message_size (self->server, self->max_message_size);
-          if (self->client != NULL)
-            _mpq_queue_client_set_max_message_size (self->client, self->max_message_size);
+          if (self->backend != NULL)
+            self->max_message_size =
+              self->backend->klass->set_max_message_size (self->backend, self->max_message_size);
           g_object_notify_by_pspec (object, pspec);
         }
       break;
@@ -598,7 +495,7 @@ static void
 mpq_queue_channel_iface_init (MpqChannelInterface *iface)
 {
   static const MpqChannelPrivateVfuncs private_vfuncs = {
-    .send_outgoing = (gpointer) _mpq_queue_send_outgoing,
+    .send_outgoing = mpq_queue_send_outgoing,
   };
 
   _mpq_channel_implement_private (iface, &private_vfuncs);
@@ -639,20 +536,11 @@ MpqQueue *
 mpq_queue_new (guint    max_size,
                GError **error)
 {
-  MpqQueue *self;
-
   g_return_val_if_fail (max_size <= G_MAXINT, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  self = g_object_new (MPQ_TYPE_QUEUE, "role", MPQ_ROLE_PARENT, "max-size", max_size, NULL);
-  self->server = _mpq_queue_server_new (max_size, error);
-  if (self->server == NULL)
-    {
-      self->closed = TRUE;
-      g_object_unref (self);
-      return NULL;
-    }
-  return self;
+  return g_initable_new (MPQ_TYPE_QUEUE, NULL, error,
+                         "role", MPQ_ROLE_PARENT, "max-size", max_size, NULL);
 }
 
 /**
@@ -668,25 +556,9 @@ mpq_queue_new (guint    max_size,
 MpqQueue *
 mpq_queue_new_for_child (GError **error)
 {
-  MpqQueue *self;
-  int fd;
-
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  fd = _mpq_claim_child_fd ("queue", error);
-  if (fd < 0)
-    return NULL;
-
-  self = g_object_new (MPQ_TYPE_QUEUE, "role", MPQ_ROLE_CHILD, NULL);
-  self->client = _mpq_queue_client_new (MPQ_CHANNEL (self), fd, self->max_message_size, error);
-  if (self->client == NULL)
-    {
-      close (fd);
-      self->closed = TRUE;
-      g_object_unref (self);
-      return NULL;
-    }
-  return self;
+  return g_initable_new (MPQ_TYPE_QUEUE, NULL, error, "role", MPQ_ROLE_CHILD, NULL);
 }
 
 /**
@@ -736,11 +608,6 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
                                const char * const   *argv,
                                GError              **error)
 {
-  g_autoptr(GSubprocess) subprocess = NULL;
-  const char *identifier;
-  gsize max_message_size;
-  int fds[2];
-
   g_return_val_if_fail (MPQ_IS_QUEUE (self), NULL);
   g_return_val_if_fail (launcher == NULL || G_IS_SUBPROCESS_LAUNCHER (launcher), NULL);
   g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
@@ -748,41 +615,7 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
 
   if (!check_open (self, error))
     return NULL;
-
-  if (self->server == NULL)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
-                           "Only the queue's parent can spawn");
-      return NULL;
-    }
-
-  if (!_mpq_socketpair (fds, error))
-    return NULL;
-
-  /* The hello waits for the child before it runs: a child that writes and
-   * exits at once finds its socket whole, and the queue reads it all. */
-  max_message_size = _mpq_queue_server_write_hello (self->server, fds[0], error);
-  if (max_message_size == 0)
-    {
-      close (fds[0]);
-      close (fds[1]);
-      return NULL;
-    }
-
-  subprocess = _mpq_spawn_child (launcher, fds[1], "queue", argv, error);
-  if (subprocess == NULL)
-    {
-      close (fds[0]);
-      return NULL;
-    }
-
-  /* NULL once GLib reaped a child that exited at once: it can then say
-   * hello for nobody, and what it wrote is read all the same. */
-  identifier = g_subprocess_get_identifier (subprocess);
-  _mpq_queue_server_add_child (self->server, fds[0],
-                               identifier != NULL ? atoi (identifier) : 0, max_message_size);
-
-  return g_steal_pointer (&subprocess);
+  return self->backend->klass->spawn (self->backend, launcher, argv, error);
 }
 
 /**
@@ -804,9 +637,7 @@ mpq_queue_is_empty (MpqQueue  *self,
 
   if (!check_open (self, error))
     return FALSE;
-  if (self->server != NULL)
-    return _mpq_queue_server_is_empty (self->server);
-  return _mpq_queue_client_is_empty (self->client, error);
+  return self->backend->klass->is_empty (self->backend, error);
 }
 
 /**
@@ -832,9 +663,7 @@ mpq_queue_join (MpqQueue  *self,
 
   if (!check_open (self, error))
     return FALSE;
-  if (self->server != NULL)
-    return _mpq_queue_server_join (self->server, timeout_ms, error);
-  return _mpq_queue_client_join (self->client, timeout_ms, error);
+  return self->backend->klass->join (self->backend, timeout_ms, error);
 }
 
 /**
@@ -855,25 +684,13 @@ mpq_queue_join_async (MpqQueue            *self,
                       gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
 
   g_return_if_fail (MPQ_IS_QUEUE (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = new_task (self, cancellable, callback, user_data, mpq_queue_join_async);
-  if (!check_open (self, &error))
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-
-  if (self->server != NULL)
-    {
-      _mpq_task_watch_cancel (task, g_task_get_context (task), server_task_cancelled_cb, task);
-      _mpq_queue_server_join_async (self->server, task);
-    }
-  else
-    _mpq_queue_client_join_async (self->client, task);
+  task = start_task (self, cancellable, callback, user_data, mpq_queue_join_async);
+  if (task != NULL)
+    self->backend->klass->join_async (self->backend, task);
 }
 
 /**
@@ -927,9 +744,11 @@ mpq_queue_get_parent_pid (MpqQueue *self)
 {
   g_return_val_if_fail (MPQ_IS_QUEUE (self), 0);
 
-  if (self->client != NULL)
-    return _mpq_queue_client_get_parent_pid (self->client);
-  return _mpq_own_pid ();
+  /* A queue closed since still knows; one that could not be made does not. */
+  check_open (self, NULL);
+  if (self->backend == NULL)
+    return 0;
+  return self->backend->klass->get_parent_pid (self->backend);
 }
 
 /**

@@ -135,6 +135,25 @@ do_value (MpqQueue *queue,
   return 0;
 }
 
+/* text N: sends one DO whose data is a string of N letters; says the
+ * error on stderr and exits 1 if the send failed. */
+static int
+do_text (MpqQueue *queue,
+         int       n)
+{
+  g_autofree char *text = g_strnfill (MAX (n, 0), 'x');
+  g_autoptr(JsonNode) data = json_node_init_string (json_node_alloc (), text);
+  g_autoptr(GError) error = NULL;
+
+  if (!mpq_channel_send (MPQ_CHANNEL (queue), MPQ_REQ_DO, 0, 0, data, &error))
+    {
+      g_printerr ("mpq-queue-test-child: send: %s\n", error->message);
+      return 1;
+    }
+
+  return 0;
+}
+
 /* take N: takes N messages with a blocking receive, then exits. */
 static int
 do_take (MpqQueue *queue,
@@ -782,6 +801,8 @@ main (int   argc,
     }
   else if (g_str_equal (mode, "value"))
     status = do_value (queue, n);
+  else if (g_str_equal (mode, "text"))
+    status = do_text (queue, n);
   else if (g_str_equal (mode, "take"))
     status = do_take (queue, n);
   else if (g_str_equal (mode, "poll-empty"))

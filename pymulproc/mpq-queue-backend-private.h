@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "mpq-channel.h"
+
+G_BEGIN_DECLS
+
+/* How an MpqQueue works: the parent's queue (mpq-queue-parent.c: the queue
+ * itself, served by the library's thread) or a child's end of it
+ * (mpq-queue-child.c: requests over its socket). MpqQueue only checks its
+ * arguments and dispatches. Every call runs in the thread that uses the
+ * queue (one at a time). */
+typedef struct _MpqQueueBackend MpqQueueBackend;
+
+typedef struct
+{
+  /* Puts @line (encoded, no newline) at the back; @message (nullable) is
+   * the same, already built. Waits for room as the queue's put-timeout
+   * and put-attempts say. */
+  gboolean     (*put)          (MpqQueueBackend      *backend,
+                                MpqMessage           *message,
+                                GString              *line,
+                                gint                  recipient_pid,
+                                gint                  put_timeout_ms,
+                                guint                 put_attempts,
+                                GError              **error);
+  MpqMessage  *(*take)         (MpqQueueBackend      *backend,
+                                gint                  timeout_ms,
+                                MpqMessageFilter      filter,
+                                gpointer              user_data,
+                                GError              **error);
+  gboolean     (*is_empty)     (MpqQueueBackend      *backend,
+                                GError              **error);
+  gboolean     (*join)         (MpqQueueBackend      *backend,
+                                gint                  timeout_ms,
+                                GError              **error);
+  void         (*join_async)   (MpqQueueBackend      *backend,
+                                GTask                *task);
+  /* A routed receive, answered through @task (source tag set). */
+  void         (*want_async)   (MpqQueueBackend      *backend,
+                                GTask                *task);
+  MpqMessage  *(*want_finish)  (MpqQueueBackend      *backend,
+                                GTask                *task,
+                                GError              **error);
+  gboolean     (*flush)        (MpqQueueBackend      *backend,
+                                gint                  timeout_ms,
+                                GError              **error);
+  /* Dispatch, emitting on the queue in the caller's thread-default context. */
+  void         (*start)        (MpqQueueBackend      *backend,
+                                guint                 prefetch);
+  void         (*stop)         (MpqQueueBackend      *backend);
+  /* Idempotent; says ::closed on the queue, from an idle. */
+  void         (*close)        (MpqQueueBackend      *backend);
+  gboolean     (*is_closed)    (MpqQueueBackend      *backend);
+  gint         (*get_parent_pid) (MpqQueueBackend    *backend);
+  /* The limit set on this end; returns the one in force. */
+  gsize        (*set_max_message_size) (MpqQueueBackend *backend,
+                                        gsize            size);
+  GSubprocess *(*spawn)        (MpqQueueBackend      *backend,
+                                GSubprocessLauncher  *launcher,
+                                const char * const   *argv,
+                                GError              **error);
+  void         (*free)         (MpqQueueBackend      *backend);
+} MpqQueueBackendClass;
+
+struct _MpqQueueBackend
+{
+  const MpqQueueBackendClass *klass;
+  MpqChannel                 *channel;   /* the queue; not a reference */
+};
+
+MpqQueueBackend *_mpq_queue_parent_backend_new (MpqChannel  *channel,
+                                                guint        max_size,
+                                                GError     **error);
+MpqQueueBackend *_mpq_queue_child_backend_new  (MpqChannel  *channel,
+                                                gsize        max_message_size,
+                                                GError     **error);
+
+G_END_DECLS

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The queue at its edges (issue 10): objects a binding makes without
+ * GInitable, and the one max-message-size rule carried to children. The
+ * children are tests/mpq-queue-test-child. */
+#include <string.h>
+
+#include <pymulproc/pymulproc.h>
+
+static GSubprocess *
+spawn_child (MpqQueue   *queue,
+             const char *mode,
+             const char *arg)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  const char *argv[] = { path, mode, arg, NULL };
+  g_autoptr(GError) error = NULL;
+  GSubprocess *child = mpq_queue_spawn_with_launcher (queue, launcher, argv, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (child);
+  return child;
+}
+
+/* Waits for @child; returns its exit status and what it wrote on stderr. */
+static int
+wait_child (GSubprocess  *child,
+            char        **err_text)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_communicate_utf8 (child, NULL, NULL, NULL, err_text, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (child));
+  return g_subprocess_get_exit_status (child);
+}
+
+/* Mpq.Queue() from a binding that does not call g_initable_init (PyGObject
+ * 3.42): a whole parent queue, made at the first call. */
+static void
+test_whole_parent (void)
+{
+  g_autoptr(MpqQueue) queue = g_object_new (MPQ_TYPE_QUEUE, NULL);
+  g_autoptr(MpqMessage) message = NULL;
+  g_autoptr(GError) error = NULL;
+
+  message = mpq_channel_receive (MPQ_CHANNEL (queue), 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (message);
+
+  g_assert_true (mpq_channel_send_json (MPQ_CHANNEL (queue), MPQ_REQ_DO, 0, 0, "7", &error));
+  g_assert_no_error (error);
+  message = mpq_channel_receive (MPQ_CHANNEL (queue), 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (message);
+  g_assert_cmpstr (mpq_message_get_request (message), ==, MPQ_REQ_DO);
+  g_assert_true (mpq_queue_join (queue, 0, &error));
+  g_assert_no_error (error);
+
+  /* g_initable_init after the first call: the same queue, no error. */
+  g_assert_true (g_initable_init (G_INITABLE (queue), NULL, &error));
+  g_assert_no_error (error);
+}
+
+/* A child's end made by hand in a process that is no queue child: every
+ * call fails with NOT_A_CHILD, and so does g_initable_init. */
+static void
+test_whole_child_outside (void)
+{
+  g_autoptr(MpqQueue) queue = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) child = NULL;
+  const char *argv[] = { "/bin/true", NULL };
+
+  queue = g_object_new (MPQ_TYPE_QUEUE, "role", MPQ_ROLE_CHILD, NULL);
+
+  message = mpq_channel_receive (MPQ_CHANNEL (queue), 0, NULL, NULL, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_assert_null (message);
+  g_clear_error (&error);
+
+  g_assert_false (mpq_channel_send_json (MPQ_CHANNEL (queue), MPQ_REQ_DO, 0, 0, "1", &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_clear_error (&error);
+
+  g_assert_false (mpq_queue_is_empty (queue, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_clear_error (&error);
+
+  child = mpq_queue_spawn (queue, argv, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+  g_assert_null (child);
+  g_clear_error (&error);
+
+  g_assert_false (g_initable_init (G_INITABLE (queue), NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD);
+
+  /* start and close on it are harmless. */
+  mpq_channel_start (MPQ_CHANNEL (queue));
+  mpq_channel_close (MPQ_CHANNEL (queue));
+  g_assert_cmpint (mpq_queue_get_parent_pid (queue), ==, 0);
+}
+
+/* The parent's limit reaches its children in the hello: a child's send
+ * over it fails in the child with TOO_LARGE, and the child is not
+ * dropped for it; raised again, the next child's send goes through. */
+static void
+test_limit_in_hello (void)
+{
+  g_autoptr(MpqQueue) queue = mpq_queue_new (0, NULL);
+  g_autoptr(GSubprocess) small = NULL;
+  g_autoptr(GSubprocess) large = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+  g_autofree char *err_text = NULL;
+  g_autoptr(GError) error = NULL;
+
+  mpq_channel_set_max_message_size (MPQ_CHANNEL (queue), 100);
+  small = spawn_child (queue, "text", "200");
+  g_assert_cmpint (wait_child (small, &err_text), ==, 1);
+  g_assert_nonnull (strstr (err_text, "longer than 100"));
+  g_assert_true (mpq_queue_is_empty (queue, &error));
+  g_assert_no_error (error);
+
+  mpq_channel_set_max_message_size (MPQ_CHANNEL (queue), MPQ_DEFAULT_MAX_MESSAGE_SIZE);
+  large = spawn_child (queue, "text", "200");
+  g_clear_pointer (&err_text, g_free);
+  g_assert_cmpint (wait_child (large, &err_text), ==, 0);
+  message = mpq_channel_receive (MPQ_CHANNEL (queue), -1, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (message);
+  g_assert_cmpint (strlen (json_node_get_string (mpq_message_get_data (message))), ==, 200);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/Mpq/Queue/whole-parent", test_whole_parent);
+  g_test_add_func ("/Mpq/Queue/whole-child-outside", test_whole_child_outside);
+  g_test_add_func ("/Mpq/Queue/limit-in-hello", test_limit_in_hello);
+
+  return g_test_run ();
+}
