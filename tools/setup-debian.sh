@@ -2,6 +2,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what building and testing pymulproc needs on Debian 12, only if
 # something is missing. Run as root.
+#
+#   sh tools/setup-debian.sh              # build, test, benchmark
+#   sh tools/setup-debian.sh --thorough   # and CI's thorough stages: clang
+#                                         # and its sanitizer runtimes for
+#                                         # tools/fuzz.sh, stress-ng for the
+#                                         # run under load (.ci/run)
 set -eu
 
 PACKAGES="
@@ -12,6 +18,10 @@ PACKAGES="
   gjs gi-docgen valgrind libc6-dbg
   libzmq3-dev libjsonrpc-glib-1.0-dev
 "
+
+if [ "${1:-}" = "--thorough" ]; then
+  PACKAGES="$PACKAGES clang-14 libclang-rt-14-dev stress-ng"
+fi
 
 missing=""
 for pkg in $PACKAGES; do
