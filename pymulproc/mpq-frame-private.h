@@ -83,21 +83,6 @@ void      _mpq_frame_write_msg  (GString      *out,
                                  const char   *line,
                                  gsize         length);
 
-/* Deprecated: for mpq-queue-server.c until converted to the writers above. */
-void      _mpq_frame_append  (GString     *out,
-                              const char  *op,
-                              const char  *key,
-                              gint64       value);
-void      _mpq_frame_append_answer (GString *out,
-                                    const char *op,
-                                    gint64   id,
-                                    gboolean value);
-void      _mpq_frame_append_msg (GString  *out,
-                                 guint32   tag,
-                                 gint64    id,
-                                 const char *line,
-                                 gsize     length);
-
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MpqFrame, _mpq_frame_free)
 
 G_END_DECLS

@@ -350,38 +350,3 @@ _mpq_frame_write_msg (GString    *out,
   g_string_append_len (out, line, length);
   g_string_append_len (out, "}\n", 2);
 }
-
-/* Deprecated: for mpq-queue-server.c until converted to the writers above. */
-void
-_mpq_frame_append (GString    *out,
-                   const char *op,
-                   const char *key,
-                   gint64      value)
-{
-  if (key == NULL)
-    g_string_append_printf (out, "{\"op\":\"%s\"}\n", op);
-  else
-    g_string_append_printf (out, "{\"op\":\"%s\",\"%s\":%" G_GINT64_FORMAT "}\n", op, key, value);
-}
-
-/* Deprecated: for mpq-queue-server.c until converted. */
-void
-_mpq_frame_append_answer (GString    *out,
-                          const char *op,
-                          gint64      id,
-                          gboolean    value)
-{
-  g_string_append_printf (out, "{\"op\":\"%s\",\"id\":%" G_GINT64_FORMAT ",\"value\":%s}\n",
-                          op, id, value ? "true" : "false");
-}
-
-/* Deprecated: for mpq-queue-server.c until converted. */
-void
-_mpq_frame_append_msg (GString    *out,
-                       guint32     tag,
-                       gint64      id,
-                       const char *line,
-                       gsize       length)
-{
-  _mpq_frame_write_msg (out, tag, id, line, length);
-}

@@ -330,7 +330,7 @@ _mpq_queue_conn_set_max_message_size (MpqQueueConn *conn,
   if (conn->reader.max_line == max_line)
     return;
   conn->reader.max_line = max_line;
-  _mpq_frame_append (conn->out, "limits", "max", (gint64) max_message_size);
+  _mpq_frame_write (conn->out, MPQ_FRAME_LIMITS, (gint64) max_message_size);
 }
 
 void

@@ -27,7 +27,7 @@ conn_deliver (MpqQueueConn  *conn,
   if (entry->pushed)
     _mpq_queue_slots_take (&conn->peer.slots, entry);
   g_queue_push_tail_link (&conn->held, &entry->all_link);
-  _mpq_frame_append_msg (conn->out, entry->tag, id, entry->line, entry->length);
+  _mpq_frame_write_msg (conn->out, entry->tag, id, entry->line, entry->length);
 }
 
 /* Pending requests ------------------------------------------------------- */
@@ -57,9 +57,9 @@ answer_nothing (MpqQueueConn    *conn,
                 MpqQueuePending *pending)
 {
   if (pending->kind == MPQ_PENDING_JOIN)
-    _mpq_frame_append_answer (conn->out, "joined", pending->id, FALSE);
+    _mpq_frame_write (conn->out, MPQ_FRAME_JOINED, pending->id, FALSE);
   else
-    _mpq_frame_append (conn->out, "none", "id", pending->id);
+    _mpq_frame_write (conn->out, MPQ_FRAME_NONE, pending->id);
 }
 
 static gboolean
@@ -176,7 +176,7 @@ conn_settle (MpqQueuePeer *peer)
 
   while (server->unfinished == 0 && (join = g_queue_pop_head (&conn->joins)) != NULL)
     {
-      _mpq_frame_append_answer (conn->out, "joined", join->id, TRUE);
+      _mpq_frame_write (conn->out, MPQ_FRAME_JOINED, join->id, TRUE);
       pending_forget (conn, join);
     }
 
@@ -186,7 +186,7 @@ conn_settle (MpqQueuePeer *peer)
       server->credit_out += grant;
       conn->wants_credit = FALSE;
       server->credit_wanted--;
-      _mpq_frame_append (conn->out, "credit", "n", grant);
+      _mpq_frame_write (conn->out, MPQ_FRAME_CREDIT, grant);
     }
 }
 
@@ -294,7 +294,7 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       if (server->all.length > 0 && server->gets.length == 0)
         conn_deliver (conn, _mpq_queue_pop_front_locked (server), frame->id);
       else if (frame->timeout == 0)
-        _mpq_frame_append (conn->out, "none", "id", frame->id);
+        _mpq_frame_write (conn->out, MPQ_FRAME_NONE, frame->id);
       else
         return add_pending (conn, &server->gets, MPQ_PENDING_GET, frame->id, frame->timeout,
                             error);
@@ -319,7 +319,7 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       conn->peer.slots.started = FALSE;
       _mpq_queue_return_held_locked (server, &conn->held, TRUE);
       conn->peer.slots.pushed = conn->peer.slots.pushed_any = 0;
-      _mpq_frame_append (conn->out, "stopped", "id", frame->id);
+      _mpq_frame_write (conn->out, MPQ_FRAME_STOPPED, frame->id);
       return TRUE;
 
     case MPQ_FRAME_ACK:
@@ -339,14 +339,14 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       return TRUE;
 
     case MPQ_FRAME_EMPTY:
-      _mpq_frame_append_answer (conn->out, "empty", frame->id, server->all.length == 0);
+      _mpq_frame_write (conn->out, MPQ_FRAME_EMPTY, frame->id, server->all.length == 0);
       return TRUE;
 
     case MPQ_FRAME_JOIN:
       if (server->unfinished == 0)
-        _mpq_frame_append_answer (conn->out, "joined", frame->id, TRUE);
+        _mpq_frame_write (conn->out, MPQ_FRAME_JOINED, frame->id, TRUE);
       else if (frame->timeout == 0)
-        _mpq_frame_append_answer (conn->out, "joined", frame->id, FALSE);
+        _mpq_frame_write (conn->out, MPQ_FRAME_JOINED, frame->id, FALSE);
       else
         return add_pending (conn, &conn->joins, MPQ_PENDING_JOIN, frame->id, frame->timeout,
                             error);

@@ -264,9 +264,8 @@ _mpq_queue_server_write_hello (MpqQueueServer  *server,
   max_message_size = server->max_message_size;
   g_mutex_unlock (&server->lock);
 
-  g_string_append_printf (hello, "{\"op\":\"hello\",\"pid\":%d,\"credit\":%d,"
-                          "\"max\":%" G_GSIZE_FORMAT "}\n",
-                          server->pid, server->max_size > 0 ? 0 : -1, max_message_size);
+  _mpq_frame_write (hello, MPQ_FRAME_HELLO, server->pid, server->max_size > 0 ? 0 : -1,
+                    max_message_size);
   if (_mpq_write_when_ready (fd, hello->str, hello->len, -1, "", error) != (gssize) hello->len)
     return 0;
   return max_message_size;
