@@ -2,11 +2,9 @@
 #include "config.h"
 
 #include "mpq-channel-private.h"
-#include "mpq-codec-private.h"
-#include "mpq-debug-private.h"
 #include "mpq-error.h"
 #include "mpq-queue.h"
-#include "mpq-queue-backend-private.h"
+#include "mpq-queue-private.h"
 #include "mpq-spawn-private.h"
 
 /**
@@ -44,26 +42,7 @@
  * `MPQ_ERROR_FULL`.
  */
 
-struct _MpqQueue
-{
-  GObject          parent_instance;
-
-  MpqRole          role;
-  guint            max_size;
-  gsize            max_message_size;
-  gint             put_timeout;
-  guint            put_attempts;
-  guint            prefetch;
-
-  /* The parent's queue or a child's end of it; made by init (GInitable),
-   * or by the first call on an object a binding made without it. */
-  MpqInitOnce      init;
-  MpqQueueBackend *backend;
-  gboolean         started;
-  gboolean         closed;
-
-  GString         *line;
-};
+/* struct _MpqQueue: mpq-queue-private.h */
 
 enum
 {
@@ -76,14 +55,13 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
-static void mpq_queue_channel_iface_init (MpqChannelInterface *iface);
 static void mpq_queue_initable_iface_init (GInitableIface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (MpqQueue, mpq_queue, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
                                                       mpq_queue_initable_iface_init)
                                G_IMPLEMENT_INTERFACE (MPQ_TYPE_CHANNEL,
-                                                      mpq_queue_channel_iface_init))
+                                                      _mpq_queue_channel_iface_init))
 
 /* GInitable: the parent's queue and its thread, or a child's end of its
  * parent's queue (MPQ_ERROR_NOT_A_CHILD without one). */
@@ -121,9 +99,9 @@ mpq_queue_initable_iface_init (GInitableIface *iface)
 }
 
 /* Every call starts here: a queue is whole (made once) and open. */
-static gboolean
-check_open (MpqQueue  *self,
-            GError   **error)
+gboolean
+_mpq_queue_check_open (MpqQueue  *self,
+                       GError   **error)
 {
   if (!_mpq_init_once (&self->init, G_INITABLE (self), make_backend, error))
     return FALSE;
@@ -135,176 +113,6 @@ check_open (MpqQueue  *self,
   return TRUE;
 }
 
-/* MpqChannel ------------------------------------------------------------ */
-
-/* Puts what was encoded in self->line; @message (nullable) is the parent's
- * own, kept for when it takes the message back itself. */
-static gboolean
-put_line (MpqQueue    *self,
-          MpqMessage  *message,
-          gint         recipient_pid,
-          GError     **error)
-{
-  if (self->line->len > self->max_message_size)
-    {
-      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
-                   "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
-                   self->line->len, self->max_message_size);
-      return FALSE;
-    }
-  MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
-
-  return self->backend->klass->put (self->backend, message, self->line, recipient_pid,
-                                    self->put_timeout, self->put_attempts, error);
-}
-
-static gboolean
-mpq_queue_send_message (MpqChannel  *channel,
-                        MpqMessage  *message,
-                        GError     **error)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (!check_open (self, error))
-    return FALSE;
-
-  g_string_truncate (self->line, 0);
-  return _mpq_codec_encode (message, self->line, error) &&
-         put_line (self, message, mpq_message_get_recipient_pid (message), error);
-}
-
-static gboolean
-mpq_queue_send_outgoing (MpqChannel         *channel,
-                         const MpqOutgoing  *outgoing,
-                         GError            **error)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (!check_open (self, error))
-    return FALSE;
-
-  g_string_truncate (self->line, 0);
-  return _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
-         put_line (self, NULL, outgoing->recipient_pid, error);
-}
-
-static MpqMessage *
-mpq_queue_receive (MpqChannel        *channel,
-                   gint               timeout_ms,
-                   MpqMessageFilter   filter,
-                   gpointer           user_data,
-                   GError           **error)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (!check_open (self, error))
-    return NULL;
-  return self->backend->klass->take (self->backend, timeout_ms, filter, user_data, error);
-}
-
-static gboolean
-mpq_queue_flush (MpqChannel  *channel,
-                 gint         timeout_ms,
-                 GError     **error)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (!check_open (self, error))
-    return FALSE;
-  return self->backend->klass->flush (self->backend, timeout_ms, error);
-}
-
-/* A task for an async call; NULL when it was answered at once (closed,
- * cancelled, or the queue could not be made). */
-static GTask *
-start_task (MpqQueue            *self,
-            GCancellable        *cancellable,
-            GAsyncReadyCallback  callback,
-            gpointer             user_data,
-            gpointer             source_tag)
-{
-  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  GError *error = NULL;
-
-  g_task_set_source_tag (task, source_tag);
-  if (!check_open (self, &error))
-    {
-      g_task_return_error (task, error);
-      return NULL;
-    }
-  if (g_task_return_error_if_cancelled (task))
-    return NULL;
-  return g_steal_pointer (&task);
-}
-
-static void
-mpq_queue_receive_async (MpqChannel          *channel,
-                         GCancellable        *cancellable,
-                         GAsyncReadyCallback  callback,
-                         gpointer             user_data)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-  g_autoptr(GTask) task = start_task (self, cancellable, callback, user_data,
-                                      mpq_queue_receive_async);
-
-  if (task != NULL)
-    self->backend->klass->want_async (self->backend, task);
-}
-
-static MpqMessage *
-mpq_queue_receive_finish (MpqChannel    *channel,
-                          GAsyncResult  *result,
-                          GError       **error)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  g_return_val_if_fail (g_task_is_valid (result, channel), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == mpq_queue_receive_async, NULL);
-
-  /* A task answered before it reached the backend holds an error. */
-  if (self->backend == NULL || g_task_had_error (G_TASK (result)))
-    return g_task_propagate_pointer (G_TASK (result), error);
-  return self->backend->klass->want_finish (self->backend, G_TASK (result), error);
-}
-
-static void
-mpq_queue_start (MpqChannel *channel)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (self->started || !check_open (self, NULL))
-    return;
-
-  self->started = TRUE;
-  self->backend->klass->start (self->backend, self->prefetch);
-}
-
-static void
-mpq_queue_stop (MpqChannel *channel)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (!self->started)
-    return;
-
-  self->started = FALSE;
-  self->backend->klass->stop (self->backend);
-}
-
-static void
-mpq_queue_close (MpqChannel *channel)
-{
-  MpqQueue *self = MPQ_QUEUE (channel);
-
-  if (self->closed)
-    return;
-
-  self->closed = TRUE;
-  self->started = FALSE;
-  if (self->backend != NULL)
-    self->backend->klass->close (self->backend);
-}
-
 /* GObject --------------------------------------------------------------- */
 
 static void
@@ -312,7 +120,7 @@ mpq_queue_dispose (GObject *object)
 {
   MpqQueue *self = MPQ_QUEUE (object);
 
-  mpq_queue_close (MPQ_CHANNEL (self));
+  mpq_channel_close (MPQ_CHANNEL (self));
   if (self->backend != NULL)
     {
       MpqQueueBackend *backend = g_steal_pointer (&self->backend);
@@ -492,24 +300,6 @@ mpq_queue_class_init (MpqQueueClass *klass)
 }
 
 static void
-mpq_queue_channel_iface_init (MpqChannelInterface *iface)
-{
-  static const MpqChannelPrivateVfuncs private_vfuncs = {
-    .send_outgoing = mpq_queue_send_outgoing,
-  };
-
-  _mpq_channel_implement_private (iface, &private_vfuncs);
-  iface->send_message = mpq_queue_send_message;
-  iface->receive = mpq_queue_receive;
-  iface->receive_async = mpq_queue_receive_async;
-  iface->receive_finish = mpq_queue_receive_finish;
-  iface->start = mpq_queue_start;
-  iface->stop = mpq_queue_stop;
-  iface->close = mpq_queue_close;
-  iface->flush = mpq_queue_flush;
-}
-
-static void
 mpq_queue_init (MpqQueue *self)
 {
   self->role = MPQ_ROLE_PARENT;
@@ -613,7 +403,7 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
   g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_open (self, error))
+  if (!_mpq_queue_check_open (self, error))
     return NULL;
   return self->backend->klass->spawn (self->backend, launcher, argv, error);
 }
@@ -635,7 +425,7 @@ mpq_queue_is_empty (MpqQueue  *self,
   g_return_val_if_fail (MPQ_IS_QUEUE (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_open (self, error))
+  if (!_mpq_queue_check_open (self, error))
     return FALSE;
   return self->backend->klass->is_empty (self->backend, error);
 }
@@ -661,7 +451,7 @@ mpq_queue_join (MpqQueue  *self,
   g_return_val_if_fail (MPQ_IS_QUEUE (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_open (self, error))
+  if (!_mpq_queue_check_open (self, error))
     return FALSE;
   return self->backend->klass->join (self->backend, timeout_ms, error);
 }
@@ -688,7 +478,7 @@ mpq_queue_join_async (MpqQueue            *self,
   g_return_if_fail (MPQ_IS_QUEUE (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = start_task (self, cancellable, callback, user_data, mpq_queue_join_async);
+  task = _mpq_queue_start_task (self, cancellable, callback, user_data, mpq_queue_join_async);
   if (task != NULL)
     self->backend->klass->join_async (self->backend, task);
 }
@@ -745,7 +535,7 @@ mpq_queue_get_parent_pid (MpqQueue *self)
   g_return_val_if_fail (MPQ_IS_QUEUE (self), 0);
 
   /* A queue closed since still knows; one that could not be made does not. */
-  check_open (self, NULL);
+  _mpq_queue_check_open (self, NULL);
   if (self->backend == NULL)
     return 0;
   return self->backend->klass->get_parent_pid (self->backend);

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "mpq-codec-private.h"
+#include "mpq-debug-private.h"
+#include "mpq-error.h"
+#include "mpq-queue-private.h"
+
+/* MpqQueue as an MpqChannel: every call checks that the queue is whole
+ * and open, then goes to its backend (the parent's queue or a child's
+ * end). The thread that uses the queue. */
+
+/* Puts what was encoded in self->line; @message (nullable) is the parent's
+ * own, kept for when it takes the message back itself. */
+static gboolean
+put_line (MpqQueue    *self,
+          MpqMessage  *message,
+          gint         recipient_pid,
+          GError     **error)
+{
+  if (self->line->len > self->max_message_size)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                   "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
+                   self->line->len, self->max_message_size);
+      return FALSE;
+    }
+  MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
+
+  return self->backend->klass->put (self->backend, message, self->line, recipient_pid,
+                                    self->put_timeout, self->put_attempts, error);
+}
+
+static gboolean
+mpq_queue_send_message (MpqChannel  *channel,
+                        MpqMessage  *message,
+                        GError     **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!_mpq_queue_check_open (self, error))
+    return FALSE;
+
+  g_string_truncate (self->line, 0);
+  return _mpq_codec_encode (message, self->line, error) &&
+         put_line (self, message, mpq_message_get_recipient_pid (message), error);
+}
+
+static gboolean
+mpq_queue_send_outgoing (MpqChannel         *channel,
+                         const MpqOutgoing  *outgoing,
+                         GError            **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!_mpq_queue_check_open (self, error))
+    return FALSE;
+
+  g_string_truncate (self->line, 0);
+  return _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
+         put_line (self, NULL, outgoing->recipient_pid, error);
+}
+
+static MpqMessage *
+mpq_queue_receive (MpqChannel        *channel,
+                   gint               timeout_ms,
+                   MpqMessageFilter   filter,
+                   gpointer           user_data,
+                   GError           **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!_mpq_queue_check_open (self, error))
+    return NULL;
+  return self->backend->klass->take (self->backend, timeout_ms, filter, user_data, error);
+}
+
+static gboolean
+mpq_queue_flush (MpqChannel  *channel,
+                 gint         timeout_ms,
+                 GError     **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!_mpq_queue_check_open (self, error))
+    return FALSE;
+  return self->backend->klass->flush (self->backend, timeout_ms, error);
+}
+
+/* A task for an async call; NULL when it was answered at once (closed,
+ * cancelled, or the queue could not be made). */
+GTask *
+_mpq_queue_start_task (MpqQueue            *self,
+            GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             user_data,
+            gpointer             source_tag)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  GError *error = NULL;
+
+  g_task_set_source_tag (task, source_tag);
+  if (!_mpq_queue_check_open (self, &error))
+    {
+      g_task_return_error (task, error);
+      return NULL;
+    }
+  if (g_task_return_error_if_cancelled (task))
+    return NULL;
+  return g_steal_pointer (&task);
+}
+
+static void
+mpq_queue_receive_async (MpqChannel          *channel,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+  g_autoptr(GTask) task = _mpq_queue_start_task (self, cancellable, callback, user_data,
+                                      mpq_queue_receive_async);
+
+  if (task != NULL)
+    self->backend->klass->want_async (self->backend, task);
+}
+
+static MpqMessage *
+mpq_queue_receive_finish (MpqChannel    *channel,
+                          GAsyncResult  *result,
+                          GError       **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  g_return_val_if_fail (g_task_is_valid (result, channel), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == mpq_queue_receive_async, NULL);
+
+  /* A task answered before it reached the backend holds an error. */
+  if (self->backend == NULL || g_task_had_error (G_TASK (result)))
+    return g_task_propagate_pointer (G_TASK (result), error);
+  return self->backend->klass->want_finish (self->backend, G_TASK (result), error);
+}
+
+static void
+mpq_queue_start (MpqChannel *channel)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (self->started || !_mpq_queue_check_open (self, NULL))
+    return;
+
+  self->started = TRUE;
+  self->backend->klass->start (self->backend, self->prefetch);
+}
+
+static void
+mpq_queue_stop (MpqChannel *channel)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!self->started)
+    return;
+
+  self->started = FALSE;
+  self->backend->klass->stop (self->backend);
+}
+
+static void
+mpq_queue_close (MpqChannel *channel)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (self->closed)
+    return;
+
+  self->closed = TRUE;
+  self->started = FALSE;
+  if (self->backend != NULL)
+    self->backend->klass->close (self->backend);
+}
+
+void
+_mpq_queue_channel_iface_init (MpqChannelInterface *iface)
+{
+  static const MpqChannelPrivateVfuncs private_vfuncs = {
+    .send_outgoing = mpq_queue_send_outgoing,
+  };
+
+  _mpq_channel_implement_private (iface, &private_vfuncs);
+  iface->send_message = mpq_queue_send_message;
+  iface->receive = mpq_queue_receive;
+  iface->receive_async = mpq_queue_receive_async;
+  iface->receive_finish = mpq_queue_receive_finish;
+  iface->start = mpq_queue_start;
+  iface->stop = mpq_queue_stop;
+  iface->close = mpq_queue_close;
+  iface->flush = mpq_queue_flush;
+}

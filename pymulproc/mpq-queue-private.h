@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "mpq-channel-private.h"
+#include "mpq-queue.h"
+#include "mpq-queue-backend-private.h"
+
+G_BEGIN_DECLS
+
+struct _MpqQueue
+{
+  GObject          parent_instance;
+
+  MpqRole          role;
+  guint            max_size;
+  gsize            max_message_size;
+  gint             put_timeout;
+  guint            put_attempts;
+  guint            prefetch;
+
+  /* The parent's queue or a child's end of it; made by init (GInitable),
+   * or by the first call on an object a binding made without it. */
+  MpqInitOnce      init;
+  MpqQueueBackend *backend;
+  gboolean         started;
+  gboolean         closed;
+
+  GString         *line;
+};
+
+/* mpq-queue.c */
+gboolean _mpq_queue_check_open  (MpqQueue            *self,
+                                 GError             **error);
+
+/* mpq-queue-channel.c */
+GTask   *_mpq_queue_start_task  (MpqQueue            *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data,
+                                 gpointer             source_tag);
+void     _mpq_queue_channel_iface_init (MpqChannelInterface *iface);
+
+G_END_DECLS
