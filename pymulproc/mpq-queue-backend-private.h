@@ -58,6 +58,8 @@ typedef struct
   /* The limit set on this end; returns the one in force. */
   gsize        (*set_max_message_size) (MpqQueueBackend *backend,
                                         gsize            size);
+  /* The limit in force (a child's: MIN of its own and its parent's). */
+  gsize        (*get_max_message_size) (MpqQueueBackend *backend);
   GSubprocess *(*spawn)        (MpqQueueBackend      *backend,
                                 GSubprocessLauncher  *launcher,
                                 const char * const   *argv,

@@ -18,11 +18,13 @@ put_line (MpqQueue    *self,
           gint         recipient_pid,
           GError     **error)
 {
-  if (self->line->len > self->max_message_size)
+  gsize max_message_size = self->backend->klass->get_max_message_size (self->backend);
+
+  if (self->line->len > max_message_size)
     {
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
                    "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
-                   self->line->len, self->max_message_size);
+                   self->line->len, max_message_size);
       return FALSE;
     }
   MPQ_DEBUG_LINE (">", self->line->str, self->line->len);

@@ -128,6 +128,12 @@ child_set_max_message_size (MpqQueueBackend *backend,
   return _mpq_queue_client_get_max_message_size (CLIENT (backend));
 }
 
+static gsize
+child_get_max_message_size (MpqQueueBackend *backend)
+{
+  return _mpq_queue_client_get_max_message_size (CLIENT (backend));
+}
+
 static GSubprocess *
 child_spawn (MpqQueueBackend      *backend,
              GSubprocessLauncher  *launcher,
@@ -163,6 +169,7 @@ static const MpqQueueBackendClass child_class = {
   .is_closed = child_is_closed,
   .get_parent_pid = child_get_parent_pid,
   .set_max_message_size = child_set_max_message_size,
+  .get_max_message_size = child_get_max_message_size,
   .spawn = child_spawn,
   .free = child_free,
 };

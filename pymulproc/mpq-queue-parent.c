@@ -6,6 +6,7 @@
 
 #include "mpq-channel-private.h"
 #include "mpq-error.h"
+#include "mpq-protocol.h"
 #include "mpq-queue-backend-private.h"
 #include "mpq-queue-server-private.h"
 #include "mpq-spawn-private.h"
@@ -19,6 +20,7 @@ typedef struct
 {
   MpqQueueBackend  parent;
   MpqQueueServer  *server;       /* NULL once closed */
+  gsize            max_message_size;
 
   /* The parent's dispatch. */
   GMainContext    *context;
@@ -255,9 +257,16 @@ parent_set_max_message_size (MpqQueueBackend *backend,
 {
   ParentBackend *self = (ParentBackend *) backend;
 
+  self->max_message_size = size;
   if (self->server != NULL)
     _mpq_queue_server_set_max_message_size (self->server, size);
   return size;
+}
+
+static gsize
+parent_get_max_message_size (MpqQueueBackend *backend)
+{
+  return ((ParentBackend *) backend)->max_message_size;
 }
 
 static GSubprocess *
@@ -325,6 +334,7 @@ static const MpqQueueBackendClass parent_class = {
   .is_closed = parent_is_closed,
   .get_parent_pid = parent_get_parent_pid,
   .set_max_message_size = parent_set_max_message_size,
+  .get_max_message_size = parent_get_max_message_size,
   .spawn = parent_spawn,
   .free = parent_free,
 };
@@ -345,5 +355,6 @@ _mpq_queue_parent_backend_new (MpqChannel  *channel,
   self->parent.klass = &parent_class;
   self->parent.channel = channel;
   self->server = server;
+  self->max_message_size = MPQ_DEFAULT_MAX_MESSAGE_SIZE;
   return &self->parent;
 }

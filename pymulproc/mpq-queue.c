@@ -161,6 +161,9 @@ mpq_queue_get_property (GObject    *object,
       break;
 
     case MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE:
+      /* A child's follows its parent's (see the backend). */
+      if (self->backend != NULL)
+        self->max_message_size = self->backend->klass->get_max_message_size (self->backend);
       g_value_set_uint64 (value, self->max_message_size);
       break;
 
