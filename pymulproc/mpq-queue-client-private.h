@@ -4,6 +4,8 @@
 #include <gio/gio.h>
 
 #include "mpq-channel.h"
+#include "mpq-endpoint-private.h"
+#include "mpq-frame-private.h"
 
 G_BEGIN_DECLS
 
@@ -51,5 +53,57 @@ gboolean        _mpq_queue_client_flush      (MpqQueueClient  *client,
 void            _mpq_queue_client_start      (MpqQueueClient  *client,
                                               guint            prefetch);
 void            _mpq_queue_client_stop       (MpqQueueClient  *client);
+
+/* Between mpq-queue-client.c (the connection, its frames and the blocking
+ * calls) and mpq-queue-client-loop.c (the main loop side: async requests
+ * and dispatch). A child's queue is used from one thread at a time, its
+ * owner's, where its sources run too (mpq-endpoint.c); only @refs is
+ * touched from elsewhere (a result finalized in another thread), atomically. */
+struct _MpqQueueClient
+{
+  gint           refs;         /* the queue, and each result in flight; atomic */
+  MpqChannel    *channel;      /* unowned: owns us; NULL once detached */
+  MpqEndpoint    ep;           /* the socket to the parent's server */
+  gint           parent_pid;
+  gint           credit;       /* -1: unbounded */
+  gboolean       asked_credit;
+  gsize          own_max;      /* max-message-size as set on this end */
+  gsize          parent_max;   /* ... as the parent's hello or limits said */
+  gint64         next_id;
+  GQueue         replies;      /* MpqFrame with an id, not yet claimed */
+  GQueue         pushed;       /* MpqFrame pushed by dispatch */
+  GQueue         ops;          /* AsyncOp */
+  GString       *answers;      /* acks not yet written */
+  GString       *scratch;
+  guint          stops_pending;
+  gint64         in_hand_tag;  /* pushed message whose handlers run, or 0 */
+  gboolean       started;
+  gboolean       delivering;   /* in deliver (), maybe in a handler */
+};
+
+extern const MpqEndpointClass _mpq_queue_client_endpoint_class;
+
+gboolean  _mpq_queue_client_take_line    (gpointer         owner,
+                                           const char      *line,
+                                           gsize            length,
+                                           GError         **error);
+gboolean  _mpq_queue_client_write_all     (MpqQueueClient  *client,
+                                           const char      *data,
+                                           gsize            length,
+                                           GError         **error);
+gboolean  _mpq_queue_client_write_frame   (MpqQueueClient  *client,
+                                           GString         *frame,
+                                           GError         **error);
+gboolean  _mpq_queue_client_flush_answers (MpqQueueClient  *client,
+                                           GError         **error);
+void      _mpq_queue_client_answer        (MpqQueueClient  *client,
+                                           MpqFrameOp       op,
+                                           gint64           tag);
+MpqFrame *_mpq_queue_client_claim_reply   (MpqQueueClient  *client,
+                                           gint64           id);
+void      _mpq_queue_client_closed_error  (MpqQueueClient  *client,
+                                           GError         **error);
+void      _mpq_queue_client_update_sources (MpqQueueClient *client);
+void      _mpq_queue_client_fail_ops      (MpqQueueClient  *client);
 
 G_END_DECLS

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A queue child's limits, seen from a fake parent: the test holds the
+/* A queue child's limits and its end of the stream, seen from a fake parent: the test holds the
  * parent's end of the socket and speaks the protocol by hand
  * (docs/protocol.md), so it can send what the library's server never
  * would. The child is tests/mpq-test-child in "queue" mode, which says on
@@ -278,6 +278,31 @@ test_limit_on_reading (void)
   fake_parent_finish (&parent);
 }
 
+/* A parent that hangs up in the middle of a line sent a bad line: the
+ * child's call fails with MPQ_ERROR_PROTOCOL, as a pipe's does, not with
+ * a plain MPQ_ERROR_CLOSED. */
+static void
+test_hung_up_mid_line (void)
+{
+  const char * const steps[] = { "recv", NULL };
+  FakeParent parent = { 0 };
+  g_autofree char *result = NULL;
+  g_autofree char *growth = NULL;
+
+  fake_parent_spawn (&parent, steps);
+  fake_parent_write (&parent, "{\"op\":\"hello\",\"pid\":1,\"credit\":-1}\n"
+                              "{\"op\":\"msg\",\"tag\":1,\"id\":1,\"msg\":[\"DO\"");
+  shutdown (parent.fd, SHUT_WR);
+
+  result = fake_parent_expect (&parent, "new ");
+  g_assert_cmpstr (result, ==, "ok");
+  growth = fake_parent_expect (&parent, "growth-kb ");
+  g_clear_pointer (&result, g_free);
+  result = fake_parent_expect (&parent, "recv ");
+  g_assert_cmpstr (result, ==, "error protocol");
+  fake_parent_finish (&parent);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -289,6 +314,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Limits/hello-max", test_hello_max);
   g_test_add_func ("/Mpq/Limits/limits-frame", test_limits_frame);
   g_test_add_func ("/Mpq/Limits/limit-on-reading", test_limit_on_reading);
+  g_test_add_func ("/Mpq/Limits/hung-up-mid-line", test_hung_up_mid_line);
 
   return g_test_run ();
 }
