@@ -220,22 +220,25 @@ test_hello_max (void)
 }
 
 /* A limits frame lowers the child's limit, and its own setting can lower
- * it further but never raise it past the parent's. */
+ * it further but never raise it past the parent's; the property reads the
+ * limit in force. */
 static void
 test_limits_frame (void)
 {
   const char * const steps[] = {
-    "recv", "send:501", "send:500", "set:300", "send:301", "send:300", "set:10000",
-    "send:501", "send:500", NULL
+    "max", "recv", "max", "send:501", "send:500", "set:300", "max", "send:301", "send:300",
+    "set:10000", "max", "send:501", "send:500", NULL
   };
   const char * const expected[] = {
-    "new ok", NULL, "recv ok", "send:501 error too-large", "send:500 ok",
-    "send:301 error too-large", "send:300 ok", "send:501 error too-large", "send:500 ok",
+    "new ok", NULL, "max 500", "recv ok", "max 500", "send:501 error too-large", "send:500 ok",
+    "max 300", "send:301 error too-large", "send:300 ok", "max 500", "send:501 error too-large",
+    "send:500 ok",
   };
   FakeParent parent = { 0 };
 
   fake_parent_spawn (&parent, steps);
-  /* The child's receive is request 1: its answer comes after the limits. */
+  /* The limits frame comes with the hello and applies at once. The
+   * child's receive is request 1: its answer comes after the limits. */
   fake_parent_write (&parent, "{\"op\":\"hello\",\"pid\":1,\"credit\":-1,\"max\":2000}\n"
                               "{\"op\":\"limits\",\"max\":500}\n"
                               "{\"op\":\"msg\",\"tag\":1,\"id\":1,\"msg\":[\"DO\",1,null,null]}\n");
