@@ -113,7 +113,7 @@ apply_items (MpqQueueConn  *conn,
 {
   MpqQueueServer *server = conn->server;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   server->batching = TRUE;
   for (guint i = 0; i < items->len; i++)
     {
@@ -373,7 +373,7 @@ _mpq_queue_conn_drop (MpqQueueConn *conn,
   /* Hang up at once, even while the child keeps its end open. */
   shutdown (conn->fd, SHUT_RDWR);
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   _mpq_queue_return_held_locked (server, &conn->held, FALSE);
   conn->peer.slots.pushed = conn->peer.slots.pushed_any = 0;
   for (GList *l = server->gets.head; l != NULL;)
@@ -399,7 +399,7 @@ _mpq_queue_conn_drop (MpqQueueConn *conn,
 
   _mpq_queue_conn_free (conn);
   /* Others may have been handed what it had: the thread writes it out. */
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   _mpq_queue_kick_locked (server);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 }

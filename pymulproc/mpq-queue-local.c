@@ -30,7 +30,8 @@ typedef struct
 typedef struct
 {
   GTask *task;
-  Held  *held;   /* NULL for a join */
+  Held  *held;       /* NULL for a join */
+  gint   published;  /* atomic: set once the fields above are */
 } Completion;
 
 /* Any thread: a message in hand goes back to the front, unless the queue
@@ -43,7 +44,7 @@ held_release (gpointer data)
 
   if (held->entry != NULL)
     {
-      g_mutex_lock (&server->lock);
+      _mpq_mutex_lock (&server->lock);
       if (server->closed)
         _mpq_queue_entry_free (held->entry);
       else
@@ -51,7 +52,7 @@ held_release (gpointer data)
           _mpq_queue_push_head_locked (server, held->entry);
           _mpq_queue_kick_locked (server);
         }
-      g_mutex_unlock (&server->lock);
+      _mpq_mutex_unlock (&server->lock);
     }
   _mpq_queue_server_unref (server);
   g_free (held);
@@ -83,6 +84,10 @@ complete_cb (gpointer user_data)
 {
   Completion *completion = user_data;
 
+  /* The idle that brings it here orders it already (GLib's context lock),
+   * but out of the sight of ThreadSanitizer: this acquire pairs with the
+   * release in _mpq_queue_unlock_and_complete (). */
+  g_assert (g_atomic_int_get (&completion->published));
   if (completion->held == NULL)
     g_task_return_boolean (completion->task, TRUE);
   else if (g_cancellable_is_cancelled (g_task_get_cancellable (completion->task)))
@@ -107,16 +112,19 @@ _mpq_queue_unlock_and_complete (MpqQueueServer *server)
   GQueue completed = server->completed;
 
   g_queue_init (&server->completed);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   while (completed.length > 0)
     {
-      Completion *completion = g_new (Completion, 1);
+      Completion *completion = g_new0 (Completion, 1);
+      GMainContext *context;
 
       completion->task = g_queue_pop_head (&completed);
       completion->held = g_queue_pop_head (&completed);
-      g_source_unref (_mpq_source_attach (g_idle_source_new (),
-                                          g_task_get_context (completion->task),
+      context = g_task_get_context (completion->task);
+      /* Last touch before another thread may take it. */
+      g_atomic_int_set (&completion->published, 1);
+      g_source_unref (_mpq_source_attach (g_idle_source_new (), context,
                                           "[mpq] queue result", complete_cb, completion));
     }
 }
@@ -150,7 +158,7 @@ local_serve_get (MpqQueuePeer    *peer,
   MpqQueueServer *server = G_STRUCT_MEMBER_P (peer, -G_STRUCT_OFFSET (MpqQueueServer, local));
 
   get->served = entry;
-  g_cond_broadcast (&server->cond);
+  _mpq_cond_broadcast (&server->cond);
 }
 
 static void
@@ -187,7 +195,7 @@ _mpq_queue_local_clear (MpqQueueServer *server)
       g_object_unref (task);
     }
   server->local.n_wants = 0;
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   _mpq_queue_unlock_and_complete (server);
 
   while (server->local_inbox.length > 0)
@@ -209,14 +217,14 @@ _mpq_queue_server_put (MpqQueueServer  *server,
   MpqQueueEntry *entry;
   guint attempt = 0;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   while (_mpq_queue_is_full_locked (server))
     {
       gint64 deadline;
 
       if (attempt++ >= put_attempts)
         {
-          g_mutex_unlock (&server->lock);
+          _mpq_mutex_unlock (&server->lock);
           g_set_error (error, MPQ_ERROR, MPQ_ERROR_FULL,
                        "The queue is full (%u messages); nothing was put", server->max_size);
           return FALSE;
@@ -228,7 +236,7 @@ _mpq_queue_server_put (MpqQueueServer  *server,
         ;
       if (server->closed)
         {
-          g_mutex_unlock (&server->lock);
+          _mpq_mutex_unlock (&server->lock);
           g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
           return FALSE;
         }
@@ -240,7 +248,7 @@ _mpq_queue_server_put (MpqQueueServer  *server,
   _mpq_queue_put_locked (server, entry);
   if (server->room_left)
     _mpq_queue_kick_locked (server);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
   return TRUE;
 }
 
@@ -255,7 +263,7 @@ _mpq_queue_server_take (MpqQueueServer    *server,
   MpqQueueEntry *entry = NULL;
   MpqMessage *message;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->all.length == 0 && deadline == 0)
     _mpq_queue_sync_locked (server);
   if (server->all.length > 0 && server->gets.length == 0)
@@ -286,7 +294,7 @@ _mpq_queue_server_take (MpqQueueServer    *server,
         g_queue_remove (&server->gets, &get);
       entry = get.served;
     }
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   if (entry == NULL)
     return NULL;
@@ -296,14 +304,14 @@ _mpq_queue_server_take (MpqQueueServer    *server,
   if (filter != NULL && !filter (message, user_data))
     {
       entry->message = message;
-      g_mutex_lock (&server->lock);
+      _mpq_mutex_lock (&server->lock);
       _mpq_queue_push_tail_locked (server, entry);
       _mpq_queue_kick_locked (server);
-      g_mutex_unlock (&server->lock);
+      _mpq_mutex_unlock (&server->lock);
       return NULL;
     }
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   _mpq_queue_taken_locked (server, entry);
   _mpq_queue_unlock_and_complete (server);
   return message;
@@ -323,7 +331,7 @@ _mpq_queue_server_finish_want (GTask   *task,
 
   server = held->server;
   message = _mpq_queue_entry_take_message (held->entry);
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->closed)
     _mpq_queue_entry_free (held->entry);
   else
@@ -340,11 +348,11 @@ _mpq_queue_server_is_empty (MpqQueueServer *server)
 {
   gboolean empty;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->all.length == 0)
     _mpq_queue_sync_locked (server);
   empty = server->all.length == 0;
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
   return empty;
 }
 
@@ -355,7 +363,7 @@ _mpq_queue_server_join (MpqQueueServer  *server,
 {
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->unfinished == 0)
     _mpq_queue_sync_locked (server);
   while (server->unfinished > 0)
@@ -364,13 +372,13 @@ _mpq_queue_server_join (MpqQueueServer  *server,
         {
           guint unfinished = server->unfinished;
 
-          g_mutex_unlock (&server->lock);
+          _mpq_mutex_unlock (&server->lock);
           g_set_error (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
                        "%u messages were not taken in time", unfinished);
           return FALSE;
         }
     }
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
   return TRUE;
 }
 
@@ -378,7 +386,7 @@ void
 _mpq_queue_server_join_async (MpqQueueServer *server,
                               GTask          *task)
 {
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->unfinished == 0)
     _mpq_queue_complete_later_locked (server, g_object_ref (task), NULL);
   else
@@ -390,11 +398,11 @@ void
 _mpq_queue_server_want_async (MpqQueueServer *server,
                               GTask          *task)
 {
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   g_queue_push_tail (&server->local_wants, g_object_ref (task));
   server->local.n_wants++;
   _mpq_queue_kick_locked (server);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 }
 
 /* Takes @task back if it is still waiting, and with it the reference the
@@ -405,7 +413,7 @@ _mpq_queue_server_cancel_task (MpqQueueServer *server,
 {
   gboolean removed = FALSE;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (g_queue_remove (&server->local_wants, task))
     {
       server->local.n_wants--;
@@ -413,7 +421,7 @@ _mpq_queue_server_cancel_task (MpqQueueServer *server,
     }
   else
     removed = g_queue_remove (&server->local_joins, task);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   return removed;
 }
@@ -423,7 +431,7 @@ _mpq_queue_server_start_local (MpqQueueServer *server,
                                GSource        *wake,
                                guint           prefetch)
 {
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->local_wake != wake)
     {
       g_clear_pointer (&server->local_wake, g_source_unref);
@@ -434,7 +442,7 @@ _mpq_queue_server_start_local (MpqQueueServer *server,
   if (server->local_inbox.length > 0)
     g_source_set_ready_time (wake, 0);
   _mpq_queue_kick_locked (server);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 }
 
 /* What dispatch handed the parent and it has not handled goes back to the
@@ -442,7 +450,7 @@ _mpq_queue_server_start_local (MpqQueueServer *server,
 void
 _mpq_queue_server_stop_local (MpqQueueServer *server)
 {
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   server->local.slots.started = FALSE;
   while (server->local_inbox.length > 0)
     {
@@ -452,7 +460,7 @@ _mpq_queue_server_stop_local (MpqQueueServer *server)
       _mpq_queue_push_head_locked (server, entry);
     }
   _mpq_queue_kick_locked (server);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 }
 
 /* The next message dispatch handed the parent, or NULL; @more tells
@@ -465,10 +473,10 @@ _mpq_queue_server_pop_local (MpqQueueServer *server,
   MpqMessage *message = NULL;
   MpqQueueEntry *entry;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   entry = server->local.slots.started ? _mpq_queue_pop_entry_head (&server->local_inbox) : NULL;
   *more = server->local_inbox.length > 0;
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   if (entry != NULL)
     {
@@ -483,7 +491,7 @@ _mpq_queue_server_local_done (MpqQueueServer *server,
                               gint            recipient,
                               gint64          work_us)
 {
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   _mpq_queue_slots_release (&server->local.slots, recipient);
   if (recipient == 0)
     _mpq_queue_slots_done (&server->local.slots, work_us);

@@ -70,7 +70,7 @@ pending_timeout_cb (gpointer user_data)
   MpqQueueServer *server = conn->server;
   GQueue *queue = pending->kind == MPQ_PENDING_JOIN ? &conn->joins : &server->gets;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   g_queue_remove (queue, pending);
   answer_nothing (conn, pending);
   /* This source is being dispatched: let it go with the callback. */

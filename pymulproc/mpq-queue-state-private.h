@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "mpq-lock-private.h"
 #include "mpq-message.h"
 
 G_BEGIN_DECLS
@@ -115,8 +116,8 @@ struct _MpqQueuePeer
 
 struct _MpqQueueServer
 {
-  GMutex        lock;
-  GCond         cond;          /* FIFO, room, join count or sync changed */
+  MpqMutex        lock;
+  MpqCond         cond;          /* FIFO, room, join count or sync changed */
   guint         waiters;       /* threads waiting on @cond */
 
   /* The state: guarded by @lock. */

@@ -232,8 +232,8 @@ void
 _mpq_queue_state_init (MpqQueueServer *server,
                        guint           max_size)
 {
-  g_mutex_init (&server->lock);
-  g_cond_init (&server->cond);
+  _mpq_mutex_init (&server->lock);
+  _mpq_cond_init (&server->cond);
   server->max_size = max_size;
   server->by_pid = g_hash_table_new (NULL, NULL);
   server->anyone = g_ptr_array_new ();
@@ -249,8 +249,8 @@ _mpq_queue_state_clear (MpqQueueServer *server)
   g_clear_pointer (&server->peers, g_ptr_array_unref);
   g_clear_pointer (&server->by_pid, g_hash_table_unref);
   g_clear_pointer (&server->anyone, g_ptr_array_unref);
-  g_cond_clear (&server->cond);
-  g_mutex_clear (&server->lock);
+  _mpq_cond_clear (&server->cond);
+  _mpq_mutex_clear (&server->lock);
 }
 
 void
@@ -263,7 +263,7 @@ _mpq_queue_wake_waiters_locked (MpqQueueServer *server)
       return;
     }
   if (server->waiters > 0)
-    g_cond_broadcast (&server->cond);
+    _mpq_cond_broadcast (&server->cond);
 }
 
 /* Waits on the condition until @deadline (monotonic µs; -1 forever);
@@ -276,9 +276,9 @@ _mpq_queue_wait_locked (MpqQueueServer *server,
 
   server->waiters++;
   if (deadline < 0)
-    g_cond_wait (&server->cond, &server->lock);
+    _mpq_cond_wait (&server->cond, &server->lock);
   else
-    signalled = g_cond_wait_until (&server->cond, &server->lock, deadline);
+    signalled = _mpq_cond_wait_until (&server->cond, &server->lock, deadline);
   server->waiters--;
   return signalled;
 }

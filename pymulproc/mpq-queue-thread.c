@@ -70,7 +70,7 @@ adopt_and_apply_limits (MpqQueueServer *server)
   gsize max_message_size;
   MpqQueueConn *conn;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   incoming = server->incoming;
   g_queue_init (&server->incoming);
   for (GList *l = incoming.head; l != NULL; l = l->next)
@@ -78,7 +78,7 @@ adopt_and_apply_limits (MpqQueueServer *server)
   limits_changed = server->limits_changed;
   server->limits_changed = FALSE;
   max_message_size = server->max_message_size;
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   while ((conn = g_queue_pop_head (&incoming)) != NULL)
     _mpq_queue_conn_adopt (conn, max_message_size);
@@ -96,19 +96,19 @@ kick_cb (gpointer user_data)
 
   adopt_and_apply_limits (server);
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   sync = server->sync_requested;
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   if (sync > server->sync_done)
     read_backlogs (server);
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   _mpq_queue_serve_locked (server);
   if (sync > server->sync_done)
     {
       server->sync_done = sync;
-      g_cond_broadcast (&server->cond);
+      _mpq_cond_broadcast (&server->cond);
     }
   _mpq_queue_unlock_and_complete (server);
 
@@ -136,14 +136,14 @@ server_thread (gpointer user_data)
 
   g_main_context_push_thread_default (server->context);
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   while (!server->quit)
     {
-      g_mutex_unlock (&server->lock);
+      _mpq_mutex_unlock (&server->lock);
       g_main_context_iteration (server->context, TRUE);
-      g_mutex_lock (&server->lock);
+      _mpq_mutex_lock (&server->lock);
     }
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   g_main_context_pop_thread_default (server->context);
   return NULL;
@@ -187,18 +187,18 @@ _mpq_queue_server_close (MpqQueueServer *server)
 
   if (server->thread != NULL)
     {
-      g_mutex_lock (&server->lock);
+      _mpq_mutex_lock (&server->lock);
       server->quit = TRUE;
-      g_mutex_unlock (&server->lock);
+      _mpq_mutex_unlock (&server->lock);
       g_main_context_wakeup (server->context);
       g_thread_join (g_steal_pointer (&server->thread));
     }
 
   /* The thread is gone: everything is ours. */
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   server->closed = TRUE;
-  g_cond_broadcast (&server->cond);
-  g_mutex_unlock (&server->lock);
+  _mpq_cond_broadcast (&server->cond);
+  _mpq_mutex_unlock (&server->lock);
 
   while ((conn = g_queue_pop_head (&server->incoming)) != NULL)
     _mpq_queue_conn_free (conn);
@@ -237,14 +237,14 @@ void
 _mpq_queue_server_set_max_message_size (MpqQueueServer *server,
                                         gsize           size)
 {
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   if (server->max_message_size != size)
     {
       server->max_message_size = size;
       server->limits_changed = TRUE;
       _mpq_queue_kick_locked (server);
     }
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 }
 
 /* The caller's thread, before the child is spawned: writes the hello on
@@ -260,9 +260,9 @@ _mpq_queue_server_write_hello (MpqQueueServer  *server,
   g_autoptr(GString) hello = g_string_new (NULL);
   gsize max_message_size;
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   max_message_size = server->max_message_size;
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 
   _mpq_frame_write (hello, MPQ_FRAME_HELLO, server->pid, server->max_size > 0 ? 0 : -1,
                     max_message_size);
@@ -282,8 +282,8 @@ _mpq_queue_server_add_child (MpqQueueServer  *server,
 {
   MpqQueueConn *conn = _mpq_queue_conn_new (server, fd, pid, max_message_size);
 
-  g_mutex_lock (&server->lock);
+  _mpq_mutex_lock (&server->lock);
   g_queue_push_tail (&server->incoming, conn);
   _mpq_queue_kick_locked (server);
-  g_mutex_unlock (&server->lock);
+  _mpq_mutex_unlock (&server->lock);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "mpq-error.h"
+#include "mpq-lock-private.h"
 #include "mpq-spawn-private.h"
 #include "mpq-writer-private.h"
 
@@ -32,8 +33,8 @@
 
 struct _MpqWriter
 {
-  GMutex     lock;
-  GCond      cond;         /* @writing went FALSE */
+  MpqMutex     lock;
+  MpqCond      cond;         /* @writing went FALSE */
   guint      waiting;      /* threads waiting on @cond (a wake costs a syscall) */
   int        fd;
   GString   *buf;          /* unwritten, whole lines */
@@ -48,8 +49,8 @@ struct _MpqWriter
 };
 
 /* The writer thread and the list of live writers (for exit). */
-static GMutex     thread_lock;
-static GCond      thread_cond;
+static MpqMutex     thread_lock;
+static MpqCond      thread_cond;
 static GPtrArray *todo;       /* MpqWriter, listed */
 static GPtrArray *lazy;       /* MpqWriter, listed for later */
 static gint64     lazy_due;   /* when the first of @lazy is due */
@@ -64,7 +65,7 @@ wait_not_writing_locked (MpqWriter *writer)
 {
   writer->waiting++;
   while (writer->writing)
-    g_cond_wait (&writer->cond, &writer->lock);
+    _mpq_cond_wait (&writer->cond, &writer->lock);
   writer->waiting--;
 }
 
@@ -77,8 +78,8 @@ writer_unref (MpqWriter *writer)
   g_string_free (writer->buf, TRUE);
   g_string_free (writer->spare, TRUE);
   g_clear_error (&writer->error);
-  g_cond_clear (&writer->cond);
-  g_mutex_clear (&writer->lock);
+  _mpq_cond_clear (&writer->cond);
+  _mpq_mutex_clear (&writer->lock);
   g_free (writer);
 }
 
@@ -100,7 +101,7 @@ write_out_locked (MpqWriter *writer)
   chunk = writer->buf;
   writer->buf = writer->spare;
   writer->writing = TRUE;
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
 
   while (done < chunk->len)
     {
@@ -111,10 +112,10 @@ write_out_locked (MpqWriter *writer)
       done += n;
     }
 
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   writer->writing = FALSE;
   if (writer->waiting > 0)
-    g_cond_broadcast (&writer->cond);
+    _mpq_cond_broadcast (&writer->cond);
 
   if (error != NULL)
     {
@@ -149,7 +150,7 @@ wake_thread (void)
       ssize_t r G_GNUC_UNUSED = write (wake_fd, &one, sizeof one);
     }
   else if (thread_waiting)
-    g_cond_signal (&thread_cond);
+    _mpq_cond_signal (&thread_cond);
 }
 
 static gpointer writer_thread (gpointer data);
@@ -166,7 +167,7 @@ list_locked (MpqWriter *writer,
   writer->listed = TRUE;
   g_atomic_int_inc (&writer->refs);
 
-  g_mutex_lock (&thread_lock);
+  _mpq_mutex_lock (&thread_lock);
   if (thread == NULL)
     {
       if (wake_fd < 0)
@@ -185,7 +186,7 @@ list_locked (MpqWriter *writer,
    * to set its alarm. */
   if (!later || lazy->len == 1)
     wake_thread ();
-  g_mutex_unlock (&thread_lock);
+  _mpq_mutex_unlock (&thread_lock);
 }
 
 static gpointer
@@ -195,7 +196,7 @@ writer_thread (gpointer data)
    * triple it. */
   prctl (PR_SET_TIMERSLACK, 1000UL);
 
-  g_mutex_lock (&thread_lock);
+  _mpq_mutex_lock (&thread_lock);
   for (;;)
     {
       g_autoptr(GPtrArray) batch = NULL;
@@ -208,9 +209,9 @@ writer_thread (gpointer data)
 
           thread_waiting = TRUE;
           if (lazy->len == 0)
-            g_cond_wait (&thread_cond, &thread_lock);
+            _mpq_cond_wait (&thread_cond, &thread_lock);
           else
-            woken = g_cond_wait_until (&thread_cond, &thread_lock, lazy_due);
+            woken = _mpq_cond_wait_until (&thread_cond, &thread_lock, lazy_due);
           thread_waiting = FALSE;
 
           if (!woken)
@@ -223,13 +224,13 @@ writer_thread (gpointer data)
 
       /* Let a stream gather a few more lines: one system call then
        * carries dozens of them. */
-      g_mutex_unlock (&thread_lock);
+      _mpq_mutex_unlock (&thread_lock);
       g_usleep (LINGER_US);
-      g_mutex_lock (&thread_lock);
+      _mpq_mutex_lock (&thread_lock);
 
       batch = g_steal_pointer (&todo);
       todo = g_ptr_array_new ();
-      g_mutex_unlock (&thread_lock);
+      _mpq_mutex_unlock (&thread_lock);
 
       for (guint i = 0; i < batch->len; i++)
         {
@@ -237,7 +238,7 @@ writer_thread (gpointer data)
           struct pollfd pfd = { .fd = -1, .events = POLLOUT };
           gboolean done, more;
 
-          g_mutex_lock (&writer->lock);
+          _mpq_mutex_lock (&writer->lock);
           done = writer->closed || write_out_locked (writer);
           /* Lines sent while we wrote found it listed: they are ours. */
           more = done && !writer->closed && writer->buf->len > 0;
@@ -245,13 +246,13 @@ writer_thread (gpointer data)
             writer->listed = FALSE;
           else if (!done)
             pfd.fd = writer->fd;
-          g_mutex_unlock (&writer->lock);
+          _mpq_mutex_unlock (&writer->lock);
 
           if (more)
             {
-              g_mutex_lock (&thread_lock);
+              _mpq_mutex_lock (&thread_lock);
               g_ptr_array_add (todo, writer);
-              g_mutex_unlock (&thread_lock);
+              _mpq_mutex_unlock (&thread_lock);
             }
           else if (done)
             writer_unref (writer);
@@ -262,7 +263,7 @@ writer_thread (gpointer data)
             }
         }
 
-      g_mutex_lock (&thread_lock);
+      _mpq_mutex_lock (&thread_lock);
       if (blocked->len > 0 && todo->len == 0)
         {
           /* Readers that are behind: wait for room, or for new work. */
@@ -271,11 +272,11 @@ writer_thread (gpointer data)
 
           g_array_append_val (pfds, wake);
           thread_polling = TRUE;
-          g_mutex_unlock (&thread_lock);
+          _mpq_mutex_unlock (&thread_lock);
           poll ((struct pollfd *) (gpointer) pfds->data, pfds->len, 100);
           if (read (wake_fd, &count, sizeof count) < 0)
             count = 0;
-          g_mutex_lock (&thread_lock);
+          _mpq_mutex_lock (&thread_lock);
           thread_polling = FALSE;
         }
       g_ptr_array_extend_and_steal (todo, g_steal_pointer (&blocked));
@@ -290,7 +291,7 @@ flush_all_at_exit (void)
 {
   g_autoptr(GPtrArray) writers = g_ptr_array_new ();
 
-  g_mutex_lock (&thread_lock);
+  _mpq_mutex_lock (&thread_lock);
   for (guint i = 0; i < live->len; i++)
     {
       MpqWriter *writer = g_ptr_array_index (live, i);
@@ -298,7 +299,7 @@ flush_all_at_exit (void)
       g_atomic_int_inc (&writer->refs);
       g_ptr_array_add (writers, writer);
     }
-  g_mutex_unlock (&thread_lock);
+  _mpq_mutex_unlock (&thread_lock);
 
   for (guint i = 0; i < writers->len; i++)
     {
@@ -314,8 +315,8 @@ flush_all_at_exit (void)
 static void
 forget_after_fork (void)
 {
-  g_mutex_init (&thread_lock);
-  g_cond_init (&thread_cond);
+  _mpq_mutex_init (&thread_lock);
+  _mpq_cond_init (&thread_cond);
   thread = NULL;
   thread_polling = FALSE;
   thread_waiting = FALSE;
@@ -340,16 +341,16 @@ _mpq_writer_new (int fd)
       g_once_init_leave (&initialized, 1);
     }
 
-  g_mutex_init (&writer->lock);
-  g_cond_init (&writer->cond);
+  _mpq_mutex_init (&writer->lock);
+  _mpq_cond_init (&writer->cond);
   writer->fd = fd;
   writer->buf = g_string_sized_new (4096);
   writer->spare = g_string_sized_new (4096);
   writer->refs = 1;
 
-  g_mutex_lock (&thread_lock);
+  _mpq_mutex_lock (&thread_lock);
   g_ptr_array_add (live, writer);
-  g_mutex_unlock (&thread_lock);
+  _mpq_mutex_unlock (&thread_lock);
 
   return writer;
 }
@@ -358,15 +359,15 @@ _mpq_writer_new (int fd)
 void
 _mpq_writer_free (MpqWriter *writer)
 {
-  g_mutex_lock (&thread_lock);
+  _mpq_mutex_lock (&thread_lock);
   g_ptr_array_remove_fast (live, writer);
-  g_mutex_unlock (&thread_lock);
+  _mpq_mutex_unlock (&thread_lock);
 
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   wait_not_writing_locked (writer);
   writer->closed = TRUE;
   writer->fd = -1;
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
 
   writer_unref (writer);
 }
@@ -398,9 +399,9 @@ drain_locked (MpqWriter  *writer,
         break;
       if (deadline == G_MININT64)
         deadline = _mpq_deadline_from_timeout (timeout_ms);
-      g_mutex_unlock (&writer->lock);
+      _mpq_mutex_unlock (&writer->lock);
       room = _mpq_wait_fd (writer->fd, POLLOUT, deadline);
-      g_mutex_lock (&writer->lock);
+      _mpq_mutex_lock (&writer->lock);
       if (!room)
         break;
     }
@@ -426,11 +427,11 @@ _mpq_writer_send (MpqWriter   *writer,
   gboolean paused;
   gboolean ok = TRUE;
 
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
 
   if (report_error_locked (writer, error))
     {
-      g_mutex_unlock (&writer->lock);
+      _mpq_mutex_unlock (&writer->lock);
       return FALSE;
     }
 
@@ -444,7 +445,7 @@ _mpq_writer_send (MpqWriter   *writer,
           if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT))
             g_prefix_error_literal (&local_error, "Nothing was sent: ");
           g_propagate_error (error, local_error);
-          g_mutex_unlock (&writer->lock);
+          _mpq_mutex_unlock (&writer->lock);
           return FALSE;
         }
     }
@@ -469,7 +470,7 @@ _mpq_writer_send (MpqWriter   *writer,
   else
     list_locked (writer, FALSE);
 
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
   return ok;
 }
 
@@ -477,9 +478,9 @@ _mpq_writer_send (MpqWriter   *writer,
 void
 _mpq_writer_expect_reply (MpqWriter *writer)
 {
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   writer->last_send = 0;
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
 }
 
 gboolean
@@ -489,12 +490,12 @@ _mpq_writer_flush (MpqWriter  *writer,
 {
   gboolean ok;
 
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   /* The caller is about to wait for an answer: what it sends next is a
    * reply, not part of a stream, and goes out at once. */
   writer->last_send = 0;
   ok = drain_locked (writer, timeout_ms, error);
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
   return ok;
 }
 
@@ -507,21 +508,21 @@ _mpq_writer_hold (MpqWriter *writer)
 {
   /* A handler may close the channel and free its writer meanwhile. */
   g_atomic_int_inc (&writer->refs);
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   writer->holds++;
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
   return writer;
 }
 
 void
 _mpq_writer_release (MpqWriter *writer)
 {
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   g_assert (writer->holds > 0);
   if (--writer->holds == 0 && writer->buf->len > 0 && !writer->closed &&
       !write_out_locked (writer))
     list_locked (writer, FALSE);
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
   writer_unref (writer);
 }
 
@@ -541,10 +542,10 @@ flush_prepare (GSource *source,
   MpqWriter *writer = ((FlushSource *) source)->writer;
 
   *timeout = -1;
-  g_mutex_lock (&writer->lock);
+  _mpq_mutex_lock (&writer->lock);
   if (writer->buf->len > 0 && !writer->writing && !writer->closed)
     write_out_locked (writer);
-  g_mutex_unlock (&writer->lock);
+  _mpq_mutex_unlock (&writer->lock);
   return FALSE;
 }
 

@@ -133,6 +133,50 @@ test_limit_in_hello (void)
   g_assert_cmpint (strlen (json_node_get_string (mpq_message_get_data (message))), ==, 200);
 }
 
+/* Children spawned while others send and the queue's thread reads them
+ * (issue 10 item 7: the thread walked its children while spawning added
+ * to them): every message arrives, each child's in its order. Run under
+ * ThreadSanitizer by tools/tsan.sh. */
+static void
+test_spawn_while_sending (void)
+{
+  g_autoptr(MpqQueue) queue = mpq_queue_new (0, NULL);
+  g_autoptr(GPtrArray) children = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GHashTable) next = g_hash_table_new (NULL, NULL);
+  const guint n_children = 8;
+  const gint64 n_each = 500;
+  g_autofree char *count = g_strdup_printf ("%" G_GINT64_FORMAT, n_each);
+
+  for (guint i = 0; i < n_children; i++)
+    g_ptr_array_add (children, spawn_child (queue, "send", count));
+
+  for (gint64 got = 0; got < n_children * n_each; got++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = mpq_channel_receive (MPQ_CHANNEL (queue), -1, NULL, NULL,
+                                                           &error);
+      gpointer sender;
+      gint64 expected;
+      JsonObject *data;
+
+      g_assert_no_error (error);
+      g_assert_nonnull (message);
+      sender = GINT_TO_POINTER (mpq_message_get_sender_pid (message));
+      expected = GPOINTER_TO_INT (g_hash_table_lookup (next, sender));
+      data = json_node_get_object (mpq_message_get_data (message));
+      g_assert_cmpint (json_object_get_int_member (data, "value"), ==, expected);
+      g_hash_table_insert (next, sender, GINT_TO_POINTER (expected + 1));
+    }
+
+  g_assert_cmpuint (g_hash_table_size (next), ==, n_children);
+  for (guint i = 0; i < children->len; i++)
+    {
+      g_autofree char *err_text = NULL;
+
+      g_assert_cmpint (wait_child (g_ptr_array_index (children, i), &err_text), ==, 0);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -142,6 +186,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/whole-parent", test_whole_parent);
   g_test_add_func ("/Mpq/Queue/whole-child-outside", test_whole_child_outside);
   g_test_add_func ("/Mpq/Queue/limit-in-hello", test_limit_in_hello);
+  g_test_add_func ("/Mpq/Queue/spawn-while-sending", test_spawn_while_sending);
 
   return g_test_run ();
 }
