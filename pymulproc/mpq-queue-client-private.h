@@ -67,6 +67,7 @@ struct _MpqQueueClient
   gint           parent_pid;
   gint           credit;       /* -1: unbounded */
   gboolean       asked_credit;
+  gboolean       heard_full;    /* the server said "full" since we asked */
   gsize          own_max;      /* max-message-size as set on this end */
   gsize          parent_max;   /* ... as the parent's hello or limits said */
   gint64         next_id;

@@ -128,8 +128,12 @@ take_frame (MpqQueueClient  *client,
       return TRUE;
 
     case MPQ_FRAME_CREDIT:
-      if (frame->n <= 0 || client->credit < 0)
+      if (frame->n < 0 || client->credit < 0)
         break;
+      /* n 0: the queue is full now; credit follows once there is room. */
+      client->heard_full = frame->n == 0;
+      if (frame->n == 0)
+        return TRUE;
       client->credit += (gint) MIN (frame->n, G_MAXINT - client->credit);
       client->asked_credit = FALSE;
       return TRUE;
@@ -401,7 +405,10 @@ _mpq_queue_client_get_max_message_size (MpqQueueClient *client)
 }
 
 /* Waits for credit to put into a bounded queue: @attempts times
- * @timeout_ms, then MPQ_ERROR_FULL. */
+ * @timeout_ms, then MPQ_ERROR_FULL if the server said the queue is full.
+ * The server answers every request for credit at once, with credit or
+ * with "full" (n 0): a server slow to answer (a loaded machine) is waited
+ * for, so FULL always means the queue held max-size messages. */
 static gboolean
 wait_credit (MpqQueueClient  *client,
              gint             timeout_ms,
@@ -412,7 +419,7 @@ wait_credit (MpqQueueClient  *client,
     {
       gint64 deadline;
 
-      if (attempt >= attempts)
+      if (attempt >= attempts && client->heard_full)
         {
           g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FULL,
                                "The queue is full; nothing was put");
@@ -427,9 +434,11 @@ wait_credit (MpqQueueClient  *client,
           if (!_mpq_queue_client_write_frame (client, frame, error))
             return FALSE;
           client->asked_credit = TRUE;
+          client->heard_full = FALSE;
         }
 
-      deadline = _mpq_deadline_from_timeout (MAX (timeout_ms, 0));
+      /* Out of attempts with no answer yet: wait for the server's. */
+      deadline = attempt >= attempts ? -1 : _mpq_deadline_from_timeout (MAX (timeout_ms, 0));
       while (client->credit == 0)
         {
           if (client->ep.read_done)

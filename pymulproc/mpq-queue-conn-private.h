@@ -36,6 +36,7 @@ struct _MpqQueueConn
   guint           n_pending;    /* @lock: gets, wants and joins waiting */
   gint            credit;       /* @lock: lent and unused; -1 for an unbounded queue */
   gboolean        wants_credit; /* @lock */
+  gboolean        told_full;    /* @lock: answered "full" to this request */
   gboolean        dead;
 };
 

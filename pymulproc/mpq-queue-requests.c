@@ -180,13 +180,24 @@ conn_settle (MpqQueuePeer *peer)
       pending_forget (conn, join);
     }
 
-  if (conn->wants_credit && (grant = _mpq_queue_credit_grant_locked (server)) > 0)
+  if (!conn->wants_credit)
+    return;
+  grant = _mpq_queue_credit_grant_locked (server);
+  if (grant > 0)
     {
       conn->credit += grant;
       server->credit_out += grant;
       conn->wants_credit = FALSE;
+      conn->told_full = FALSE;
       server->credit_wanted--;
       _mpq_frame_write (conn->out, MPQ_FRAME_CREDIT, grant);
+    }
+  else if (!conn->told_full)
+    {
+      /* Full now: said at once, so that the child's FULL is the queue's
+       * state and not a slow answer; credit follows once there is room. */
+      conn->told_full = TRUE;
+      _mpq_frame_write (conn->out, MPQ_FRAME_CREDIT, 0);
     }
 }
 

@@ -135,6 +135,22 @@ do_value (MpqQueue *queue,
   return 0;
 }
 
+/* put-no-wait N: sends N values to the parent with put-attempts 0 (never
+ * wait for room): into a queue with room, each must go through. */
+static int
+do_put_no_wait (MpqQueue *queue,
+                int       n)
+{
+  gint parent = mpq_queue_get_parent_pid (queue);
+
+  mpq_queue_set_put_timeout (queue, 0);
+  mpq_queue_set_put_attempts (queue, 0);
+  for (int i = 0; i < n; i++)
+    if (!send_value (queue, i, parent))
+      return 1;
+  return 0;
+}
+
 /* text N: sends one DO whose data is a string of N letters; says the
  * error on stderr and exits 1 if the send failed. */
 static int
@@ -803,6 +819,8 @@ main (int   argc,
     status = do_value (queue, n);
   else if (g_str_equal (mode, "text"))
     status = do_text (queue, n);
+  else if (g_str_equal (mode, "put-no-wait"))
+    status = do_put_no_wait (queue, n);
   else if (g_str_equal (mode, "take"))
     status = do_take (queue, n);
   else if (g_str_equal (mode, "poll-empty"))

@@ -177,6 +177,32 @@ test_spawn_while_sending (void)
     }
 }
 
+/* FULL means the queue holds max-size messages (issue 10 item 4): a child
+ * that never waits for room (put-attempts 0) still puts into a bounded
+ * queue with room. It asks for credit and waits for the server's answer,
+ * which comes at once: credit, or "full". Before, it failed with FULL
+ * without asking; under load, a slow answer did the same. */
+static void
+test_full_only_when_full (void)
+{
+  g_autoptr(MpqQueue) queue = mpq_queue_new (5, NULL);
+  g_autoptr(GSubprocess) child = NULL;
+  g_autofree char *err_text = NULL;
+
+  child = spawn_child (queue, "put-no-wait", "3");
+  g_assert_cmpint (wait_child (child, &err_text), ==, 0);
+  for (gint64 i = 0; i < 3; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = mpq_channel_receive (MPQ_CHANNEL (queue), -1, NULL, NULL,
+                                                           &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (json_object_get_int_member (json_node_get_object (
+                         mpq_message_get_data (message)), "value"), ==, i);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -187,6 +213,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/whole-child-outside", test_whole_child_outside);
   g_test_add_func ("/Mpq/Queue/limit-in-hello", test_limit_in_hello);
   g_test_add_func ("/Mpq/Queue/spawn-while-sending", test_spawn_while_sending);
+  g_test_add_func ("/Mpq/Queue/full-only-when-full", test_full_only_when_full);
 
   return g_test_run ();
 }
