@@ -439,7 +439,7 @@ wait_credit (MpqQueueClient  *client,
 
       /* Out of attempts with no answer yet: wait for the server's. */
       deadline = attempt >= attempts ? -1 : _mpq_deadline_from_timeout (MAX (timeout_ms, 0));
-      while (client->credit == 0)
+      while (client->credit == 0 && !(attempt >= attempts && client->heard_full))
         {
           if (client->ep.read_done)
             {

@@ -186,8 +186,11 @@ static void
 test_full_only_when_full (void)
 {
   g_autoptr(MpqQueue) queue = mpq_queue_new (5, NULL);
+  g_autoptr(MpqQueue) small = mpq_queue_new (2, NULL);
   g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(GSubprocess) filler = NULL;
   g_autofree char *err_text = NULL;
+  g_autofree char *filler_err = NULL;
 
   child = spawn_child (queue, "put-no-wait", "3");
   g_assert_cmpint (wait_child (child, &err_text), ==, 0);
@@ -200,6 +203,19 @@ test_full_only_when_full (void)
       g_assert_no_error (error);
       g_assert_cmpint (json_object_get_int_member (json_node_get_object (
                          mpq_message_get_data (message)), "value"), ==, i);
+    }
+
+  /* And into a queue that is full, the same child gets FULL once the
+   * server said so, without waiting (it must not wait for credit). */
+  filler = spawn_child (small, "put-no-wait", "3");
+  g_assert_cmpint (wait_child (filler, &filler_err), ==, 1);
+  g_assert_nonnull (strstr (filler_err, "full"));
+  for (gint64 i = 0; i < 2; i++)
+    {
+      g_autoptr(MpqMessage) message = mpq_channel_receive (MPQ_CHANNEL (small), 0, NULL, NULL,
+                                                           NULL);
+
+      g_assert_nonnull (message);
     }
 }
 
