@@ -6,9 +6,60 @@
 #include "mpq-error.h"
 #include "mpq-queue-private.h"
 
-/* MpqQueue as an MpqChannel: every call checks that the queue is whole
- * and open, then goes to its backend (the parent's queue or a child's
- * end). The thread that uses the queue. */
+/* MpqQueue as a GInitable and an MpqChannel: every call checks that the
+ * queue is whole (its backend made, once) and open, then goes to its
+ * backend (the parent's queue or a child's end). The thread that uses
+ * the queue. */
+
+/* GInitable: the parent's queue and its thread, or a child's end of its
+ * parent's queue (MPQ_ERROR_NOT_A_CHILD without one). */
+static gboolean
+make_backend (GInitable  *initable,
+              GError    **error)
+{
+  MpqQueue *self = MPQ_QUEUE (initable);
+
+  if (self->role == MPQ_ROLE_CHILD)
+    self->backend = _mpq_queue_child_backend_new (MPQ_CHANNEL (self), self->max_message_size,
+                                                  error);
+  else
+    self->backend = _mpq_queue_parent_backend_new (MPQ_CHANNEL (self), self->max_size, error);
+  if (self->backend == NULL)
+    return FALSE;
+  if (self->max_message_size != MPQ_DEFAULT_MAX_MESSAGE_SIZE)
+    self->max_message_size = self->backend->klass->set_max_message_size (self->backend,
+                                                                         self->max_message_size);
+  return TRUE;
+}
+
+static gboolean
+mpq_queue_initable_init (GInitable     *initable,
+                         GCancellable  *cancellable,
+                         GError       **error)
+{
+  return _mpq_init_once (&MPQ_QUEUE (initable)->init, initable, make_backend, error);
+}
+
+void
+_mpq_queue_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = mpq_queue_initable_init;
+}
+
+/* Every call starts here: a queue is whole (made once) and open. */
+gboolean
+_mpq_queue_check_open (MpqQueue  *self,
+                       GError   **error)
+{
+  if (!_mpq_init_once (&self->init, G_INITABLE (self), make_backend, error))
+    return FALSE;
+  if (self->closed || self->backend->klass->is_closed (self->backend))
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      return FALSE;
+    }
+  return TRUE;
+}
 
 /* Puts what was encoded in self->line; @message (nullable) is the parent's
  * own, kept for when it takes the message back itself. */

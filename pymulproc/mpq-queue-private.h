@@ -28,11 +28,10 @@ struct _MpqQueue
   GString         *line;
 };
 
-/* mpq-queue.c */
+/* mpq-queue-channel.c */
 gboolean _mpq_queue_check_open  (MpqQueue            *self,
                                  GError             **error);
-
-/* mpq-queue-channel.c */
+void     _mpq_queue_initable_iface_init (GInitableIface *iface);
 GTask   *_mpq_queue_start_task  (MpqQueue            *self,
                                  GCancellable        *cancellable,
                                  GAsyncReadyCallback  callback,

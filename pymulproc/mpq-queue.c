@@ -55,63 +55,11 @@ enum
 
 static GParamSpec *properties[N_PROPS];
 
-static void mpq_queue_initable_iface_init (GInitableIface *iface);
-
 G_DEFINE_FINAL_TYPE_WITH_CODE (MpqQueue, mpq_queue, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
-                                                      mpq_queue_initable_iface_init)
+                                                      _mpq_queue_initable_iface_init)
                                G_IMPLEMENT_INTERFACE (MPQ_TYPE_CHANNEL,
                                                       _mpq_queue_channel_iface_init))
-
-/* GInitable: the parent's queue and its thread, or a child's end of its
- * parent's queue (MPQ_ERROR_NOT_A_CHILD without one). */
-static gboolean
-make_backend (GInitable  *initable,
-              GError    **error)
-{
-  MpqQueue *self = MPQ_QUEUE (initable);
-
-  if (self->role == MPQ_ROLE_CHILD)
-    self->backend = _mpq_queue_child_backend_new (MPQ_CHANNEL (self), self->max_message_size,
-                                                  error);
-  else
-    self->backend = _mpq_queue_parent_backend_new (MPQ_CHANNEL (self), self->max_size, error);
-  if (self->backend == NULL)
-    return FALSE;
-  if (self->max_message_size != MPQ_DEFAULT_MAX_MESSAGE_SIZE)
-    self->max_message_size = self->backend->klass->set_max_message_size (self->backend,
-                                                                         self->max_message_size);
-  return TRUE;
-}
-
-static gboolean
-mpq_queue_initable_init (GInitable     *initable,
-                         GCancellable  *cancellable,
-                         GError       **error)
-{
-  return _mpq_init_once (&MPQ_QUEUE (initable)->init, initable, make_backend, error);
-}
-
-static void
-mpq_queue_initable_iface_init (GInitableIface *iface)
-{
-  iface->init = mpq_queue_initable_init;
-}
-
-/* Every call starts here: a queue is whole (made once) and open. */
-gboolean
-_mpq_queue_check_open (MpqQueue  *self,
-                       GError   **error)
-{
-  if (!_mpq_init_once (&self->init, G_INITABLE (self), make_backend, error))
-    return FALSE;
-  if (self->closed || self->backend->klass->is_closed (self->backend))
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
-      return FALSE;
-    }
-  return TRUE;
-}
 
 /* GObject --------------------------------------------------------------- */
 
