@@ -134,7 +134,9 @@ def main():
 
     out = subprocess.run([canon_exe], input="\n".join(names) + "\n", check=True,
                          capture_output=True, text=True, encoding="utf-8").stdout
-    results = out.splitlines()
+    # Not splitlines (): it also cuts at U+2028, U+0085 and the like, which
+    # the library writes raw inside strings.
+    results = out.split("\n")[:-1]
     if len(results) != len(names):
         print("mpq-json-canon gave %d results for %d files" % (len(results), len(names)),
               file=sys.stderr)
