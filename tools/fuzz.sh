@@ -7,15 +7,17 @@
 #
 # SECONDS per target: default $MPQ_FUZZ_SECONDS, else 60. Targets: message,
 # frame, line-reader, json-diff (default: all). MPQ_FUZZ_BUILDDIR names
-# another build dir. Each run starts from tests/fuzz/corpus/<target> (read
-# only) and keeps what it finds new in BUILDDIR/tests/fuzz/work/<target>
-# (not committed). A finding (crash, sanitizer report, leak, time-out, out
-# of memory, a failed check) is copied into tests/fuzz/corpus/<target> as
-# regress-<kind>-<hash>: fix the bug, and commit the input with the fix, so
-# that suite 'fuzz' runs it from then on. Then tests/fuzz/json-diff.py runs
-# everything, committed and new, through Python's json.
+# another build dir. Before fuzzing it runs suites c and fuzz in that build
+# (clang's ASan+UBSan); MPQ_FUZZ_SKIP_SUITES=1 skips them. Each run starts
+# from tests/fuzz/corpus/<target> (read only) and keeps what it finds new
+# in BUILDDIR/tests/fuzz/work/<target> (not committed). A finding (crash,
+# sanitizer report, leak, time-out, out of memory, a failed check) is
+# copied into tests/fuzz/corpus/<target> as regress-<kind>-<hash>: fix the
+# bug, and commit the input with the fix, so that suite 'fuzz' runs it from
+# then on. Then tests/fuzz/json-diff.py runs everything, committed and
+# new, through Python's json.
 #
-# Needs clang and libclang-rt-14-dev (tools/setup-debian.sh --fuzz).
+# Needs clang and libclang-rt-14-dev (tools/setup-debian.sh --thorough).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -37,8 +39,18 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 ninja -C "$builddir"
 
-fuzz_dir=$builddir/tests/fuzz
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 status=0
+
+# First the C suite and the corpora, in this build: clang's UBSan checks
+# what gcc's (tools/sanitize.sh) does not, such as NULL + 0.
+if [ -z "${MPQ_FUZZ_SKIP_SUITES:-}" ]; then
+  echo "== suites c and fuzz, clang ASan+UBSan"
+  meson test -C "$builddir" --print-errorlogs --num-processes 2 \
+    --suite c --suite fuzz --logbase testlog-clang || status=1
+fi
+
+fuzz_dir=$builddir/tests/fuzz
 for target in $targets; do
   corpus=tests/fuzz/corpus/$target
   work=$fuzz_dir/work/$target
@@ -50,7 +62,6 @@ for target in $targets; do
   echo "== $target: $seconds s"
   rc=0
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
-  UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
     "$fuzz_dir/fuzz-$target" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=4096 -use_value_profile=1 -print_final_stats=1 \
@@ -81,7 +92,7 @@ for target in json-diff message frame; do
   done
 done
 # shellcheck disable=SC2086
-python3 -B tests/fuzz/json-diff.py "$fuzz_dir/mpq-json-canon" $dirs > "$fuzz_dir/json-diff.log" || status=1
+/usr/bin/python3 -B tests/fuzz/json-diff.py "$fuzz_dir/mpq-json-canon" $dirs > "$fuzz_dir/json-diff.log" || status=1
 tail -n 20 "$fuzz_dir/json-diff.log"
 
 exit "$status"
