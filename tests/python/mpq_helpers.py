@@ -41,11 +41,27 @@ def remember_pid(proc):
 
 def pid_of(proc):
     """The child's pid as read at spawn time (see remember_pid), also after
-    it exited. Never reads Gio.Subprocess.get_identifier() later."""
+    it exited. Never reads Gio.Subprocess.get_identifier() later. Only for
+    a child that cannot exit before spawn returns (one that waits for the
+    parent): under valgrind on a loaded machine, a child that sends and
+    exits by itself was gone and reaped before spawn returned. For those,
+    take the pid from what the child sent, and check it with same_pid()."""
     pid = getattr(proc, 'mpq_pid', None)
     assert pid is not None, \
         'no pid kept for this child: spawn it through a helper that calls ' \
         'remember_pid(), or it exited and was reaped before spawn returned'
+    return pid
+
+
+def known_pid(proc):
+    """The child's pid if it could be read at spawn time, else None."""
+    return getattr(proc, 'mpq_pid', None)
+
+
+def same_pid(proc, pid):
+    """Checks that @pid (taken from what the child sent) is @proc's pid,
+    if that could be read at spawn time; returns @pid."""
+    assert known_pid(proc) in (None, pid), f'the child spawned as {known_pid(proc)} says {pid}'
     return pid
 
 
@@ -71,7 +87,7 @@ def run_loop(loop, timeout_s=PROMPT_S):
     """Runs @loop until it quits; fails if that takes more than @timeout_s."""
     timed_out = []
 
-    def on_timeout():
+    def on_timeout(*_):          # a GSource callback is given user data
         timed_out.append(True)
         loop.quit()
         return GLib.SOURCE_REMOVE
@@ -329,3 +345,160 @@ def stop_workers(queue, procs, queues=None):
         reports[msg.get_sender_pid()] = data_of(msg)
     assert set(reports) == set(pids)
     return reports
+
+
+# ---------------------------------------------------------------------------
+# Hostile children, chaos (test_queue_hostile.py, test_pipe_hostile.py,
+# test_chaos.py)
+# ---------------------------------------------------------------------------
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+
+MIB = 1 << 20
+GIB = 1 << 30
+# tools/sanitize.sh runs the Python suite with libasan preloaded.
+UNDER_ASAN = 'libasan' in os.environ.get('LD_PRELOAD', '')
+# Far below what any hostile input in the suite would cost if it were
+# buffered (a 1 GiB line, a million requests).
+RSS_BOUND_MIB = 64
+
+
+def status_kib(key):
+    """A field of /proc/self/status, in KiB (VmRSS, VmHWM, ...)."""
+    with open('/proc/self/status') as status:
+        for row in status:
+            if row.startswith(key + ':'):
+                return int(row.split()[1])
+    raise KeyError(key)
+
+
+class PeakRss:
+    """This process's peak RSS growth from now on. Writing 5 to
+    /proc/self/clear_refs resets the peak (VmHWM) to the current RSS; where
+    that is refused, the growth is measured from the old peak, which can
+    only make it look smaller."""
+
+    def __init__(self):
+        try:
+            with open('/proc/self/clear_refs', 'w') as clear_refs:
+                clear_refs.write('5')
+            self.start = status_kib('VmRSS')
+        except OSError:
+            self.start = status_kib('VmHWM')
+
+    def growth_mib(self):
+        return (status_kib('VmHWM') - self.start) / 1024
+
+    def peak_mib(self):
+        return status_kib('VmHWM') / 1024
+
+    def check(self, what, bound_mib=RSS_BOUND_MIB):
+        """Asserts the growth stays below @bound_mib, except under ASan,
+        whose quarantine keeps up to 256 MiB of freed memory resident: the
+        growth is then only printed (the plain and valgrind runs bound it)."""
+        growth = self.growth_mib()
+        print(f'peak RSS growth of the parent ({what}): {growth:.1f} MiB')
+        if UNDER_ASAN:
+            return
+        assert growth < bound_mib, \
+            f'{what}: the parent grew by {growth:.1f} MiB at its peak (bound {bound_mib} MiB)'
+
+
+def bounded(call, timeout_s):
+    """Runs @call in a thread; returns (True, result) if it returned within
+    @timeout_s, else (False, thread), the thread still in the call. Only
+    turns a hang into a failure."""
+    done = threading.Event()
+    out = {}
+
+    def run():
+        try:
+            out['result'] = call()
+        except BaseException as error:     # re-raised in the caller
+            out['error'] = error
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    if not done.wait(timeout_s):
+        return False, thread
+    thread.join()
+    if 'error' in out:
+        raise out['error']
+    return True, out.get('result')
+
+
+class DyingParent:
+    """children/dying_parent.py KIND STATE: a parent process (queue or
+    pipe) with one child waiting in STATE; both print on the same stdout
+    pipe. The child (which exits by itself once it has reported) is
+    watched through a pidfd, so that a test that fails can kill it at the
+    end without the risk of hitting a reused pid; under valgrind, which
+    has no pidfd_open, through its pid."""
+
+    def __init__(self, kind, state):
+        self.proc = subprocess.Popen(
+            [PYTHON, os.path.join(CHILDREN, 'dying_parent.py'), kind, state],
+            stdout=subprocess.PIPE)
+        stream = Gio.UnixInputStream.new(self.proc.stdout.fileno(), False)
+        self.lines = Gio.DataInputStream.new(stream)
+        self.child_fd = None
+        self.child_pid = None
+
+    def json_line(self):
+        return json.loads(read_line(self.lines))
+
+    def watch_child(self, pid):
+        try:
+            self.child_fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            self.child_pid = pid
+
+    def kill_parent(self):
+        self.proc.kill()
+        self.proc.wait(PROMPT_S)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(PROMPT_S)
+        if self.child_fd is not None:
+            try:
+                signal.pidfd_send_signal(self.child_fd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(self.child_fd)
+        elif self.child_pid is not None:
+            try:
+                os.kill(self.child_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.stdout.close()
+
+
+def run_dying_parent(kind, state):
+    """Starts a DyingParent, waits until its child says it is about to wait
+    in @state, SIGKILLs the parent, and returns the child's report."""
+    parent = DyingParent(kind, state)
+    try:
+        first, second = parent.json_line(), parent.json_line()
+        pids, waiting = (first, second) if 'parent' in first else (second, first)
+        assert waiting == {'waiting': state, 'pid': pids['child']}, (first, second)
+        parent.watch_child(pids['child'])
+        parent.kill_parent()
+        return parent.json_line()
+    finally:
+        parent.close()
+
+
+def assert_closed_report(report):
+    """The child's wait ended with CLOSED, or ::closed was emitted."""
+    if report.get('closed'):
+        return
+    assert 'error' in report, f'the call returned although the parent died: {report}'
+    closed = {'domain': 'mpq-error-quark', 'code': int(Mpq.Error.CLOSED)}
+    assert {k: report['error'][k] for k in closed} == closed, report

@@ -10,8 +10,8 @@ import pytest
 from gi.repository import GLib, Mpq
 
 from mpq_helpers import (PLAIN_QUEUE_WORKER, PROMPT_MS, QUEUE_CHILD, assert_drained, pid_of,
-                         data_of, queues, run_loop, stop_workers, take, take_ready, take_routed,
-                         wait_exit)
+                         data_of, queues, run_loop, same_pid, stop_workers, take, take_ready,
+                         take_routed, wait_exit)
 
 assert queues   # a fixture, used by name
 
@@ -137,8 +137,8 @@ def test_bad_child_is_dropped(queues, kind):
         q.send_json(Mpq.REQ_DO, 0, good_pid, json.dumps(n))
 
     bad = queues.spawn(q, PLAIN_QUEUE_WORKER, 'bad', kind, stdout=True)
-    bad_pid = pid_of(bad)
     report = queues.json_line(bad)
+    bad_pid = same_pid(bad, report['pid'])   # it may be gone before spawn returns
     wait_exit(bad)
     assert bad.get_successful()
     assert report['eof'] is True
@@ -176,8 +176,9 @@ def test_cut_line_from_dying_child(queues):
     for v in values[:10]:
         q.send_json(Mpq.REQ_DO, 0, pid, json.dumps({'value': v}))
     bad = queues.spawn(q, PLAIN_QUEUE_WORKER, 'bad', 'cut', stdout=True)
-    bad_pid = pid_of(bad)
-    assert queues.json_line(bad)['eof'] is False
+    report = queues.json_line(bad)
+    bad_pid = same_pid(bad, report['pid'])   # it may be gone before spawn returns
+    assert report['eof'] is False
     wait_exit(bad)
     for v in values[10:]:
         q.send_json(Mpq.REQ_DO, 0, pid, json.dumps({'value': v}))

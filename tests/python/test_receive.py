@@ -7,7 +7,7 @@ import time
 
 from gi.repository import Mpq
 
-from mpq_helpers import MPQ_CHILD, PROMPT_S, data_of, pid_of, raises_mpq, wait_exit
+from mpq_helpers import MPQ_CHILD, PROMPT_S, data_of, raises_mpq, same_pid, wait_exit
 
 
 def test_poll_returns_none_when_nothing_there(spawn):
@@ -106,10 +106,10 @@ def test_receive_json_gives_pymulproc_lists(spawn):
     gives pymulproc's [request, sender_pid, recipient_pid, data]; then
     None when nothing is there, and CLOSED after the hang-up."""
     pipe, proc = spawn(MPQ_CHILD, 'send-and-exit', 2)
-    pid = pid_of(proc)
     wait_exit(proc)
     first = json.loads(pipe.receive_json(-1))
     second = json.loads(pipe.receive_json(0))
+    pid = same_pid(proc, first[1])
     assert first[1:] == [pid, None, {'i': 0}]
     assert second[1:] == [pid, None, {'i': 1}]
     assert isinstance(first[0], str) and first[0] == second[0]
