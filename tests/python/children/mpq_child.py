@@ -19,12 +19,25 @@ Modes:
   claim-twice          open the pipe, try to open it again, report, exit
   grandchild           spawn a long sleeper inheriting every inheritable fd,
                        report its pid, exit
+  flush-loop SEED      until stdin ends: send a burst of 1 to 2,000 DO {"i": n}
+                       (n counting from 0 across bursts; sizes from
+                       random.Random(SEED)), flush(-1), print the number sent
+                       so far on stdout (all of those have left), then wait
+                       for a byte on stdin before the next burst
+  wait STATE           print {"waiting": STATE, "pid"} on stdout, then wait
+                       in STATE until the parent goes away; print {"state",
+                       "error"} (or {"state", "closed"} for dispatch), exit 0.
+                       STATE: receive (receive(-1)), receive-async,
+                       dispatch (start() in a main loop: ::closed),
+                       send-room (sends with send-timeout 0 until three in a
+                       row time out, then one with send-timeout -1)
 
 On CLOSED (the parent hung up), a child exits 0; on another receive error, 3.
 """
 
 import json
 import os
+import random
 import signal
 import sys
 
@@ -146,10 +159,86 @@ def main(argv):
         ch.close()
         os._exit(0)
 
+    elif mode == 'flush-loop':
+        sizes = random.Random(int(args[0]))
+        n = 0
+        while True:
+            for _ in range(sizes.randint(1, 2000)):
+                ch.send_json(Mpq.REQ_DO, 0, 0, '{"i":%d}' % n)
+                n += 1
+            ch.flush(-1)
+            print(n, flush=True)
+            if not os.read(0, 1):
+                break
+
+    elif mode == 'wait':
+        return wait_in(ch, args[0])
+
     else:
         sys.exit(f'unknown mode {mode!r}')
 
     ch.close()
+    return 0
+
+
+def say(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def error_facts(error):
+    return {'domain': error.domain, 'code': error.code, 'message': error.message}
+
+
+def wait_in(ch, state):
+    """Waits in @state until the parent goes away (the test kills it)."""
+    report = {'state': state}
+    try:
+        if state == 'send-room':
+            # Until three sends in a row time out: the socket is full and
+            # so is the buffer (a send that finds room in the buffer
+            # succeeds although the socket is full).
+            ch.props.send_timeout = 0
+            pad = json.dumps('p' * 65536)
+            failures = 0
+            while failures < 3:
+                try:
+                    ch.send_json(Mpq.REQ_DO, 0, 0, pad)
+                    failures = 0
+                except GLib.Error as error:
+                    if not error.matches(Mpq.error_quark(), Mpq.Error.TIMED_OUT):
+                        raise
+                    failures += 1
+            ch.props.send_timeout = -1
+        say({'waiting': state, 'pid': os.getpid()})
+        if state == 'receive':
+            report['got'] = ch.receive(-1).to_json()[0]
+        elif state == 'send-room':
+            report['sent'] = ch.send_json(Mpq.REQ_DO, 0, 0, pad)
+        elif state in ('receive-async', 'dispatch'):
+            loop = GLib.MainLoop()
+
+            def on_done(source, result):
+                try:
+                    report['got'] = source.receive_finish(result).to_json()[0]
+                except GLib.Error as error:
+                    report['error'] = error_facts(error)
+                loop.quit()
+
+            def on_closed(ch):
+                report['closed'] = True
+                loop.quit()
+
+            if state == 'receive-async':
+                ch.receive_async(None, on_done)
+            else:
+                ch.connect('closed', on_closed)
+                ch.start()
+            loop.run()
+        else:
+            sys.exit(f'unknown state {state!r}')
+    except GLib.Error as error:
+        report['error'] = error_facts(error)
+    say(report)
     return 0
 
 

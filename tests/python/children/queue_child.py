@@ -45,6 +45,17 @@ Modes (PARENT below is Mpq.Queue.get_parent_pid()):
                        {"error", "closed", "again"} where "again" is the
                        error of a second receive(0)
   put-then-hang N      send N x DO i to PARENT, flush, print "sent", block forever
+  roundtrip N          N times: send DO i addressed to itself, then take the
+                       front with receive(-1), which must be that message
+                       (nobody else puts); exit 0
+  wait STATE           print {"waiting": STATE, "pid"}, then wait in STATE
+                       until the parent goes away; print {"state", "error"}
+                       (or {"state", "closed"} for dispatch) and exit 0.
+                       STATE: receive (receive(-1)), receive-async,
+                       join (join(-1): the parent left a message nobody
+                       takes), send-room (a queue of 1: put one, then a
+                       send that waits for credit, put-timeout 600 s),
+                       dispatch (start() in a main loop: ::closed)
 
 Unexpected errors end the child with a traceback (exit 1); an exception in
 a signal handler ends it with exit 9.
@@ -285,10 +296,65 @@ def main(argv):
         say('sent')
         hang()
 
+    elif mode == 'roundtrip':
+        for i in range(int(args[0])):
+            send(queue, Mpq.REQ_DO, PID, i)
+            msg = queue.receive(-1)
+            if (msg.get_sender_pid(), data_of(msg)) != (PID, i):
+                sys.exit(f'round trip {i} took {msg.to_json()[0]}')
+
+    elif mode == 'wait':
+        return wait_in(queue, args[0])
+
     else:
         sys.exit(f'unknown mode {mode!r}')
 
     queue.close()
+    return 0
+
+
+def wait_in(queue, state):
+    """Waits in @state until the parent goes away (the test kills it)."""
+    report = {'state': state}
+    if state == 'send-room':
+        send(queue, Mpq.REQ_DO, 0, 'fills the queue of 1')
+        queue.set_put_timeout(600_000)
+        queue.set_put_attempts(1)
+    say({'waiting': state, 'pid': PID})
+    try:
+        if state == 'receive':
+            report['got'] = queue.receive(-1).to_json()[0]
+        elif state == 'join':
+            report['joined'] = queue.join(-1)
+        elif state == 'send-room':
+            report['sent'] = send(queue, Mpq.REQ_DO, 0, 'waits for room')
+        elif state in ('receive-async', 'dispatch'):
+            loop = GLib.MainLoop()
+
+            def on_done(source, result):
+                try:
+                    report['got'] = source.receive_finish(result).to_json()[0]
+                except GLib.Error as e:
+                    report['error'] = error_facts(e)
+                loop.quit()
+
+            def on_closed(ch):
+                report['closed'] = True
+                loop.quit()
+
+            if state == 'receive-async':
+                queue.receive_async(None, on_done)
+            else:
+                queue.connect('message-received', lambda ch, m: report.setdefault(
+                    'messages', []).append(m.to_json()[0]))
+                queue.connect('closed', on_closed)
+                queue.start()
+            loop.run()
+        else:
+            sys.exit(f'unknown state {state!r}')
+    except GLib.Error as e:
+        report['error'] = error_facts(e)
+    say(report)
     return 0
 
 
