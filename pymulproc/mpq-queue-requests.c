@@ -286,13 +286,45 @@ apply_hello (MpqQueueConn  *conn,
   return TRUE;
 }
 
+/* What every request must have (docs/protocol.md): a positive id to be
+ * answered under, a time-out of -1 (forever) or more, a prefetch of at
+ * least 1. A child that sends less is broken and dropped, not guessed at. */
+static gboolean
+check_request (MpqFrame  *frame,
+               GError   **error)
+{
+  switch (frame->op)
+    {
+    case MPQ_FRAME_GET:
+    case MPQ_FRAME_JOIN:
+      if (frame->timeout < -1)
+        return protocol_violation (error, "a time-out below -1");
+      G_GNUC_FALLTHROUGH;
+    case MPQ_FRAME_WANT:
+    case MPQ_FRAME_STOP:
+    case MPQ_FRAME_EMPTY:
+      if (frame->id <= 0)
+        return protocol_violation (error, "a request without a positive id");
+      return TRUE;
+    case MPQ_FRAME_START:
+      if (frame->prefetch < 1)
+        return protocol_violation (error, "a prefetch below 1");
+      return TRUE;
+    default:
+      return TRUE;
+    }
+}
+
 gboolean
 _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
-                    MpqFrame      *frame,
-                    GError       **error)
+                                    MpqFrame      *frame,
+                                    GError       **error)
 {
   MpqQueueServer *server = conn->server;
   MpqQueueEntry *entry;
+
+  if (!check_request (frame, error))
+    return FALSE;
 
   switch (frame->op)
     {
@@ -300,8 +332,6 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       return apply_hello (conn, frame, error);
 
     case MPQ_FRAME_GET:
-      if (frame->id <= 0)
-        return protocol_violation (error, "get without an id");
       if (server->all.length > 0 && server->gets.length == 0)
         conn_deliver (conn, _mpq_queue_pop_front_locked (server), frame->id);
       else if (frame->timeout == 0)
@@ -312,8 +342,6 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       return TRUE;
 
     case MPQ_FRAME_WANT:
-      if (frame->id <= 0)
-        return protocol_violation (error, "want without an id");
       return add_pending (conn, &conn->wants, MPQ_PENDING_WANT, frame->id, -1, error);
 
     case MPQ_FRAME_CANCEL:
@@ -323,7 +351,7 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
 
     case MPQ_FRAME_START:
       conn->peer.slots.started = TRUE;
-      conn->peer.slots.prefetch = (guint) CLAMP (frame->prefetch, 1, MPQ_QUEUE_MAX_PREFETCH);
+      conn->peer.slots.prefetch = (guint) MIN (frame->prefetch, MPQ_QUEUE_MAX_PREFETCH);
       return TRUE;
 
     case MPQ_FRAME_STOP:

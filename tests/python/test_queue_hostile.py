@@ -286,19 +286,21 @@ def test_bad_input_drops_only_that_child(queues, shared, name):
 
 # Frames whose id is missing, zero or negative: docs/protocol.md says ids
 # are positive integers and that a child that sends anything else than the
-# frames it lists is dropped. get and want refuse such frames; empty, join
-# and stop answer them (with "id":0 or the negative id).
+# frames it lists is dropped: every request without one is refused. (Before,
+# empty, join and stop answered them with "id":0 or the negative id.)
 NO_POSITIVE_ID = {
     'empty-without-id': line('{"op":"empty"}'),
     'empty-id-zero': line('{"op":"empty","id":0}'),
     'empty-id-negative': line('{"op":"empty","id":-1}'),
     'join-without-id': line('{"op":"join","timeout":0}'),
     'stop-without-id': line('{"op":"stop"}'),
+    'get-timeout-below-minus-one': line('{"op":"get","id":1,"timeout":-2}'),
+    'join-timeout-below-minus-one': line('{"op":"join","id":1,"timeout":-5}'),
+    'start-prefetch-zero': line('{"op":"start","prefetch":0}'),
+    'start-without-prefetch': line('{"op":"start"}'),
 }
 
 
-@pytest.mark.xfail(strict=True, reason='not in issue 10: empty, join and stop frames with no or '
-                   'a non-positive id are answered, where get and want drop the child')
 @pytest.mark.parametrize('name', list(NO_POSITIVE_ID))
 def test_frame_without_positive_id_drops_child(queues, shared, name):
     """A frame whose id is missing, 0 or negative drops the child, as get
