@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "mpq-channel-private.h"
+#include "mpq-protocol.h"
+
+/* What the channels' implementations share besides the interface: a
+ * dispatch batch, and making an object whole once (GInitable). The
+ * channel's user's thread. */
+
+void
+_mpq_dispatch_batch_init (MpqDispatchBatch *batch)
+{
+  batch->started = batch->last = g_get_monotonic_time ();
+  batch->count = 0;
+  batch->over = FALSE;
+}
+
+/* Emits ::message-received for @message and tells @batch whether that
+ * was the last of this dispatch. Returns how long the handlers took, in
+ * µs (since the previous emission: one clock read per message). */
+gint64
+_mpq_dispatch_batch_emit (MpqDispatchBatch *batch,
+                          MpqChannel       *channel,
+                          MpqMessage       *message)
+{
+  gint64 before = batch->last;
+
+  _mpq_channel_emit_message_received (channel, message);
+
+  batch->last = g_get_monotonic_time ();
+  batch->count++;
+  batch->over = batch->count >= MPQ_DISPATCH_MAX ||
+                g_strcmp0 (mpq_message_get_request (message), MPQ_REQ_DIE) == 0 ||
+                batch->last - batch->started >= MPQ_DISPATCH_US;
+  return batch->last - before;
+}
+
+/* Runs @init on @initable the first time, and gives its result then and
+ * every time after. The object's user's thread (a channel is used from
+ * one thread at a time). */
+gboolean
+_mpq_init_once (MpqInitOnce  *once,
+                GInitable    *initable,
+                MpqInitFunc   init,
+                GError      **error)
+{
+  if (!once->done)
+    {
+      once->done = TRUE;
+      if (!init (initable, &once->error))
+        g_assert (once->error != NULL);
+    }
+
+  if (once->error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (once->error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_mpq_init_once_clear (MpqInitOnce *once)
+{
+  g_clear_error (&once->error);
+}
