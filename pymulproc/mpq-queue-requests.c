@@ -273,9 +273,19 @@ apply_hello (MpqQueueConn  *conn,
   pid = (gint) frame->pid;
   if (pid == conn->peer.pid)
     return TRUE;
+  /* GLib reaped the child before its pid could be read (it wrote and
+   * exited at once): whoever says hello now cannot be checked, so the
+   * claim is not taken (nothing is routed to it), but the child is not
+   * dropped either: what it wrote is read to the end. */
+  if (conn->spawned_pid <= 0)
+    {
+      g_debug ("Queue child of unknown pid says it is %d: not routed to", pid);
+      return pid != conn->server->pid ||
+             protocol_violation (error, "a hello claiming the parent's pid");
+    }
   /* A child is the process spawned for this socket, or one it started:
    * it may not take messages addressed to a sibling or to the parent. */
-  if (conn->spawned_pid <= 0 || pid == conn->server->pid || !descends_from (pid, conn->spawned_pid))
+  if (pid == conn->server->pid || !descends_from (pid, conn->spawned_pid))
     {
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
                    "Queue child %d claimed pid %d, which is not its own nor a descendant's",
