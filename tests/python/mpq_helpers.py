@@ -502,3 +502,29 @@ def assert_closed_report(report):
     assert 'error' in report, f'the call returned although the parent died: {report}'
     closed = {'domain': 'mpq-error-quark', 'code': int(Mpq.Error.CLOSED)}
     assert {k: report['error'][k] for k in closed} == closed, report
+
+
+# Descriptors and threads of this process: the leak checks of the hostile tests.
+
+def count_fds():
+    return len(os.listdir('/proc/self/fd'))
+
+
+def fd_targets():
+    """What each open descriptor is, to say which ones a failure leaked."""
+    targets = {}
+    for fd in os.listdir('/proc/self/fd'):
+        try:
+            targets[fd] = os.readlink(f'/proc/self/fd/{fd}')
+        except OSError:
+            pass
+    return targets
+
+
+def new_fds(before):
+    after = fd_targets()
+    return {fd: target for fd, target in after.items() if before.get(fd) != target}
+
+
+def count_threads():
+    return len(os.listdir('/proc/self/task'))

@@ -14,17 +14,17 @@ Time bounds here only turn a hang into a failure.
 """
 
 import json
-import os
 import shutil
 import threading
 
 import pytest
 from gi.repository import Gio, GLib, Mpq
 
-from mpq_helpers import (GIB, MPQ_CHILD, PROMPT_MS, PROMPT_S, RAW_CHILD, PeakRss,
-                         assert_closed_report, bounded, child_argv, data_of, error_text,
-                         is_mpq_error, pid_of, raises_mpq, read_line, receive_until_error,
-                         remember_pid, run_dying_parent, run_loop, same_pid, scaled, wait_exit)
+from mpq_helpers import (GIB, MPQ_CHILD, PROMPT_MS, PROMPT_S, RAW_CHILD, assert_closed_report,
+                         bounded, child_argv, count_fds, count_threads, data_of, error_text,
+                         fd_targets, is_mpq_error, new_fds, pid_of, raises_mpq, read_line,
+                         receive_until_error, remember_pid, run_dying_parent, run_loop, same_pid,
+                         scaled, wait_exit, PeakRss)
 
 HOSTILE = 'hostile_pipe.py'
 BASH = shutil.which('bash') or '/bin/bash'
@@ -371,30 +371,6 @@ def test_child_has_only_its_channel_open(spawn, how):
     same_pid(proc, msg.get_sender_pid())
     assert report['channel'] not in (0, 1, 2)
     assert report['fds'] == [0, 1, 2, report['channel']], report
-
-
-def count_fds():
-    return len(os.listdir('/proc/self/fd'))
-
-
-def fd_targets():
-    """What each open descriptor is, to say which ones a failure leaked."""
-    targets = {}
-    for fd in os.listdir('/proc/self/fd'):
-        try:
-            targets[fd] = os.readlink(f'/proc/self/fd/{fd}')
-        except OSError:
-            pass
-    return targets
-
-
-def new_fds(before):
-    after = fd_targets()
-    return {fd: target for fd, target in after.items() if before.get(fd) != target}
-
-
-def count_threads():
-    return len(os.listdir('/proc/self/task'))
 
 
 @pytest.mark.watchdog(scaled(90, 600))

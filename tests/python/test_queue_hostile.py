@@ -23,10 +23,10 @@ import pytest
 from gi.repository import Gio, GLib, Mpq
 
 from mpq_helpers import (CHILDREN, GIB, PLAIN_QUEUE_WORKER, PROMPT_MS, PROMPT_S, PYTHON,
-                         QUEUE_CHILD, PeakRss, assert_closed_report, assert_drained, bounded,
-                         child_argv, data_of, error_text, is_mpq_error, pid_of, queues,
-                         raises_mpq, remember_pid, run_dying_parent, run_loop, same_pid, scaled,
-                         stop_workers, take, wait_exit)
+                         QUEUE_CHILD, assert_closed_report, assert_drained, bounded, child_argv,
+                         count_fds, count_threads, data_of, error_text, fd_targets, is_mpq_error,
+                         new_fds, pid_of, queues, raises_mpq, remember_pid, run_dying_parent,
+                         run_loop, same_pid, scaled, stop_workers, take, wait_exit, PeakRss)
 
 assert queues   # a fixture, used by name
 
@@ -776,30 +776,6 @@ def test_child_has_only_its_channel_open(queues, how):
     for worker in others:
         stop_worker(q, worker)
     assert_drained(q)
-
-
-def count_fds():
-    return len(os.listdir('/proc/self/fd'))
-
-
-def fd_targets():
-    """What each open descriptor is, to say which ones a failure leaked."""
-    targets = {}
-    for fd in os.listdir('/proc/self/fd'):
-        try:
-            targets[fd] = os.readlink(f'/proc/self/fd/{fd}')
-        except OSError:
-            pass
-    return targets
-
-
-def new_fds(before):
-    after = fd_targets()
-    return {fd: target for fd, target in after.items() if before.get(fd) != target}
-
-
-def count_threads():
-    return len(os.listdir('/proc/self/task'))
 
 
 @pytest.mark.watchdog(scaled(90, 600))
