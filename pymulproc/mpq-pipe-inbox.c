@@ -174,6 +174,8 @@ pipe_deliver (gpointer owner)
         }
 
       message = g_queue_pop_head (&self->inbox);
+      if (held != NULL && self->inbox.length == 0)
+        _mpq_writer_hold_last (held);
       if (task != NULL)
         {
           _mpq_task_unwatch_cancel (task);

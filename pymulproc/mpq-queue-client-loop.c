@@ -182,6 +182,8 @@ client_deliver (gpointer owner)
           gint64 work_us;
 
           client->in_hand_tag = frame->tag;
+          if (client->pushed.length == 0)
+            _mpq_writer_hold_last (held);
           work_us = _mpq_dispatch_batch_emit (&batch, channel, frame->message);
           /* A stop in a handler answered for it already. The time the
            * handlers took tells the server how much to hand us ahead. */

@@ -11,7 +11,8 @@ G_BEGIN_DECLS
  * that come fast, one after the other, are gathered and written together
  * by the library's writer thread, as soon as it gets to them: many
  * messages per system call instead of one. What message handlers send
- * during a dispatch goes out together when the dispatch ends. The buffer is bounded; a send
+ * during a dispatch goes out together when the dispatch ends (the last
+ * message's handlers write it, with their own). The buffer is bounded; a send
  * that finds it full waits for room until its deadline. Everything is
  * written out before the library blocks (receive, join), at close, at
  * mpq_channel_flush() and when the process exits. */
@@ -29,6 +30,7 @@ gboolean   _mpq_writer_flush (MpqWriter   *writer,
                               GError     **error);
 void       _mpq_writer_expect_reply (MpqWriter *writer);
 MpqWriter *_mpq_writer_hold  (MpqWriter   *writer);
+void       _mpq_writer_hold_last (MpqWriter *writer);
 void       _mpq_writer_release (MpqWriter *writer);
 GSource   *_mpq_writer_flush_source_new (MpqWriter *writer);
 

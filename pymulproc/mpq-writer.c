@@ -42,6 +42,7 @@ struct _MpqWriter
   gboolean   writing;      /* someone writes outside the lock */
   gboolean   listed;       /* the writer thread has it to do */
   guint      holds;        /* dispatches under way: they write at the end */
+  guint      direct_level; /* @holds at which sends go out at once (0: none) */
   gboolean   closed;
   GError    *error;        /* the peer is gone: every later send fails */
   gint64     last_send;
@@ -455,14 +456,15 @@ _mpq_writer_send (MpqWriter   *writer,
   paused = now - writer->last_send > PAUSE_US;
   writer->last_send = now;
 
-  if (writer->holds > 0)
+  if (writer->holds > 0 && writer->holds != writer->direct_level)
     {
       /* A handler sends: out when its dispatch ends, with the others. */
       list_locked (writer, TRUE);
     }
-  else if (paused && !writer->listed && !writer->writing)
+  else if ((paused || writer->holds > 0) && !writer->listed && !writer->writing)
     {
-      /* Nobody is streaming: out at once. */
+      /* Nobody is streaming, or the handler of a dispatch's last message
+       * sends (with what the others gathered): out at once. */
       if (!write_out_locked (writer))
         list_locked (writer, FALSE);
       ok = !report_error_locked (writer, error);
@@ -514,11 +516,28 @@ _mpq_writer_hold (MpqWriter *writer)
   return writer;
 }
 
+/* The dispatch that holds @writer is about to hand over its last message:
+ * what that message's handlers send goes out at once, with what the
+ * earlier ones gathered, in their own thread. The dispatch would write it
+ * right after them anyway, and a lone reply (a round trip) then never
+ * involves the writer thread, whose wake-ups cost a context switch each
+ * on a busy CPU. Until the matching _mpq_writer_release(). */
+void
+_mpq_writer_hold_last (MpqWriter *writer)
+{
+  _mpq_mutex_lock (&writer->lock);
+  g_assert (writer->holds > 0);
+  writer->direct_level = writer->holds;
+  _mpq_mutex_unlock (&writer->lock);
+}
+
 void
 _mpq_writer_release (MpqWriter *writer)
 {
   _mpq_mutex_lock (&writer->lock);
   g_assert (writer->holds > 0);
+  if (writer->direct_level == writer->holds)
+    writer->direct_level = 0;
   if (--writer->holds == 0 && writer->buf->len > 0 && !writer->closed &&
       !write_out_locked (writer))
     list_locked (writer, FALSE);
