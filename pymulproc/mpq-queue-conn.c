@@ -82,7 +82,9 @@ decode_line (MpqQueueConn  *conn,
              Item          *item,
              GError       **error)
 {
+  MpqQueueServer *server = conn->server;
   gsize max_message_size = conn->reader.max_line - MPQ_FRAME_OVERHEAD;
+  MpqMessage *message;
   gint recipient;
 
   memset (item, 0, sizeof *item);
@@ -100,7 +102,18 @@ decode_line (MpqQueueConn  *conn,
 
   if (!_mpq_codec_check (line, length, &recipient, error))
     return FALSE;
-  item->entry = _mpq_queue_entry_new (line, length, NULL, recipient, conn->peer.pid);
+
+  /* Addressed to the parent: it will most likely take it (a child's plain
+   * receive could too). Its MpqMessage is made here, on the thread's CPU,
+   * not on the parent's thread, often the busiest (docs/performance.md);
+   * the data stays text until the parent asks for it. */
+  message = NULL;
+  if (recipient == server->pid && _mpq_queue_reserve_ahead (server, length) &&
+      (message = _mpq_codec_decode (line, length, NULL)) == NULL)
+    _mpq_queue_release_ahead (server, length);
+  item->entry = _mpq_queue_entry_new (line, length, message, recipient, conn->peer.pid);
+  if (message != NULL)
+    _mpq_queue_entry_set_ahead (item->entry, server);
   return TRUE;
 }
 

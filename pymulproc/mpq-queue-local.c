@@ -294,14 +294,28 @@ _mpq_queue_server_take (MpqQueueServer    *server,
         g_queue_remove (&server->gets, &get);
       entry = get.served;
     }
-  _mpq_mutex_unlock (&server->lock);
 
   if (entry == NULL)
-    return NULL;
+    {
+      _mpq_mutex_unlock (&server->lock);
+      return NULL;
+    }
+
+  /* Without a filter it is taken for good now: one turn of the lock per
+   * message, not two. */
+  if (filter == NULL)
+    {
+      _mpq_queue_finished_locked (server);
+      _mpq_queue_unlock_and_complete (server);
+      message = _mpq_queue_entry_take_message (entry);
+      _mpq_queue_entry_free (entry);
+      return message;
+    }
+  _mpq_mutex_unlock (&server->lock);
 
   /* In our hand while the filter, user code, decides; unlocked. */
   message = _mpq_queue_entry_take_message (entry);
-  if (filter != NULL && !filter (message, user_data))
+  if (!filter (message, user_data))
     {
       entry->message = message;
       _mpq_mutex_lock (&server->lock);

@@ -37,6 +37,12 @@ typedef struct _MpqQueuePending MpqQueuePending;
  * blocks plus one per receive_async in flight. */
 #define MPQ_QUEUE_MAX_PENDING 1024
 
+/* How much the queue thread decodes ahead for the parent (line bytes,
+ * plus MPQ_QUEUE_AHEAD_COST per message): what that costs in memory
+ * stays bounded however far behind the parent is. */
+#define MPQ_QUEUE_AHEAD_BYTES (512 * 1024)
+#define MPQ_QUEUE_AHEAD_COST 512
+
 /* The most messages one child may ask to have in hand through dispatch. */
 #define MPQ_QUEUE_MAX_PREFETCH 65536
 
@@ -70,6 +76,8 @@ struct _MpqQueueEntry
   guint32        tag;         /* while in a child's hand */
   gboolean       pushed;      /* handed by dispatch, not asked for */
   MpqMessage    *message;
+  MpqQueueServer *ahead;     /* while @message was decoded ahead by the
+                               * queue thread: its server, to give back room */
   gsize          length;
   char           line[];
 };
@@ -124,6 +132,8 @@ struct _MpqQueueServer
   guint         max_size;      /* 0: unbounded; constant */
   gsize         max_message_size;
   gint          pid;           /* the parent's; constant */
+  gint          decoded_ahead; /* atomic: the cost of the messages the thread
+                                * decoded for the parent, not yet taken */
   GQueue        all;           /* MpqQueueEntry waiting, oldest first */
   GPtrArray    *anyone;        /* MpqQueueRoute for nobody, by origin */
   GHashTable   *by_pid;        /* recipient → MpqQueueRoute */
@@ -168,6 +178,12 @@ MpqQueueEntry *_mpq_queue_entry_new          (const char     *line,
                                               gint            recipient,
                                               gint            origin);
 MpqMessage    *_mpq_queue_entry_take_message (MpqQueueEntry  *entry);
+gboolean       _mpq_queue_reserve_ahead      (MpqQueueServer *server,
+                                              gsize           length);
+void           _mpq_queue_release_ahead      (MpqQueueServer *server,
+                                              gsize           length);
+void           _mpq_queue_entry_set_ahead    (MpqQueueEntry  *entry,
+                                              MpqQueueServer *server);
 void           _mpq_queue_entry_free         (MpqQueueEntry  *entry);
 MpqQueueEntry *_mpq_queue_pop_entry_head     (GQueue         *queue);
 MpqQueueEntry *_mpq_queue_pop_entry_tail     (GQueue         *queue);

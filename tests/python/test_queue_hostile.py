@@ -399,6 +399,34 @@ def test_request_flood_drops_child(queues, kind):
     assert_drained(q)
 
 
+def test_answers_decoded_ahead_stay_bounded(queues):
+    """Issue 11: the queue's thread decodes messages addressed to the
+    parent ahead of it, within a bound. A child puts 50,000 of them while
+    the parent takes none: the parent's peak RSS grows by less than 64 MiB;
+    then it takes every one, in order, whether it was decoded ahead or not,
+    and the data (200 bytes of nested arrays, several KiB as nodes) reads
+    back whole."""
+    count = scaled(50_000, 10_000)
+    q = queues.new()
+    peak = PeakRss()
+    flood = spawn_hostile(queues, q, 'flood', 'answers', count)
+    report = queues.json_line(flood)
+    wait_exit(flood)
+    assert not report['hung_up'], report
+    assert q.is_empty() is False    # everything the child wrote was read
+    peak.check(f'{count} answers held')
+    deep = [[[[]]]]
+    for _ in range(96):
+        deep = [deep]
+    values = []
+    for message in take(q, count):
+        data = data_of(message)
+        assert data['a'] == deep
+        values.append(data['i'])
+    assert values == list(range(count))
+    assert_drained(q)
+
+
 # ---------------------------------------------------------------------------
 # Issue 10 item 3: a child that never stops writing stalls nobody
 # ---------------------------------------------------------------------------

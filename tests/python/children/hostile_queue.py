@@ -186,12 +186,22 @@ FLOOD = {
 }
 
 
+# Messages addressed to the parent, each with 100 nested arrays: 200 bytes
+# on the line, some 10 KiB once decoded (which the server may do ahead of
+# the parent).
+DEEP = '[' * 100 + ']' * 100
+
+
 def flood(conn, kind, count):
-    template, sent, batch = FLOOD[kind], 0, 10000
+    if kind == 'answers':
+        template = b'["FINISHED",%d,%d,{"i":%%d,"a":%s}]\n' % (PID, conn.parent, DEEP.encode())
+    else:
+        template = FLOOD[kind]
+    sent, batch = 0, 10000
     try:
         while sent < count:
             n = min(batch, count - sent)
-            conn.write(b''.join(template % (sent + i + 1) for i in range(n)))
+            conn.write(b''.join(template % (sent + i + (kind != 'answers')) for i in range(n)))
             sent += n
         answered = conn.probe()
     except HungUp:
