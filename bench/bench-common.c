@@ -4,12 +4,9 @@
 
 #include "bench-common.h"
 
-#include <errno.h>
-#include <glib/gstdio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@ static const struct
   [BENCH_W3] = { "w3", 50000, 0 },
   [BENCH_W4] = { "w4", 100000, 0 },
   [BENCH_W5] = { "w5", 200000, 0 },
+  [BENCH_W6] = { "w6", 1000, 0 },
 };
 
 void
@@ -60,6 +58,7 @@ parse_args (BenchArgs    *args,
     { "children", 0, 0, G_OPTION_ARG_INT, &args->children, "W3, W4: children", "N" },
     { "index", 0, 0, G_OPTION_ARG_INT, &args->index, "Child: its index", "I" },
     { "spin-us", 0, 0, G_OPTION_ARG_INT64, &args->spin_us, "W5: reader work per message", "US" },
+    { "size", 0, 0, G_OPTION_ARG_INT64, &args->size, "W6: payload bytes", "BYTES" },
     { "variant", 0, 0, G_OPTION_ARG_STRING, &args->variant, "sync or loop (Mpq W1: also decode)", "V" },
     { "decode", 0, 0, G_OPTION_ARG_STRING, &args->decode, "none or json-glib", "D" },
     { "endpoint", 0, 0, G_OPTION_ARG_STRING, &args->endpoint, "ZeroMQ endpoint", "E" },
@@ -72,8 +71,9 @@ parse_args (BenchArgs    *args,
 
   args->children = 4;
   args->spin_us = 200;
+  args->size = BENCH_PAYLOAD_SIZE;
 
-  context = g_option_context_new ("w1|w2|w3|w4|w5");
+  context = g_option_context_new ("w1|w2|w3|w4|w5|w6");
   g_option_context_add_main_entries (context, entries, NULL);
   if (extra != NULL)
     g_option_context_add_main_entries (context, extra, NULL);
@@ -86,7 +86,7 @@ parse_args (BenchArgs    *args,
 
   if (*argc != 2)
     {
-      g_printerr ("Usage: %s w1|w2|w3|w4|w5 [OPTION…]\n", (*argv)[0]);
+      g_printerr ("Usage: %s w1|w2|w3|w4|w5|w6 [OPTION…]\n", (*argv)[0]);
       return FALSE;
     }
 
@@ -117,9 +117,10 @@ parse_args (BenchArgs    *args,
   if (args->data == NULL)
     args->data = g_strdup ("json");
 
-  if (args->count < 2 || args->children < 1)
+  /* W6's payload carries its index, samples and checksum (bench-payload.c). */
+  if (args->count < 2 || args->children < 1 || args->size < 64)
     {
-      g_printerr ("--count must be at least 2 and --children at least 1\n");
+      g_printerr ("--count must be at least 2, --children at least 1 and --size at least 64\n");
       return FALSE;
     }
 
@@ -484,143 +485,6 @@ bench_echo_print (BenchEcho  *echo,
   g_clear_pointer (&echo->latencies, g_array_unref);
 }
 
-char **
-bench_child_argv (const BenchArgs    *args,
-                  const char * const *extra)
-{
-  GPtrArray *argv = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
-  char *self;
-  guint i;
-
-  self = g_file_read_link ("/proc/self/exe", &error);
-  if (self == NULL)
-    bench_fail ("%s", error->message);
-
-  g_ptr_array_add (argv, self);
-  g_ptr_array_add (argv, g_strdup (args->workload_name));
-  g_ptr_array_add (argv, g_strdup ("--child"));
-  g_ptr_array_add (argv, g_strdup_printf ("--count=%" G_GINT64_FORMAT, args->count));
-  g_ptr_array_add (argv, g_strdup_printf ("--warmup=%" G_GINT64_FORMAT, args->warmup));
-  g_ptr_array_add (argv, g_strdup_printf ("--children=%d", args->children));
-  g_ptr_array_add (argv, g_strdup_printf ("--variant=%s", args->variant));
-  g_ptr_array_add (argv, g_strdup_printf ("--decode=%s", args->decode));
-  g_ptr_array_add (argv, g_strdup_printf ("--mode=%s", args->mode));
-  g_ptr_array_add (argv, g_strdup_printf ("--data=%s", args->data));
-  g_ptr_array_add (argv, g_strdup_printf ("--parent-pid=%d", (int) getpid ()));
-  if (args->endpoint != NULL)
-    g_ptr_array_add (argv, g_strdup_printf ("--endpoint=%s", args->endpoint));
-
-  for (i = 0; extra != NULL && extra[i] != NULL; i++)
-    g_ptr_array_add (argv, g_strdup (extra[i]));
-  g_ptr_array_add (argv, NULL);
-
-  return (char **) g_ptr_array_free (argv, FALSE);
-}
-
-/* With @fd as the child's BENCH_CHILD_FD. */
-static GSubprocess *
-spawn_child (const BenchArgs    *args,
-             int                 fd,
-             const char * const *extra)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_auto(GStrv) argv = bench_child_argv (args, extra);
-  g_autoptr(GError) error = NULL;
-  GSubprocess *child;
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_subprocess_launcher_take_fd (launcher, fd, BENCH_CHILD_FD);
-
-  child = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv, &error);
-  if (child == NULL)
-    bench_fail ("cannot spawn a child: %s", error->message);
-
-  /* Closes the parent's copy of the child's end now. */
-  g_subprocess_launcher_close (launcher);
-
-  return child;
-}
-
-void
-bench_wait_child (GSubprocess *child)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (!g_subprocess_wait_check (child, NULL, &error))
-    bench_fail ("a child failed: %s", error->message);
-}
-
-void
-bench_rss_file_init (BenchRssFile *rss)
-{
-  rss->path = g_strdup_printf ("%s/mpq-bench-rss-%d", g_get_tmp_dir (), (int) getpid ());
-  rss->arg = g_strdup_printf ("--rss-file=%s", rss->path);
-}
-
-void
-bench_rss_file_clear (BenchRssFile *rss)
-{
-  if (rss->path != NULL)
-    g_unlink (rss->path);
-  g_clear_pointer (&rss->path, g_free);
-  g_clear_pointer (&rss->arg, g_free);
-}
-
-void
-bench_children_spawn (BenchChildren   *children,
-                      const BenchArgs *args)
-{
-  guint i;
-
-  children->n = bench_n_children (args);
-  children->processes = g_ptr_array_new_with_free_func (g_object_unref);
-  children->fds = g_new (int, children->n);
-  bench_rss_file_init (&children->rss);
-
-  for (i = 0; i < children->n; i++)
-    {
-      g_autofree char *index = g_strdup_printf ("--index=%u", i);
-      int pair[2];
-
-      if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
-        bench_fail ("socketpair: %s", g_strerror (errno));
-      children->fds[i] = pair[0];
-      g_ptr_array_add (children->processes,
-                       spawn_child (args, pair[1],
-                                    (const char *[]) { index, children->rss.arg, NULL }));
-    }
-}
-
-void
-bench_children_wait (BenchChildren *children)
-{
-  guint i;
-
-  for (i = 0; i < children->processes->len; i++)
-    bench_wait_child (children->processes->pdata[i]);
-}
-
-void
-bench_children_clear (BenchChildren *children)
-{
-  g_clear_pointer (&children->processes, g_ptr_array_unref);
-  g_clear_pointer (&children->fds, g_free);
-  bench_rss_file_clear (&children->rss);
-}
-
-GIOStream *
-bench_stream_for_fd (int fd)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocket) socket = g_socket_new_from_fd (fd, &error);
-
-  if (socket == NULL)
-    bench_fail ("g_socket_new_from_fd: %s", error->message);
-
-  return G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
-}
-
 struct _BenchResult
 {
   GString *json;
@@ -705,7 +569,15 @@ bench_finish_throughput (const BenchArgs *args,
   bench_result_int (result, "count", check->expected);
   bench_result_double (result, "seconds", seconds);
   bench_result_double (result, "rate", seconds > 0 ? (check->expected - 1) / seconds : 0);
-  if (args->workload == BENCH_W5)
+  if (args->workload == BENCH_W6)
+    {
+      /* Each payload went out and came back. */
+      bench_result_int (result, "size", args->size);
+      bench_result_double (result, "gb_s",
+                           seconds > 0 ? 2.0 * (check->expected - 1) * args->size / seconds / 1e9
+                                       : 0);
+    }
+  if (args->workload == BENCH_W5 || args->workload == BENCH_W6)
     {
       bench_result_int (result, "parent_rss_kib", peak_rss_kib ());
       bench_result_int (result, "child_rss_kib", read_rss_file (rss_file));

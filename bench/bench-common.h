@@ -27,18 +27,23 @@ typedef enum
   BENCH_W3,   /* fan-in: N children into one parent */
   BENCH_W4,   /* work distribution */
   BENCH_W5,   /* W1 with a slow reader */
+  BENCH_W6,   /* binary payloads, parent to child and back */
 } BenchWorkload;
+
+/* W6's default payload: 16 MiB. */
+#define BENCH_PAYLOAD_SIZE (16 * 1024 * 1024)
 
 typedef struct
 {
   BenchWorkload workload;
   const char   *workload_name;
   gboolean      child;
-  gint64        count;        /* W1, W5: messages; W2: timed echoes; W3: per child; W4: tasks */
+  gint64        count;        /* W1, W5, W6: messages; W2: timed echoes; W3: per child; W4: tasks */
   gint64        warmup;       /* W2 */
   gint          children;     /* W3, W4 */
   gint          index;        /* child: which one, from 0 */
   gint64        spin_us;      /* W5: the reader's work per message */
+  gint64        size;         /* W6: bytes in each payload */
   char         *variant;      /* W1, W2: "sync" or "loop" */
   char         *decode;       /* raw socketpair: "none" or "json-glib" */
   char         *endpoint;     /* ZeroMQ: where the parent bound */
@@ -170,6 +175,11 @@ void         bench_children_spawn (BenchChildren   *children,
 void         bench_children_wait  (BenchChildren   *children);
 void         bench_children_clear (BenchChildren   *children);
 
+/* Blocks until all of @data is written; fails the run on an error. */
+void         bench_write_all     (int            fd,
+                                  gconstpointer  data,
+                                  gsize          length);
+
 /* A GIOStream on a socket descriptor (GDBus, jsonrpc-glib). */
 GIOStream   *bench_stream_for_fd (int fd);
 
@@ -190,10 +200,11 @@ void         bench_result_string (BenchResult     *result,
 /* Prints it and frees it. */
 void         bench_result_print  (BenchResult     *result);
 
-/* Ends a throughput workload (W1, W3, W4, W5): fails the run on a loss or
- * a wrong sum, else prints the rate from the first to the last message
- * @check saw; in W5 also the peak RSS of this process and, from
- * @rss_file, of the child. */
+/* Ends a throughput workload (W1, W3, W4, W5, W6): fails the run on a loss
+ * or a wrong sum, else prints the rate from the first to the last message
+ * @check saw; in W5 and W6 also the peak RSS of this process and, from
+ * @rss_file, of the child; in W6 the payload bytes moved both ways per
+ * second, "gb_s". */
 void         bench_finish_throughput (const BenchArgs *args,
                                       const char      *system,
                                       BenchCheck      *check,

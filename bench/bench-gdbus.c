@@ -11,14 +11,21 @@
  * W1, W3, W5: the children emit DO signals, the parent subscribes.
  * W2: the child exports Echo; the parent calls it, with call_sync
  *   (--variant=sync) or call + callback in a GMainLoop (--variant=loop).
- * W4: the parent exports Take, which returns the next task (an empty
- *   dictionary once there is none); each child calls Take, then emits a
- *   FINISHED signal, until Take returns nothing. */
+ * W4: the parent exports Take, which returns the next task as a whole body
+ *   (an empty dictionary once there is none); each child calls Take, reads
+ *   it, then emits a FINISHED signal, until Take returns nothing.
+ * W6: the child exports Payload, which takes a sealed memfd as a handle
+ *   (h) in a GUnixFDList and answers with the same memfd; the parent writes
+ *   each payload into a new memfd, seals it, calls Payload with
+ *   call_with_unix_fd_list_sync and checks the memfd that comes back. */
 
 #include "bench-common.h"
+#include "bench-payload.h"
 
+#include <gio/gunixfdlist.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define BENCH_PATH  "/org/pymulproc/Bench"
@@ -37,7 +44,13 @@ static const char introspection_xml[] =
   "   <arg type='a{sv}' name='data' direction='out'/>"
   "  </method>"
   "  <method name='Take'>"
+  "   <arg type='i' name='sender' direction='out'/>"
+  "   <arg type='i' name='recipient' direction='out'/>"
   "   <arg type='a{sv}' name='data' direction='out'/>"
+  "  </method>"
+  "  <method name='Payload'>"
+  "   <arg type='h' name='payload' direction='in'/>"
+  "   <arg type='h' name='payload' direction='out'/>"
   "  </method>"
   "  <signal name='DO'>"
   "   <arg type='i' name='sender'/><arg type='i' name='recipient'/>"
@@ -56,7 +69,7 @@ typedef struct
   GMainLoop       *loop;
   BenchCheck       check;
   BenchEcho        echo;
-  gint64           next_task;
+  gint64           next_task;    /* W4 parent: the next task; W6 child: the next payload */
   guint            open;         /* the parent's connections not closed yet */
   guint            released;     /* W4: children told there is no task left */
   GDBusConnection *connection;   /* W2's, or the child's */
@@ -144,7 +157,7 @@ on_closed (GDBusConnection *connection,
 
   if (run->args->child)
     {
-      if (run->args->workload == BENCH_W2)
+      if (run->args->workload == BENCH_W2 || run->args->workload == BENCH_W6)
         g_main_loop_quit (run->loop);   /* the parent is done */
     }
   else if (--run->open == 0 && !bench_check_done (&run->check))
@@ -180,6 +193,36 @@ on_signal (GDBusConnection *connection,
     g_main_loop_quit (run->loop);
 }
 
+/* W6 in the child: the memfd goes back as it came. */
+static void
+echo_payload (GdbusRun              *run,
+              GVariant              *parameters,
+              GDBusMethodInvocation *invocation)
+{
+  GDBusMessage *message = g_dbus_method_invocation_get_message (invocation);
+  GUnixFDList *fds = g_dbus_message_get_unix_fd_list (message);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GUnixFDList) reply_fds = NULL;
+  gint64 size = run->args->size;
+  const guint8 *data;
+  gint32 handle;
+  int fd;
+
+  g_variant_get (parameters, "(h)", &handle);
+  fd = fds != NULL ? g_unix_fd_list_get (fds, handle, &error) : -1;
+  if (fd < 0)
+    bench_fail ("a Payload without its fd: %s", error != NULL ? error->message : "no fd list");
+
+  data = bench_memfd_map (fd, size);
+  if (bench_payload_index (data, size, size) != run->next_task++)
+    bench_fail ("payload %" G_GINT64_FORMAT " arrived out of order", run->next_task - 1);
+  munmap ((void *) data, size);
+
+  reply_fds = g_unix_fd_list_new_from_array (&fd, 1);
+  g_dbus_method_invocation_return_value_with_unix_fd_list (invocation, g_variant_new ("(h)", 0),
+                                                           reply_fds);
+}
+
 static void
 method_call (GDBusConnection       *connection,
              const char            *sender,
@@ -202,15 +245,18 @@ method_call (GDBusConnection       *connection,
       g_dbus_method_invocation_return_value (invocation,
                                              g_variant_new ("(ii@a{sv})", getpid (), from, data));
     }
+  else if (g_str_equal (method_name, "Payload"))
+    {
+      echo_payload (run, parameters, invocation);
+    }
   else if (run->next_task < run->args->count)
     {
-      g_dbus_method_invocation_return_value (invocation,
-                                             g_variant_new ("(@a{sv})",
-                                                            data_new (run->next_task++)));
+      g_dbus_method_invocation_return_value (invocation, body_new (0, run->next_task++));
     }
   else
     {
-      g_dbus_method_invocation_return_value (invocation, g_variant_new ("(a{sv})", NULL));
+      g_dbus_method_invocation_return_value (invocation,
+                                             g_variant_new ("(iia{sv})", getpid (), 0, NULL));
       run->released++;
       if (all_done (run))
         g_main_loop_quit (run->loop);
@@ -303,6 +349,52 @@ echo_all (GdbusRun *run)
   bench_echo_print (&run->echo, "gdbus");
 }
 
+/* W6: one payload at a time, out and back, each in a memfd of its own (a
+ * sealed memfd cannot be written again). */
+static void
+payloads (GdbusRun *run)
+{
+  BenchPayloadPool *pool = bench_payload_pool_new (run->args->size);
+  gint64 size = run->args->size;
+  gint64 i;
+
+  for (i = 0; i < run->args->count; i++)
+    {
+      g_autoptr(GBytes) payload = bench_payload_pool_take (pool, i);
+      g_autoptr(GUnixFDList) fds = NULL;
+      g_autoptr(GUnixFDList) reply_fds = NULL;
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GError) error = NULL;
+      const guint8 *data;
+      gint32 handle;
+      int fd = bench_memfd_new (payload);
+
+      fds = g_unix_fd_list_new_from_array (&fd, 1);
+      reply = g_dbus_connection_call_with_unix_fd_list_sync (run->connection, NULL, BENCH_PATH,
+                                                             BENCH_IFACE, "Payload",
+                                                             g_variant_new ("(h)", 0),
+                                                             G_VARIANT_TYPE ("(h)"),
+                                                             G_DBUS_CALL_FLAGS_NONE, -1, fds,
+                                                             &reply_fds, NULL, &error);
+      if (reply == NULL)
+        bench_fail ("Payload: %s", error->message);
+
+      g_variant_get (reply, "(h)", &handle);
+      fd = reply_fds != NULL ? g_unix_fd_list_get (reply_fds, handle, &error) : -1;
+      if (fd < 0)
+        bench_fail ("Payload's answer without its fd: %s",
+                    error != NULL ? error->message : "no fd list");
+
+      data = bench_memfd_map (fd, size);
+      bench_payload_check (data, size, size, i);
+      munmap ((void *) data, size);
+      close (fd);
+      bench_check_add (&run->check, i);
+    }
+
+  bench_payload_pool_free (pool);
+}
+
 static void
 parent (GdbusRun *run)
 {
@@ -324,7 +416,7 @@ parent (GdbusRun *run)
 
       if (w == BENCH_W4)
         register_object (connection, run);
-      if (w != BENCH_W2)
+      if (w != BENCH_W2 && w != BENCH_W6)
         g_dbus_connection_signal_subscribe (connection, NULL, BENCH_IFACE,
                                             w == BENCH_W4 ? "FINISHED" : "DO", BENCH_PATH,
                                             NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_signal, run,
@@ -336,6 +428,11 @@ parent (GdbusRun *run)
     {
       run->connection = connections->pdata[0];
       echo_all (run);
+    }
+  else if (w == BENCH_W6)
+    {
+      run->connection = connections->pdata[0];
+      payloads (run);
     }
   else
     {
@@ -377,11 +474,11 @@ child (GdbusRun *run)
 
   run->connection = connect_fd (BENCH_CHILD_FD, FALSE);
   g_signal_connect (run->connection, "closed", G_CALLBACK (on_closed), run);
-  if (w == BENCH_W2)
+  if (w == BENCH_W2 || w == BENCH_W6)
     register_object (run->connection, run);
   g_dbus_connection_start_message_processing (run->connection);
 
-  if (w == BENCH_W2)
+  if (w == BENCH_W2 || w == BENCH_W6)
     {
       g_main_loop_run (run->loop);
     }
@@ -391,19 +488,19 @@ child (GdbusRun *run)
         {
           g_autoptr(GVariant) reply = NULL;
           g_autoptr(GVariant) data = NULL;
-          gint64 value;
 
           reply = g_dbus_connection_call_sync (run->connection, NULL, BENCH_PATH, BENCH_IFACE,
-                                               "Take", NULL, G_VARIANT_TYPE ("(a{sv})"),
+                                               "Take", NULL, G_VARIANT_TYPE (BODY_TYPE),
                                                G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
           if (reply == NULL)
             bench_fail ("Take: %s", error->message);
 
-          g_variant_get (reply, "(@a{sv})", &data);
+          /* The end: a body with an empty dictionary. */
+          data = g_variant_get_child_value (reply, 2);
           if (g_variant_n_children (data) == 0)
             break;
-          value = data_value (data);
-          emit (run->connection, "FINISHED", body_new (run->args->parent_pid, value));
+          emit (run->connection, "FINISHED",
+                body_new (run->args->parent_pid, body_value (reply)));
         }
     }
   else
@@ -416,7 +513,7 @@ child (GdbusRun *run)
 
   /* In W4 the parent hangs up as soon as it has every FINISHED, which may
    * be before this flush: then there was nothing left to flush. */
-  if (w != BENCH_W2 && !g_dbus_connection_flush_sync (run->connection, NULL, &error) &&
+  if (w != BENCH_W2 && w != BENCH_W6 && !g_dbus_connection_flush_sync (run->connection, NULL, &error) &&
       !(w == BENCH_W4 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED)))
     bench_fail ("flush: %s", error->message);
 

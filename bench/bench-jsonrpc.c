@@ -358,6 +358,10 @@ run_jsonrpc (BenchArgs *args,
 {
   RpcRun run = { 0 };
 
+  /* W6's payloads are measured for the systems issue 11 names (README.md). */
+  if (args->workload == BENCH_W6)
+    bench_fail ("this system has no W6");
+
   run.args = args;
   run.loop = g_main_loop_new (NULL, FALSE);
 

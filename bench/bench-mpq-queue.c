@@ -102,11 +102,8 @@ w3_parent (QueueRun *run)
 
   while (!bench_check_done (&run->check))
     {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(MpqMessage) message = mpq_channel_receive (run->channel, -1, NULL, NULL, &error);
+      g_autoptr(MpqMessage) message = bench_mpq_receive (run->channel);
 
-      if (message == NULL)
-        bench_fail ("receive: %s", error != NULL ? error->message : "nothing");
       take_one (run, message, MPQ_REQ_DO);
     }
 

@@ -3,7 +3,8 @@
 /* mpq-bench-mpq: the benchmark's Mpq side, through the public API only.
  *
  * W1, W2, W5 run over an MpqPipe (this file); W3 and W4 over an MpqQueue
- * (bench-mpq-queue.c). Every message a process receives is an MpqMessage
+ * (bench-mpq-queue.c); W6's binary payloads over an MpqPipe
+ * (bench-mpq-payload.c). Every message a process receives is an MpqMessage
  * whose data, a JsonNode, is read for "value" and "payload". W1
  * --variant=decode decodes lines from memory only: no child, no socket. */
 
@@ -68,6 +69,51 @@ bench_mpq_send_value (MpqChannel      *channel,
     bench_fail ("send_json: %s", error->message);
 }
 
+MpqMessage *
+bench_mpq_receive (MpqChannel *channel)
+{
+  g_autoptr(GError) error = NULL;
+  MpqMessage *message = mpq_channel_receive (channel, -1, NULL, NULL, &error);
+
+  if (message == NULL)
+    bench_fail ("receive: %s", error != NULL ? error->message : "nothing");
+
+  return message;
+}
+
+MpqPipe *
+bench_mpq_pipe_spawn (const BenchArgs  *args,
+                      BenchRssFile     *rss,
+                      GSubprocess     **child)
+{
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) argv = NULL;
+  MpqPipe *pipe = mpq_pipe_new (&error);
+
+  if (pipe == NULL)
+    bench_fail ("mpq_pipe_new: %s", error->message);
+
+  bench_rss_file_init (rss);
+  argv = bench_child_argv (args, (const char *[]) { rss->arg, NULL });
+  *child = mpq_pipe_spawn (pipe, (const char * const *) argv, &error);
+  if (*child == NULL)
+    bench_fail ("mpq_pipe_spawn: %s", error->message);
+
+  return pipe;
+}
+
+MpqPipe *
+bench_mpq_pipe_for_child (void)
+{
+  g_autoptr(GError) error = NULL;
+  MpqPipe *pipe = mpq_pipe_new_for_child (&error);
+
+  if (pipe == NULL)
+    bench_fail ("mpq_pipe_new_for_child: %s", error->message);
+
+  return pipe;
+}
+
 void
 bench_mpq_on_closed (MpqChannel *channel,
                      gpointer    user_data)
@@ -90,8 +136,6 @@ on_do (MpqChannel *channel,
 static void
 receive_all (PipeRun *run)
 {
-  g_autoptr(GError) error = NULL;
-
   bench_check_init (&run->check, run->args->count);
 
   if (bench_is_loop (run->args))
@@ -107,10 +151,8 @@ receive_all (PipeRun *run)
 
   for (;;)
     {
-      g_autoptr(MpqMessage) message = mpq_channel_receive (run->channel, -1, NULL, NULL, &error);
+      g_autoptr(MpqMessage) message = bench_mpq_receive (run->channel);
 
-      if (message == NULL)
-        bench_fail ("receive: %s", error != NULL ? error->message : "nothing");
       if (bench_receive (&run->check, run->args, bench_mpq_value (message, MPQ_REQ_DO)))
         break;
     }
@@ -151,8 +193,6 @@ on_finished (MpqChannel *channel,
 static void
 echo_all (PipeRun *run)
 {
-  g_autoptr(GError) error = NULL;
-
   bench_echo_init (&run->echo, run->args);
 
   if (bench_is_loop (run->args))
@@ -173,11 +213,8 @@ echo_all (PipeRun *run)
       send_next (run);
       while (!done)
         {
-          g_autoptr(MpqMessage) message = mpq_channel_receive (run->channel, -1, NULL, NULL,
-                                                               &error);
+          g_autoptr(MpqMessage) message = bench_mpq_receive (run->channel);
 
-          if (message == NULL)
-            bench_fail ("receive: %s", error != NULL ? error->message : "nothing");
           done = take_echo (run, message);
         }
     }
@@ -221,24 +258,12 @@ decode_all (BenchArgs *args)
 static void
 pipe_parent (BenchArgs *args)
 {
-  g_autoptr(GError) error = NULL;
   g_autoptr(MpqPipe) pipe = NULL;
   g_autoptr(GSubprocess) child = NULL;
-  g_auto(GStrv) argv = NULL;
   BenchRssFile rss;
   PipeRun run = { 0 };
 
-  pipe = mpq_pipe_new (&error);
-  if (pipe == NULL)
-    bench_fail ("mpq_pipe_new: %s", error->message);
-
-  bench_rss_file_init (&rss);
-  argv = bench_child_argv (args, (const char *[]) { rss.arg, NULL });
-
-  child = mpq_pipe_spawn (pipe, (const char * const *) argv, &error);
-  if (child == NULL)
-    bench_fail ("mpq_pipe_spawn: %s", error->message);
-
+  pipe = bench_mpq_pipe_spawn (args, &rss, &child);
   run.args = args;
   run.channel = MPQ_CHANNEL (pipe);
   run.loop = g_main_loop_new (NULL, FALSE);
@@ -280,14 +305,10 @@ on_child_die (MpqChannel *channel,
 static void
 pipe_child (BenchArgs *args)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MpqPipe) pipe = mpq_pipe_new_for_child (&error);
-  MpqChannel *channel;
+  g_autoptr(MpqPipe) pipe = bench_mpq_pipe_for_child ();
+  MpqChannel *channel = MPQ_CHANNEL (pipe);
   gint64 i;
 
-  if (pipe == NULL)
-    bench_fail ("mpq_pipe_new_for_child: %s", error->message);
-  channel = MPQ_CHANNEL (pipe);
 
   if (args->workload != BENCH_W2)
     {
@@ -310,10 +331,8 @@ pipe_child (BenchArgs *args)
     {
       for (;;)
         {
-          g_autoptr(MpqMessage) message = mpq_channel_receive (channel, -1, NULL, NULL, &error);
+          g_autoptr(MpqMessage) message = bench_mpq_receive (channel);
 
-          if (message == NULL)
-            bench_fail ("receive: %s", error != NULL ? error->message : "nothing");
           if (g_str_equal (mpq_message_get_request (message), MPQ_REQ_DIE))
             break;
           on_child_do (channel, message, NULL);
@@ -330,6 +349,8 @@ run_mpq (BenchArgs *args,
 {
   if (args->workload == BENCH_W3 || args->workload == BENCH_W4)
     return bench_mpq_queue (args);
+  if (args->workload == BENCH_W6)
+    return bench_mpq_payload (args);
 
   if (args->child)
     pipe_child (args);

@@ -8,7 +8,9 @@
  * GMainLoop watching ZMQ_FD (--variant=loop). W3: the children PUSH, the
  * parent PULLs. W4: the classic ventilator and sink: the parent PUSHes tasks
  * to the children's PULL, they PUSH FINISHED to the parent's PULL; the
- * parent zmq_poll ()s both so that neither side blocks the other.
+ * parent zmq_poll ()s both so that neither side blocks the other. W6: PAIR,
+ * each payload one frame, sent without a copy (zmq_msg_init_data ()); the
+ * child sends the frame it got back as it is.
  *
  * ZeroMQ drops what a peer sent but the other end had not read yet when the
  * peer goes away (seen here with PAIR and PUSH over ipc://, lingering or
@@ -18,6 +20,7 @@
  * one DIE to each of them. */
 
 #include "bench-common.h"
+#include "bench-payload.h"
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
@@ -28,16 +31,17 @@
 
 typedef struct
 {
-  BenchArgs  *args;
-  JsonParser *parser;
-  void       *context;
-  void       *socket;      /* PAIR, PULL (W3, W4 results), PULL (W4 child tasks) */
-  void       *out;         /* W4: PUSH */
-  GMainLoop  *loop;
-  BenchCheck  check;
-  BenchEcho   echo;
-  GString    *line;
-  gint        pid;
+  BenchArgs        *args;
+  JsonParser       *parser;
+  void             *context;
+  void             *socket;   /* PAIR, PULL (W3, W4 results), PULL (W4 child tasks) */
+  void             *out;      /* W4: PUSH */
+  GMainLoop        *loop;
+  BenchCheck        check;
+  BenchEcho         echo;
+  GString          *line;
+  gint              pid;
+  BenchPayloadPool *pool;     /* W6: freed after the context, which may hold a buffer */
 } ZmqRun;
 
 static void *
@@ -69,6 +73,16 @@ send_line (ZmqRun     *run,
   while (zmq_send (socket, run->line->str, run->line->len - 1, 0) < 0)
     if (zmq_errno () != EINTR)
       bench_fail ("zmq_send: %s", zmq_strerror (zmq_errno ()));
+}
+
+/* Sends @message and leaves it empty. */
+static void
+send_frame (void      *socket,
+            zmq_msg_t *message)
+{
+  while (zmq_msg_send (message, socket, 0) < 0)
+    if (zmq_errno () != EINTR)
+      bench_fail ("zmq_msg_send: %s", zmq_strerror (zmq_errno ()));
 }
 
 /* Takes one frame: FALSE when @flags has ZMQ_DONTWAIT and none is there. */
@@ -248,6 +262,40 @@ distribute (ZmqRun *run)
    * input instead. */
 }
 
+/* ZeroMQ lets go of a zero-copy frame from its I/O thread. */
+static void
+free_bytes (void *data,
+            void *hint)
+{
+  g_bytes_unref (hint);
+}
+
+/* W6: one payload at a time, out and back. */
+static void
+payloads (ZmqRun *run)
+{
+  zmq_msg_t message;
+  gint64 i;
+
+  run->pool = bench_payload_pool_new (run->args->size);
+  bench_check_init (&run->check, run->args->count);
+  for (i = 0; i < run->args->count; i++)
+    {
+      GBytes *payload = bench_payload_pool_take (run->pool, i);
+      gsize length;
+      gconstpointer data = g_bytes_get_data (payload, &length);
+
+      if (zmq_msg_init_data (&message, (void *) data, length, free_bytes, payload) != 0)
+        bench_fail ("zmq_msg_init_data: %s", zmq_strerror (zmq_errno ()));
+      send_frame (run->socket, &message);
+
+      recv_frame (run->socket, &message, 0);
+      bench_payload_check (zmq_msg_data (&message), zmq_msg_size (&message), run->args->size, i);
+      bench_check_add (&run->check, i);
+      zmq_msg_close (&message);
+    }
+}
+
 /* A child whose standard input the parent closes once it has everything. */
 static GSubprocess *
 spawn_child (ZmqRun             *run,
@@ -329,6 +377,8 @@ parent (ZmqRun *run)
     echo_all (run);
   else if (w == BENCH_W4)
     distribute (run);
+  else if (w == BENCH_W6)
+    payloads (run);
   else
     receive_all (run);
 
@@ -399,6 +449,18 @@ child (ZmqRun     *run,
         }
       break;
 
+    case BENCH_W6:
+      run->socket = open_socket (run, ZMQ_PAIR, run->args->endpoint, FALSE);
+      for (i = 0; i < run->args->count; i++)
+        {
+          recv_frame (run->socket, &message, 0);
+          if (bench_payload_index (zmq_msg_data (&message), zmq_msg_size (&message),
+                                   run->args->size) != i)
+            bench_fail ("payload %" G_GINT64_FORMAT " arrived out of order", i);
+          send_frame (run->socket, &message);
+        }
+      break;
+
     default:
       {
         gint64 base = bench_first_value (run->args);
@@ -440,6 +502,8 @@ run_zmq (BenchArgs *args,
     parent (&run);
 
   zmq_ctx_term (run.context);
+  if (run.pool != NULL)
+    bench_payload_pool_free (run.pool);
   g_string_free (run.line, TRUE);
   g_main_loop_unref (run.loop);
   g_object_unref (run.parser);

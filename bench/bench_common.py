@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """What the benchmark's Python programs share with the C ones
-(bench-common.c): the payload, the loss and duplicate check, peak RSS, the
-spin of the slow reader, and the one JSON result line."""
+(bench-common.c, bench-payload.c): the payload, the loss and duplicate
+check, peak RSS, the spin of the slow reader, W6's binary payloads and the
+one JSON result line."""
 
 import argparse
 import json
@@ -12,7 +13,9 @@ import time
 PAYLOAD = "0123456789abcdefghijklmnopqrstuv"
 assert len(PAYLOAD) == 32
 
-DEFAULT_COUNTS = {"w1": 200000, "w2": 20000, "w3": 50000, "w4": 100000, "w5": 200000}
+DEFAULT_COUNTS = {"w1": 200000, "w2": 20000, "w3": 50000, "w4": 100000, "w5": 200000,
+                  "w6": 1000}
+W6_SIZE = 16 * 2**20
 
 
 def fail(message):
@@ -30,6 +33,9 @@ def parse_args(description):
     parser.add_argument("--spin-us", type=int, default=200)
     parser.add_argument("--variant", default="sync")
     parser.add_argument("--mode", default="default")
+    parser.add_argument("--pipe", choices=["duplex", "simplex"], default="duplex",
+                        help="multiprocessing: Pipe() or Pipe(duplex=False) (W1, W2, W5, W6)")
+    parser.add_argument("--size", type=int, default=W6_SIZE, help="W6: payload bytes")
     parser.add_argument("--child-exe", help="the C program whose children serve Mpq")
     args = parser.parse_args()
     if args.count is None:
@@ -119,6 +125,9 @@ def print_result(args, system, **fields):
 def print_throughput(args, system, check, **fields):
     seconds = (check.last_ns - check.first_ns) / 1e9
     rate = (check.expected - 1) / seconds if seconds > 0 else 0
+    if args.workload == "w6":
+        # Each message's payload went out and came back.
+        fields.update(size=args.size, gb_s=rate * 2 * args.size / 1e9)
     print_result(args, system, count=check.expected, seconds=seconds, rate=rate, **fields)
 
 
@@ -131,3 +140,72 @@ def latency_stats(samples_ns):
         median = (samples[n // 2 - 1] + samples[n // 2]) / 2000
     p99 = samples[max((n * 99 + 99) // 100, 1) - 1] / 1000
     return median, p99
+
+
+# W6's payloads, as bench-payload.c makes and checks them: the first 8
+# bytes are the message's index, the last 8 a checksum of SAMPLES bytes set
+# at places that depend on the index, one in each of SAMPLES stripes of the
+# body (so two never fall on the same byte). Checking those few bytes finds
+# a wrong, stale, reordered or cut payload without reading 16 MiB.
+SAMPLES = 16
+MASK = 2**64 - 1
+
+
+def _mix(x):
+    """splitmix64's finaliser: cheap, and every output bit depends on every input bit."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
+def payload_samples(index, size):
+    """[(position, byte)] that message index carries."""
+    stripe = (size - 16) // SAMPLES
+    samples = []
+    for j in range(SAMPLES):
+        m = _mix(index * SAMPLES + j)
+        samples.append((8 + j * stripe + m % stripe, m >> 56))
+    return samples
+
+
+def payload_checksum(index, samples):
+    """FNV-1a of the sampled bytes, seeded with the index."""
+    h = 0xCBF29CE484222325 ^ index
+    for _, byte in samples:
+        h = ((h ^ byte) * 0x100000001B3) & MASK
+    return h
+
+
+def payload_buffer(size):
+    """A buffer for payload_stamp (): every byte written once, not zero pages."""
+    if size < 16 + SAMPLES:
+        fail(f"a payload of {size} bytes is too small")
+    return bytearray((bytes(range(256)) * (size // 256 + 1))[:size])
+
+
+def payload_stamp(buffer, index):
+    samples = payload_samples(index, len(buffer))
+    buffer[0:8] = index.to_bytes(8, "little")
+    for position, byte in samples:
+        buffer[position] = byte
+    buffer[-8:] = payload_checksum(index, samples).to_bytes(8, "little")
+
+
+def payload_index(data, size):
+    """The index a payload says it is; fails on a payload of the wrong size."""
+    if len(data) != size:
+        fail(f"a payload of {len(data)} bytes, not {size}")
+    return int.from_bytes(data[0:8], "little")
+
+
+def payload_check(data, size, index):
+    """Fails the run unless data is message index's payload."""
+    if payload_index(data, size) != index:
+        fail(f"payload {index} came back as {payload_index(data, size)}")
+    samples = payload_samples(index, size)
+    for position, byte in samples:
+        if data[position] != byte:
+            fail(f"payload {index}: byte {position} is {data[position]}, not {byte}")
+    if int.from_bytes(data[-8:], "little") != payload_checksum(index, samples):
+        fail(f"payload {index}: wrong checksum")

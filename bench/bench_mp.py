@@ -4,13 +4,18 @@
 
 Messages are the same 4-lists, ["DO", pid, None, {"value", "payload"}],
 pickled by multiprocessing and unpickled into Python objects by every
-receiver. Children are forked (Linux's default start method).
+receiver, children included. Children are forked (Linux's default start
+method).
 
-W1, W5: multiprocessing.Pipe (one-way); W2: Pipe (duplex), echoes;
-W3: the children put into one JoinableQueue, the parent gets and task_done()s
-every message; W4: tasks in a JoinableQueue, FINISHED back through a second
-Queue (multiprocessing's own recipe: a queue has no addressing), one DIE per
-child at the end.
+W1, W2, W5, W6 run over multiprocessing.Pipe (), a socketpair
+(--pipe=duplex, the default), or over Pipe (duplex=False), an os.pipe, one
+each way (--pipe=simplex): which is faster depends on the workload, and
+run.py measures both. W1, W5: the child sends, the parent receives. W2: the
+child echoes each DO as FINISHED. W3: the children put into one
+JoinableQueue, the parent gets and task_done()s every message. W4: tasks in
+a JoinableQueue, FINISHED back through a second Queue (multiprocessing's own
+recipe: a queue has no addressing), one DIE per child at the end. W6: binary
+payloads with send_bytes () and recv_bytes (), the child sends each back.
 """
 
 import multiprocessing
@@ -19,75 +24,115 @@ import tempfile
 import time
 
 from bench_common import (PAYLOAD, Check, fail, latency_stats, list_value as value_of, parse_args,
+                          payload_buffer, payload_check, payload_index, payload_stamp,
                           peak_rss_kib, print_result, print_throughput, spin_us)
 
 
-def w1_child(conn, count, rss_file):
-    pid = os.getpid()
-    for i in range(count):
-        conn.send(["DO", pid, None, {"value": i, "payload": PAYLOAD}])
-    conn.close()
+class Ends:
+    """The connections of one parent and its child, over --pipe's kind."""
+
+    def __init__(self, args, both_ways):
+        if args.pipe == "duplex":
+            mine, theirs = multiprocessing.Pipe()
+            self.parent_in = self.parent_out = mine
+            self.child_in = self.child_out = theirs
+        else:
+            self.parent_in, self.child_out = multiprocessing.Pipe(duplex=False)
+            self.child_in = self.parent_out = None
+            if both_ways:
+                self.child_in, self.parent_out = multiprocessing.Pipe(duplex=False)
+
+    def child_ends(self):
+        return self.child_in, self.child_out
+
+    def close_child_ends(self):
+        """In the parent once the child is forked, so that it sees the child hang up."""
+        for end in {self.child_in, self.child_out} - {None}:
+            end.close()
+
+
+def write_rss_file(rss_file):
     if rss_file:
         with open(rss_file, "w") as f:
             f.write(f"{peak_rss_kib()}\n")
 
 
-def w1(args):
-    spin = args.spin_us if args.workload == "w5" else 0
-    reader, writer = multiprocessing.Pipe(duplex=False)
-    rss_file = tempfile.mktemp(prefix="mpq-bench-rss-") if spin else None
-    child = multiprocessing.Process(target=w1_child, args=(writer, args.count, rss_file))
-    child.start()
-    writer.close()
+def read_rss_file(rss_file):
+    with open(rss_file) as f:
+        fields = {"parent_rss_kib": peak_rss_kib(), "child_rss_kib": int(f.read())}
+    os.unlink(rss_file)
+    return fields
 
-    check = Check(args.count)
-    while not check.done():
-        check.add(value_of(reader.recv(), "DO"))
-        if spin:
-            spin_us(spin)
 
+def join(child):
     child.join()
     if child.exitcode != 0:
         fail(f"the child exited with {child.exitcode}")
+
+
+def w1_child(ends, count, rss_file):
+    _, conn = ends
+    pid = os.getpid()
+    for i in range(count):
+        conn.send(["DO", pid, None, {"value": i, "payload": PAYLOAD}])
+    conn.close()
+    write_rss_file(rss_file)
+
+
+def w1(args):
+    spin = args.spin_us if args.workload == "w5" else 0
+    ends = Ends(args, both_ways=False)
+    rss_file = tempfile.mktemp(prefix="mpq-bench-rss-") if spin else None
+    child = multiprocessing.Process(target=w1_child,
+                                    args=(ends.child_ends(), args.count, rss_file))
+    child.start()
+    ends.close_child_ends()
+
+    check = Check(args.count)
+    while not check.done():
+        check.add(value_of(ends.parent_in.recv(), "DO"))
+        if spin:
+            spin_us(spin)
+
+    join(child)
     check.finish()
-    fields = {}
-    if spin:
-        with open(rss_file) as f:
-            fields = {"parent_rss_kib": peak_rss_kib(), "child_rss_kib": int(f.read())}
-        os.unlink(rss_file)
-    print_throughput(args, "mp", check, **fields)
+    print_throughput(args, "mp", check, pipe=args.pipe,
+                     **(read_rss_file(rss_file) if spin else {}))
 
 
-def w2_child(conn):
+def w2_child(ends):
+    conn_in, conn_out = ends
     pid = os.getpid()
     while True:
-        message = conn.recv()
+        message = conn_in.recv()
         if message[0] == "DIE":
             break
         value_of(message, "DO")
-        conn.send(["FINISHED", pid, message[1], message[3]])
+        conn_out.send(["FINISHED", pid, message[1], message[3]])
 
 
 def w2(args):
-    mine, theirs = multiprocessing.Pipe()
-    child = multiprocessing.Process(target=w2_child, args=(theirs,))
+    ends = Ends(args, both_ways=True)
+    child = multiprocessing.Process(target=w2_child, args=(ends.child_ends(),))
     child.start()
+    ends.close_child_ends()
     pid = os.getpid()
     samples = []
     clock = time.perf_counter_ns
 
     for i in range(args.warmup + args.count):
         sent = clock()
-        mine.send(["DO", pid, None, {"value": i, "payload": PAYLOAD}])
-        if value_of(mine.recv(), "FINISHED") != i:
+        ends.parent_out.send(["DO", pid, None, {"value": i, "payload": PAYLOAD}])
+        if value_of(ends.parent_in.recv(), "FINISHED") != i:
             fail(f"echo {i} came back wrong")
         if i >= args.warmup:
             samples.append(clock() - sent)
 
-    mine.send(["DIE", pid, None, None])
-    child.join()
+    ends.parent_out.send(["DIE", pid, None, None])
+    join(child)
     median, p99 = latency_stats(samples)
-    print_result(args, "mp", count=args.count, warmup=args.warmup, median_us=median, p99_us=p99)
+    print_result(args, "mp", pipe=args.pipe, count=args.count, warmup=args.warmup,
+                 median_us=median, p99_us=p99)
 
 
 def w3_child(queue, index, count):
@@ -112,7 +157,7 @@ def w3(args):
 
     queue.join()
     for child in children:
-        child.join()
+        join(child)
     check.finish()
     print_throughput(args, "mp", check)
 
@@ -149,14 +194,47 @@ def w4(args):
         tasks.put(["DIE", pid, None, None])
     tasks.join()
     for child in children:
-        child.join()
+        join(child)
     check.finish()
     print_throughput(args, "mp", check)
 
 
+def w6_child(ends, count, size, rss_file):
+    conn_in, conn_out = ends
+    for i in range(count):
+        data = conn_in.recv_bytes()
+        if payload_index(data, size) != i:
+            fail(f"payload {i} arrived as {payload_index(data, size)}")
+        conn_out.send_bytes(data)
+    write_rss_file(rss_file)
+
+
+def w6(args):
+    """One payload at a time: out, back, checked."""
+    ends = Ends(args, both_ways=True)
+    rss_file = tempfile.mktemp(prefix="mpq-bench-rss-")
+    child = multiprocessing.Process(target=w6_child,
+                                    args=(ends.child_ends(), args.count, args.size, rss_file))
+    child.start()
+    ends.close_child_ends()
+
+    # send_bytes () has written all of it when it returns: one buffer will do.
+    buffer = payload_buffer(args.size)
+    check = Check(args.count)
+    for i in range(args.count):
+        payload_stamp(buffer, i)
+        ends.parent_out.send_bytes(buffer)
+        payload_check(ends.parent_in.recv_bytes(), args.size, i)
+        check.add(i)
+
+    join(child)
+    check.finish()
+    print_throughput(args, "mp", check, pipe=args.pipe, **read_rss_file(rss_file))
+
+
 def main():
     args = parse_args(__doc__)
-    {"w1": w1, "w2": w2, "w3": w3, "w4": w4, "w5": w1}[args.workload](args)
+    {"w1": w1, "w2": w2, "w3": w3, "w4": w4, "w5": w1, "w6": w6}[args.workload](args)
 
 
 if __name__ == "__main__":

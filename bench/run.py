@@ -22,91 +22,10 @@ import sys
 import time
 import uuid
 
+from run_cases import CASES, SYSTEMS, add_faster_pipe, advantage, targets, wanted_systems
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
-
-# key: (label, program, arguments). A program ending in .py runs with
-# /usr/bin/python3 from this folder; any other is built in BUILDDIR/bench.
-SYSTEMS = {
-    "mpq": ("Mpq", "mpq-bench-mpq", []),
-    "mpq-signals": ("Mpq, message-received", "mpq-bench-mpq", ["--variant=loop"]),
-    # Not a transport: the same lines decoded from memory, the bound any
-    # transport leaves one receiving thread (see docs/performance.md).
-    "mpq-decode": ("Mpq, decoding only (no I/O)", "mpq-bench-mpq", ["--variant=decode"]),
-    "mpq-py": ("Mpq, Python parent", "bench_mpq.py", []),
-    "raw": ("socketpair, no decoding", "mpq-bench-raw", ["--decode=none"]),
-    "raw-json": ("socketpair + json-glib", "mpq-bench-raw", ["--decode=json-glib"]),
-    "mp": ("multiprocessing", "bench_mp.py", []),
-    "jsonrpc": ("jsonrpc-glib", "mpq-bench-jsonrpc", []),
-    "gdbus": ("GDBus peer-to-peer", "mpq-bench-gdbus", []),
-    "zmq": ("ZeroMQ + json-glib", "mpq-bench-zmq", []),
-}
-
-PEERS = ["raw", "raw-json", "mp", "jsonrpc", "gdbus", "zmq"]
-
-# Throughput workloads report "rate"; W2 "median_us" and "p99_us"; W5 the
-# peak RSS of both processes too.
-RATE = ("rate", "msgs/s", True)
-TASKS = ("rate", "tasks/s", True)
-MEDIAN = ("median_us", "µs", False)
-P99 = ("p99_us", "µs", False)
-PARENT_RSS = ("parent_rss_kib", "MiB", False)
-CHILD_RSS = ("child_rss_kib", "MiB", False)
-
-class Case:
-    """One table: a workload run the same way for several systems."""
-
-    def __init__(self, name, workload, title, metrics, systems, full, short,
-                 extra=(), reference="mpq", one_cpu=False):
-        self.name = name
-        self.workload = workload
-        self.title = title
-        self.metrics = metrics          # the first is the headline
-        self.systems = systems
-        self.full = full                # sizes, as --name=value arguments
-        self.short = short
-        self.extra = list(extra)
-        self.reference = reference      # what "Mpq ×" compares with
-        self.one_cpu = one_cpu          # parent and children share CPU 0
-
-
-W2_SIZES = ({"count": 20000, "warmup": 1000}, {"count": 200, "warmup": 50})
-W2_LOOP_SYSTEMS = ["mpq", "raw", "raw-json", "jsonrpc", "gdbus", "zmq"]
-
-# W2 runs on one CPU: on this kind of VM a process woken on an idle vCPU
-# waits some 20 µs for it, so on an idle machine every round trip between
-# two CPUs costs about 50 µs whatever the transport. Sharing a CPU leaves
-# the software's own cost (and two context switches); the -2cpu cases show
-# what two CPUs give, on that day.
-CASES = [
-    Case("W1", "w1", "pipe one-way: one child sends, the parent receives",
-         [RATE], ["mpq", "mpq-signals", "mpq-decode"] + PEERS, {"count": 200000}, {"count": 2000}),
-    Case("W2-sync", "w2", "pipe round trip, blocking receive at both ends, one CPU",
-         [MEDIAN, P99], ["mpq"] + PEERS, *W2_SIZES, extra=["--variant=sync"], one_cpu=True),
-    Case("W2-loop", "w2", "pipe round trip, both ends in a GMainLoop, one CPU",
-         [MEDIAN, P99], W2_LOOP_SYSTEMS, *W2_SIZES, extra=["--variant=loop"], one_cpu=True),
-    Case("W2-sync-2cpu", "w2", "W2-sync on two CPUs",
-         [MEDIAN, P99], ["mpq", "raw", "raw-json", "mp", "zmq"], *W2_SIZES,
-         extra=["--variant=sync"]),
-    Case("W2-loop-2cpu", "w2", "W2-loop on two CPUs",
-         [MEDIAN, P99], ["mpq", "raw", "raw-json", "zmq"], *W2_SIZES,
-         extra=["--variant=loop"]),
-    Case("W3", "w3", "fan-in: 4 children send, the parent takes all",
-         [RATE], ["mpq"] + PEERS,
-         {"count": 50000, "children": 4}, {"count": 500, "children": 4}),
-    Case("W4", "w4", "work distribution: 4 children answer the parent's tasks",
-         [TASKS], ["mpq"] + PEERS,
-         {"count": 100000, "children": 4}, {"count": 1000, "children": 4}),
-    Case("W5", "w5", "slow reader: W1, the parent spends 200 µs per message",
-         [RATE, PARENT_RSS, CHILD_RSS], ["mpq"] + PEERS,
-         {"count": 200000, "spin-us": 200}, {"count": 300, "spin-us": 200}),
-    Case("W1-py", "w1", "W1 with the parent in Python (PyGObject)",
-         [RATE], ["mpq-py", "mp"], {"count": 200000}, {"count": 2000}, reference="mpq-py"),
-    Case("W4-py", "w4", "W4 with the parent in Python (PyGObject)",
-         [TASKS], ["mpq-py", "mp"],
-         {"count": 100000, "children": 4}, {"count": 1000, "children": 4}, reference="mpq-py"),
-]
-
 SKIPPED = 77
 
 
@@ -259,17 +178,13 @@ def fmt(value, unit):
         return f"{value / 1024:.1f}"
     if unit == "µs":
         return f"{value:.1f}"
+    if unit == "GB/s":
+        return f"{value:.2f}"
     return f"{value:,.0f}"
 
 
-def advantage(ref, value, higher_better):
-    """How many times better Mpq did: > 1 means Mpq is ahead."""
-    if ref is None or value is None or ref <= 0 or value <= 0:
-        return None
-    return ref / value if higher_better else value / ref
-
-
-def print_case(case, medians, notes, runs, markdown=False):
+def print_case(case, medians, notes, runs, chosen, markdown=False):
+    """One case's table; @chosen: {case: multiprocessing's faster pipe}."""
     name, metrics, reference = case.name, case.metrics, case.reference
     heads = ["system"]
     for key, unit, higher in metrics:
@@ -277,7 +192,7 @@ def print_case(case, medians, notes, runs, markdown=False):
     heads.append("runs")
     rows = []
     for system in case.systems:
-        label = SYSTEMS[system][0]
+        label = SYSTEMS[system][0] + (", the faster" if chosen.get(name) == system else "")
         if (name, system) in notes:
             rows.append([label, notes[(name, system)]])
             continue
@@ -298,12 +213,13 @@ def print_case(case, medians, notes, runs, markdown=False):
             print("| " + " | ".join(row) + " |")
         return
     print(f"{name}  {case.title}")
-    widths = [26] + [24, 8] * len(metrics) + [6]
+    first = max([26] + [len(row[0]) + 2 for row in rows])
+    widths = [first] + [24, 8] * len(metrics) + [6]
     print("  " + "".join(h.ljust(w) if i == 0 else h.rjust(w)
                          for i, (h, w) in enumerate(zip(heads, widths))))
     for row in rows:
         if len(row) == 2:
-            print(f"  {row[0]:<26}  {row[1]}")
+            print(f"  {row[0]:<{first}}  {row[1]}")
         else:
             print("  " + "".join(c.ljust(w) if i == 0 else c.rjust(w)
                                  for i, (c, w) in enumerate(zip(row, widths))))
@@ -323,7 +239,7 @@ def report(path, run_id=None):
     mine = [r for r in records if r.get("run_id") == run["run_id"]]
     medians, notes, runs = {}, {}, {}
     for r in mine:
-        if r["kind"] == "median":
+        if r["kind"] == "median" and "faster_of" not in r:   # that one is made again below
             runs[(r["case"], r["system"])] = r["runs"]
             for key, value in r.items():
                 if not key.startswith("mpq_advantage_") and isinstance(value, (int, float)):
@@ -339,63 +255,20 @@ def report(path, run_id=None):
           f"{run['runs']} runs (W5: {run['w5_runs']}), medians. "
           "↑ higher is better, ↓ lower is better; Mpq ×: how many times better Mpq did "
           "(> 1: Mpq ahead).")
+    chosen = add_faster_pipe(CASES, medians)
     for case in CASES:
         if any(key[0] == case.name for key in list(medians) + list(notes)):
-            print_case(case, medians, notes, runs, markdown=True)
-    for r in mine:
-        if r["kind"] == "targets" and r["targets"]:
-            print()
-            print("Targets, from this run's ratios:")
-            print()
-            for t in r["targets"]:
-                print(f"- {'met' if t['met'] else '**not met**'}: {t['target']}")
+            print_case(case, medians, notes, runs, chosen, markdown=True)
+    # Today's targets, read again from the medians: a run from before they
+    # changed is judged by them too.
+    verdicts = targets(medians)
+    if verdicts:
+        print()
+        print("Targets, from this run's medians:")
+        print()
+        for text, ok in verdicts:
+            print(f"- {'met' if ok else '**not met**'}: {text}")
     return 0
-
-
-def targets(medians):
-    """The issue's targets, from this run's medians: (text, verdict)."""
-    out = []
-
-    def get(case, system, key="rate"):
-        return medians.get((case, system, key))
-
-    for case in ("W1", "W3", "W4"):
-        mpq = get(case, "mpq")
-        ratios = {p: advantage(mpq, get(case, p), True) for p in PEERS}
-        known = {p: r for p, r in ratios.items() if r is not None}
-        if mpq is None or not known:
-            continue
-        worst = min(known, key=known.get)
-        ok = all(r >= 1 for r in known.values()) and (known.get("mp") or 0) >= 3
-        text = (f"{case}: ahead of every peer (closest: {SYSTEMS[worst][0]} "
-                f"{known[worst]:.2f}x) and >= 3x multiprocessing "
-                f"({known.get('mp', 0):.2f}x)")
-        bound, mp = get(case, "mpq-decode"), get(case, "mp")
-        if bound and mp:
-            text += f"; decoding alone, without I/O, is {bound / mp:.2f}x multiprocessing"
-        out.append((text, ok))
-    ref = get("W2-sync", "raw-json", "median_us")
-    mpq = get("W2-sync", "mpq", "median_us")
-    if ref and mpq:
-        out.append((f"W2 sync: median {mpq:.1f} µs <= socketpair + json-glib {ref:.1f} µs",
-                    mpq <= ref))
-    mpq = get("W2-loop", "mpq", "median_us")
-    for case, what in (("W2-loop", "in the main loop"), ("W2-sync", "blocking")):
-        ref = get(case, "raw-json", "median_us")
-        if ref and mpq:
-            out.append((f"W2 loop: median {mpq:.1f} µs <= 1.3 x socketpair + json-glib {what} "
-                        f"{ref:.1f} µs ({mpq / ref:.2f}x)", mpq <= 1.3 * ref))
-    parent = get("W5", "mpq", "parent_rss_kib")
-    child = get("W5", "mpq", "child_rss_kib")
-    if parent and child:
-        out.append((f"W5: peak RSS parent {parent / 1024:.1f} MiB, child {child / 1024:.1f} MiB, "
-                    "each < 32 MiB", parent < 32768 and child < 32768))
-    for case in ("W1-py", "W4-py"):
-        py, mp = get(case, "mpq-py"), get(case, "mp")
-        if py and mp:
-            out.append((f"{case}: PyGObject parent {py:,.0f}/s beats multiprocessing "
-                        f"{mp:,.0f}/s ({py / mp:.2f}x)", py > mp))
-    return out
 
 
 def main():
@@ -413,7 +286,7 @@ def main():
         if unknown:
             sys.exit(f"unknown case(s): {', '.join(sorted(unknown))}")
         cases = [c for c in CASES if c.name in wanted]
-    systems_wanted = set(args.systems.split(",")) if args.systems else set(SYSTEMS)
+    systems_wanted = wanted_systems(args.systems.split(",")) if args.systems else set(SYSTEMS)
 
     run_id = uuid.uuid4().hex[:12]
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -469,10 +342,12 @@ def main():
                 records.append(record)
 
     medians = {key: statistics.median(values) for key, values in samples.items()}
+    chosen = add_faster_pipe(cases, medians)
     print("\nMedians. ↑ higher is better, ↓ lower is better; "
-          "Mpq ×: how many times better Mpq did (> 1: Mpq ahead).")
+          "Mpq ×: how many times better Mpq did (> 1: Mpq ahead); "
+          "\"the faster\": multiprocessing's faster pipe, the one the targets use.")
     for case in cases:
-        print_case(case, medians, notes, runs)
+        print_case(case, medians, notes, runs, chosen)
 
     verdicts = targets(medians)
     if verdicts and not args.short:
@@ -483,12 +358,18 @@ def main():
 
     for case in cases:
         name = case.name
-        for system in case.systems:
-            if (name, system) not in runs:
+        # "mp" where it is multiprocessing's faster pipe: that pipe's figures again.
+        derived = {"mp": chosen[name]} if name in chosen else {}
+        for system in case.systems + list(derived):
+            measured = derived.get(system, system)
+            if (name, measured) not in runs:
                 continue
             summary = {"kind": "median", "run_id": run_id, "case": name, "system": system,
-                       "runs": runs[(name, system)], "one_cpu": case.one_cpu,
+                       "runs": runs[(name, measured)], "one_cpu": case.one_cpu,
                        "sizes": case.short if args.short else case.full}
+            if system in derived:
+                summary.update(faster_of=[s for s in case.systems if s.startswith("mp-")],
+                               pipe=measured)
             for key, _, higher in case.metrics:
                 value = medians.get((name, system, key))
                 summary[key] = value
