@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE  /* memfd_create, file seals */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mpq-error.h"
+#include "mpq-lock-private.h"
+#include "mpq-payload-private.h"
+
+#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* One mapped payload: the GBytes over it unmaps it and closes the file
+ * when its last reference goes. */
+typedef struct
+{
+  gpointer data;
+  gsize    size;
+  int      fd;
+} Mapping;
+
+/* Mapping by its data's address, for _mpq_payload_peek_fd(). */
+static MpqMutex    mappings_lock;
+static GHashTable *mappings;
+
+static void
+mappings_init (void)
+{
+  static gsize initialized = 0;
+
+  if (g_once_init_enter (&initialized))
+    {
+      _mpq_mutex_init (&mappings_lock);
+      mappings = g_hash_table_new (NULL, NULL);
+      g_once_init_leave (&initialized, 1);
+    }
+}
+
+static void
+mapping_free (gpointer data)
+{
+  Mapping *mapping = data;
+
+  _mpq_mutex_lock (&mappings_lock);
+  g_hash_table_remove (mappings, mapping->data);
+  _mpq_mutex_unlock (&mappings_lock);
+
+  munmap (mapping->data, mapping->size);
+  close (mapping->fd);
+  g_free (mapping);
+}
+
+static gboolean
+fail_errno (GError     **error,
+            const char  *what)
+{
+  int saved = errno;
+
+  g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED, "%s: %s", what, g_strerror (saved));
+  return FALSE;
+}
+
+static gboolean
+write_all (int            fd,
+           const guint8  *data,
+           gsize          size,
+           GError       **error)
+{
+  while (size > 0)
+    {
+      gssize n = write (fd, data, size);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return fail_errno (error, "Could not fill a payload's memfd");
+      data += n;
+      size -= n;
+    }
+  return TRUE;
+}
+
+/* A new memfd holding @payload, sealed; or the one @payload came in
+ * (a new descriptor for it). -1 with @error set on failure. */
+int
+_mpq_payload_memfd_new (GBytes  *payload,
+                        GError **error)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (payload, &size);
+  int fd = _mpq_payload_peek_fd (payload);
+
+  if (fd >= 0)
+    {
+      fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0)
+        fail_errno (error, "Could not duplicate a payload's memfd");
+      return fd;
+    }
+
+  fd = memfd_create ("mpq-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    {
+      fail_errno (error, "Could not make a memfd for a payload");
+      return -1;
+    }
+  if (!write_all (fd, data, size, error))
+    {
+      close (fd);
+      return -1;
+    }
+  if (fcntl (fd, F_ADD_SEALS, SEALS | F_SEAL_SEAL) < 0)
+    {
+      fail_errno (error, "Could not seal a payload's memfd");
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* Maps @fd, which a peer sent as a payload of @size bytes, read-only, and
+ * takes it: closed with the returned GBytes, or at once on failure. What
+ * is not a memfd sealed against writing, shrinking and growing, or not of
+ * @size bytes, is MPQ_ERROR_PROTOCOL: the peer broke the rules. */
+GBytes *
+_mpq_payload_map (int      fd,
+                  gsize    size,
+                  GError **error)
+{
+  Mapping *mapping;
+  struct stat st;
+  int seals = fcntl (fd, F_GET_SEALS);
+
+  if (seals < 0 || (seals & SEALS) != SEALS)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                           "A payload's descriptor is not a sealed memfd");
+      close (fd);
+      return NULL;
+    }
+  if (fstat (fd, &st) < 0 || size == 0 || size > MPQ_PAYLOAD_MAX_SIZE ||
+      (guint64) st.st_size != (guint64) size)
+    {
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                   "A payload's memfd does not hold the %" G_GSIZE_FORMAT " bytes its line says",
+                   size);
+      close (fd);
+      return NULL;
+    }
+
+  mapping = g_new0 (Mapping, 1);
+  mapping->data = mmap (NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (mapping->data == MAP_FAILED)
+    {
+      fail_errno (error, "Could not map a payload");
+      g_free (mapping);
+      close (fd);
+      return NULL;
+    }
+  mapping->size = size;
+  mapping->fd = fd;
+
+  mappings_init ();
+  _mpq_mutex_lock (&mappings_lock);
+  g_hash_table_insert (mappings, mapping->data, mapping);
+  _mpq_mutex_unlock (&mappings_lock);
+
+  return g_bytes_new_with_free_func (mapping->data, size, mapping_free, mapping);
+}
+
+/* The memfd @payload is a whole mapping of, or -1 (the caller must not
+ * close it: it lives as long as @payload). */
+int
+_mpq_payload_peek_fd (GBytes *payload)
+{
+  gsize size;
+  gconstpointer data = g_bytes_get_data (payload, &size);
+  Mapping *mapping;
+  int fd = -1;
+
+  if (data == NULL)
+    return -1;
+
+  mappings_init ();
+  _mpq_mutex_lock (&mappings_lock);
+  mapping = g_hash_table_lookup (mappings, data);
+  if (mapping != NULL && mapping->size == size)
+    fd = mapping->fd;
+  _mpq_mutex_unlock (&mappings_lock);
+  return fd;
+}
