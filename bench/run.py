@@ -192,6 +192,8 @@ def print_case(case, medians, notes, runs, chosen, markdown=False):
     heads.append("runs")
     rows = []
     for system in case.systems:
+        if (name, system) not in notes and not runs.get((name, system)):
+            continue   # not asked for (--systems)
         label = SYSTEMS[system][0] + (", the faster" if chosen.get(name) == system else "")
         if (name, system) in notes:
             rows.append([label, notes[(name, system)]])
