@@ -315,6 +315,52 @@ mpq_channel_send_message (MpqChannel  *self,
 }
 
 /**
+ * mpq_channel_send_bytes:
+ * @self: a channel
+ * @request: what the message asks, a non-empty UTF-8 string
+ * @sender_pid: the sender pid, or 0 for this process
+ * @recipient_pid: the recipient pid, or 0 for none
+ * @payload: binary data: a file's contents, an image, an array's buffer
+ * @error: return location for an error
+ *
+ * Sends one message whose data is null and which carries @payload, read
+ * back with [method@Mpq.Message.get_bytes]. To send JSON data too, build
+ * the message with [ctor@Mpq.Message.new_with_bytes].
+ *
+ * On an [class@Mpq.Pipe], a payload of more than
+ * [const@Mpq.PAYLOAD_INLINE_MAX] bytes travels as a sealed memory file
+ * passed with the message, when the peer takes descriptors (a child that
+ * uses this library does): it is copied once into the file, never through
+ * the line, and [property@Mpq.Channel:max-message-size] does not count
+ * it. Smaller payloads, and any to a peer that does not take descriptors,
+ * travel inline as base64 (docs/protocol.md), within
+ * [property@Mpq.Channel:max-message-size]. A payload received by
+ * descriptor and sent on goes as the same file, without a copy. Queues do
+ * not carry payloads yet: they fail with `MPQ_ERROR_FAILED`.
+ *
+ * Returns: %TRUE once the whole message is handed over
+ */
+gboolean
+mpq_channel_send_bytes (MpqChannel  *self,
+                        const char  *request,
+                        gint         sender_pid,
+                        gint         recipient_pid,
+                        GBytes      *payload,
+                        GError     **error)
+{
+  g_autoptr(MpqMessage) message = NULL;
+
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
+  g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
+  g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
+  g_return_val_if_fail (payload != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  message = mpq_message_new_with_bytes (request, sender_pid, recipient_pid, NULL, payload);
+  return MPQ_CHANNEL_GET_IFACE (self)->send_message (self, message, error);
+}
+
+/**
  * mpq_channel_receive:
  * @self: a channel
  * @timeout_ms: 0 to poll, -1 to wait forever, or the longest wait in

@@ -12,6 +12,15 @@
 
 G_BEGIN_DECLS
 
+/**
+ * MPQ_HAVE_PAYLOADS:
+ *
+ * Defined when [method@Mpq.Channel.send_bytes] and
+ * [method@Mpq.Message.get_bytes] exist, for code built against several
+ * versions.
+ */
+#define MPQ_HAVE_PAYLOADS 1
+
 #define MPQ_TYPE_CHANNEL (mpq_channel_get_type ())
 
 MPQ_AVAILABLE_IN_ALL
@@ -77,6 +86,13 @@ gboolean    mpq_channel_send_json            (MpqChannel           *self,
 MPQ_AVAILABLE_IN_ALL
 gboolean    mpq_channel_send_message         (MpqChannel           *self,
                                               MpqMessage           *message,
+                                              GError              **error);
+MPQ_AVAILABLE_IN_ALL
+gboolean    mpq_channel_send_bytes           (MpqChannel           *self,
+                                              const char           *request,
+                                              gint                  sender_pid,
+                                              gint                  recipient_pid,
+                                              GBytes               *payload,
                                               GError              **error);
 MPQ_AVAILABLE_IN_ALL
 MpqMessage *mpq_channel_receive              (MpqChannel           *self,

@@ -21,6 +21,8 @@ typedef struct
   JsonNode   *data;
   const char *data_text;
   gsize       data_length;
+  GBytes     *payload;        /* or NULL */
+  gboolean    payload_by_fd;  /* {"fd":N}: its memfd goes with the line */
 } MpqOutgoing;
 
 gboolean    _mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
@@ -30,6 +32,10 @@ gboolean    _mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
 MpqMessage *_mpq_codec_decode (const char  *line,
                                gsize        length,
                                GError     **error);
+MpqMessage *_mpq_codec_decode_full (const char  *line,
+                                    gsize        length,
+                                    GArray      *fds,
+                                    GError     **error);
 MpqMessage *_mpq_codec_read_message (MpqJsonReader  *reader,
                                      GError        **error);
 gboolean    _mpq_codec_check  (const char  *line,
@@ -39,5 +45,9 @@ gboolean    _mpq_codec_check  (const char  *line,
 gboolean    _mpq_codec_encode (MpqMessage  *message,
                                GString     *out,
                                GError     **error);
+gboolean    _mpq_codec_encode_full (MpqMessage  *message,
+                                    gboolean     payload_by_fd,
+                                    GString     *out,
+                                    GError     **error);
 
 G_END_DECLS

@@ -7,6 +7,7 @@
 #include "mpq-error.h"
 #include "mpq-json-private.h"
 #include "mpq-message-private.h"
+#include "mpq-payload-private.h"
 #include "mpq-protocol.h"
 
 static gboolean
@@ -81,8 +82,12 @@ read_pid (MpqJsonReader  *reader,
   return TRUE;
 }
 
+typedef enum { PAYLOAD_NONE, PAYLOAD_BASE64, PAYLOAD_FD } PayloadKind;
+
 /* A message line read in place: @data_text points into the line (NULL
- * for null data); @spaced tells that it holds whitespace. */
+ * for null data); @spaced tells that it holds whitespace. A fifth
+ * element is a payload (docs/protocol.md): inline as base64 text, or the
+ * size of a memfd that came with the line. */
 typedef struct
 {
   char       *request;       /* owned; NULL when only checked */
@@ -91,7 +96,80 @@ typedef struct
   const char *data_text;
   gsize       data_length;
   gboolean    spaced;
+  PayloadKind payload;
+  char       *base64;        /* owned; NULL when only checked */
+  gsize       fd_size;
 } MpqParts;
+
+static void
+parts_clear (MpqParts *parts)
+{
+  g_clear_pointer (&parts->request, g_free);
+  g_clear_pointer (&parts->base64, g_free);
+}
+
+/* Strict base64 (RFC 4648, padded): g_base64_decode() skips what it does
+ * not know, which would let a broken peer's bytes pass for a payload. */
+static gboolean
+is_base64 (const char *text)
+{
+  gsize length = strlen (text);
+  gsize pad = 0;
+
+  if (length % 4 != 0)
+    return FALSE;
+  while (pad < 2 && pad < length && text[length - 1 - pad] == '=')
+    pad++;
+  for (gsize i = 0; i < length - pad; i++)
+    if (!g_ascii_isalnum (text[i]) && text[i] != '+' && text[i] != '/')
+      return FALSE;
+  return TRUE;
+}
+
+/* The fifth element: {"base64":"..."} or {"fd":N}, N > 0. */
+static gboolean
+read_payload (MpqJsonReader  *reader,
+              MpqParts       *parts,
+              GError        **error)
+{
+  gboolean build = reader->build;
+  g_autofree char *name = NULL;
+  gint64 size;
+
+  if (!_mpq_json_expect (reader, '{'))
+    return protocol_error (error, "A message's payload is not an object");
+  reader->build = TRUE;
+  name = _mpq_json_read_string (reader);
+  reader->build = build;
+  if (name == NULL || !_mpq_json_expect (reader, ':'))
+    return protocol_error (error, "A message's payload is not an object");
+
+  if (g_str_equal (name, "base64"))
+    {
+      reader->build = TRUE;
+      parts->base64 = _mpq_json_read_string (reader);
+      reader->build = build;
+      if (parts->base64 == NULL || !is_base64 (parts->base64))
+        return protocol_error (error, "A message's payload is not base64");
+      parts->payload = PAYLOAD_BASE64;
+      if (!build)
+        g_clear_pointer (&parts->base64, g_free);
+    }
+  else if (g_str_equal (name, "fd"))
+    {
+      _mpq_json_skip_ws (reader);
+      if (!_mpq_json_try_plain_int (reader, &size) || size <= 0)
+        return protocol_error (error, "A payload's size is not a positive integer");
+      parts->payload = PAYLOAD_FD;
+      parts->fd_size = (gsize) size;
+    }
+  else
+    return protocol_error (error, "A message's payload is neither base64 nor fd");
+
+  if (!_mpq_json_expect (reader, '}'))
+    return protocol_error (error, "A message's payload has more than one member");
+  return TRUE;
+}
 
 /* Reads one message array where @reader stands and leaves it after the
  * closing bracket; the caller checks what follows. Depth is counted from
@@ -100,6 +178,7 @@ typedef struct
 static gboolean
 read_parts (MpqJsonReader  *reader,
             MpqParts       *parts,
+            gboolean        payloads,
             GError        **error)
 {
   memset (parts, 0, sizeof *parts);
@@ -140,6 +219,14 @@ read_parts (MpqJsonReader  *reader,
   parts->data_length = reader->p - parts->data_text;
   parts->spaced = reader->spaced;
 
+  _mpq_json_skip_ws (reader);
+  if (payloads && reader->p < reader->end && *reader->p == ',')
+    {
+      reader->p++;
+      if (!read_payload (reader, parts, error))
+        goto failed;
+    }
+
   if (!_mpq_json_expect (reader, ']'))
     goto not_an_array;
 
@@ -153,31 +240,90 @@ read_parts (MpqJsonReader  *reader,
 not_an_array:
   protocol_error (error, "Message is not an array of 4 elements");
 failed:
-  g_clear_pointer (&parts->request, g_free);
+  parts_clear (parts);
   return FALSE;
 }
 
+/* The payload @parts read, as bytes: decoded from base64, or mapped from
+ * the oldest descriptor in @fds (which it takes). */
+static GBytes *
+take_payload (MpqParts  *parts,
+              GArray    *fds,
+              GError   **error)
+{
+  gsize size;
+  guchar *data;
+  int fd;
+
+  if (parts->payload == PAYLOAD_BASE64)
+    {
+      data = g_base64_decode (parts->base64, &size);
+      return g_bytes_new_take (data, size);
+    }
+
+  if (fds == NULL || fds->len == 0)
+    {
+      protocol_error (error, "A payload's descriptor did not come with its message");
+      return NULL;
+    }
+  fd = g_array_index (fds, int, 0);
+  g_array_remove_index (fds, 0);
+  return _mpq_payload_map (fd, parts->fd_size, error);
+}
+
+static MpqMessage *
+message_from_parts (MpqJsonReader  *reader,
+                    MpqParts       *parts)
+{
+  JsonNode *data;
+
+  if (parts->data_text == NULL)
+    return _mpq_message_new_take (parts->request, parts->sender_pid, parts->recipient_pid, NULL);
+  if (!parts->spaced)
+    return _mpq_message_new_take_text (parts->request, parts->sender_pid, parts->recipient_pid,
+                                       g_strndup (parts->data_text, parts->data_length),
+                                       parts->data_length);
+
+  /* Not compact: built now, written compact when sent on. */
+  data = _mpq_json_parse (parts->data_text, parts->data_length, reader->max_depth - 1, NULL);
+  g_assert (data != NULL);
+  return _mpq_message_new_take (parts->request, parts->sender_pid, parts->recipient_pid, data);
+}
+
+/* A message array where @reader stands, with a payload if @payloads (a
+ * descriptor's taken from @fds). */
+static MpqMessage *
+read_message (MpqJsonReader  *reader,
+              gboolean        payloads,
+              GArray         *fds,
+              GError        **error)
+{
+  g_autoptr(GBytes) payload = NULL;
+  MpqParts parts;
+  MpqMessage *message;
+
+  if (!read_parts (reader, &parts, payloads, error))
+    return NULL;
+
+  if (parts.payload != PAYLOAD_NONE && (payload = take_payload (&parts, fds, error)) == NULL)
+    {
+      parts_clear (&parts);
+      return NULL;
+    }
+  g_clear_pointer (&parts.base64, g_free);
+
+  message = message_from_parts (reader, &parts);
+  if (payload != NULL)
+    _mpq_message_set_payload (message, payload);
+  return message;
+}
+
+/* A message inside a queue's frame: queues carry no payloads yet. */
 MpqMessage *
 _mpq_codec_read_message (MpqJsonReader  *reader,
                          GError        **error)
 {
-  MpqParts parts;
-  JsonNode *data;
-
-  if (!read_parts (reader, &parts, error))
-    return NULL;
-
-  if (parts.data_text == NULL)
-    return _mpq_message_new_take (parts.request, parts.sender_pid, parts.recipient_pid, NULL);
-  if (!parts.spaced)
-    return _mpq_message_new_take_text (parts.request, parts.sender_pid, parts.recipient_pid,
-                                       g_strndup (parts.data_text, parts.data_length),
-                                       parts.data_length);
-
-  /* Not compact: built now, written compact when sent on. */
-  data = _mpq_json_parse (parts.data_text, parts.data_length, reader->max_depth - 1, NULL);
-  g_assert (data != NULL);
-  return _mpq_message_new_take (parts.request, parts.sender_pid, parts.recipient_pid, data);
+  return read_message (reader, FALSE, NULL, error);
 }
 
 static gboolean
@@ -211,10 +357,12 @@ check_at_end (MpqJsonReader  *reader,
   return FALSE;
 }
 
-MpqMessage *
-_mpq_codec_decode (const char  *line,
-                   gsize        length,
-                   GError     **error)
+static MpqMessage *
+decode (const char  *line,
+        gsize        length,
+        gboolean     payloads,
+        GArray      *fds,
+        GError     **error)
 {
   MpqJsonReader reader;
   MpqMessage *message;
@@ -223,12 +371,34 @@ _mpq_codec_decode (const char  *line,
     return NULL;
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
-  message = _mpq_codec_read_message (&reader, error);
+  message = read_message (&reader, payloads, fds, error);
   if (message != NULL && !check_at_end (&reader, error))
     g_clear_object (&message);
   _mpq_json_reader_clear (&reader);
 
   return message;
+}
+
+/* Decodes one message line with a payload or without: inline (base64), or
+ * as a descriptor, the oldest in @fds (NULL: none may come), which it
+ * takes. Pipes, and mpq_message_new_from_json(). */
+MpqMessage *
+_mpq_codec_decode_full (const char  *line,
+                        gsize        length,
+                        GArray      *fds,
+                        GError     **error)
+{
+  return decode (line, length, TRUE, fds, error);
+}
+
+/* Decodes one message line without a payload, as _mpq_codec_check()
+ * checks it: what a queue carries. */
+MpqMessage *
+_mpq_codec_decode (const char  *line,
+                   gsize        length,
+                   GError     **error)
+{
+  return decode (line, length, FALSE, NULL, error);
 }
 
 /* Checks a line as _mpq_codec_decode() would decode it, building nothing;
@@ -248,7 +418,7 @@ _mpq_codec_check (const char  *line,
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
   reader.build = FALSE;
-  ok = read_parts (&reader, &parts, error) && check_at_end (&reader, error);
+  ok = read_parts (&reader, &parts, FALSE, error) && check_at_end (&reader, error);
   _mpq_json_reader_clear (&reader);
 
   *recipient_pid = parts.recipient_pid;
@@ -278,6 +448,20 @@ _mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
   else if (!_mpq_json_write (out, outgoing->data, MPQ_MAX_DEPTH - 1, error))
     return FALSE;
 
+  if (outgoing->payload != NULL && outgoing->payload_by_fd)
+    g_string_append_printf (out, ",{\"fd\":%" G_GSIZE_FORMAT "}",
+                            g_bytes_get_size (outgoing->payload));
+  else if (outgoing->payload != NULL)
+    {
+      gsize size;
+      const guchar *data = g_bytes_get_data (outgoing->payload, &size);
+      g_autofree char *text = g_base64_encode (data, size);
+
+      g_string_append (out, ",{\"base64\":\"");
+      g_string_append (out, text);
+      g_string_append (out, "\"}");
+    }
+
   g_string_append_c (out, ']');
   return TRUE;
 }
@@ -286,6 +470,16 @@ gboolean
 _mpq_codec_encode (MpqMessage  *message,
                    GString     *out,
                    GError     **error)
+{
+  return _mpq_codec_encode_full (message, FALSE, out, error);
+}
+
+/* @payload_by_fd: the message's payload is said to come as a memfd. */
+gboolean
+_mpq_codec_encode_full (MpqMessage  *message,
+                        gboolean     payload_by_fd,
+                        GString     *out,
+                        GError     **error)
 {
   MpqOutgoing outgoing = {
     .request = mpq_message_get_request (message),
@@ -296,5 +490,7 @@ _mpq_codec_encode (MpqMessage  *message,
   outgoing.data_text = _mpq_message_peek_data_text (message, &outgoing.data_length);
   if (outgoing.data_text == NULL)
     outgoing.data = mpq_message_get_data (message);
+  outgoing.payload = mpq_message_get_bytes (message);
+  outgoing.payload_by_fd = payload_by_fd;
   return _mpq_codec_encode_outgoing (&outgoing, out, error);
 }

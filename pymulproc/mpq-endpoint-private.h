@@ -54,6 +54,9 @@ typedef struct
   MpqLineReader   reader;
   gsize           max_message_size;
   GError         *read_error;      /* why reading stopped, or NULL */
+  GArray         *fds;             /* int: payloads' descriptors read and not yet
+                                    * claimed by their lines, oldest first; NULL
+                                    * when this end takes none */
 
   GMainContext   *context;         /* the consumer's, or NULL */
   MpqReadSources  sources;         /* on @context while someone wants lines */
@@ -76,6 +79,7 @@ void     _mpq_endpoint_close       (MpqEndpoint            *ep,
 void     _mpq_endpoint_clear       (MpqEndpoint            *ep);
 
 /* Reading */
+void     _mpq_endpoint_take_fds    (MpqEndpoint            *ep);
 gboolean _mpq_endpoint_read_some   (MpqEndpoint            *ep);
 void     _mpq_endpoint_take_lines  (MpqEndpoint            *ep);
 void     _mpq_endpoint_stop_reading (MpqEndpoint           *ep,
@@ -90,6 +94,12 @@ gboolean _mpq_endpoint_check_size  (MpqEndpoint            *ep,
 gboolean _mpq_endpoint_send        (MpqEndpoint            *ep,
                                     const char             *data,
                                     gsize                   length,
+                                    gint                    timeout_ms,
+                                    GError                **error);
+gboolean _mpq_endpoint_send_fd     (MpqEndpoint            *ep,
+                                    const char             *data,
+                                    gsize                   length,
+                                    int                     pass_fd,
                                     gint                    timeout_ms,
                                     GError                **error);
 gboolean _mpq_endpoint_flush       (MpqEndpoint            *ep,

@@ -27,6 +27,17 @@ _mpq_endpoint_init (MpqEndpoint            *ep,
   _mpq_line_reader_init (&ep->reader, max_message_size + klass->line_overhead);
 }
 
+/* Closes the payload descriptors held for lines not yet decoded. */
+static void
+close_fds (MpqEndpoint *ep)
+{
+  if (ep->fds == NULL)
+    return;
+  for (guint i = 0; i < ep->fds->len; i++)
+    close (g_array_index (ep->fds, int, i));
+  g_array_set_size (ep->fds, 0);
+}
+
 /* Takes @fd. Owner's thread. */
 void
 _mpq_endpoint_open (MpqEndpoint *ep,
@@ -57,6 +68,7 @@ _mpq_endpoint_close (MpqEndpoint *ep,
   ep->closed = TRUE;
   if (!ep->read_done)
     _mpq_endpoint_stop_reading (ep, NULL);
+  close_fds (ep);
   if (ep->fd >= 0)
     {
       close (ep->fd);
@@ -78,9 +90,25 @@ _mpq_endpoint_clear (MpqEndpoint *ep)
   g_clear_pointer (&ep->context, g_main_context_unref);
   g_clear_error (&ep->read_error);
   _mpq_line_reader_clear (&ep->reader);
+  close_fds (ep);
+  g_clear_pointer (&ep->fds, g_array_unref);
 }
 
 /* Reading --------------------------------------------------------------- */
+
+/* The most payload descriptors this end holds for lines not yet read
+ * whole: one read's worth and one for a line still coming. More is a
+ * peer that sends descriptors without their lines. */
+#define MAX_HELD_FDS (MPQ_READ_MAX_FDS * 2)
+
+/* From now on descriptors that come with lines are kept in @fds for the
+ * owner to claim (payloads); without this the kernel closes them. */
+void
+_mpq_endpoint_take_fds (MpqEndpoint *ep)
+{
+  if (ep->fds == NULL)
+    ep->fds = g_array_new (FALSE, FALSE, sizeof (int));
+}
 
 /* Nothing more is read from this peer; @error (taken) says why, or NULL
  * for the end of the stream. Owner's thread. */
@@ -96,6 +124,10 @@ _mpq_endpoint_stop_reading (MpqEndpoint *ep,
   ep->read_done = TRUE;
   ep->read_error = error;
   _mpq_line_reader_clear (&ep->reader);
+  /* A peer dropped for what it sent keeps nothing open here; lines read
+   * before that which wait to be decoded lose their payloads with it. */
+  if (error != NULL)
+    close_fds (ep);
 }
 
 /* Hands the whole lines buffered to the owner, until one is bad. Owner's
@@ -137,10 +169,16 @@ _mpq_endpoint_read_some (MpqEndpoint *ep)
   if (ep->read_done || ep->fd < 0)
     return FALSE;
 
-  switch (_mpq_line_reader_fill (&ep->reader, ep->fd, &error))
+  switch (_mpq_line_reader_fill (&ep->reader, ep->fd, ep->fds, &error))
     {
     case MPQ_READ_DATA:
       _mpq_endpoint_take_lines (ep);
+      if (error == NULL && ep->fds != NULL && ep->fds->len > MAX_HELD_FDS)
+        error = g_error_new (MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                             "The peer sent %u descriptors without their messages",
+                             ep->fds->len);
+      if (error != NULL)
+        _mpq_endpoint_stop_reading (ep, error);
       return TRUE;
 
     case MPQ_READ_AGAIN:
@@ -201,11 +239,26 @@ _mpq_endpoint_send (MpqEndpoint  *ep,
                     gint          timeout_ms,
                     GError      **error)
 {
+  return _mpq_endpoint_send_fd (ep, data, length, -1, timeout_ms, error);
+}
+
+/* The same, with a payload's descriptor (@pass_fd, not taken; -1 for
+ * none) attached to the line. Owner's thread. */
+gboolean
+_mpq_endpoint_send_fd (MpqEndpoint  *ep,
+                       const char   *data,
+                       gsize         length,
+                       int           pass_fd,
+                       gint          timeout_ms,
+                       GError      **error)
+{
   if (ep->closed || ep->writer == NULL)
     {
       _mpq_endpoint_set_closed_error (ep, error);
       return FALSE;
     }
+  if (pass_fd >= 0)
+    return _mpq_writer_send_fd (ep->writer, data, length, pass_fd, timeout_ms, error);
   return _mpq_writer_send (ep->writer, data, length, timeout_ms, error);
 }
 

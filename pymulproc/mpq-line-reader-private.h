@@ -27,8 +27,14 @@ typedef enum
 void          _mpq_line_reader_init    (MpqLineReader  *reader,
                                         gsize           max_line);
 void          _mpq_line_reader_clear   (MpqLineReader  *reader);
+/* The most descriptors one read takes (a peer sends one per line, with
+ * the line's first byte; the kernel ends a read after a write that
+ * carried some). More at once is the peer's protocol error. */
+#define MPQ_READ_MAX_FDS 8
+
 MpqReadStatus _mpq_line_reader_fill    (MpqLineReader  *reader,
                                         int             fd,
+                                        GArray         *fds,
                                         GError        **error);
 gboolean      _mpq_line_reader_next    (MpqLineReader  *reader,
                                         const char    **line,

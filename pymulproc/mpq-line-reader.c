@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,9 +58,60 @@ make_room (MpqLineReader *reader)
     }
 }
 
+/* recvmsg() for a reader that takes descriptors: those that came are
+ * appended to @fds (close-on-exec). */
+static gssize
+read_with_fds (MpqLineReader  *reader,
+               int             fd,
+               GArray         *fds,
+               GError        **error)
+{
+  union
+  {
+    struct cmsghdr align;
+    char           buf[CMSG_SPACE (sizeof (int) * MPQ_READ_MAX_FDS)];
+  } control;
+  struct iovec iov = { reader->data + reader->end, reader->capacity - reader->end };
+  struct msghdr msg = { 0 };
+  guint held = fds->len;
+  gssize n;
+
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+
+  n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0)
+    return n;
+
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
+    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+      g_array_append_vals (fds, CMSG_DATA (cmsg),
+                           (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int));
+
+  /* The kernel closed what did not fit, so this write's descriptors are
+   * all dropped: the lines before it still count, a line that wanted one
+   * fails, and the caller stops reading after them (@error). */
+  if (msg.msg_flags & MSG_CTRUNC)
+    {
+      for (guint i = held; i < fds->len; i++)
+        close (g_array_index (fds, int, i));
+      g_array_set_size (fds, held);
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                   "The peer sent more than %d descriptors at once", MPQ_READ_MAX_FDS);
+    }
+  return n;
+}
+
+/* Reads what came, and with @fds (not NULL) the descriptors that came
+ * with it; without, any that a peer sends are closed by the kernel. Data
+ * may come with @error set (too many descriptors): take its lines, then
+ * stop reading. */
 MpqReadStatus
 _mpq_line_reader_fill (MpqLineReader  *reader,
                        int             fd,
+                       GArray         *fds,
                        GError        **error)
 {
   gssize n;
@@ -67,8 +119,10 @@ _mpq_line_reader_fill (MpqLineReader  *reader,
   make_room (reader);
 
   do
-    n = read (fd, reader->data + reader->end, reader->capacity - reader->end);
+    n = fds != NULL ? read_with_fds (reader, fd, fds, error)
+                    : read (fd, reader->data + reader->end, reader->capacity - reader->end);
   while (n < 0 && errno == EINTR);
+
 
   if (n > 0)
     {

@@ -15,6 +15,8 @@ MpqMessage *_mpq_message_new_take_text (char     *request,
                                         gint      recipient_pid,
                                         char     *data_text,
                                         gsize     length);
+void        _mpq_message_set_payload (MpqMessage *self,
+                                      GBytes     *payload);
 gboolean    _mpq_data_json_is_compact (const char *data_json,
                                        gsize       length);
 const char *_mpq_message_peek_data_text (MpqMessage *self,

@@ -29,6 +29,12 @@ MpqMessage  *mpq_message_new_with_data_json (const char   *request,
                                              const char   *data_json,
                                              GError      **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL
+MpqMessage  *mpq_message_new_with_bytes     (const char   *request,
+                                             gint          sender_pid,
+                                             gint          recipient_pid,
+                                             JsonNode     *data,
+                                             GBytes       *payload) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_ALL
 MpqMessage  *mpq_message_new_from_json      (const char   *text,
                                              gssize        length,
                                              GError      **error) G_GNUC_WARN_UNUSED_RESULT;
@@ -45,6 +51,8 @@ MPQ_AVAILABLE_IN_ALL
 JsonNode    *mpq_message_get_data           (MpqMessage   *self);
 MPQ_AVAILABLE_IN_ALL
 char        *mpq_message_dup_data_json      (MpqMessage   *self) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_ALL
+GBytes      *mpq_message_get_bytes          (MpqMessage   *self);
 MPQ_AVAILABLE_IN_ALL
 gboolean     mpq_message_is_for             (MpqMessage   *self,
                                              gint          pid);

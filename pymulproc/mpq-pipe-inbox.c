@@ -59,7 +59,8 @@ decode_raw (MpqPipe *self)
   while ((line = g_queue_pop_head (&self->raw)) != NULL)
     {
       GError *error = NULL;
-      MpqMessage *message = _mpq_codec_decode (line->text, line->length, &error);
+      MpqMessage *message = _mpq_codec_decode_full (line->text, line->length, self->ep.fds,
+                                                    &error);
 
       g_free (line);
       if (message == NULL)
@@ -84,6 +85,19 @@ pipe_line (gpointer     owner,
   MpqPipe *self = owner;
   MpqMessage *message;
 
+  /* A child's first line may say that it takes payloads by descriptor:
+   * the only frame a pipe knows, and only from a child, only first. */
+  if (!self->lines_seen)
+    {
+      self->lines_seen = TRUE;
+      if (self->role == MPQ_ROLE_PARENT && length == strlen (MPQ_PIPE_HELLO_FDS) &&
+          memcmp (line, MPQ_PIPE_HELLO_FDS, length) == 0)
+        {
+          self->peer_fds = TRUE;
+          return TRUE;
+        }
+    }
+
   if (self->json_mode && self->inbox.length == 0)
     {
       RawLine *raw = g_malloc (sizeof (RawLine) + length);
@@ -94,7 +108,7 @@ pipe_line (gpointer     owner,
       return TRUE;
     }
 
-  message = _mpq_codec_decode (line, length, error);
+  message = _mpq_codec_decode_full (line, length, self->ep.fds, error);
   if (message == NULL)
     return FALSE;
   g_queue_push_tail (&self->inbox, message);

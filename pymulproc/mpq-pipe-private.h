@@ -30,6 +30,8 @@ struct _MpqPipe
   guint          eos_taken : 1;   /* reading stopped and that was reported */
   guint          wait_first : 1;  /* the last blocking receive had to wait */
   guint          json_mode : 1;   /* the consumer takes lines (receive_json) */
+  guint          lines_seen : 1;  /* a line came: the peer's hello, if any, too */
+  guint          peer_fds : 1;    /* the peer takes payloads by descriptor */
 };
 
 extern const MpqEndpointClass _mpq_pipe_endpoint_class;
@@ -49,6 +51,12 @@ _mpq_pipe_ensure_open (MpqPipe  *self,
   return _mpq_pipe_open_once (self, error);
 }
 
+gboolean    _mpq_pipe_send_line      (MpqPipe              *self,
+                                      GError              **error);
+gboolean    _mpq_pipe_send_with_payload (MpqPipe           *self,
+                                         MpqMessage        *message,
+                                         GBytes            *payload,
+                                         GError           **error);
 void        _mpq_pipe_update_sources (MpqPipe              *self);
 void        _mpq_pipe_fail_waiters   (MpqPipe              *self,
                                       GError               *error);

@@ -88,9 +88,9 @@ check_can_send (MpqPipe  *self,
 }
 
 /* Sends what was encoded in self->line. */
-static gboolean
-send_line (MpqPipe  *self,
-           GError  **error)
+gboolean
+_mpq_pipe_send_line (MpqPipe  *self,
+                     GError  **error)
 {
   if (!_mpq_endpoint_check_size (&self->ep, self->line->len, error))
     return FALSE;
@@ -108,10 +108,13 @@ mpq_pipe_send_message (MpqChannel  *channel,
                        GError     **error)
 {
   MpqPipe *self = MPQ_PIPE (channel);
+  GBytes *payload = mpq_message_get_bytes (message);
 
-  return check_can_send (self, error) &&
-         _mpq_codec_encode (message, self->line, error) &&
-         send_line (self, error);
+  if (!check_can_send (self, error))
+    return FALSE;
+  if (payload != NULL)
+    return _mpq_pipe_send_with_payload (self, message, payload, error);
+  return _mpq_codec_encode (message, self->line, error) && _mpq_pipe_send_line (self, error);
 }
 
 static gboolean
@@ -123,7 +126,7 @@ mpq_pipe_send_outgoing (MpqChannel         *channel,
 
   return check_can_send (self, error) &&
          _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
-         send_line (self, error);
+         _mpq_pipe_send_line (self, error);
 }
 
 static gboolean
@@ -360,12 +363,22 @@ pipe_open (GInitable  *initable,
       if (fd < 0)
         return FALSE;
       _mpq_endpoint_open (&self->ep, fd);
+      _mpq_endpoint_take_fds (&self->ep);
+      /* A parent that takes descriptors hears first that we do too. */
+      if (g_strcmp0 (g_getenv (MPQ_CHANNEL_FDS_ENV), "1") == 0)
+        {
+          self->peer_fds = TRUE;
+          MPQ_DEBUG_LINE (">", MPQ_PIPE_HELLO_FDS, strlen (MPQ_PIPE_HELLO_FDS));
+          _mpq_endpoint_send (&self->ep, MPQ_PIPE_HELLO_FDS "\n",
+                              strlen (MPQ_PIPE_HELLO_FDS "\n"), self->send_timeout, NULL);
+        }
       return TRUE;
     }
 
   if (!_mpq_socketpair (fds, error))
     return FALSE;
   _mpq_endpoint_open (&self->ep, fds[0]);
+  _mpq_endpoint_take_fds (&self->ep);
   self->child_fd = fds[1];
   return TRUE;
 }
@@ -444,6 +457,10 @@ pipe_new_for_fd (MpqRole role,
 
   self->init.done = TRUE;
   _mpq_endpoint_open (&self->ep, fd);
+  _mpq_endpoint_take_fds (&self->ep);
+  /* Both ends are this library's. */
+  self->lines_seen = TRUE;
+  self->peer_fds = TRUE;
   return self;
 }
 

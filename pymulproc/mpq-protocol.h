@@ -76,6 +76,32 @@ G_BEGIN_DECLS
 #define MPQ_CHANNEL_KIND_ENV "MPQ_CHANNEL_KIND"
 
 /**
+ * MPQ_CHANNEL_FDS_ENV:
+ *
+ * The environment variable a parent sets to `1` for a pipe child when it
+ * takes payloads by descriptor (see [method@Mpq.Channel.send_bytes]); a
+ * child that takes them too answers with the line
+ * [const@Mpq.PIPE_HELLO_FDS] first.
+ */
+#define MPQ_CHANNEL_FDS_ENV "MPQ_CHANNEL_FDS"
+
+/**
+ * MPQ_PIPE_HELLO_FDS:
+ *
+ * The first line a pipe child sends when its parent set
+ * [const@Mpq.CHANNEL_FDS_ENV] and it takes payloads by descriptor too.
+ */
+#define MPQ_PIPE_HELLO_FDS "{\"op\":\"hello\",\"fds\":true}"
+
+/**
+ * MPQ_PAYLOAD_INLINE_MAX:
+ *
+ * Payloads up to this many bytes travel inline, as base64 in the line;
+ * larger ones as a sealed memory file, to a peer that takes descriptors.
+ */
+#define MPQ_PAYLOAD_INLINE_MAX (64 * 1024)
+
+/**
  * MPQ_DEFAULT_MAX_MESSAGE_SIZE:
  *
  * The default of [property@Mpq.Channel:max-message-size]: 1 MiB per line.

@@ -284,7 +284,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
 
       if (local_error != NULL)
         goto bad_hello;
-      status = _mpq_line_reader_fill (&client->ep.reader, fd, &local_error);
+      status = _mpq_line_reader_fill (&client->ep.reader, fd, NULL, &local_error);
       if (status == MPQ_READ_EOF)
         goto not_a_queue;
       if (status == MPQ_READ_AGAIN && !_mpq_wait_fd (fd, POLLIN, deadline))

@@ -175,7 +175,7 @@ _mpq_queue_conn_read (MpqQueueConn *conn,
   gsize length;
 
   *n_read = 0;
-  switch (_mpq_line_reader_fill (&conn->reader, conn->fd, &error))
+  switch (_mpq_line_reader_fill (&conn->reader, conn->fd, NULL, &error))
     {
     case MPQ_READ_DATA:
       *n_read = (conn->reader.end - conn->reader.start) - before;

@@ -26,6 +26,11 @@ gssize       _mpq_write_some        (int                   fd,
                                      const char           *data,
                                      gsize                 length,
                                      GError              **error);
+gssize       _mpq_write_some_with_fd (int                  fd,
+                                     const char          *data,
+                                     gsize                length,
+                                     int                  pass_fd,
+                                     GError             **error);
 gssize       _mpq_write_when_ready  (int                   fd,
                                      const char           *data,
                                      gsize                 length,

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +73,11 @@ _mpq_spawn_child (GSubprocessLauncher  *launcher,
   fd_text = g_strdup_printf ("%d", child_fd);
   g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_FD_ENV, fd_text, TRUE);
   g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_KIND_ENV, kind, TRUE);
+  /* Pipes: this parent takes payloads by descriptor. */
+  if (g_str_equal (kind, "pipe"))
+    g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_FDS_ENV, "1", TRUE);
+  else
+    g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FDS_ENV);
   g_subprocess_launcher_take_fd (launcher, child_fd, child_fd);
 
   subprocess = g_subprocess_launcher_spawnv (launcher, argv, &local_error);
@@ -189,10 +195,45 @@ _mpq_write_some (int          fd,
                  gsize        length,
                  GError     **error)
 {
+  return _mpq_write_some_with_fd (fd, data, length, -1, error);
+}
+
+/* As _mpq_write_some(), passing @pass_fd (unless -1) with the first byte
+ * written: a reader gets it with the read that returns that byte. */
+gssize
+_mpq_write_some_with_fd (int          fd,
+                         const char  *data,
+                         gsize        length,
+                         int          pass_fd,
+                         GError     **error)
+{
+  union
+  {
+    struct cmsghdr align;
+    char           buf[CMSG_SPACE (sizeof (int))];
+  } control;
+  struct iovec iov = { (char *) data, length };
+  struct msghdr msg = { 0 };
   gssize n;
 
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (pass_fd >= 0)
+    {
+      struct cmsghdr *cmsg;
+
+      memset (&control, 0, sizeof control);
+      msg.msg_control = control.buf;
+      msg.msg_controllen = sizeof control.buf;
+      cmsg = CMSG_FIRSTHDR (&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (cmsg), &pass_fd, sizeof (int));
+    }
+
   do
-    n = send (fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = sendmsg (fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
 
   if (n >= 0)

@@ -25,6 +25,12 @@ gboolean   _mpq_writer_send  (MpqWriter   *writer,
                               gsize        length,
                               gint         timeout_ms,
                               GError     **error);
+gboolean   _mpq_writer_send_fd (MpqWriter *writer,
+                                const char *data,
+                                gsize       length,
+                                int         pass_fd,
+                                gint        timeout_ms,
+                                GError    **error);
 gboolean   _mpq_writer_flush (MpqWriter   *writer,
                               gint         timeout_ms,
                               GError     **error);

@@ -476,6 +476,70 @@ _mpq_writer_send (MpqWriter   *writer,
   return ok;
 }
 
+/* Sends a line that a payload's memfd (@pass_fd, not taken) goes with:
+ * after everything sent before it, the descriptor attached to the line's
+ * first byte. Written in the caller's thread: a payload this large is
+ * rare, and its line must not be gathered with others (a read returns
+ * the descriptor with the byte it came with). Waits for room at most
+ * @timeout_ms; a line begun is always finished. */
+gboolean
+_mpq_writer_send_fd (MpqWriter   *writer,
+                     const char  *data,
+                     gsize        length,
+                     int          pass_fd,
+                     gint         timeout_ms,
+                     GError     **error)
+{
+  gint64 deadline = G_MININT64;
+  GError *local_error = NULL;
+  gsize done = 0;
+
+  _mpq_mutex_lock (&writer->lock);
+  if (!drain_locked (writer, timeout_ms, error))
+    {
+      _mpq_mutex_unlock (&writer->lock);
+      return FALSE;
+    }
+
+  while (done == 0)
+    {
+      gssize n = _mpq_write_some_with_fd (writer->fd, data, length, pass_fd, &local_error);
+
+      if (n > 0)
+        done = n;
+      else if (n < 0)
+        {
+          writer->error = g_error_copy (local_error);
+          g_propagate_error (error, local_error);
+          _mpq_mutex_unlock (&writer->lock);
+          return FALSE;
+        }
+      else
+        {
+          if (deadline == G_MININT64)
+            deadline = _mpq_deadline_from_timeout (timeout_ms);
+          if (timeout_ms == 0 || !_mpq_wait_fd (writer->fd, POLLOUT, deadline))
+            {
+              g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                                   "Nothing was sent: the peer is not reading");
+              _mpq_mutex_unlock (&writer->lock);
+              return FALSE;
+            }
+        }
+    }
+
+  /* The rest of the line, without a descriptor, as any other. */
+  if (done < length)
+    {
+      g_string_append_len (writer->buf, data + done, length - done);
+      if (!write_out_locked (writer))
+        list_locked (writer, FALSE);
+    }
+  writer->last_send = g_get_monotonic_time ();
+  _mpq_mutex_unlock (&writer->lock);
+  return TRUE;
+}
+
 /* The caller reads what answers it: the next send is an answer. */
 void
 _mpq_writer_expect_reply (MpqWriter *writer)

@@ -59,7 +59,8 @@ do_send (MpqPipe *pipe,
   return 0;
 }
 
-/* echo: answers each message with FINISHED and the same data, until DIE. */
+/* echo: answers each message with FINISHED and the same data (and payload),
+ * until DIE. */
 static int
 do_echo (MpqPipe *pipe)
 {
@@ -77,9 +78,23 @@ do_echo (MpqPipe *pipe)
       if (g_str_equal (mpq_message_get_request (message), MPQ_REQ_DIE))
         return 0;
 
-      if (!mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_FINISHED, 0,
-                             mpq_message_get_sender_pid (message),
-                             mpq_message_get_data (message), &error))
+      /* A payload goes back too (the same memfd, when it came as one). */
+      if (mpq_message_get_bytes (message) != NULL)
+        {
+          g_autoptr(MpqMessage) answer =
+            mpq_message_new_with_bytes (MPQ_REQ_FINISHED, 0, mpq_message_get_sender_pid (message),
+                                        mpq_message_get_data (message),
+                                        mpq_message_get_bytes (message));
+
+          if (!mpq_channel_send_message (MPQ_CHANNEL (pipe), answer, &error))
+            {
+              g_printerr ("mpq-test-child: send: %s\n", error->message);
+              return 1;
+            }
+        }
+      else if (!mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_FINISHED, 0,
+                                  mpq_message_get_sender_pid (message),
+                                  mpq_message_get_data (message), &error))
         {
           g_printerr ("mpq-test-child: send: %s\n", error->message);
           return 1;

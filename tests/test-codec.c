@@ -355,7 +355,7 @@ feed (MpqLineReader *reader,
 
   g_assert_cmpint (write (fds[1], text, length), ==, (gssize) length);
   do
-    status = _mpq_line_reader_fill (reader, fds[0], &error);
+    status = _mpq_line_reader_fill (reader, fds[0], NULL, &error);
   while (status == MPQ_READ_DATA);
   g_assert_no_error (error);
   g_assert_cmpint (status, ==, MPQ_READ_AGAIN);

@@ -93,7 +93,7 @@ fill_once (Harness *h,
   g_autoptr(GError) error = NULL;
   MpqReadStatus status;
 
-  status = _mpq_line_reader_fill (&h->reader, fd, &error);
+  status = _mpq_line_reader_fill (&h->reader, fd, NULL, &error);
   FUZZ_CHECK (error == NULL);
   FUZZ_CHECK (h->reader.capacity <= BOUND (h->reader.max_line));
   take_lines (h);

@@ -5,6 +5,7 @@
 //
 //   DO {"id": n, "op": "square", "value": x}    -> FINISHED {"id": n, "result": x * x}
 //   DO {"id": n, "op": "words", "text": "a b"}  -> FINISHED {"id": n, "result": 2}
+//   BLOB with a payload                          -> FINISHED with the same payload
 //   DIE                                          -> quit, exit 0
 //
 // Every answer is addressed to the sender of the task. Anything else (another
@@ -52,13 +53,23 @@ pipe.connect('message-received::DO', (channel, message) => {
     }
 });
 
+// A payload goes back as it came (by descriptor: the same file).
+pipe.connect('message-received::BLOB', (channel, message) => {
+    try {
+        channel.send_message(Mpq.Message.new_with_bytes(Mpq.REQ_FINISHED, 0,
+            message.get_sender_pid(), null, message.get_bytes()));
+    } catch (e) {
+        fail(`BLOB: ${e}`);
+    }
+});
+
 pipe.connect('message-received::DIE', () => loop.quit());
 
 // Without a detail the handler sees every message: flag the unexpected ones.
 pipe.connect('message-received', (channel, message) => {
     const request = message.get_request();
 
-    if (request !== Mpq.REQ_DO && request !== Mpq.REQ_DIE)
+    if (request !== Mpq.REQ_DO && request !== Mpq.REQ_DIE && request !== 'BLOB')
         fail(`unexpected request ${message.to_json()[0]}`);
 });
 

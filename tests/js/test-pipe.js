@@ -231,6 +231,52 @@ async function testMadeByConstructor() {
     child.close();
 }
 
+function pattern(size, seed) {
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < size; i++)
+        bytes[i] = (i * 31 + seed) & 0xff;
+    return bytes;
+}
+
+function sameBytes(a, b) {
+    return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+// GLib.Bytes in and out: in this process, inline and by descriptor; to a
+// spawned child and back through a line limit of 4 KiB (only a descriptor
+// gets 8 MiB there).
+async function testPayloads() {
+    const [, parent, child] = Mpq.Pipe.new_pair();
+    for (const size of [0, 100, 200000]) {
+        const sent = pattern(size, size);
+        parent.send_bytes('BLOB', 0, 0, new GLib.Bytes(sent));
+        const got = child.receive(-1, null).get_bytes().toArray();
+        assert(sameBytes(got, sent), `${size} bytes in a pair`);
+    }
+    parent.close();
+    child.close();
+
+    const pipe = Mpq.Pipe.new();
+    pipe.max_message_size = 4096;
+    const proc = spawnChild(pipe);
+    const sent = pattern(8 * 1024 * 1024, 5);
+    pipe.send_bytes('BLOB', 0, 0, new GLib.Bytes(sent));
+    const answer = await new Promise((resolve, reject) => {
+        pipe.receive_async(null, (p, result) => {
+            try {
+                resolve(p.receive_finish(result));
+            } catch (e) {
+                reject(e);
+            }
+        });
+    });
+    assertEqual(answer.get_request(), Mpq.REQ_FINISHED, 'the child answered');
+    assert(sameBytes(answer.get_bytes().toArray(), sent), '8 MiB back from the child');
+    pipe.send(Mpq.REQ_DIE, 0, 0, null);
+    await checkExitedCleanly(proc);
+    pipe.close();
+}
+
 const TESTS = [
     ['spawned child answers DO tasks through message-received signals', testSignals],
     ['DIE makes the child quit: parent sees closed, exit status 0', testDieClosedExit],
@@ -238,6 +284,7 @@ const TESTS = [
     ['receive_async() can be cancelled, and fails with CLOSED on close()', testCancelAndClose],
     ['message-received::DETAIL reaches only the handlers of that request', testDetails],
     ['receive_json() returns the message as its JSON line', testReceiveJson],
+    ['send_bytes() and get_bytes() carry GLib.Bytes, by descriptor to a child', testPayloads],
     ['new Mpq.Pipe() is whole without init(); a child\'s says NOT_A_CHILD', testMadeByConstructor],
 ];
 

@@ -144,7 +144,12 @@ def main(argv):
             if msg.get_request() == Mpq.REQ_DIE:
                 break
             for copy in range(copies):
-                if copy % 2 == 0:
+                if msg.get_bytes() is not None:
+                    # A payload goes back as it came (by descriptor: the same file).
+                    ch.send_message(Mpq.Message.new_with_bytes(
+                        msg.get_request(), 0, msg.get_sender_pid(), msg.get_data(),
+                        msg.get_bytes()))
+                elif copy % 2 == 0:
                     ch.send(msg.get_request(), 0, msg.get_sender_pid(), msg.get_data())
                 else:
                     ch.send_json(msg.get_request(), 0, msg.get_sender_pid(),

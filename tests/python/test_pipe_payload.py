@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Binary payloads on pipes from Python (issue 11; docs/protocol.md,
+"Payloads"): GLib.Bytes in and out; to a child that uses the library by
+descriptor, through a line limit that inline bytes could not pass; to a
+plain child (children/payload_pipe.py) inline as base64, since it never
+said it takes descriptors; and what a hostile child sends with
+descriptors costs only that child: a clear PROTOCOL error after the good
+messages before it, and every descriptor it sent closed in the parent.
+"""
+
+import hashlib
+import json
+import os
+
+import pytest
+from gi.repository import Gio, GLib, Mpq
+
+from mpq_helpers import (MPQ_CHILD, PROMPT_MS, data_of, error_text, fd_targets,
+                         is_mpq_error, new_fds, pid_of, raises_mpq, read_line,
+                         receive_until_error, wait_exit)
+
+PLAIN = 'payload_pipe.py'
+MIB = 1 << 20
+
+
+def pattern(size):
+    return bytes(i % 251 for i in range(size))
+
+
+def test_bytes_in_and_out_of_a_pair():
+    ok, parent, child = Mpq.Pipe.new_pair()
+    assert ok
+    for size in (0, 10, 70_000, 5 * MIB):
+        data = os.urandom(size)
+        parent.send_bytes('BLOB', 0, 0, GLib.Bytes.new(data))
+        msg = child.receive(PROMPT_MS)
+        assert msg.get_data() is None
+        assert msg.get_bytes().get_data() == data
+    msg = Mpq.Message.new_with_bytes('DO', 0, 0, None, GLib.Bytes.new(b'\x00\xff'))
+    assert json.loads(msg.to_json()[0])[4] == {'base64': 'AP8='}
+
+
+def test_library_child_echoes_by_descriptor(spawn):
+    """16 MiB to a Python child that uses the library and back, through a
+    line limit of 4 KiB: only a descriptor gets it there."""
+    pipe, proc = spawn(MPQ_CHILD, 'echo', 1, max_message_size=4096)
+    for size in (100, 16 * MIB):
+        data = os.urandom(size)
+        pipe.send_bytes(Mpq.REQ_DO, 0, 0, GLib.Bytes.new(data))
+        msg = pipe.receive(PROMPT_MS)
+        assert msg.get_sender_pid() == pid_of(proc)
+        assert msg.get_bytes().get_data() == data
+    pipe.send(Mpq.REQ_DIE, 0, 0, None)
+    wait_exit(proc)
+    assert proc.get_successful()
+
+
+def test_plain_child_gets_payloads_inline(spawn):
+    """A child without the library never says it takes descriptors: its
+    payloads come inline as base64, whatever their size; one too large
+    for max-message-size inline is refused (TOO_LARGE), nothing sent."""
+    pipe, proc = spawn(PLAIN, 'plain-echo')
+    for size in (10, 300_000):
+        data = os.urandom(size)
+        pipe.send_bytes(Mpq.REQ_DO, 0, 0, GLib.Bytes.new(data))
+        answer = data_of(pipe.receive(PROMPT_MS))
+        assert answer == {'size': size, 'sha256': hashlib.sha256(data).hexdigest(),
+                          'how': 'base64'}
+    with raises_mpq(Mpq.Error.TOO_LARGE):
+        pipe.send_bytes(Mpq.REQ_DO, 0, 0, GLib.Bytes.new(bytes(2 * MIB)))
+    pipe.send(Mpq.REQ_DIE, 0, 0, None)
+    wait_exit(proc)
+    assert proc.get_successful()
+
+
+def spawn_sender(spawn, *specs):
+    launcher = Gio.SubprocessLauncher.new(Gio.SubprocessFlags.STDOUT_PIPE)
+    pipe, proc = spawn(PLAIN, 'send', 'good:BEFORE', *specs, 'good:AFTER', launcher=launcher)
+    proc.mpq_stdout = Gio.DataInputStream.new(proc.get_stdout_pipe())
+    return pipe, proc
+
+
+def test_plain_child_sends_a_sealed_memfd(spawn):
+    """The protocol works for a plain worker that sends descriptors: a
+    sealed memfd of the size its line says arrives as the message's bytes."""
+    pipe, proc = spawn_sender(spawn, 'memfd:100000:all:100000')
+    messages = [pipe.receive(PROMPT_MS) for _ in range(3)]
+    assert [m.get_request() for m in messages] == ['BEFORE', 'BLOB', 'AFTER']
+    assert messages[1].get_bytes().get_data() == pattern(100_000)
+
+
+HOSTILE = {
+    'unsealed memfd': ['memfd:4096:none:4096'],
+    'memfd sealed against writing only': ['memfd:4096:write:4096'],
+    'memfd of another size': ['memfd:4096:all:8192'],
+    'a pipe for a memfd': ['pipe'],
+    'fd line without a descriptor': ['fdline'],
+    'nine descriptors at once': ['many:9'],
+    'descriptors without their lines': ['orphans:40'],
+    'bad base64': ['b64:!!!!'],
+    'base64 without padding': ['b64:AP8'],
+    'fd of size zero': ['raw:' + b'["BLOB",1,null,null,{"fd":0}]\n'.hex()],
+    'payload of another kind': ['raw:' + b'["BLOB",1,null,null,{"url":"x"}]\n'.hex()],
+    'two payloads': ['raw:' + b'["BLOB",1,null,null,{"base64":""},{"base64":""}]\n'.hex()],
+}
+
+
+@pytest.mark.parametrize('name', list(HOSTILE))
+def test_hostile_payload_costs_only_that_child(spawn, name):
+    targets = fd_targets()
+    pipe, proc = spawn_sender(spawn, *HOSTILE[name])
+    messages, error = receive_until_error(pipe)
+    assert [m.get_request() for m in messages] == ['BEFORE'], name
+    assert is_mpq_error(error, Mpq.Error.PROTOCOL), f'{name}: {error_text(error)}'
+    with raises_mpq(Mpq.Error.CLOSED):
+        pipe.receive(0)
+    assert json.loads(read_line(proc.mpq_stdout))['hung_up']
+    wait_exit(proc)
+    pipe.close()
+    del messages
+    proc.mpq_stdout.close(None)
+    # Every descriptor the child sent is closed again (memfds, a pipe), and
+    # so are the channel and the child's stdout. (GLib may still hold a
+    # pidfd to reap the child: not ours, not counted.)
+    left = {fd: what for fd, what in new_fds(targets).items()
+            if what.startswith(('/memfd:', 'pipe:', 'socket:'))}
+    assert left == {}, f'{name}: left open {left}'
