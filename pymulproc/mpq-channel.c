@@ -335,8 +335,8 @@ mpq_channel_send_message (MpqChannel  *self,
  * it. Smaller payloads, and any to a peer that does not take descriptors,
  * travel inline as base64 (docs/protocol.md), within
  * [property@Mpq.Channel:max-message-size]. A payload received by
- * descriptor and sent on goes as the same file, without a copy. Queues do
- * not carry payloads yet: they fail with `MPQ_ERROR_FAILED`.
+ * descriptor and sent on goes as the same file, without a copy. An
+ * [class@Mpq.Queue] carries payloads inline only, for now.
  *
  * Returns: %TRUE once the whole message is handed over
  */

@@ -130,6 +130,7 @@ is_base64 (const char *text)
 static gboolean
 read_payload (MpqJsonReader  *reader,
               MpqParts       *parts,
+              gboolean        fds_ok,
               GError        **error)
 {
   gboolean build = reader->build;
@@ -157,6 +158,8 @@ read_payload (MpqJsonReader  *reader,
     }
   else if (g_str_equal (name, "fd"))
     {
+      if (!fds_ok)
+        return protocol_error (error, "A payload by descriptor cannot come this way");
       _mpq_json_skip_ws (reader);
       if (!_mpq_json_try_plain_int (reader, &size) || size <= 0)
         return protocol_error (error, "A payload's size is not a positive integer");
@@ -178,7 +181,7 @@ read_payload (MpqJsonReader  *reader,
 static gboolean
 read_parts (MpqJsonReader  *reader,
             MpqParts       *parts,
-            gboolean        payloads,
+            gboolean        fds_ok,
             GError        **error)
 {
   memset (parts, 0, sizeof *parts);
@@ -220,10 +223,10 @@ read_parts (MpqJsonReader  *reader,
   parts->spaced = reader->spaced;
 
   _mpq_json_skip_ws (reader);
-  if (payloads && reader->p < reader->end && *reader->p == ',')
+  if (reader->p < reader->end && *reader->p == ',')
     {
       reader->p++;
-      if (!read_payload (reader, parts, error))
+      if (!read_payload (reader, parts, fds_ok, error))
         goto failed;
     }
 
@@ -290,11 +293,10 @@ message_from_parts (MpqJsonReader  *reader,
   return _mpq_message_new_take (parts->request, parts->sender_pid, parts->recipient_pid, data);
 }
 
-/* A message array where @reader stands, with a payload if @payloads (a
- * descriptor's taken from @fds). */
+/* A message array where @reader stands, with its payload if it has one:
+ * inline, or by descriptor, the oldest in @fds (NULL: none may come). */
 static MpqMessage *
 read_message (MpqJsonReader  *reader,
-              gboolean        payloads,
               GArray         *fds,
               GError        **error)
 {
@@ -302,7 +304,7 @@ read_message (MpqJsonReader  *reader,
   MpqParts parts;
   MpqMessage *message;
 
-  if (!read_parts (reader, &parts, payloads, error))
+  if (!read_parts (reader, &parts, fds != NULL, error))
     return NULL;
 
   if (parts.payload != PAYLOAD_NONE && (payload = take_payload (&parts, fds, error)) == NULL)
@@ -318,12 +320,12 @@ read_message (MpqJsonReader  *reader,
   return message;
 }
 
-/* A message inside a queue's frame: queues carry no payloads yet. */
+/* A message inside a queue's frame: payloads inline only. */
 MpqMessage *
 _mpq_codec_read_message (MpqJsonReader  *reader,
                          GError        **error)
 {
-  return read_message (reader, FALSE, NULL, error);
+  return read_message (reader, NULL, error);
 }
 
 static gboolean
@@ -357,12 +359,14 @@ check_at_end (MpqJsonReader  *reader,
   return FALSE;
 }
 
-static MpqMessage *
-decode (const char  *line,
-        gsize        length,
-        gboolean     payloads,
-        GArray      *fds,
-        GError     **error)
+/* Decodes one message line, with its payload if it has one: inline, or
+ * as a descriptor, the oldest in @fds (NULL: none may come), which it
+ * takes. */
+MpqMessage *
+_mpq_codec_decode_full (const char  *line,
+                        gsize        length,
+                        GArray      *fds,
+                        GError     **error)
 {
   MpqJsonReader reader;
   MpqMessage *message;
@@ -371,7 +375,7 @@ decode (const char  *line,
     return NULL;
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
-  message = read_message (&reader, payloads, fds, error);
+  message = read_message (&reader, fds, error);
   if (message != NULL && !check_at_end (&reader, error))
     g_clear_object (&message);
   _mpq_json_reader_clear (&reader);
@@ -379,26 +383,14 @@ decode (const char  *line,
   return message;
 }
 
-/* Decodes one message line with a payload or without: inline (base64), or
- * as a descriptor, the oldest in @fds (NULL: none may come), which it
- * takes. Pipes, and mpq_message_new_from_json(). */
-MpqMessage *
-_mpq_codec_decode_full (const char  *line,
-                        gsize        length,
-                        GArray      *fds,
-                        GError     **error)
-{
-  return decode (line, length, TRUE, fds, error);
-}
-
-/* Decodes one message line without a payload, as _mpq_codec_check()
- * checks it: what a queue carries. */
+/* Decodes one message line as _mpq_codec_check() checks it: a payload
+ * inline only (what a queue carries, and mpq_message_new_from_json()). */
 MpqMessage *
 _mpq_codec_decode (const char  *line,
                    gsize        length,
                    GError     **error)
 {
-  return decode (line, length, FALSE, NULL, error);
+  return _mpq_codec_decode_full (line, length, NULL, error);
 }
 
 /* Checks a line as _mpq_codec_decode() would decode it, building nothing;
@@ -419,6 +411,7 @@ _mpq_codec_check (const char  *line,
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
   reader.build = FALSE;
   ok = read_parts (&reader, &parts, FALSE, error) && check_at_end (&reader, error);
+  parts_clear (&parts);
   _mpq_json_reader_clear (&reader);
 
   *recipient_pid = parts.recipient_pid;

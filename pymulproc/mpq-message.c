@@ -449,7 +449,7 @@ mpq_message_new_from_json (const char  *text,
       return NULL;
     }
 
-  return _mpq_codec_decode_full (text, len, NULL, error);
+  return _mpq_codec_decode (text, len, error);
 }
 
 /**

@@ -93,12 +93,6 @@ mpq_queue_send_message (MpqChannel  *channel,
 
   if (!_mpq_queue_check_open (self, error))
     return FALSE;
-  if (mpq_message_get_bytes (message) != NULL)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
-                           "A queue does not carry payloads yet; an MpqPipe does");
-      return FALSE;
-    }
 
   g_string_truncate (self->line, 0);
   return _mpq_codec_encode (message, self->line, error) &&

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Binary payloads on pipes from Python (issue 11; docs/protocol.md,
+"""Binary payloads on pipes (and, inline, on queues) from Python (issue 11; docs/protocol.md,
 "Payloads"): GLib.Bytes in and out; to a child that uses the library by
 descriptor, through a line limit that inline bytes could not pass; to a
 plain child (children/payload_pipe.py) inline as base64, since it never
@@ -15,9 +15,9 @@ import os
 import pytest
 from gi.repository import Gio, GLib, Mpq
 
-from mpq_helpers import (MPQ_CHILD, PROMPT_MS, data_of, error_text, fd_targets,
+from mpq_helpers import (MPQ_CHILD, PROMPT_MS, child_argv, data_of, error_text, fd_targets,
                          is_mpq_error, new_fds, pid_of, raises_mpq, read_line,
-                         receive_until_error, wait_exit)
+                         receive_until_error, remember_pid, take_routed, wait_exit)
 
 PLAIN = 'payload_pipe.py'
 MIB = 1 << 20
@@ -71,6 +71,27 @@ def test_plain_child_gets_payloads_inline(spawn):
     pipe.send(Mpq.REQ_DIE, 0, 0, None)
     wait_exit(proc)
     assert proc.get_successful()
+
+
+def test_queue_carries_payloads_inline():
+    """A queue carries payloads inline (base64) for now: a child takes one
+    from the parent and puts it back, whole; one too large for
+    max-message-size inline is refused (TOO_LARGE)."""
+    queue = Mpq.Queue.new(0)
+    try:
+        proc = remember_pid(queue.spawn(child_argv('queue_child.py', 'echo-bytes')))
+        data = os.urandom(300_000)
+        queue.send_message(Mpq.Message.new_with_bytes('BLOB', 0, 0, None, GLib.Bytes.new(data)))
+        [answer] = take_routed(queue, 1)      # not the parent's own BLOB
+        assert answer.get_request() == Mpq.REQ_FINISHED
+        assert answer.get_sender_pid() == pid_of(proc)
+        assert answer.get_bytes().get_data() == data
+        wait_exit(proc)
+        assert proc.get_successful()
+        with raises_mpq(Mpq.Error.TOO_LARGE):
+            queue.send_bytes('BLOB', 0, 0, GLib.Bytes.new(bytes(MIB)))
+    finally:
+        queue.close()
 
 
 def spawn_sender(spawn, *specs):

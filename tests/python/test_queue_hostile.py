@@ -185,6 +185,12 @@ BAD_INPUT = {
     'prefetch-19-digits': [line('{"op":"start","prefetch":9999999999999999999}')],
     'hello-pid-20-digits': [line('{"op":"hello","pid":12345678901234567890}')],
     'hello-pid-2^63': [line(f'{{"op":"hello","pid":{2**63}}}')],
+    # payloads: inline base64 only on a queue (docs/protocol.md, "Payloads")
+    'payload-by-fd': [line('["DO",1,null,null,{"fd":4096}]')],
+    'payload-bad-base64': [line('["DO",1,null,null,{"base64":"!!!!"}]')],
+    'payload-unpadded': [line('["DO",1,null,null,{"base64":"AP8"}]')],
+    'payload-other-kind': [line('["DO",1,null,null,{"url":"x"}]')],
+    'payload-two': [line('["DO",1,null,null,{"base64":""},{"base64":""}]')],
     # wrong types in each field of a message
     'request-int': [line('[1,1,null,null]')],
     'request-null': [line('[null,1,null,null]')],

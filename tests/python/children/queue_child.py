@@ -205,6 +205,13 @@ def main(argv):
         for i in range(int(args[0])):
             send_json(Mpq.REQ_DO, 0, 0, str(i))
 
+    elif mode == 'echo-bytes':
+        # One message with a payload, taken and answered with the same bytes.
+        msg = queue.receive(-1)
+        queue.send_message(Mpq.Message.new_with_bytes(
+            Mpq.REQ_FINISHED, 0, parent, msg.get_data(), msg.get_bytes()))
+        queue.flush(-1)
+
     elif mode == 'worker':
         return worker(queue, dict(arg.split('=', 1) for arg in args))
 
