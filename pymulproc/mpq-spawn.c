@@ -232,8 +232,10 @@ _mpq_write_some_with_fd (int          fd,
       memcpy (CMSG_DATA (cmsg), &pass_fd, sizeof (int));
     }
 
+  /* send () where nothing goes with the bytes: the common case, cheaper. */
   do
-    n = sendmsg (fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = pass_fd >= 0 ? sendmsg (fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+                     : send (fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
 
   if (n >= 0)
