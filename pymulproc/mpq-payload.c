@@ -152,6 +152,16 @@ _mpq_payload_map (int      fd,
       close (fd);
       return NULL;
     }
+  /* Every page written by the sender, and so charged to it: reading a
+   * hole in a sparse file would make the receiver allocate, a way for a
+   * peer to grow the receiver's memory by gigabytes with a tiny file. */
+  if ((guint64) st.st_blocks * 512 < (guint64) size)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                           "A payload's memfd has holes: its sender did not write it");
+      close (fd);
+      return NULL;
+    }
 
   mapping = g_new0 (Mapping, 1);
   mapping->data = mmap (NULL, size, PROT_READ, MAP_SHARED, fd, 0);

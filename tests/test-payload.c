@@ -64,7 +64,7 @@ test_round_trip_and_no_copy_on (void)
   g_assert_false (fd_is_open (fd));
 }
 
-typedef enum { UNSEALED, WRITE_ONLY_SEAL, WRONG_SIZE, ZERO_SIZE, A_PIPE, A_FILE } Bad;
+typedef enum { UNSEALED, WRITE_ONLY_SEAL, WRONG_SIZE, ZERO_SIZE, A_PIPE, A_FILE, SPARSE } Bad;
 
 static int
 make_bad (Bad    bad,
@@ -94,6 +94,17 @@ make_bad (Bad    bad,
 
   fd = memfd_create ("bad", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   g_assert_cmpint (fd, >=, 0);
+  if (bad == SPARSE)
+    {
+      /* 64 MiB said, one page written: the rest would be the reader's. */
+      static const char page[4096] = { 1 };
+
+      *size = 64 * 1024 * 1024;
+      g_assert_no_errno (ftruncate (fd, *size));
+      g_assert_cmpint (pwrite (fd, page, sizeof page, 0), ==, sizeof page);
+      g_assert_no_errno (fcntl (fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW));
+      return fd;
+    }
   g_assert_no_errno (ftruncate (fd, 4096));
   if (bad == WRITE_ONLY_SEAL)
     g_assert_no_errno (fcntl (fd, F_ADD_SEALS, F_SEAL_WRITE));
@@ -133,6 +144,7 @@ main (int   argc,
     { "zero-size", ZERO_SIZE },
     { "a-pipe", A_PIPE },
     { "a-file", A_FILE },
+    { "sparse", SPARSE },
   };
 
   g_test_init (&argc, &argv, NULL);

@@ -114,6 +114,7 @@ HOSTILE = {
     'unsealed memfd': ['memfd:4096:none:4096'],
     'memfd sealed against writing only': ['memfd:4096:write:4096'],
     'memfd of another size': ['memfd:4096:all:8192'],
+    'sparse memfd (1 GiB of holes)': ['sparse:1073741824:all:1073741824'],
     'a pipe for a memfd': ['pipe'],
     'fd line without a descriptor': ['fdline'],
     'nine descriptors at once': ['many:9'],

@@ -17,6 +17,7 @@ SPEC is one of
   memfd:N:SEALS:SIZE  a memfd of N bytes (byte i is i % 251) sealed with
                       SEALS (all, write, none), with the line
                       ["BLOB",pid,null,null,{"fd":SIZE}] on one sendmsg
+  sparse:N:SEALS:SIZE the same, never written: all holes
   pipe                the read end of a pipe, with {"fd":4096}
   fdline              the line {"fd":4096} without a descriptor
   many:K              K sealed memfds of 4096 bytes and one line, one sendmsg
@@ -40,9 +41,12 @@ def pattern(size):
     return bytes(i % 251 for i in range(size))
 
 
-def memfd(size, seals):
+def memfd(size, seals, sparse=False):
     fd = os.memfd_create('payload', os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    os.write(fd, pattern(size))
+    if sparse:
+        os.ftruncate(fd, size)      # holes: never written
+    else:
+        os.write(fd, pattern(size))
     flags = {'all': fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW,
              'write': fcntl.F_SEAL_WRITE, 'none': 0}[seals]
     if flags:
@@ -58,9 +62,9 @@ def send_spec(sock, spec, counter):
     kind, _, arg = spec.partition(':')
     if kind == 'good':
         sock.sendall((json.dumps([arg, PID, None, {'i': counter}]) + '\n').encode())
-    elif kind == 'memfd':
+    elif kind in ('memfd', 'sparse'):
         size, seals, said = arg.split(':')
-        fd = memfd(int(size), seals)
+        fd = memfd(int(size), seals, sparse=kind == 'sparse')
         socket.send_fds(sock, [blob_line({'fd': int(said)})], [fd])
         os.close(fd)
     elif kind == 'pipe':
