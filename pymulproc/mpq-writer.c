@@ -3,17 +3,13 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "mpq-error.h"
 #include "mpq-lock-private.h"
 #include "mpq-spawn-private.h"
-#include "mpq-writer-private.h"
+#include "mpq-writer-internal-private.h"
 
 /* Past this much unwritten, a send waits for room: memory stays bounded
  * and a slow reader slows its writer down. */
@@ -23,43 +19,8 @@
  * means nobody is streaming, and the message should not wait. */
 #define PAUSE_US 50
 
-/* How long the writer thread lets lines gather before writing them. */
-#define LINGER_US 100
-
-/* How long lines sent by a handler may wait for their dispatch to end
- * before the writer thread sends them anyway (a handler that computes
- * for long after sending). */
-#define HOLD_US 1000
-
-struct _MpqWriter
-{
-  MpqMutex     lock;
-  MpqCond      cond;         /* @writing went FALSE */
-  guint      waiting;      /* threads waiting on @cond (a wake costs a syscall) */
-  int        fd;
-  GString   *buf;          /* unwritten, whole lines */
-  GString   *spare;        /* swapped in while @buf is being written */
-  gboolean   writing;      /* someone writes outside the lock */
-  gboolean   listed;       /* the writer thread has it to do */
-  guint      holds;        /* dispatches under way: they write at the end */
-  guint      direct_level; /* @holds at which sends go out at once (0: none) */
-  gboolean   closed;
-  GError    *error;        /* the peer is gone: every later send fails */
-  gint64     last_send;
-  gint       refs;         /* the owner, and the writer thread while listed */
-};
-
-/* The writer thread and the list of live writers (for exit). */
-static MpqMutex     thread_lock;
-static MpqCond      thread_cond;
-static GPtrArray *todo;       /* MpqWriter, listed */
-static GPtrArray *lazy;       /* MpqWriter, listed for later */
-static gint64     lazy_due;   /* when the first of @lazy is due */
-static GPtrArray *live;       /* MpqWriter, not yet freed */
-static GThread   *thread;
-static int        wake_fd = -1;
-static gboolean   thread_polling;
-static gboolean   thread_waiting;  /* on thread_cond */
+/* One socket's writer: its buffer, sends, holds of a dispatch, flushes.
+ * The thread that writes what is gathered is mpq-writer-thread.c. */
 
 static void
 wait_not_writing_locked (MpqWriter *writer)
@@ -70,8 +31,8 @@ wait_not_writing_locked (MpqWriter *writer)
   writer->waiting--;
 }
 
-static void
-writer_unref (MpqWriter *writer)
+void
+_mpq_writer_unref (MpqWriter *writer)
 {
   if (!g_atomic_int_dec_and_test (&writer->refs))
     return;
@@ -87,8 +48,8 @@ writer_unref (MpqWriter *writer)
 /* Writes what it can of the buffer without holding the lock, so that
  * sends go on meanwhile. Called and returns with the lock held. Returns
  * FALSE when the socket is full. */
-static gboolean
-write_out_locked (MpqWriter *writer)
+gboolean
+_mpq_writer_write_out_locked (MpqWriter *writer)
 {
   GString *chunk;
   gsize done = 0;
@@ -141,206 +102,10 @@ write_out_locked (MpqWriter *writer)
   return TRUE;
 }
 
-static void
-wake_thread (void)
-{
-  guint64 one = 1;
-
-  if (thread_polling)
-    {
-      ssize_t r G_GNUC_UNUSED = write (wake_fd, &one, sizeof one);
-    }
-  else if (thread_waiting)
-    _mpq_cond_signal (&thread_cond);
-}
-
-static gpointer writer_thread (gpointer data);
-
-/* Hands @writer to the writer thread, with its lock held: at once, or
- * (@later) for when HOLD_US have passed, without waking the thread now. */
-static void
-list_locked (MpqWriter *writer,
-             gboolean   later)
-{
-  if (writer->listed)
-    return;
-
-  writer->listed = TRUE;
-  g_atomic_int_inc (&writer->refs);
-
-  _mpq_mutex_lock (&thread_lock);
-  if (thread == NULL)
-    {
-      if (wake_fd < 0)
-        wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-      thread = g_thread_new ("mpq-writer", writer_thread, NULL);
-    }
-  if (later)
-    {
-      if (lazy->len == 0)
-        lazy_due = g_get_monotonic_time () + HOLD_US;
-      g_ptr_array_add (lazy, writer);
-    }
-  else
-    g_ptr_array_add (todo, writer);
-  /* A thread asleep with nothing due wakes for its first lazy one too,
-   * to set its alarm. */
-  if (!later || lazy->len == 1)
-    wake_thread ();
-  _mpq_mutex_unlock (&thread_lock);
-}
-
-static gpointer
-writer_thread (gpointer data)
-{
-  /* The linger below is short; the default 50 µs of timer slack would
-   * triple it. */
-  prctl (PR_SET_TIMERSLACK, 1000UL);
-
-  _mpq_mutex_lock (&thread_lock);
-  for (;;)
-    {
-      g_autoptr(GPtrArray) batch = NULL;
-      g_autoptr(GPtrArray) blocked = g_ptr_array_new ();
-      g_autoptr(GArray) pfds = g_array_new (FALSE, FALSE, sizeof (struct pollfd));
-
-      while (todo->len == 0)
-        {
-          gboolean woken = TRUE;
-
-          thread_waiting = TRUE;
-          if (lazy->len == 0)
-            _mpq_cond_wait (&thread_cond, &thread_lock);
-          else
-            woken = _mpq_cond_wait_until (&thread_cond, &thread_lock, lazy_due);
-          thread_waiting = FALSE;
-
-          if (!woken)
-            {
-              /* Most are done with by now: their dispatch wrote them. */
-              g_ptr_array_extend_and_steal (todo, g_steal_pointer (&lazy));
-              lazy = g_ptr_array_new ();
-            }
-        }
-
-      /* Let a stream gather a few more lines: one system call then
-       * carries dozens of them. */
-      _mpq_mutex_unlock (&thread_lock);
-      g_usleep (LINGER_US);
-      _mpq_mutex_lock (&thread_lock);
-
-      batch = g_steal_pointer (&todo);
-      todo = g_ptr_array_new ();
-      _mpq_mutex_unlock (&thread_lock);
-
-      for (guint i = 0; i < batch->len; i++)
-        {
-          MpqWriter *writer = g_ptr_array_index (batch, i);
-          struct pollfd pfd = { .fd = -1, .events = POLLOUT };
-          gboolean done, more;
-
-          _mpq_mutex_lock (&writer->lock);
-          done = writer->closed || write_out_locked (writer);
-          /* Lines sent while we wrote found it listed: they are ours. */
-          more = done && !writer->closed && writer->buf->len > 0;
-          if (done && !more)
-            writer->listed = FALSE;
-          else if (!done)
-            pfd.fd = writer->fd;
-          _mpq_mutex_unlock (&writer->lock);
-
-          if (more)
-            {
-              _mpq_mutex_lock (&thread_lock);
-              g_ptr_array_add (todo, writer);
-              _mpq_mutex_unlock (&thread_lock);
-            }
-          else if (done)
-            writer_unref (writer);
-          else
-            {
-              g_ptr_array_add (blocked, writer);
-              g_array_append_val (pfds, pfd);
-            }
-        }
-
-      _mpq_mutex_lock (&thread_lock);
-      if (blocked->len > 0 && todo->len == 0)
-        {
-          /* Readers that are behind: wait for room, or for new work. */
-          struct pollfd wake = { .fd = wake_fd, .events = POLLIN };
-          guint64 count;
-
-          g_array_append_val (pfds, wake);
-          thread_polling = TRUE;
-          _mpq_mutex_unlock (&thread_lock);
-          poll ((struct pollfd *) (gpointer) pfds->data, pfds->len, 100);
-          if (read (wake_fd, &count, sizeof count) < 0)
-            count = 0;
-          _mpq_mutex_lock (&thread_lock);
-          thread_polling = FALSE;
-        }
-      g_ptr_array_extend_and_steal (todo, g_steal_pointer (&blocked));
-    }
-
-  return NULL;
-}
-
-/* Whatever is unwritten when the process exits goes out first. */
-static void
-flush_all_at_exit (void)
-{
-  g_autoptr(GPtrArray) writers = g_ptr_array_new ();
-
-  _mpq_mutex_lock (&thread_lock);
-  for (guint i = 0; i < live->len; i++)
-    {
-      MpqWriter *writer = g_ptr_array_index (live, i);
-
-      g_atomic_int_inc (&writer->refs);
-      g_ptr_array_add (writers, writer);
-    }
-  _mpq_mutex_unlock (&thread_lock);
-
-  for (guint i = 0; i < writers->len; i++)
-    {
-      MpqWriter *writer = g_ptr_array_index (writers, i);
-
-      _mpq_writer_flush (writer, 5000, NULL);
-      writer_unref (writer);
-    }
-}
-
-/* A forked child has no writer thread, and its copies of the buffers
- * belong to the parent's channels. */
-static void
-forget_after_fork (void)
-{
-  _mpq_mutex_init (&thread_lock);
-  _mpq_cond_init (&thread_cond);
-  thread = NULL;
-  thread_polling = FALSE;
-  thread_waiting = FALSE;
-  todo = g_ptr_array_new ();
-  lazy = g_ptr_array_new ();
-  live = g_ptr_array_new ();
-}
-
 MpqWriter *
 _mpq_writer_new (int fd)
 {
-  static gsize initialized = 0;
   MpqWriter *writer = g_new0 (MpqWriter, 1);
-
-  if (g_once_init_enter (&initialized))
-    {
-      todo = g_ptr_array_new ();
-      lazy = g_ptr_array_new ();
-      live = g_ptr_array_new ();
-      atexit (flush_all_at_exit);
-      pthread_atfork (NULL, NULL, forget_after_fork);
-      g_once_init_leave (&initialized, 1);
-    }
 
   _mpq_mutex_init (&writer->lock);
   _mpq_cond_init (&writer->cond);
@@ -349,10 +114,7 @@ _mpq_writer_new (int fd)
   writer->spare = g_string_sized_new (4096);
   writer->refs = 1;
 
-  _mpq_mutex_lock (&thread_lock);
-  g_ptr_array_add (live, writer);
-  _mpq_mutex_unlock (&thread_lock);
-
+  _mpq_writer_add_live (writer);
   return writer;
 }
 
@@ -360,9 +122,7 @@ _mpq_writer_new (int fd)
 void
 _mpq_writer_free (MpqWriter *writer)
 {
-  _mpq_mutex_lock (&thread_lock);
-  g_ptr_array_remove_fast (live, writer);
-  _mpq_mutex_unlock (&thread_lock);
+  _mpq_writer_remove_live (writer);
 
   _mpq_mutex_lock (&writer->lock);
   wait_not_writing_locked (writer);
@@ -370,7 +130,7 @@ _mpq_writer_free (MpqWriter *writer)
   writer->fd = -1;
   _mpq_mutex_unlock (&writer->lock);
 
-  writer_unref (writer);
+  _mpq_writer_unref (writer);
 }
 
 static gboolean
@@ -392,7 +152,7 @@ drain_locked (MpqWriter  *writer,
 {
   gint64 deadline = G_MININT64;
 
-  while (!write_out_locked (writer))
+  while (!_mpq_writer_write_out_locked (writer))
     {
       gboolean room;
 
@@ -459,18 +219,18 @@ _mpq_writer_send (MpqWriter   *writer,
   if (writer->holds > 0 && writer->holds != writer->direct_level)
     {
       /* A handler sends: out when its dispatch ends, with the others. */
-      list_locked (writer, TRUE);
+      _mpq_writer_list_locked (writer, TRUE);
     }
   else if ((paused || writer->holds > 0) && !writer->listed && !writer->writing)
     {
       /* Nobody is streaming, or the handler of a dispatch's last message
        * sends (with what the others gathered): out at once. */
-      if (!write_out_locked (writer))
-        list_locked (writer, FALSE);
+      if (!_mpq_writer_write_out_locked (writer))
+        _mpq_writer_list_locked (writer, FALSE);
       ok = !report_error_locked (writer, error);
     }
   else
-    list_locked (writer, FALSE);
+    _mpq_writer_list_locked (writer, FALSE);
 
   _mpq_mutex_unlock (&writer->lock);
   return ok;
@@ -532,8 +292,8 @@ _mpq_writer_send_fd (MpqWriter   *writer,
   if (done < length)
     {
       g_string_append_len (writer->buf, data + done, length - done);
-      if (!write_out_locked (writer))
-        list_locked (writer, FALSE);
+      if (!_mpq_writer_write_out_locked (writer))
+        _mpq_writer_list_locked (writer, FALSE);
     }
   writer->last_send = g_get_monotonic_time ();
   _mpq_mutex_unlock (&writer->lock);
@@ -568,7 +328,8 @@ _mpq_writer_flush (MpqWriter  *writer,
 /* Message handlers are about to run (a dispatch of the channel): what
  * they send is gathered and written when _mpq_writer_release() ends the
  * dispatch, in one system call, instead of one by one. The writer thread
- * sends it anyway once HOLD_US have passed. Dispatches may nest. */
+ * sends it anyway once MPQ_WRITER_HOLD_US have passed. Dispatches may
+ * nest. */
 MpqWriter *
 _mpq_writer_hold (MpqWriter *writer)
 {
@@ -603,10 +364,10 @@ _mpq_writer_release (MpqWriter *writer)
   if (writer->direct_level == writer->holds)
     writer->direct_level = 0;
   if (--writer->holds == 0 && writer->buf->len > 0 && !writer->closed &&
-      !write_out_locked (writer))
-    list_locked (writer, FALSE);
+      !_mpq_writer_write_out_locked (writer))
+    _mpq_writer_list_locked (writer, FALSE);
   _mpq_mutex_unlock (&writer->lock);
-  writer_unref (writer);
+  _mpq_writer_unref (writer);
 }
 
 /* A source that writes out what was gathered each time its main context
@@ -627,7 +388,7 @@ flush_prepare (GSource *source,
   *timeout = -1;
   _mpq_mutex_lock (&writer->lock);
   if (writer->buf->len > 0 && !writer->writing && !writer->closed)
-    write_out_locked (writer);
+    _mpq_writer_write_out_locked (writer);
   _mpq_mutex_unlock (&writer->lock);
   return FALSE;
 }
@@ -643,7 +404,7 @@ flush_dispatch (GSource     *source,
 static void
 flush_finalize (GSource *source)
 {
-  writer_unref (((FlushSource *) source)->writer);
+  _mpq_writer_unref (((FlushSource *) source)->writer);
 }
 
 static GSourceFuncs flush_funcs = {
