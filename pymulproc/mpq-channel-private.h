@@ -61,6 +61,8 @@ typedef struct
  * @vfuncs must stay valid for the life of the process. */
 void     _mpq_channel_implement_private (MpqChannelInterface           *iface,
                                          const MpqChannelPrivateVfuncs *vfuncs);
+/* Any thread. */
+const MpqChannelPrivateVfuncs *_mpq_channel_get_private (MpqChannel *self);
 
 /* Whole objects: a channel that needs set-up implements GInitable, and a
  * binding that made it with g_object_new() without g_initable_init()

@@ -4,9 +4,45 @@
 #include "mpq-channel-private.h"
 #include "mpq-protocol.h"
 
-/* What the channels' implementations share besides the interface: a
- * dispatch batch, and making an object whole once (GInitable). The
- * channel's user's thread. */
+/* What the channels' implementations share besides the interface: their
+ * private vfuncs, a dispatch batch, and making an object whole once
+ * (GInitable). The channel's user's thread, but where said. */
+
+/* The private vfuncs of the few types that have them. Written from
+ * iface_init, which GType runs one at a time and before any instance of
+ * that type exists; read after that, without a lock. */
+static struct
+{
+  GType                          type;
+  const MpqChannelPrivateVfuncs *vfuncs;
+} private_impls[4];
+static gint n_private_impls;
+
+/* Any thread, from an implementation's iface_init. */
+void
+_mpq_channel_implement_private (MpqChannelInterface           *iface,
+                                const MpqChannelPrivateVfuncs *vfuncs)
+{
+  gint n = g_atomic_int_get (&n_private_impls);
+
+  g_assert (n < (gint) G_N_ELEMENTS (private_impls));
+  private_impls[n].type = iface->parent_iface.g_instance_type;
+  private_impls[n].vfuncs = vfuncs;
+  g_atomic_int_set (&n_private_impls, n + 1);
+}
+
+/* The private vfuncs of @self's type, or NULL. Any thread. */
+const MpqChannelPrivateVfuncs *
+_mpq_channel_get_private (MpqChannel *self)
+{
+  GType type = G_OBJECT_TYPE (self);
+  gint n = g_atomic_int_get (&n_private_impls);
+
+  for (gint i = 0; i < n; i++)
+    if (private_impls[i].type == type)
+      return private_impls[i].vfuncs;
+  return NULL;
+}
 
 void
 _mpq_dispatch_batch_init (MpqDispatchBatch *batch)

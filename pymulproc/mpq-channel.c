@@ -127,42 +127,6 @@ _mpq_channel_emit_closed (MpqChannel *self)
   g_signal_emit (self, signals[CLOSED], 0);
 }
 
-/* The private vfuncs of the few types that have them. Written from
- * iface_init, which GType runs one at a time and before any instance of
- * that type exists; read after that, without a lock. */
-static struct
-{
-  GType                          type;
-  const MpqChannelPrivateVfuncs *vfuncs;
-} private_impls[4];
-static gint n_private_impls;
-
-/* Any thread, from an implementation's iface_init. */
-void
-_mpq_channel_implement_private (MpqChannelInterface           *iface,
-                                const MpqChannelPrivateVfuncs *vfuncs)
-{
-  gint n = g_atomic_int_get (&n_private_impls);
-
-  g_assert (n < (gint) G_N_ELEMENTS (private_impls));
-  private_impls[n].type = iface->parent_iface.g_instance_type;
-  private_impls[n].vfuncs = vfuncs;
-  g_atomic_int_set (&n_private_impls, n + 1);
-}
-
-/* Any thread. */
-static const MpqChannelPrivateVfuncs *
-get_private (MpqChannel *self)
-{
-  GType type = G_OBJECT_TYPE (self);
-  gint n = g_atomic_int_get (&n_private_impls);
-
-  for (gint i = 0; i < n; i++)
-    if (private_impls[i].type == type)
-      return private_impls[i].vfuncs;
-  return NULL;
-}
-
 typedef enum { SENT, FAILED, NOT_OURS } SendResult;
 
 /* The library's own channels send without building an MpqMessage; other
@@ -187,7 +151,7 @@ send_outgoing (MpqChannel  *self,
     .data_text = data_text,
     .data_length = data_length,
   };
-  const MpqChannelPrivateVfuncs *vfuncs = get_private (self);
+  const MpqChannelPrivateVfuncs *vfuncs = _mpq_channel_get_private (self);
 
   if (vfuncs == NULL || vfuncs->send_outgoing == NULL || !g_utf8_validate (request, -1, NULL))
     return NOT_OURS;
@@ -422,7 +386,7 @@ mpq_channel_receive_json (MpqChannel  *self,
   g_return_val_if_fail (timeout_ms >= -1, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  vfuncs = get_private (self);
+  vfuncs = _mpq_channel_get_private (self);
   if (vfuncs != NULL && vfuncs->receive_json != NULL)
     return vfuncs->receive_json (self, timeout_ms, error);
 
