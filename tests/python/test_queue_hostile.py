@@ -290,6 +290,23 @@ def test_bad_input_drops_only_that_child(queues, shared, name):
     peak.check(name)
 
 
+def test_stray_descriptors_are_not_kept(queues):
+    """A child that attaches descriptors to its lines (200 memfds, with
+    five good messages) costs the parent no descriptor: the queue's server
+    reads with plain read (), and the kernel closes what came with it. The
+    messages arrive."""
+    q = queues.new()
+    targets = fd_targets()
+    child = spawn_hostile(queues, q, 'write', *['fds:40'] * 5)
+    report = queues.json_line(child)
+    wait_exit(child)
+    assert not report['hung_up'], report
+    assert [data_of(m) for m in take(q, 5)] == [{'i': 0}] * 5   # the counter counts good: only
+    stray = {fd: what for fd, what in new_fds(targets).items() if 'memfd:stray' in what}
+    assert stray == {}, stray
+    assert_drained(q)
+
+
 # Frames whose id is missing, zero or negative: docs/protocol.md says ids
 # are positive integers and that a child that sends anything else than the
 # frames it lists is dropped: every request without one is refused. (Before,

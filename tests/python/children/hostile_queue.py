@@ -58,6 +58,7 @@ dropped for a line never gets the probe's answer.
 
 SPEC (write mode):
   good:REQ            ["REQ",pid,PARENT,{"i":k}], k counting from 0
+  fds:K               ["FDS",pid,PARENT,{"i":k}] with K memfds attached
   hex:HEX             these bytes verbatim (add 0a for a newline)
   stream:HEX:N:FILL   the bytes HEX, then N bytes of FILL (one character)
                       in 1 MiB writes, no newline: a line that never ends,
@@ -144,6 +145,18 @@ def spec_write(conn, spec, counter):
     kind, _, arg = spec.partition(':')
     if kind == 'good':
         conn.put([arg, PID, conn.parent, {'i': counter}])
+        return 0
+    if kind == 'fds':
+        # A good message with ARG memfds attached: the server reads with
+        # plain read (), so the kernel closes them on its side.
+        fds = [os.memfd_create('stray', os.MFD_CLOEXEC) for _ in range(int(arg))]
+        line = json.dumps(['FDS', PID, conn.parent, {'i': counter}], separators=(',', ':'))
+        try:
+            socket.send_fds(conn.sock, [line.encode() + b'\n'], fds)
+        except (BrokenPipeError, ConnectionResetError) as error:
+            raise HungUp() from error
+        for fd in fds:
+            os.close(fd)
         return 0
     if kind == 'hex':
         data = bytes.fromhex(arg)
