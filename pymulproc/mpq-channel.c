@@ -300,7 +300,9 @@ mpq_channel_send_message (MpqChannel  *self,
  * travel inline as base64 (docs/protocol.md), within
  * [property@Mpq.Channel:max-message-size]. A payload received by
  * descriptor and sent on goes as the same file, without a copy. An
- * [class@Mpq.Queue] carries payloads inline only, for now.
+ * [class@Mpq.Queue] does the same: its server holds the file with the
+ * message and passes it to the child that takes it (inline to a worker
+ * that does not take descriptors).
  *
  * Returns: %TRUE once the whole message is handed over
  */

@@ -32,12 +32,21 @@ gboolean    _mpq_codec_encode_outgoing (const MpqOutgoing  *outgoing,
 MpqMessage *_mpq_codec_decode (const char  *line,
                                gsize        length,
                                GError     **error);
+MpqMessage *_mpq_codec_decode_dropping_payload (const char *line,
+                                                gsize       length);
 MpqMessage *_mpq_codec_decode_full (const char  *line,
                                     gsize        length,
                                     GArray      *fds,
                                     GError     **error);
 MpqMessage *_mpq_codec_read_message (MpqJsonReader  *reader,
+                                     GArray         *fds,
                                      GError        **error);
+gboolean    _mpq_codec_check_full (const char  *line,
+                                   gsize        length,
+                                   gboolean     fds_ok,
+                                   gint        *recipient_pid,
+                                   gsize       *fd_size,
+                                   GError     **error);
 gboolean    _mpq_codec_check  (const char  *line,
                                gsize        length,
                                gint        *recipient_pid,

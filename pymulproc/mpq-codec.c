@@ -320,12 +320,34 @@ read_message (MpqJsonReader  *reader,
   return message;
 }
 
-/* A message inside a queue's frame: payloads inline only. */
+/* A line that was checked, whose payload cannot be had (out of
+ * descriptors or of address space): its message without the payload. */
+MpqMessage *
+_mpq_codec_decode_dropping_payload (const char *line,
+                                    gsize       length)
+{
+  MpqJsonReader reader;
+  MpqParts parts;
+  MpqMessage *message = NULL;
+
+  _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, NULL);
+  if (read_parts (&reader, &parts, TRUE, NULL))
+    {
+      g_clear_pointer (&parts.base64, g_free);
+      message = message_from_parts (&reader, &parts);
+    }
+  _mpq_json_reader_clear (&reader);
+  return message;
+}
+
+/* A message inside a queue's "msg" frame; its payload by descriptor is
+ * the oldest in @fds (NULL: none may come that way). */
 MpqMessage *
 _mpq_codec_read_message (MpqJsonReader  *reader,
+                         GArray         *fds,
                          GError        **error)
 {
-  return read_message (reader, NULL, error);
+  return read_message (reader, fds, error);
 }
 
 static gboolean
@@ -393,13 +415,17 @@ _mpq_codec_decode (const char  *line,
   return _mpq_codec_decode_full (line, length, NULL, error);
 }
 
-/* Checks a line as _mpq_codec_decode() would decode it, building nothing;
- * gives its recipient pid. */
+/* Checks a line as _mpq_codec_decode_full() would decode it, building
+ * nothing; gives its recipient pid and, in @fd_size, the size of a
+ * payload that comes by descriptor (0: none; such a payload is allowed
+ * only if @fds_ok). */
 gboolean
-_mpq_codec_check (const char  *line,
-                  gsize        length,
-                  gint        *recipient_pid,
-                  GError     **error)
+_mpq_codec_check_full (const char  *line,
+                       gsize        length,
+                       gboolean     fds_ok,
+                       gint        *recipient_pid,
+                       gsize       *fd_size,
+                       GError     **error)
 {
   MpqJsonReader reader;
   MpqParts parts;
@@ -410,12 +436,24 @@ _mpq_codec_check (const char  *line,
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
   reader.build = FALSE;
-  ok = read_parts (&reader, &parts, FALSE, error) && check_at_end (&reader, error);
-  parts_clear (&parts);
+  ok = read_parts (&reader, &parts, fds_ok, error) && check_at_end (&reader, error);
   _mpq_json_reader_clear (&reader);
+  parts_clear (&parts);
 
   *recipient_pid = parts.recipient_pid;
+  if (fd_size != NULL)
+    *fd_size = parts.payload == PAYLOAD_FD ? parts.fd_size : 0;
   return ok;
+}
+
+/* Checks a line as _mpq_codec_decode() would decode it. */
+gboolean
+_mpq_codec_check (const char  *line,
+                  gsize        length,
+                  gint        *recipient_pid,
+                  GError     **error)
+{
+  return _mpq_codec_check_full (line, length, FALSE, recipient_pid, NULL, error);
 }
 
 gboolean

@@ -49,12 +49,14 @@ typedef struct
   gint64      us;        /* ack: how long the handlers took; -1 when absent */
   gint64      max;       /* hello, limits: the queue's max-message-size; 0 when absent */
   gboolean    value;
+  gboolean    fds;       /* hello: this end takes payloads by descriptor */
   MpqMessage *message;   /* "msg", owned, or NULL */
   gsize       msg_length; /* its line's length in the frame, for max-message-size */
 } MpqFrame;
 
 gboolean  _mpq_frame_parse   (const char  *line,
                               gsize        length,
+                              GArray      *fds,
                               MpqFrame    *frame,
                               GError     **error);
 void      _mpq_frame_clear   (MpqFrame    *frame);
@@ -62,7 +64,7 @@ MpqFrame *_mpq_frame_copy    (const MpqFrame *frame);
 void      _mpq_frame_free    (MpqFrame    *frame);
 
 /* Writers. Each op carries these members, in this order (mpq-frame.c's table):
- *   hello: pid, credit, max      limits: max         credit: n
+ *   hello: pid, fds, credit, max limits: max         credit: n
  *   none, stopped, want, cancel, stop: id            empty, joined: id, value
  *   get, join: id, timeout       start: prefetch     ack: tag, us    back, undo: tag
  * _mpq_frame_write (out, op, v1, …) appends the line of @op with its first

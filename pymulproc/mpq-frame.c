@@ -24,7 +24,8 @@ typedef enum
   MEMBER_CREDIT,
   MEMBER_US,
   MEMBER_MAX,
-  MEMBER_VALUE,    /* the one boolean; every other member is an integer */
+  MEMBER_VALUE,    /* the booleans, from here on; the others are integers */
+  MEMBER_FDS,
 } Member;
 
 static const struct { const char *name; gsize offset; } members[] = {
@@ -38,10 +39,11 @@ static const struct { const char *name; gsize offset; } members[] = {
   [MEMBER_US] = { "us", G_STRUCT_OFFSET (MpqFrame, us) },
   [MEMBER_MAX] = { "max", G_STRUCT_OFFSET (MpqFrame, max) },
   [MEMBER_VALUE] = { "value", G_STRUCT_OFFSET (MpqFrame, value) },
+  [MEMBER_FDS] = { "fds", G_STRUCT_OFFSET (MpqFrame, fds) },
 };
 
-static const struct { const char *name; Member members[3]; } ops[] = {
-  [MPQ_FRAME_HELLO] = { "hello", { MEMBER_PID, MEMBER_CREDIT, MEMBER_MAX } },
+static const struct { const char *name; Member members[4]; } ops[] = {
+  [MPQ_FRAME_HELLO] = { "hello", { MEMBER_PID, MEMBER_FDS, MEMBER_CREDIT, MEMBER_MAX } },
   [MPQ_FRAME_MSG] = { "msg", { MEMBER_END } },   /* _mpq_frame_write_msg () */
   [MPQ_FRAME_NONE] = { "none", { MEMBER_ID } },
   [MPQ_FRAME_EMPTY] = { "empty", { MEMBER_ID, MEMBER_VALUE } },
@@ -150,14 +152,26 @@ int_member (MpqFrame   *frame,
 
 /* Reads the value of @key into @frame; unknown members are checked and
  * dropped, so frames can grow without breaking older peers. */
+static gboolean *
+bool_member (MpqFrame   *frame,
+             const char *key)
+{
+  for (guint i = MEMBER_VALUE; i < G_N_ELEMENTS (members); i++)
+    if (g_str_equal (key, members[i].name))
+      return G_STRUCT_MEMBER_P (frame, members[i].offset);
+
+  return NULL;
+}
+
 static gboolean
 read_member (MpqJsonReader *reader,
              MpqFrame      *frame,
+             GArray        *fds,
              const char    *key,
              gboolean      *seen_op)
 {
   g_autoptr(JsonNode) node = NULL;
-  gboolean is_value;
+  gboolean *boolean;
   gint64 *member;
 
   if (g_str_equal (key, "op"))
@@ -170,7 +184,7 @@ read_member (MpqJsonReader *reader,
       g_clear_object (&frame->message);
       _mpq_json_skip_ws (reader);
       start = reader->p;
-      frame->message = _mpq_codec_read_message (reader, reader->error);
+      frame->message = _mpq_codec_read_message (reader, fds, reader->error);
       frame->msg_length = reader->p - start;
       return frame->message != NULL;
     }
@@ -182,8 +196,8 @@ read_member (MpqJsonReader *reader,
     return TRUE;
 
   reader->depth = 1;
-  is_value = g_str_equal (key, members[MEMBER_VALUE].name);
-  if (member == NULL && !is_value)
+  boolean = bool_member (frame, key);
+  if (member == NULL && boolean == NULL)
     return _mpq_json_skip_value (reader);
 
   /* Anything else is built, and its kind decides. */
@@ -191,11 +205,11 @@ read_member (MpqJsonReader *reader,
   if (node == NULL)
     return FALSE;
 
-  if (is_value)
+  if (boolean != NULL)
     {
       if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
-        return frame_error (reader->error, "\"value\" is not a boolean");
-      frame->value = json_node_get_boolean (node);
+        return frame_error (reader->error, "a member is not a boolean");
+      *boolean = json_node_get_boolean (node);
       return TRUE;
     }
 
@@ -207,7 +221,8 @@ read_member (MpqJsonReader *reader,
 
 static gboolean
 read_frame (MpqJsonReader *reader,
-            MpqFrame      *frame)
+            MpqFrame      *frame,
+            GArray        *fds)
 {
   gboolean seen_op = FALSE;
 
@@ -227,7 +242,7 @@ read_frame (MpqJsonReader *reader,
             return FALSE;
           if (!_mpq_json_expect (reader, ':'))
             return frame_error (reader->error, "expected ':'");
-          if (!read_member (reader, frame, key, &seen_op))
+          if (!read_member (reader, frame, fds, key, &seen_op))
             return FALSE;
         }
       while (_mpq_json_expect (reader, ','));
@@ -245,10 +260,12 @@ read_frame (MpqJsonReader *reader,
 }
 
 /* Parses one frame line. On failure @frame is cleared and @error set to
- * MPQ_ERROR_PROTOCOL. */
+ * MPQ_ERROR_PROTOCOL. A "msg" frame's payload may come by descriptor, the
+ * oldest in @fds (NULL: none may), which it takes. */
 gboolean
 _mpq_frame_parse (const char  *line,
                   gsize        length,
+                  GArray      *fds,
                   MpqFrame    *frame,
                   GError     **error)
 {
@@ -263,7 +280,7 @@ _mpq_frame_parse (const char  *line,
     return frame_error (error, "not valid UTF-8");
 
   _mpq_json_reader_init (&reader, line, length, MPQ_MAX_DEPTH, error);
-  ok = read_frame (&reader, frame);
+  ok = read_frame (&reader, frame, fds);
   _mpq_json_reader_clear (&reader);
 
   if (!ok)
@@ -300,7 +317,7 @@ _mpq_frame_free (MpqFrame *frame)
 }
 
 /* Appends one frame line, newline included: @op and its first @n_values
- * members from the table, with @values (the boolean member as true or
+ * members from the table, with @values (the boolean members as true or
  * false). Use the _mpq_frame_write () macro. Any thread. */
 void
 _mpq_frame_writev (GString       *out,
@@ -322,7 +339,7 @@ _mpq_frame_writev (GString       *out,
       g_string_append_len (out, ",\"", 2);
       g_string_append (out, members[member].name);
       g_string_append_len (out, "\":", 2);
-      if (member == MEMBER_VALUE)
+      if (member >= MEMBER_VALUE)
         g_string_append (out, values[i] ? "true" : "false");
       else
         _mpq_json_write_int (out, values[i]);

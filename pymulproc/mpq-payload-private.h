@@ -22,6 +22,9 @@ G_BEGIN_DECLS
 
 int     _mpq_payload_memfd_new  (GBytes  *payload,
                                  GError **error);
+gboolean _mpq_payload_check_fd  (int      fd,
+                                 gsize    size,
+                                 GError **error);
 GBytes *_mpq_payload_map        (int      fd,
                                  gsize    size,
                                  GError **error);

@@ -13,7 +13,13 @@
 #include "mpq-lock-private.h"
 #include "mpq-payload-private.h"
 
-#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+/* What a payload's memfd must be sealed with: no shrinking (a mapping of
+ * a shrunk file raises SIGBUS), no growing, and no writing: F_SEAL_WRITE,
+ * or F_SEAL_FUTURE_WRITE, which the kernel grants even while it cannot
+ * prove that no page is pinned (F_SEAL_WRITE then fails with EBUSY, as
+ * seen under memory pressure). */
+#define SIZE_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+#define WRITE_SEALS (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
 
 /* One mapped payload: the GBytes over it unmaps it and closes the file
  * when its last reference goes. */
@@ -114,7 +120,9 @@ _mpq_payload_memfd_new (GBytes  *payload,
       close (fd);
       return -1;
     }
-  if (fcntl (fd, F_ADD_SEALS, SEALS | F_SEAL_SEAL) < 0)
+  if (fcntl (fd, F_ADD_SEALS, SIZE_SEALS | F_SEAL_WRITE | F_SEAL_SEAL) < 0 &&
+      (errno != EBUSY ||
+       fcntl (fd, F_ADD_SEALS, SIZE_SEALS | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0))
     {
       fail_errno (error, "Could not seal a payload's memfd");
       close (fd);
@@ -123,25 +131,24 @@ _mpq_payload_memfd_new (GBytes  *payload,
   return fd;
 }
 
-/* Maps @fd, which a peer sent as a payload of @size bytes, read-only, and
- * takes it: closed with the returned GBytes, or at once on failure. What
- * is not a memfd sealed against writing, shrinking and growing, or not of
- * @size bytes, is MPQ_ERROR_PROTOCOL: the peer broke the rules. */
-GBytes *
-_mpq_payload_map (int      fd,
-                  gsize    size,
-                  GError **error)
+/* Whether @fd, which a peer sent as a payload of @size bytes, may be
+ * mapped: a memfd sealed against writing (SEALS above), shrinking and
+ * growing, of @size
+ * bytes, every page written (a hole read would allocate in the reader).
+ * MPQ_ERROR_PROTOCOL if not: the peer broke the rules. Does not take @fd. */
+gboolean
+_mpq_payload_check_fd (int      fd,
+                       gsize    size,
+                       GError **error)
 {
-  Mapping *mapping;
   struct stat st;
   int seals = fcntl (fd, F_GET_SEALS);
 
-  if (seals < 0 || (seals & SEALS) != SEALS)
+  if (seals < 0 || (seals & SIZE_SEALS) != SIZE_SEALS || (seals & WRITE_SEALS) == 0)
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
                            "A payload's descriptor is not a sealed memfd");
-      close (fd);
-      return NULL;
+      return FALSE;
     }
   if (fstat (fd, &st) < 0 || size == 0 || size > MPQ_PAYLOAD_MAX_SIZE ||
       (guint64) st.st_size != (guint64) size)
@@ -149,16 +156,29 @@ _mpq_payload_map (int      fd,
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
                    "A payload's memfd does not hold the %" G_GSIZE_FORMAT " bytes its line says",
                    size);
-      close (fd);
-      return NULL;
+      return FALSE;
     }
-  /* Every page written by the sender, and so charged to it: reading a
-   * hole in a sparse file would make the receiver allocate, a way for a
-   * peer to grow the receiver's memory by gigabytes with a tiny file. */
   if ((guint64) st.st_blocks * 512 < (guint64) size)
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
                            "A payload's memfd has holes: its sender did not write it");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Maps @fd, which a peer sent as a payload of @size bytes, read-only, and
+ * takes it: closed with the returned GBytes, or at once on failure. What
+ * _mpq_payload_check_fd() refuses is MPQ_ERROR_PROTOCOL. */
+GBytes *
+_mpq_payload_map (int      fd,
+                  gsize    size,
+                  GError **error)
+{
+  Mapping *mapping;
+
+  if (!_mpq_payload_check_fd (fd, size, error))
+    {
       close (fd);
       return NULL;
     }

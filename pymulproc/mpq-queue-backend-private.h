@@ -17,15 +17,19 @@ typedef struct _MpqQueueBackend MpqQueueBackend;
 typedef struct
 {
   /* Puts @line (encoded, no newline) at the back; @message (nullable) is
-   * the same, already built. Waits for room as the queue's put-timeout
-   * and put-attempts say. */
+   * the same, already built; @pass_fd (taken; -1 for none) the memfd of
+   * its payload when the line says {"fd":N}. Waits for room as the
+   * queue's put-timeout and put-attempts say. */
   gboolean     (*put)          (MpqQueueBackend      *backend,
                                 MpqMessage           *message,
                                 GString              *line,
+                                int                   pass_fd,
                                 gint                  recipient_pid,
                                 gint                  put_timeout_ms,
                                 guint                 put_attempts,
                                 GError              **error);
+  /* Whether a payload may travel by descriptor (the far end said so). */
+  gboolean     (*takes_fds)    (MpqQueueBackend      *backend);
   MpqMessage  *(*take)         (MpqQueueBackend      *backend,
                                 gint                  timeout_ms,
                                 MpqMessageFilter      filter,

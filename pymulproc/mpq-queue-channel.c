@@ -4,7 +4,11 @@
 #include "mpq-codec-private.h"
 #include "mpq-debug-private.h"
 #include "mpq-error.h"
+#include "mpq-payload-private.h"
+#include "mpq-protocol.h"
 #include "mpq-queue-private.h"
+
+#include <unistd.h>
 
 /* MpqQueue as a GInitable and an MpqChannel: every call checks that the
  * queue is whole (its backend made, once) and open, then goes to its
@@ -63,9 +67,12 @@ _mpq_queue_check_open (MpqQueue  *self,
 
 /* Puts what was encoded in self->line; @message (nullable) is the parent's
  * own, kept for when it takes the message back itself. */
+/* Puts what was encoded in self->line, with @pass_fd (taken; -1 for
+ * none), the memfd of its payload. */
 static gboolean
 put_line (MpqQueue    *self,
           MpqMessage  *message,
+          int          pass_fd,
           gint         recipient_pid,
           GError     **error)
 {
@@ -76,12 +83,38 @@ put_line (MpqQueue    *self,
       g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
                    "Message of %" G_GSIZE_FORMAT " bytes is longer than %" G_GSIZE_FORMAT,
                    self->line->len, max_message_size);
+      if (pass_fd >= 0)
+        close (pass_fd);
       return FALSE;
     }
   MPQ_DEBUG_LINE (">", self->line->str, self->line->len);
 
-  return self->backend->klass->put (self->backend, message, self->line, recipient_pid,
+  return self->backend->klass->put (self->backend, message, self->line, pass_fd, recipient_pid,
                                     self->put_timeout, self->put_attempts, error);
+}
+
+/* A payload goes by descriptor when it is large (or would not fit in a
+ * line inline) and the far end takes descriptors: the server always does,
+ * and passes it on, or inlines it for a child that does not. */
+static gboolean
+send_with_payload (MpqQueue    *self,
+                   MpqMessage  *message,
+                   GBytes      *payload,
+                   GError     **error)
+{
+  gsize size = g_bytes_get_size (payload);
+  gsize max_message_size = self->backend->klass->get_max_message_size (self->backend);
+  int fd;
+
+  if ((size <= MPQ_PAYLOAD_INLINE_MAX && size / 3 * 4 + 260 <= max_message_size) ||
+      !self->backend->klass->takes_fds (self->backend))
+    return _mpq_codec_encode (message, self->line, error) &&
+           put_line (self, message, -1, mpq_message_get_recipient_pid (message), error);
+
+  if (!_mpq_codec_encode_full (message, TRUE, self->line, error))
+    return FALSE;
+  fd = _mpq_payload_memfd_new (payload, error);
+  return fd >= 0 && put_line (self, message, fd, mpq_message_get_recipient_pid (message), error);
 }
 
 static gboolean
@@ -95,8 +128,10 @@ mpq_queue_send_message (MpqChannel  *channel,
     return FALSE;
 
   g_string_truncate (self->line, 0);
+  if (mpq_message_get_bytes (message) != NULL)
+    return send_with_payload (self, message, mpq_message_get_bytes (message), error);
   return _mpq_codec_encode (message, self->line, error) &&
-         put_line (self, message, mpq_message_get_recipient_pid (message), error);
+         put_line (self, message, -1, mpq_message_get_recipient_pid (message), error);
 }
 
 static gboolean
@@ -111,7 +146,7 @@ mpq_queue_send_outgoing (MpqChannel         *channel,
 
   g_string_truncate (self->line, 0);
   return _mpq_codec_encode_outgoing (outgoing, self->line, error) &&
-         put_line (self, NULL, outgoing->recipient_pid, error);
+         put_line (self, NULL, -1, outgoing->recipient_pid, error);
 }
 
 static MpqMessage *

@@ -24,13 +24,21 @@ static gboolean
 child_put (MpqQueueBackend  *backend,
            MpqMessage       *message,
            GString          *line,
+           int               pass_fd,
            gint              recipient_pid,
            gint              put_timeout_ms,
            guint             put_attempts,
            GError          **error)
 {
   g_string_append_c (line, '\n');
-  return _mpq_queue_client_put (CLIENT (backend), line, put_timeout_ms, put_attempts, error);
+  return _mpq_queue_client_put (CLIENT (backend), line, pass_fd, put_timeout_ms, put_attempts,
+                                error);
+}
+
+static gboolean
+child_takes_fds (MpqQueueBackend *backend)
+{
+  return CLIENT (backend)->server_fds;
 }
 
 static MpqMessage *
@@ -156,6 +164,7 @@ child_free (MpqQueueBackend *backend)
 
 static const MpqQueueBackendClass child_class = {
   .put = child_put,
+  .takes_fds = child_takes_fds,
   .take = child_take,
   .is_empty = child_is_empty,
   .join = child_join,

@@ -28,6 +28,7 @@ gsize           _mpq_queue_client_get_max_message_size (MpqQueueClient *client);
 
 gboolean        _mpq_queue_client_put        (MpqQueueClient  *client,
                                               GString         *line,
+                                              int              pass_fd,
                                               gint             put_timeout_ms,
                                               guint            put_attempts,
                                               GError         **error);
@@ -65,6 +66,7 @@ struct _MpqQueueClient
   MpqChannel    *channel;      /* unowned: owns us; NULL once detached */
   MpqEndpoint    ep;           /* the socket to the parent's server */
   gint           parent_pid;
+  gboolean       server_fds;   /* the server takes payloads by descriptor */
   gint           credit;       /* -1: unbounded */
   gboolean       asked_credit;
   gboolean       heard_full;    /* the server said "full" since we asked */

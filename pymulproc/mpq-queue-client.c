@@ -169,7 +169,7 @@ _mpq_queue_client_take_line (gpointer     owner,
   MpqFrame frame;
   gboolean ok;
 
-  if (!_mpq_frame_parse (line, length, &frame, error))
+  if (!_mpq_frame_parse (line, length, ((MpqQueueClient *) owner)->ep.fds, &frame, error))
     return FALSE;
   ok = take_frame (owner, &frame, error);
   _mpq_frame_clear (&frame);
@@ -274,6 +274,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
   _mpq_endpoint_init (&client->ep, &_mpq_queue_client_endpoint_class, client,
                       effective_max (client));
   _mpq_endpoint_open (&client->ep, fd);
+  _mpq_endpoint_take_fds (&client->ep);
 
   /* The server's hello says who the parent is and whether puts need credit.
    * A first line that never ends, or is too long, fails at the reader's
@@ -284,7 +285,7 @@ _mpq_queue_client_new (MpqChannel  *channel,
 
       if (local_error != NULL)
         goto bad_hello;
-      status = _mpq_line_reader_fill (&client->ep.reader, fd, NULL, &local_error);
+      status = _mpq_line_reader_fill (&client->ep.reader, fd, client->ep.fds, &local_error);
       if (status == MPQ_READ_EOF)
         goto not_a_queue;
       if (status == MPQ_READ_AGAIN && !_mpq_wait_fd (fd, POLLIN, deadline))
@@ -292,13 +293,14 @@ _mpq_queue_client_new (MpqChannel  *channel,
       if (g_get_monotonic_time () >= deadline)
         goto not_a_queue;
     }
-  if (!_mpq_frame_parse (line, length, &frame, NULL))
+  if (!_mpq_frame_parse (line, length, NULL, &frame, NULL))
     goto not_a_queue;
   _mpq_frame_clear (&frame);
   if (frame.op != MPQ_FRAME_HELLO || frame.pid <= 0 || frame.pid > G_MAXINT)
     goto not_a_queue;
 
   client->parent_pid = (gint) frame.pid;
+  client->server_fds = frame.fds;
   client->credit = frame.credit < 0 ? -1 : (gint) MIN (frame.credit, G_MAXINT);
   if (frame.max > 0)
     {
@@ -310,7 +312,8 @@ _mpq_queue_client_new (MpqChannel  *channel,
    * for more to read. */
   _mpq_endpoint_take_lines (&client->ep);
 
-  _mpq_frame_write (hello, MPQ_FRAME_HELLO, _mpq_own_pid ());
+  /* We take payloads by descriptor too. */
+  _mpq_frame_write (hello, MPQ_FRAME_HELLO, _mpq_own_pid (), TRUE);
   if (!_mpq_queue_client_write_all (client, hello->str, hello->len, error))
     goto fail;
   return client;
@@ -461,29 +464,29 @@ wait_credit (MpqQueueClient  *client,
 gboolean
 _mpq_queue_client_put (MpqQueueClient  *client,
                        GString         *line,
+                       int              pass_fd,
                        gint             put_timeout_ms,
                        guint            put_attempts,
                        GError         **error)
 {
-  if (client->ep.closed || client->ep.read_done)
-    {
-      _mpq_queue_client_closed_error (client, error);
-      return FALSE;
-    }
+  gboolean ok = FALSE;
 
+  if (client->ep.closed || client->ep.read_done)
+    _mpq_queue_client_closed_error (client, error);
   /* Over the limit, the parent would drop us: refuse it here. The line
    * ends with its newline. */
-  if (!_mpq_endpoint_check_size (&client->ep, line->len - 1, error))
-    return FALSE;
+  else if (_mpq_endpoint_check_size (&client->ep, line->len - 1, error) &&
+           (client->credit != 0 || wait_credit (client, put_timeout_ms, put_attempts, error)))
+    ok = pass_fd >= 0
+      ? _mpq_endpoint_send_fd (&client->ep, line->str, line->len, pass_fd, -1, error)
+      : _mpq_queue_client_write_all (client, line->str, line->len, error);
 
-  if (client->credit == 0 && !wait_credit (client, put_timeout_ms, put_attempts, error))
-    return FALSE;
-
-  if (!_mpq_queue_client_write_all (client, line->str, line->len, error))
-    return FALSE;
-  if (client->credit > 0)
+  /* The descriptor was ours to close, whatever happened. */
+  if (pass_fd >= 0)
+    close (pass_fd);
+  if (ok && client->credit > 0)
     client->credit--;
-  return TRUE;
+  return ok;
 }
 
 MpqMessage *

@@ -13,6 +13,14 @@ G_BEGIN_DECLS
  * or once the thread is gone) runs in that thread only. */
 typedef struct _MpqQueueConn MpqQueueConn;
 
+/* A payload's descriptor to pass with the byte of @out at @offset (the
+ * first of the frame that carries its line). */
+typedef struct
+{
+  gsize offset;
+  int   fd;
+} MpqQueueMark;
+
 /* One child's connection to the parent's queue: its socket, the frames it
  * sends and the answers it is owed. Everything here runs in the queue's
  * thread; the fields marked @lock are also read by the state (under the
@@ -29,6 +37,10 @@ struct _MpqQueueConn
   GSource        *out_watch;
   GString        *out;          /* not yet written */
   gsize           outpos;
+  GArray         *marks;        /* MpqQueueMark: descriptors to pass with @out */
+  GArray         *fds;          /* int: payloads' descriptors read, not yet claimed */
+  MpqQueueQuota  *quota;        /* what its puts hold by descriptor */
+  gboolean        takes_fds;    /* @lock: its hello said it takes descriptors */
   GQueue          held;         /* @lock: MpqQueueEntry in hand, in the order handed out */
   guint32         next_tag;
   GQueue          wants;        /* @lock: MpqQueuePending */

@@ -10,6 +10,7 @@
 #include "mpq-debug-private.h"
 #include "mpq-error.h"
 #include "mpq-frame-private.h"
+#include "mpq-payload-private.h"
 #include "mpq-queue-conn-private.h"
 #include "mpq-spawn-private.h"
 #include "mpq-source-private.h"
@@ -30,8 +31,19 @@ _mpq_queue_conn_flush (MpqQueueConn *conn)
 
   while (conn->out->len > conn->outpos)
     {
-      gssize n = _mpq_write_some (conn->fd, conn->out->str + conn->outpos,
-                                  conn->out->len - conn->outpos, &error);
+      /* Up to the next descriptor's byte; from it, with the descriptor. */
+      MpqQueueMark *mark = conn->marks->len > 0 ? &g_array_index (conn->marks, MpqQueueMark, 0)
+                                                : NULL;
+      gboolean passing = mark != NULL && mark->offset == conn->outpos;
+      gsize end = conn->out->len;
+      gssize n;
+
+      if (mark != NULL && !passing)
+        end = mark->offset;
+      else if (passing && conn->marks->len > 1)
+        end = g_array_index (conn->marks, MpqQueueMark, 1).offset;
+      n = _mpq_write_some_with_fd (conn->fd, conn->out->str + conn->outpos, end - conn->outpos,
+                                   passing ? mark->fd : -1, &error);
       if (n < 0)
         {
           _mpq_queue_conn_drop (conn, error);
@@ -39,11 +51,17 @@ _mpq_queue_conn_flush (MpqQueueConn *conn)
         }
       if (n == 0)
         break;
+      if (passing)
+        {
+          close (mark->fd);
+          g_array_remove_index (conn->marks, 0);
+        }
       conn->outpos += n;
     }
 
   if (conn->outpos == conn->out->len)
     {
+      g_assert (conn->marks->len == 0);
       g_string_truncate (conn->out, 0);
       conn->outpos = 0;
     }
@@ -85,12 +103,13 @@ decode_line (MpqQueueConn  *conn,
   MpqQueueServer *server = conn->server;
   gsize max_message_size = conn->reader.max_line - MPQ_FRAME_OVERHEAD;
   MpqMessage *message;
+  gsize fd_size;
   gint recipient;
 
   memset (item, 0, sizeof *item);
 
   if (length > 0 && line[0] == '{')
-    return _mpq_frame_parse (line, length, &item->frame, error);
+    return _mpq_frame_parse (line, length, NULL, &item->frame, error);
 
   if (length > max_message_size)
     {
@@ -100,8 +119,40 @@ decode_line (MpqQueueConn  *conn,
       return FALSE;
     }
 
-  if (!_mpq_codec_check (line, length, &recipient, error))
+  if (!_mpq_codec_check_full (line, length, TRUE, &recipient, &fd_size, error))
     return FALSE;
+
+  /* A payload by descriptor: the oldest that came, checked (a memfd that
+   * cannot change or vanish under a mapping), counted against the child. */
+  if (fd_size > 0)
+    {
+      int fd;
+
+      if (conn->fds->len == 0)
+        {
+          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                               "A payload's descriptor did not come with its message");
+          return FALSE;
+        }
+      fd = g_array_index (conn->fds, int, 0);
+      g_array_remove_index (conn->fds, 0);
+      if (!_mpq_payload_check_fd (fd, fd_size, error))
+        {
+          close (fd);
+          return FALSE;
+        }
+      if (!_mpq_queue_quota_take (conn->quota, fd_size))
+        {
+          close (fd);
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                       "More payloads by descriptor held than %d, or %" G_GSSIZE_FORMAT " bytes",
+                       MPQ_QUEUE_MAX_FDS_PER_CHILD, MPQ_QUEUE_MAX_FD_BYTES_PER_CHILD);
+          return FALSE;
+        }
+      item->entry = _mpq_queue_entry_new (line, length, NULL, recipient, conn->peer.pid);
+      _mpq_queue_entry_set_fd (item->entry, fd, fd_size, conn->quota);
+      return TRUE;
+    }
 
   /* Addressed to the parent: it will most likely take it (a child's plain
    * receive could too). Its MpqMessage is made here, on the thread's CPU,
@@ -170,15 +221,19 @@ _mpq_queue_conn_read (MpqQueueConn *conn,
   g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (Item));
   gsize before = conn->reader.end - conn->reader.start;
   GError *error = NULL;
+  GError *stop_error = NULL;
   gboolean eof = FALSE;
   const char *line;
   gsize length;
 
   *n_read = 0;
-  switch (_mpq_line_reader_fill (&conn->reader, conn->fd, NULL, &error))
+  switch (_mpq_line_reader_fill (&conn->reader, conn->fd, conn->fds, &error))
     {
     case MPQ_READ_DATA:
       *n_read = (conn->reader.end - conn->reader.start) - before;
+      /* Too many descriptors at once (@error): the lines read count, then
+       * the child is dropped. */
+      stop_error = g_steal_pointer (&error);
       break;
     case MPQ_READ_AGAIN:
       return FALSE;
@@ -202,6 +257,14 @@ _mpq_queue_conn_read (MpqQueueConn *conn,
     }
 
   apply_items (conn, items, &error);
+
+  if (error == NULL && stop_error == NULL && conn->fds->len > MPQ_READ_MAX_FDS * 2)
+    stop_error = g_error_new (MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                              "The child sent %u descriptors without their messages",
+                              conn->fds->len);
+  if (error == NULL)
+    error = g_steal_pointer (&stop_error);
+  g_clear_error (&stop_error);
 
   if (error != NULL || eof)
     {
@@ -316,6 +379,9 @@ _mpq_queue_conn_new (MpqQueueServer *server,
   conn->spawned_pid = pid;
   conn->credit = server->max_size > 0 ? 0 : -1;
   conn->out = g_string_new (NULL);
+  conn->marks = g_array_new (FALSE, FALSE, sizeof (MpqQueueMark));
+  conn->fds = g_array_new (FALSE, FALSE, sizeof (int));
+  conn->quota = _mpq_queue_quota_new ();
   /* What the hello told the child. */
   _mpq_line_reader_init (&conn->reader, max_message_size + MPQ_FRAME_OVERHEAD);
   _mpq_fd_set_nonblocking (fd);
@@ -358,6 +424,13 @@ _mpq_queue_conn_free (MpqQueueConn *conn)
   g_clear_pointer (&conn->channel, g_io_channel_unref);
   _mpq_line_reader_clear (&conn->reader);
   g_string_free (conn->out, TRUE);
+  for (guint i = 0; i < conn->marks->len; i++)
+    close (g_array_index (conn->marks, MpqQueueMark, i).fd);
+  g_array_unref (conn->marks);
+  for (guint i = 0; i < conn->fds->len; i++)
+    close (g_array_index (conn->fds, int, i));
+  g_array_unref (conn->fds);
+  _mpq_queue_quota_unref (conn->quota);
   if (conn->fd >= 0)
     close (conn->fd);
   g_free (conn);

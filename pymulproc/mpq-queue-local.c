@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <unistd.h>
+
 #include "mpq-error.h"
 #include "mpq-queue-server-private.h"
 #include "mpq-spawn-private.h"
@@ -209,6 +211,7 @@ gboolean
 _mpq_queue_server_put (MpqQueueServer  *server,
                        MpqMessage      *message,
                        GString         *line,
+                       int              pass_fd,
                        gint             recipient,
                        gint             put_timeout_ms,
                        guint            put_attempts,
@@ -216,6 +219,8 @@ _mpq_queue_server_put (MpqQueueServer  *server,
 {
   MpqQueueEntry *entry;
   guint attempt = 0;
+
+  /* Whatever happens, @pass_fd is closed: by the entry, or here. */
 
   _mpq_mutex_lock (&server->lock);
   while (_mpq_queue_is_full_locked (server))
@@ -227,6 +232,8 @@ _mpq_queue_server_put (MpqQueueServer  *server,
           _mpq_mutex_unlock (&server->lock);
           g_set_error (error, MPQ_ERROR, MPQ_ERROR_FULL,
                        "The queue is full (%u messages); nothing was put", server->max_size);
+          if (pass_fd >= 0)
+            close (pass_fd);
           return FALSE;
         }
 
@@ -238,6 +245,8 @@ _mpq_queue_server_put (MpqQueueServer  *server,
         {
           _mpq_mutex_unlock (&server->lock);
           g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+          if (pass_fd >= 0)
+            close (pass_fd);
           return FALSE;
         }
     }
@@ -245,6 +254,9 @@ _mpq_queue_server_put (MpqQueueServer  *server,
   entry = _mpq_queue_entry_new (line->str, line->len,
                                 message != NULL ? g_object_ref (message) : NULL,
                                 recipient, server->pid);
+  if (pass_fd >= 0)
+    _mpq_queue_entry_set_fd (entry, pass_fd, g_bytes_get_size (mpq_message_get_bytes (message)),
+                             NULL);
   _mpq_queue_put_locked (server, entry);
   if (server->room_left)
     _mpq_queue_kick_locked (server);

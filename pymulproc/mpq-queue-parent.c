@@ -60,6 +60,7 @@ static gboolean
 parent_put (MpqQueueBackend  *backend,
             MpqMessage       *message,
             GString          *line,
+            int               pass_fd,
             gint              recipient_pid,
             gint              put_timeout_ms,
             guint             put_attempts,
@@ -67,8 +68,16 @@ parent_put (MpqQueueBackend  *backend,
 {
   ParentBackend *self = (ParentBackend *) backend;
 
-  return _mpq_queue_server_put (self->server, message, line, recipient_pid,
+  return _mpq_queue_server_put (self->server, message, line, pass_fd, recipient_pid,
                                 put_timeout_ms, put_attempts, error);
+}
+
+/* The server passes descriptors to children that take them, and inlines
+ * payloads for the others. */
+static gboolean
+parent_takes_fds (MpqQueueBackend *backend)
+{
+  return TRUE;
 }
 
 static MpqMessage *
@@ -321,6 +330,7 @@ parent_free (MpqQueueBackend *backend)
 
 static const MpqQueueBackendClass parent_class = {
   .put = parent_put,
+  .takes_fds = parent_takes_fds,
   .take = parent_take,
   .is_empty = parent_is_empty,
   .join = parent_join,

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <fcntl.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +29,29 @@ conn_deliver (MpqQueueConn  *conn,
   if (entry->pushed)
     _mpq_queue_slots_take (&conn->peer.slots, entry);
   g_queue_push_tail_link (&conn->held, &entry->all_link);
+
+  if (entry->fd >= 0 && conn->takes_fds)
+    {
+      /* The payload's memfd goes with the frame's first byte. */
+      MpqQueueMark mark = { conn->out->len, fcntl (entry->fd, F_DUPFD_CLOEXEC, 3) };
+
+      if (mark.fd >= 0)
+        {
+          g_array_append_val (conn->marks, mark);
+          _mpq_frame_write_msg (conn->out, entry->tag, id, entry->line, entry->length);
+          return;
+        }
+    }
+  if (entry->fd >= 0)
+    {
+      /* A child that takes no descriptors (or none left here) gets the
+       * payload inline. */
+      g_autoptr(GString) inline_line = g_string_new (NULL);
+
+      _mpq_queue_entry_write_inline (entry, inline_line);
+      _mpq_frame_write_msg (conn->out, entry->tag, id, inline_line->str, inline_line->len);
+      return;
+    }
   _mpq_frame_write_msg (conn->out, entry->tag, id, entry->line, entry->length);
 }
 
@@ -268,6 +293,7 @@ apply_hello (MpqQueueConn  *conn,
 {
   gint pid;
 
+  conn->takes_fds = frame->fds;
   if (frame->pid <= 0 || frame->pid > G_MAXINT)
     return protocol_violation (error, "hello without a pid");
   pid = (gint) frame->pid;

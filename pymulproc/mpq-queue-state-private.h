@@ -13,7 +13,9 @@ G_BEGIN_DECLS
  * - the state (mpq-queue-state.c): the FIFO, the routes, what each peer
  *   may be handed (windows), credit and the join count. Everything here
  *   is guarded by MpqQueueServer.lock; no I/O. It hands messages to
- *   participants through the small MpqQueuePeerClass vtable;
+ *   participants through the small MpqQueuePeerClass vtable. Its entries
+ *   (mpq-queue-entry.c): a message's line, its MpqMessage, its payload's
+ *   memfd, and the budgets they count against;
  * - one child's connection (mpq-queue-conn.c): its socket, frames and
  *   pending requests; the queue thread only;
  * - the thread (mpq-queue-thread.c): its main context, the kick source,
@@ -27,6 +29,20 @@ typedef struct _MpqQueuePeer    MpqQueuePeer;
 typedef struct _MpqQueueEntry   MpqQueueEntry;
 typedef struct _MpqQueueRoute   MpqQueueRoute;
 typedef struct _MpqQueuePending MpqQueuePending;
+
+/* What one child's puts may hold by descriptor in the queue (messages it
+ * put, not yet taken): past either, its put is a protocol error. */
+#define MPQ_QUEUE_MAX_FDS_PER_CHILD 64
+#define MPQ_QUEUE_MAX_FD_BYTES_PER_CHILD ((gssize) 1 << 30)
+
+/* The count against those bounds, shared by a child's connection and the
+ * entries it put (which may outlive it): atomics, any thread. */
+typedef struct
+{
+  gint   refs;
+  gint   fds;
+  gssize bytes;
+} MpqQueueQuota;
 
 /* A child whose answers pile up unread this far is not read from until it
  * catches up: memory per child stays bounded whatever it asks for. */
@@ -76,6 +92,10 @@ struct _MpqQueueEntry
   guint32        tag;         /* while in a child's hand */
   gboolean       pushed;      /* handed by dispatch, not asked for */
   MpqMessage    *message;
+  int            fd;          /* the payload's memfd when the line says
+                               * {"fd":N} (N in @fd_size), or -1 */
+  gsize          fd_size;
+  MpqQueueQuota *quota;       /* the putting child's, while @fd counts */
   MpqQueueServer *ahead;     /* while @message was decoded ahead by the
                                * queue thread: its server, to give back room */
   gsize          length;
@@ -170,14 +190,25 @@ struct _MpqQueueServer
   guint64       sync_done;      /* @lock */
 };
 
-/* Entries and the state: any thread, with the lock held (_locked), or
- * owning the entry (entry_*). mpq-queue-state.c */
+/* Entries (mpq-queue-entry.c) and the state (mpq-queue-state.c): any
+ * thread, with the lock held (_locked), or owning the entry (entry_*). */
 MpqQueueEntry *_mpq_queue_entry_new          (const char     *line,
                                               gsize           length,
                                               MpqMessage     *message,
                                               gint            recipient,
                                               gint            origin);
 MpqMessage    *_mpq_queue_entry_take_message (MpqQueueEntry  *entry);
+void           _mpq_queue_entry_write_inline (MpqQueueEntry  *entry,
+                                              GString        *out);
+void           _mpq_queue_entry_set_fd       (MpqQueueEntry  *entry,
+                                              int             fd,
+                                              gsize           size,
+                                              MpqQueueQuota  *quota);
+
+MpqQueueQuota *_mpq_queue_quota_new          (void);
+void           _mpq_queue_quota_unref        (MpqQueueQuota  *quota);
+gboolean       _mpq_queue_quota_take         (MpqQueueQuota  *quota,
+                                              gsize           size);
 gboolean       _mpq_queue_reserve_ahead      (MpqQueueServer *server,
                                               gsize           length);
 void           _mpq_queue_release_ahead      (MpqQueueServer *server,

@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-#include "mpq-codec-private.h"
 #include "mpq-queue-state-private.h"
 #include "mpq-source-private.h"
 
@@ -31,110 +30,6 @@ struct _MpqQueueRoute
   gboolean anyone;
   GQueue   entries;  /* MpqQueueEntry, by route_link */
 };
-
-/* Entries ---------------------------------------------------------------- */
-
-/* @message may be NULL: it is decoded from @line when the parent takes
- * the entry, or ahead of that by the queue thread
- * (_mpq_queue_entry_decode_ahead()). */
-MpqQueueEntry *
-_mpq_queue_entry_new (const char *line,
-                      gsize       length,
-                      MpqMessage *message,
-                      gint        recipient,
-                      gint        origin)
-{
-  MpqQueueEntry *entry = g_malloc (sizeof (MpqQueueEntry) + length);
-
-  memset (entry, 0, sizeof (MpqQueueEntry));
-  entry->all_link.data = entry;
-  entry->route_link.data = entry;
-  entry->recipient = recipient;
-  entry->origin = origin;
-  entry->message = message;
-  entry->length = length;
-  memcpy (entry->line, line, length);
-  return entry;
-}
-
-/* The message of an entry that is the caller's alone, decoded now if
- * need be (the line was checked when it came). Transfer full. */
-static void
-forget_ahead (MpqQueueEntry *entry)
-{
-  if (entry->ahead != NULL)
-    _mpq_queue_release_ahead (entry->ahead, entry->length);
-  entry->ahead = NULL;
-}
-
-/* The queue thread decodes the messages children put ahead of the parent
- * when the parent is likely to take them (docs/performance.md): room for
- * one more, of a line of @length bytes, is reserved here and given back
- * when the entry's message is taken or freed. Any thread. */
-gboolean
-_mpq_queue_reserve_ahead (MpqQueueServer *server,
-                          gsize           length)
-{
-  gint cost = (gint) (length + MPQ_QUEUE_AHEAD_COST);
-
-  if (g_atomic_int_add (&server->decoded_ahead, cost) + cost <= MPQ_QUEUE_AHEAD_BYTES)
-    return TRUE;
-  g_atomic_int_add (&server->decoded_ahead, -cost);
-  return FALSE;
-}
-
-void
-_mpq_queue_release_ahead (MpqQueueServer *server,
-                          gsize           length)
-{
-  g_atomic_int_add (&server->decoded_ahead, -(gint) (length + MPQ_QUEUE_AHEAD_COST));
-}
-
-/* @entry's message was decoded ahead, in room reserved for it. */
-void
-_mpq_queue_entry_set_ahead (MpqQueueEntry  *entry,
-                            MpqQueueServer *server)
-{
-  g_assert (entry->message != NULL && entry->ahead == NULL);
-  entry->ahead = server;
-}
-
-MpqMessage *
-_mpq_queue_entry_take_message (MpqQueueEntry *entry)
-{
-  MpqMessage *message = g_steal_pointer (&entry->message);
-
-  forget_ahead (entry);
-
-  if (message == NULL)
-    message = _mpq_codec_decode (entry->line, entry->length, NULL);
-  g_assert (message != NULL);
-  return message;
-}
-
-void
-_mpq_queue_entry_free (MpqQueueEntry *entry)
-{
-  forget_ahead (entry);
-  g_clear_object (&entry->message);
-  g_free (entry);
-}
-
-MpqQueueEntry *
-_mpq_queue_pop_entry_head (GQueue *queue)
-{
-  GList *link = g_queue_pop_head_link (queue);
-
-  return link != NULL ? link->data : NULL;
-}
-
-MpqQueueEntry *
-_mpq_queue_pop_entry_tail (GQueue *queue)
-{
-  GList *link = g_queue_pop_tail_link (queue);
-
-  return link != NULL ? link->data : NULL;
-}
 
 /* Windows ---------------------------------------------------------------- */
 

@@ -264,7 +264,8 @@ _mpq_queue_server_write_hello (MpqQueueServer  *server,
   max_message_size = server->max_message_size;
   _mpq_mutex_unlock (&server->lock);
 
-  _mpq_frame_write (hello, MPQ_FRAME_HELLO, server->pid, server->max_size > 0 ? 0 : -1,
+  /* fds: this server takes and passes on payloads by descriptor. */
+  _mpq_frame_write (hello, MPQ_FRAME_HELLO, server->pid, TRUE, server->max_size > 0 ? 0 : -1,
                     max_message_size);
   if (_mpq_write_when_ready (fd, hello->str, hello->len, -1, "", error) != (gssize) hello->len)
     return 0;

@@ -192,6 +192,52 @@ do_take (MpqQueue *queue,
   return 0;
 }
 
+static void
+keep_result (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* echo-bytes N: takes N messages (receive_async: for this child or for
+ * nobody, never the answers addressed to the parent) and puts each back
+ * to the parent as FINISHED with the same data and payload. */
+static int
+do_echo_bytes (MpqQueue *queue,
+               int       n)
+{
+  gint parent = mpq_queue_get_parent_pid (queue);
+
+  for (int i = 0; i < n; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(MpqMessage) message = NULL;
+      g_autoptr(MpqMessage) answer = NULL;
+
+      mpq_channel_receive_async (MPQ_CHANNEL (queue), NULL, keep_result, &result);
+      while (result == NULL)
+        g_main_context_iteration (NULL, TRUE);
+      message = mpq_channel_receive_finish (MPQ_CHANNEL (queue), result, &error);
+      if (message == NULL)
+        {
+          g_printerr ("mpq-queue-test-child: receive: %s\n",
+                      error != NULL ? error->message : "NULL without error");
+          return 1;
+        }
+      answer = mpq_message_new_with_bytes (MPQ_REQ_FINISHED, 0, parent,
+                                           mpq_message_get_data (message),
+                                           mpq_message_get_bytes (message));
+      if (!mpq_channel_send_message (MPQ_CHANNEL (queue), answer, &error))
+        {
+          g_printerr ("mpq-queue-test-child: send: %s\n", error->message);
+          return 1;
+        }
+    }
+  return mpq_channel_flush (MPQ_CHANNEL (queue), -1, NULL) ? 0 : 1;
+}
+
 /* poll-empty: on an empty queue, receive (0) and receive (50) return NULL
  * without an error, the second one after waiting. */
 static int
@@ -821,6 +867,8 @@ main (int   argc,
     status = do_text (queue, n);
   else if (g_str_equal (mode, "put-no-wait"))
     status = do_put_no_wait (queue, n);
+  else if (g_str_equal (mode, "echo-bytes"))
+    status = do_echo_bytes (queue, n);
   else if (g_str_equal (mode, "take"))
     status = do_take (queue, n);
   else if (g_str_equal (mode, "poll-empty"))

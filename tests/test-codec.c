@@ -88,7 +88,7 @@ reference_member (MpqJsonReader *reader,
   if (g_str_equal (key, "msg"))
     {
       g_clear_object (&frame->message);
-      frame->message = _mpq_codec_read_message (reader, NULL);
+      frame->message = _mpq_codec_read_message (reader, NULL, NULL);
       return frame->message != NULL;
     }
 
@@ -111,11 +111,11 @@ reference_member (MpqJsonReader *reader,
       return FALSE;
     }
 
-  if (g_str_equal (key, "value"))
+  if (g_str_equal (key, "value") || g_str_equal (key, "fds"))
     {
       if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
         return FALSE;
-      frame->value = json_node_get_boolean (node);
+      *(g_str_equal (key, "fds") ? &frame->fds : &frame->value) = json_node_get_boolean (node);
       return TRUE;
     }
 
@@ -199,7 +199,7 @@ test_frame_agrees_with_reference (void)
       MpqFrame frame, expected;
       gboolean ok, expected_ok;
 
-      ok = _mpq_frame_parse (line->str, line->len, &frame, &error);
+      ok = _mpq_frame_parse (line->str, line->len, NULL, &frame, &error);
       expected_ok = reference_frame (line->str, line->len, &expected);
       g_assert_cmpint (ok, ==, expected_ok);
 
@@ -220,6 +220,7 @@ test_frame_agrees_with_reference (void)
       g_assert_cmpint (frame.credit, ==, expected.credit);
       g_assert_cmpint (frame.us, ==, expected.us);
       g_assert_cmpint (frame.value, ==, expected.value);
+      g_assert_cmpint (frame.fds, ==, expected.fds);
       g_assert_cmpint (frame.message != NULL, ==, expected.message != NULL);
       if (frame.message != NULL)
         {
@@ -333,7 +334,7 @@ test_long_integers_from_peers (void)
       g_assert_cmpstr (check_error->message, ==, lines[i].error);
     }
 
-  g_assert_true (_mpq_frame_parse (frame_line, strlen (frame_line), &frame, &error));
+  g_assert_true (_mpq_frame_parse (frame_line, strlen (frame_line), NULL, &frame, &error));
   g_assert_no_error (error);
   g_assert_cmpint (frame.op, ==, MPQ_FRAME_ACK);
   g_assert_cmpint (frame.tag, ==, G_MININT64);

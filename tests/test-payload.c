@@ -64,6 +64,24 @@ test_round_trip_and_no_copy_on (void)
   g_assert_false (fd_is_open (fd));
 }
 
+/* A memfd sealed with F_SEAL_FUTURE_WRITE instead of F_SEAL_WRITE (what
+ * a sender falls back to when the kernel says EBUSY) is taken. */
+static void
+test_future_write_taken (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) got = NULL;
+  static const char text[] = "sealed against future writes";
+  int fd = memfd_create ("future", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, text, sizeof text), ==, sizeof text);
+  g_assert_no_errno (fcntl (fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SHRINK | F_SEAL_GROW));
+  got = _mpq_payload_map (fd, sizeof text, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (got, NULL), g_bytes_get_size (got), text, sizeof text);
+}
+
 typedef enum { UNSEALED, WRITE_ONLY_SEAL, WRONG_SIZE, ZERO_SIZE, A_PIPE, A_FILE, SPARSE } Bad;
 
 static int
@@ -150,6 +168,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/Mpq/Payload/round-trip-and-no-copy-on", test_round_trip_and_no_copy_on);
+  g_test_add_func ("/Mpq/Payload/future-write-taken", test_future_write_taken);
   for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
     {
       g_autofree char *path = g_strdup_printf ("/Mpq/Payload/refused/%s", refused[i].name);

@@ -219,6 +219,75 @@ test_full_only_when_full (void)
     }
 }
 
+static void
+keep_result (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Payloads through the queue's thread (issue 11), from the parent to two
+ * children and back: by descriptor past a line limit of 4 KiB (the
+ * thread keeps each memfd with its message and passes it on), inline
+ * when small, every byte as sent. Two children take from the same FIFO
+ * while the parent puts, which is what ThreadSanitizer should watch. */
+static void
+test_payloads_through_children (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqQueue) queue = mpq_queue_new (0, &error);
+  g_autoptr(GPtrArray) sent = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr(GSubprocess) first = NULL;
+  g_autoptr(GSubprocess) second = NULL;
+  g_autofree char *err_text = NULL;
+  guint found = 0;
+
+  g_assert_no_error (error);
+  mpq_channel_set_max_message_size (MPQ_CHANNEL (queue), 4096);
+  first = spawn_child (queue, "echo-bytes", "4");
+  second = spawn_child (queue, "echo-bytes", "4");
+
+  for (guint i = 0; i < 8; i++)
+    {
+      gsize size = i % 2 == 0 ? 100 + i : (1 << 20) * (i + 1) + i;
+      guint8 *data = g_malloc (size);
+      g_autoptr(JsonNode) index = json_node_init_int (json_node_alloc (), i);
+      g_autoptr(MpqMessage) message = NULL;
+
+      for (gsize k = 0; k < size; k++)
+        data[k] = (guint8) (k * 13 + i);
+      g_ptr_array_add (sent, g_bytes_new_take (data, size));
+      message = mpq_message_new_with_bytes (MPQ_REQ_DO, 0, 0, index, sent->pdata[i]);
+      g_assert_true (mpq_channel_send_message (MPQ_CHANNEL (queue), message, &error));
+      g_assert_no_error (error);
+    }
+
+  /* The answers, routed to us (receive_async: never our own tasks): each
+   * payload back whole. */
+  while (found < 8)
+    {
+      g_autoptr(MpqMessage) answer = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+      gint64 i;
+
+      mpq_channel_receive_async (MPQ_CHANNEL (queue), NULL, keep_result, &result);
+      while (result == NULL)
+        g_main_context_iteration (NULL, TRUE);
+      answer = mpq_channel_receive_finish (MPQ_CHANNEL (queue), result, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (mpq_message_get_request (answer), ==, MPQ_REQ_FINISHED);
+      i = json_node_get_int (mpq_message_get_data (answer));
+      g_assert_true (g_bytes_equal (mpq_message_get_bytes (answer), sent->pdata[i]));
+      found++;
+    }
+
+  g_assert_cmpint (wait_child (first, &err_text), ==, 0);
+  g_clear_pointer (&err_text, g_free);
+  g_assert_cmpint (wait_child (second, &err_text), ==, 0);
+  g_assert_true (mpq_queue_join (queue, 0, &error));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -230,6 +299,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/limit-in-hello", test_limit_in_hello);
   g_test_add_func ("/Mpq/Queue/spawn-while-sending", test_spawn_while_sending);
   g_test_add_func ("/Mpq/Queue/full-only-when-full", test_full_only_when_full);
+  g_test_add_func ("/Mpq/Queue/payloads-through-children", test_payloads_through_children);
 
   return g_test_run ();
 }

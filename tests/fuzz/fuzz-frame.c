@@ -80,7 +80,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (memchr (line, '\n', size) != NULL)
     return 0;
 
-  if (!_mpq_frame_parse (line, size, &frame, &error))
+  if (!_mpq_frame_parse (line, size, NULL, &frame, &error))
     {
       FUZZ_CHECK (g_error_matches (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL));
       FUZZ_CHECK (frame.message == NULL);

@@ -2,7 +2,7 @@
 """Binary payloads on pipes (and, inline, on queues) from Python (issue 11; docs/protocol.md,
 "Payloads"): GLib.Bytes in and out; to a child that uses the library by
 descriptor, through a line limit that inline bytes could not pass; to a
-plain child (children/payload_pipe.py) inline as base64, since it never
+plain child (children/payload_child.py) inline as base64, since it never
 said it takes descriptors; and what a hostile child sends with
 descriptors costs only that child: a clear PROTOCOL error after the good
 messages before it, and every descriptor it sent closed in the parent.
@@ -19,7 +19,7 @@ from mpq_helpers import (MPQ_CHILD, PROMPT_MS, child_argv, data_of, error_text, 
                          is_mpq_error, new_fds, pid_of, raises_mpq, read_line,
                          receive_until_error, remember_pid, take_routed, wait_exit)
 
-PLAIN = 'payload_pipe.py'
+PLAIN = 'payload_child.py'
 MIB = 1 << 20
 
 
@@ -73,14 +73,16 @@ def test_plain_child_gets_payloads_inline(spawn):
     assert proc.get_successful()
 
 
-def test_queue_carries_payloads_inline():
-    """A queue carries payloads inline (base64) for now: a child takes one
-    from the parent and puts it back, whole; one too large for
-    max-message-size inline is refused (TOO_LARGE)."""
+@pytest.mark.parametrize('size', [300_000, 16 * MIB])
+def test_queue_carries_payloads(size):
+    """A child that uses the library takes a payload from the parent's
+    queue and puts it back, whole: through a line limit of 4 KiB only a
+    descriptor gets 16 MiB there and back."""
     queue = Mpq.Queue.new(0)
+    queue.props.max_message_size = 4096
     try:
         proc = remember_pid(queue.spawn(child_argv('queue_child.py', 'echo-bytes')))
-        data = os.urandom(300_000)
+        data = os.urandom(size)
         queue.send_message(Mpq.Message.new_with_bytes('BLOB', 0, 0, None, GLib.Bytes.new(data)))
         [answer] = take_routed(queue, 1)      # not the parent's own BLOB
         assert answer.get_request() == Mpq.REQ_FINISHED
@@ -88,10 +90,78 @@ def test_queue_carries_payloads_inline():
         assert answer.get_bytes().get_data() == data
         wait_exit(proc)
         assert proc.get_successful()
-        with raises_mpq(Mpq.Error.TOO_LARGE):
-            queue.send_bytes('BLOB', 0, 0, GLib.Bytes.new(bytes(MIB)))
     finally:
         queue.close()
+
+
+def spawn_queue_child(queue, *args):
+    launcher = Gio.SubprocessLauncher.new(Gio.SubprocessFlags.STDOUT_PIPE)
+    proc = remember_pid(queue.spawn_with_launcher(launcher, child_argv(PLAIN, *args)))
+    proc.mpq_stdout = Gio.DataInputStream.new(proc.get_stdout_pipe())
+    return proc
+
+
+def test_plain_queue_worker_gets_payloads_inline():
+    """A queue worker without the library never says it takes descriptors:
+    the server gives it a payload inline, even one that came by
+    descriptor; and such a worker's own sealed memfd reaches the parent."""
+    queue = Mpq.Queue.new(0)
+    try:
+        proc = spawn_queue_child(queue, 'plain-echo')
+        for size in (10, 300_000):
+            data = os.urandom(size)
+            queue.send_bytes(Mpq.REQ_DO, 0, 0, GLib.Bytes.new(data))
+            [answer] = take_routed(queue, 1)
+            assert data_of(answer) == {'size': size, 'sha256': hashlib.sha256(data).hexdigest(),
+                                       'how': 'base64'}
+        queue.send(Mpq.REQ_DIE, 0, 0, None)
+        wait_exit(proc)
+        assert proc.get_successful()
+
+        sender = spawn_queue_child(queue, 'send', 'memfd:100000:all:100000', 'good:AFTER')
+        assert json.loads(read_line(sender.mpq_stdout)) == {'hung_up': False}
+        blob, after = take_routed(queue, 2)
+        assert blob.get_bytes().get_data() == pattern(100_000)
+        assert after.get_request() == 'AFTER'
+        wait_exit(sender)
+    finally:
+        queue.close()
+
+
+QUEUE_HOSTILE = {
+    'unsealed memfd': ['memfd:4096:none:4096'],
+    'sparse memfd': ['sparse:1073741824:all:1073741824'],
+    'fd line without a descriptor': ['fdline'],
+    'nine descriptors at once': ['many:9'],
+    'more than 64 payloads held': ['memfd:4096:all:4096'] * 65,
+}
+
+
+@pytest.mark.parametrize('name', list(QUEUE_HOSTILE))
+def test_hostile_queue_payload_drops_only_that_child(name):
+    """What a queue child sends with descriptors is checked as on a pipe,
+    and it may hold at most 64 payloads by descriptor in the queue: past
+    that, or any bad one, it is dropped; what it put before stays; no
+    descriptor it sent stays open once the queue is closed."""
+    targets = fd_targets()
+    queue = Mpq.Queue.new(0)
+    try:
+        proc = spawn_queue_child(queue, 'send', 'good:BEFORE', *QUEUE_HOSTILE[name], 'good:AFTER')
+        assert json.loads(read_line(proc.mpq_stdout)) == {'hung_up': True}, name
+        wait_exit(proc)
+        got = []
+        while (msg := queue.receive(0)) is not None:
+            got.append(msg.get_request())
+        assert got[0] == 'BEFORE' and 'AFTER' not in got, got
+        if name == 'more than 64 payloads held':
+            assert got == ['BEFORE'] + ['BLOB'] * 64, got
+        proc.mpq_stdout.close(None)
+    finally:
+        queue.close()
+    del got
+    left = {fd: what for fd, what in new_fds(targets).items()
+            if what.startswith(('/memfd:', 'pipe:', 'socket:'))}
+    assert left == {}, f'{name}: left open {left}'
 
 
 def spawn_sender(spawn, *specs):

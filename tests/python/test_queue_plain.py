@@ -45,7 +45,7 @@ def test_plain_worker(queues, mode):
     report = queues.json_line(proc)
     wait_exit(proc)
     assert proc.get_successful()
-    assert report['hello'] == {'op': 'hello', 'pid': os.getpid(), 'credit': -1,
+    assert report['hello'] == {'op': 'hello', 'pid': os.getpid(), 'fds': True, 'credit': -1,
                                'max': Mpq.DEFAULT_MAX_MESSAGE_SIZE}
     assert report['handled'] == values
 

@@ -147,8 +147,7 @@ def spec_write(conn, spec, counter):
         conn.put([arg, PID, conn.parent, {'i': counter}])
         return 0
     if kind == 'fds':
-        # A good message with ARG memfds attached: the server reads with
-        # plain read (), so the kernel closes them on its side.
+        # A good message with ARG memfds attached that it does not claim.
         fds = [os.memfd_create('stray', os.MFD_CLOEXEC) for _ in range(int(arg))]
         line = json.dumps(['FDS', PID, conn.parent, {'i': counter}], separators=(',', ':'))
         try:

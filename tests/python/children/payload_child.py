@@ -1,16 +1,21 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""A pipe child that does not use the library and deals in payloads
-(docs/protocol.md, "Payloads"): only os, fcntl, json, socket, sys and
-hashlib. Spawned through Mpq.Pipe.spawn by test_pipe_payload.py.
+"""A pipe or queue child that does not use the library and deals in
+payloads (docs/protocol.md, "Payloads"): only os, fcntl, json, socket, sys
+and hashlib. Spawned through Mpq.Pipe.spawn or Mpq.Queue.spawn by
+test_pipe_payload.py; MPQ_CHANNEL_KIND says which (a queue child reads the
+server's hello first, takes messages by dispatch and acks them, and
+addresses what it sends to the parent).
 
-Usage: payload_pipe.py MODE [ARGS...]
+Usage: payload_child.py MODE [ARGS...]
 
   plain-echo          answers each message with ["FINISHED", pid, sender,
                       {"size": N, "sha256": HEX, "how": "base64"|"none"}]
                       for its payload, until DIE (it never says it takes
                       descriptors: payloads must come inline)
-  send SPEC...        writes each SPEC in order, then reads until the parent
-                      hangs up; prints {"hung_up": true|false}
+  send SPEC...        writes each SPEC in order, then (a pipe) reads until the
+                      parent hangs up, or (a queue) asks {"op":"empty"} and
+                      reads its answer or the hang-up; prints
+                      {"hung_up": true|false}
 
 SPEC is one of
   good:REQ            ["REQ",pid,null,{"i":k}]
@@ -35,6 +40,8 @@ import socket
 import sys
 
 PID = os.getpid()
+QUEUE = os.environ.get('MPQ_CHANNEL_KIND') == 'queue'
+PARENT = None       # a queue's parent, from its hello
 
 
 def pattern(size):
@@ -55,13 +62,13 @@ def memfd(size, seals, sparse=False):
 
 
 def blob_line(payload):
-    return (json.dumps(['BLOB', PID, None, None, payload], separators=(',', ':')) + '\n').encode()
+    return (json.dumps(['BLOB', PID, PARENT, None, payload], separators=(',', ':')) + '\n').encode()
 
 
 def send_spec(sock, spec, counter):
     kind, _, arg = spec.partition(':')
     if kind == 'good':
-        sock.sendall((json.dumps([arg, PID, None, {'i': counter}]) + '\n').encode())
+        sock.sendall((json.dumps([arg, PID, PARENT, {'i': counter}]) + '\n').encode())
     elif kind in ('memfd', 'sparse'):
         size, seals, said = arg.split(':')
         fd = memfd(int(size), seals, sparse=kind == 'sparse')
@@ -93,26 +100,48 @@ def send_spec(sock, spec, counter):
         raise SystemExit(f'bad spec {spec!r}')
 
 
-def send(sock, specs):
+def send(sock, lines, specs):
+    """A pipe child reads until the parent hangs up; a queue child asks
+    whether the queue is empty and sees the answer, or the hang-up."""
     counter = 0
+    hung_up = True
     try:
         for spec in specs:
             send_spec(sock, spec, counter)
             counter += spec.startswith('good:')
-        while sock.recv(65536):
-            pass
-        hung_up = True
+        if QUEUE:
+            put(sock, {'op': 'empty', 'id': 777})
+            for text in lines:
+                frame = json.loads(text)
+                if frame.get('op') == 'empty' and frame.get('id') == 777:
+                    hung_up = False
+                    break
+        else:
+            while sock.recv(65536):
+                pass
     except (BrokenPipeError, ConnectionResetError):
-        hung_up = True
+        pass
     print(json.dumps({'hung_up': hung_up}), flush=True)
 
 
-def plain_echo(sock):
-    lines = sock.makefile('r', encoding='utf-8', newline='\n')
+def put(sock, obj):
+    sock.sendall((json.dumps(obj, separators=(',', ':')) + '\n').encode())
+
+
+def plain_echo(sock, lines):
+    if QUEUE:
+        put(sock, {'op': 'start', 'prefetch': 1})
     for text in lines:
         message = json.loads(text)
+        tag = None
+        if QUEUE:
+            if message.get('op') != 'msg':
+                continue
+            tag, message = message['tag'], message['msg']
         request, sender = message[0], message[1]
         if request == 'DIE':
+            if tag is not None:
+                put(sock, {'op': 'ack', 'tag': tag})
             return
         payload, how = b'', 'none'
         if len(message) == 5 and 'base64' in message[4]:
@@ -121,15 +150,21 @@ def plain_echo(sock):
             how = 'unexpected: ' + json.dumps(message[4])
         answer = ['FINISHED', PID, sender,
                   {'size': len(payload), 'sha256': hashlib.sha256(payload).hexdigest(), 'how': how}]
-        sock.sendall((json.dumps(answer, separators=(',', ':')) + '\n').encode())
+        put(sock, answer)
+        if tag is not None:
+            put(sock, {'op': 'ack', 'tag': tag})
 
 
 def main(argv):
+    global PARENT
     sock = socket.socket(fileno=int(os.environ['MPQ_CHANNEL_FD']))
+    lines = sock.makefile('r', encoding='utf-8', newline='\n')
+    if QUEUE:
+        PARENT = json.loads(lines.readline())['pid']
     if argv[1] == 'plain-echo':
-        plain_echo(sock)
+        plain_echo(sock, lines)
     elif argv[1] == 'send':
-        send(sock, argv[2:])
+        send(sock, lines, argv[2:])
     else:
         raise SystemExit(f'unknown mode {argv[1]!r}')
 
