@@ -959,7 +959,7 @@ def test_death_of_the_child_that_freed_room(queues):
     """A queue of 1, full; a send waits for room (600 s, one attempt) in a
     thread. A worker takes the message into its hand, which makes room:
     the send completes. The worker is killed with the message in hand: it
-    goes back to the front, into the full queue (put-backs never fail)."""
+    goes back into the full queue (put-backs never fail)."""
     q = queues.new(1, put_timeout=600_000, put_attempts=1)
     q.send_json(Mpq.REQ_DO, 0, 0, '"first"')
     done = threading.Event()
@@ -979,7 +979,12 @@ def test_death_of_the_child_that_freed_room(queues):
     assert outcome == [True], outcome
     holder.force_exit()
     wait_exit(holder)
-    assert [data_of(m) for m in take(q, 2)] == ['first', 'second']
+    # Both are there, "first" back in a full queue. Which comes out first
+    # depends on whether the server has seen the death yet when take ()
+    # starts: nothing the parent can wait for, so the order is not asserted
+    # here (the dead-worker tests of test-queue.c check the front, with a
+    # worker whose death the parent waits to be seen).
+    assert sorted(data_of(m) for m in take(q, 2)) == ['first', 'second']
     assert_drained(q)
 
 
