@@ -20,6 +20,9 @@ G_BEGIN_DECLS
  * not index anyway is refused before it is mapped. */
 #define MPQ_PAYLOAD_MAX_SIZE ((gsize) G_MAXINT32 * 2)
 
+gsize    _mpq_payload_inline_length (gsize size);
+gboolean _mpq_payload_goes_inline   (gsize size,
+                                     gsize max_message_size);
 int     _mpq_payload_memfd_new  (GBytes  *payload,
                                  GError **error);
 gboolean _mpq_payload_check_fd  (int      fd,

@@ -12,6 +12,7 @@
 #include "mpq-error.h"
 #include "mpq-lock-private.h"
 #include "mpq-payload-private.h"
+#include "mpq-protocol.h"
 
 /* What a payload's memfd must be sealed with: no shrinking (a mapping of
  * a shrunk file raises SIGBUS), no growing, and no writing: F_SEAL_WRITE,
@@ -89,6 +90,24 @@ write_all (int            fd,
       size -= n;
     }
   return TRUE;
+}
+
+/* About how long a message line is with a payload of @size bytes inline
+ * (base64: 4 bytes for 3, and room for the rest of the message). */
+gsize
+_mpq_payload_inline_length (gsize size)
+{
+  return size / 3 * 4 + 260;
+}
+
+/* Whether a payload of @size bytes goes inline whoever the peer is: it is
+ * small (a memfd costs more than the base64), and fits in a line. Larger
+ * ones go by descriptor to a peer that takes them. Pipes and queues. */
+gboolean
+_mpq_payload_goes_inline (gsize size,
+                          gsize max_message_size)
+{
+  return size <= MPQ_PAYLOAD_INLINE_MAX && _mpq_payload_inline_length (size) <= max_message_size;
 }
 
 /* A new memfd holding @payload, sealed; or the one @payload came in

@@ -9,7 +9,6 @@
 #include "mpq-debug-private.h"
 #include "mpq-payload-private.h"
 #include "mpq-pipe-private.h"
-#include "mpq-protocol.h"
 #include "mpq-spawn-private.h"
 
 /* A pipe's binary payloads (docs/design-decisions.md, "Payloads by
@@ -51,13 +50,11 @@ _mpq_pipe_send_with_payload (MpqPipe     *self,
                              GError     **error)
 {
   gsize size = g_bytes_get_size (payload);
-  /* About the line's length with the payload inline. */
-  gsize inline_length = size / 3 * 4 + 4 + 256;
   int fd;
   gboolean ok;
 
-  if ((size <= MPQ_PAYLOAD_INLINE_MAX && inline_length <= self->ep.max_message_size) ||
-      !peer_takes_fds (self, inline_length))
+  if (_mpq_payload_goes_inline (size, self->ep.max_message_size) ||
+      !peer_takes_fds (self, _mpq_payload_inline_length (size)))
     return _mpq_codec_encode (message, self->line, error) && _mpq_pipe_send_line (self, error);
 
   if (!_mpq_codec_encode_full (message, TRUE, self->line, error) ||

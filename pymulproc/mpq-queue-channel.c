@@ -5,7 +5,6 @@
 #include "mpq-debug-private.h"
 #include "mpq-error.h"
 #include "mpq-payload-private.h"
-#include "mpq-protocol.h"
 #include "mpq-queue-private.h"
 
 #include <unistd.h>
@@ -65,10 +64,9 @@ _mpq_queue_check_open (MpqQueue  *self,
   return TRUE;
 }
 
-/* Puts what was encoded in self->line; @message (nullable) is the parent's
- * own, kept for when it takes the message back itself. */
 /* Puts what was encoded in self->line, with @pass_fd (taken; -1 for
- * none), the memfd of its payload. */
+ * none), the memfd of its payload; @message (nullable) is the parent's
+ * own, kept for when it takes the message back itself. */
 static gboolean
 put_line (MpqQueue    *self,
           MpqMessage  *message,
@@ -102,11 +100,10 @@ send_with_payload (MpqQueue    *self,
                    GBytes      *payload,
                    GError     **error)
 {
-  gsize size = g_bytes_get_size (payload);
   gsize max_message_size = self->backend->klass->get_max_message_size (self->backend);
   int fd;
 
-  if ((size <= MPQ_PAYLOAD_INLINE_MAX && size / 3 * 4 + 260 <= max_message_size) ||
+  if (_mpq_payload_goes_inline (g_bytes_get_size (payload), max_message_size) ||
       !self->backend->klass->takes_fds (self->backend))
     return _mpq_codec_encode (message, self->line, error) &&
            put_line (self, message, -1, mpq_message_get_recipient_pid (message), error);
