@@ -6,6 +6,7 @@
 #include "mpq-codec-private.h"
 #include "mpq-error.h"
 #include "mpq-json-private.h"
+#include "mpq-line-reader-private.h"
 #include "mpq-message-private.h"
 #include "mpq-payload-private.h"
 #include "mpq-protocol.h"
@@ -264,14 +265,8 @@ take_payload (MpqParts  *parts,
       return g_bytes_new_take (data, size);
     }
 
-  if (fds == NULL || fds->len == 0)
-    {
-      protocol_error (error, "A payload's descriptor did not come with its message");
-      return NULL;
-    }
-  fd = g_array_index (fds, int, 0);
-  g_array_remove_index (fds, 0);
-  return _mpq_payload_map (fd, parts->fd_size, error);
+  fd = _mpq_fds_take_oldest (fds, error);
+  return fd >= 0 ? _mpq_payload_map (fd, parts->fd_size, error) : NULL;
 }
 
 static MpqMessage *

@@ -27,17 +27,6 @@ _mpq_endpoint_init (MpqEndpoint            *ep,
   _mpq_line_reader_init (&ep->reader, max_message_size + klass->line_overhead);
 }
 
-/* Closes the payload descriptors held for lines not yet decoded. */
-static void
-close_fds (MpqEndpoint *ep)
-{
-  if (ep->fds == NULL)
-    return;
-  for (guint i = 0; i < ep->fds->len; i++)
-    close (g_array_index (ep->fds, int, i));
-  g_array_set_size (ep->fds, 0);
-}
-
 /* Takes @fd. Owner's thread. */
 void
 _mpq_endpoint_open (MpqEndpoint *ep,
@@ -68,7 +57,7 @@ _mpq_endpoint_close (MpqEndpoint *ep,
   ep->closed = TRUE;
   if (!ep->read_done)
     _mpq_endpoint_stop_reading (ep, NULL);
-  close_fds (ep);
+  _mpq_fds_close_all (ep->fds);
   if (ep->fd >= 0)
     {
       close (ep->fd);
@@ -90,16 +79,11 @@ _mpq_endpoint_clear (MpqEndpoint *ep)
   g_clear_pointer (&ep->context, g_main_context_unref);
   g_clear_error (&ep->read_error);
   _mpq_line_reader_clear (&ep->reader);
-  close_fds (ep);
+  _mpq_fds_close_all (ep->fds);
   g_clear_pointer (&ep->fds, g_array_unref);
 }
 
 /* Reading --------------------------------------------------------------- */
-
-/* The most payload descriptors this end holds for lines not yet read
- * whole: one read's worth and one for a line still coming. More is a
- * peer that sends descriptors without their lines. */
-#define MAX_HELD_FDS (MPQ_READ_MAX_FDS * 2)
 
 /* From now on descriptors that come with lines are kept in @fds for the
  * owner to claim (payloads); without this the kernel closes them. */
@@ -127,7 +111,7 @@ _mpq_endpoint_stop_reading (MpqEndpoint *ep,
   /* A peer dropped for what it sent keeps nothing open here; lines read
    * before that which wait to be decoded lose their payloads with it. */
   if (error != NULL)
-    close_fds (ep);
+    _mpq_fds_close_all (ep->fds);
 }
 
 /* Hands the whole lines buffered to the owner, until one is bad. Owner's
@@ -173,10 +157,8 @@ _mpq_endpoint_read_some (MpqEndpoint *ep)
     {
     case MPQ_READ_DATA:
       _mpq_endpoint_take_lines (ep);
-      if (error == NULL && ep->fds != NULL && ep->fds->len > MAX_HELD_FDS)
-        error = g_error_new (MPQ_ERROR, MPQ_ERROR_PROTOCOL,
-                             "The peer sent %u descriptors without their messages",
-                             ep->fds->len);
+      if (error == NULL)
+        _mpq_fds_check_held (ep->fds, &error);
       if (error != NULL)
         _mpq_endpoint_stop_reading (ep, error);
       return TRUE;

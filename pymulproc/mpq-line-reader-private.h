@@ -32,6 +32,11 @@ void          _mpq_line_reader_clear   (MpqLineReader  *reader);
  * carried some). More at once is the peer's protocol error. */
 #define MPQ_READ_MAX_FDS 8
 
+/* The most a reader's owner holds for lines not yet read whole: one
+ * read's worth and one for a line still coming. More is a peer that sends
+ * descriptors without their lines. */
+#define MPQ_MAX_HELD_FDS (MPQ_READ_MAX_FDS * 2)
+
 MpqReadStatus _mpq_line_reader_fill    (MpqLineReader  *reader,
                                         int             fd,
                                         GArray         *fds,
@@ -41,5 +46,12 @@ gboolean      _mpq_line_reader_next    (MpqLineReader  *reader,
                                         gsize          *length,
                                         GError        **error);
 gboolean      _mpq_line_reader_has_partial (MpqLineReader *reader);
+
+/* The descriptors a fill collected (an array of int, oldest first). */
+int           _mpq_fds_take_oldest     (GArray         *fds,
+                                        GError        **error);
+gboolean      _mpq_fds_check_held      (GArray         *fds,
+                                        GError        **error);
+void          _mpq_fds_close_all       (GArray         *fds);
 
 G_END_DECLS

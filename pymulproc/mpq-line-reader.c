@@ -198,3 +198,44 @@ _mpq_line_reader_next (MpqLineReader  *reader,
 
   return TRUE;
 }
+
+/* The oldest descriptor that came, for the line that says it has one; -1
+ * with MPQ_ERROR_PROTOCOL if none came (@fds NULL: none may). */
+int
+_mpq_fds_take_oldest (GArray  *fds,
+                      GError **error)
+{
+  int fd;
+
+  if (fds == NULL || fds->len == 0)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                           "A payload's descriptor did not come with its message");
+      return -1;
+    }
+  fd = g_array_index (fds, int, 0);
+  g_array_remove_index (fds, 0);
+  return fd;
+}
+
+/* After the lines of a read took theirs: FALSE with MPQ_ERROR_PROTOCOL if
+ * more are left than MPQ_MAX_HELD_FDS. */
+gboolean
+_mpq_fds_check_held (GArray  *fds,
+                     GError **error)
+{
+  if (fds == NULL || fds->len <= MPQ_MAX_HELD_FDS)
+    return TRUE;
+  g_set_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+               "The peer sent %u descriptors without their messages", fds->len);
+  return FALSE;
+}
+
+void
+_mpq_fds_close_all (GArray *fds)
+{
+  for (guint i = 0; fds != NULL && i < fds->len; i++)
+    close (g_array_index (fds, int, i));
+  if (fds != NULL)
+    g_array_set_size (fds, 0);
+}

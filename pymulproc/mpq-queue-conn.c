@@ -126,16 +126,10 @@ decode_line (MpqQueueConn  *conn,
    * cannot change or vanish under a mapping), counted against the child. */
   if (fd_size > 0)
     {
-      int fd;
+      int fd = _mpq_fds_take_oldest (conn->fds, error);
 
-      if (conn->fds->len == 0)
-        {
-          g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
-                               "A payload's descriptor did not come with its message");
-          return FALSE;
-        }
-      fd = g_array_index (conn->fds, int, 0);
-      g_array_remove_index (conn->fds, 0);
+      if (fd < 0)
+        return FALSE;
       if (!_mpq_payload_check_fd (fd, fd_size, error))
         {
           close (fd);
@@ -258,10 +252,8 @@ _mpq_queue_conn_read (MpqQueueConn *conn,
 
   apply_items (conn, items, &error);
 
-  if (error == NULL && stop_error == NULL && conn->fds->len > MPQ_READ_MAX_FDS * 2)
-    stop_error = g_error_new (MPQ_ERROR, MPQ_ERROR_PROTOCOL,
-                              "The child sent %u descriptors without their messages",
-                              conn->fds->len);
+  if (error == NULL && stop_error == NULL)
+    _mpq_fds_check_held (conn->fds, &stop_error);
   if (error == NULL)
     error = g_steal_pointer (&stop_error);
   g_clear_error (&stop_error);
@@ -427,8 +419,7 @@ _mpq_queue_conn_free (MpqQueueConn *conn)
   for (guint i = 0; i < conn->marks->len; i++)
     close (g_array_index (conn->marks, MpqQueueMark, i).fd);
   g_array_unref (conn->marks);
-  for (guint i = 0; i < conn->fds->len; i++)
-    close (g_array_index (conn->fds, int, i));
+  _mpq_fds_close_all (conn->fds);
   g_array_unref (conn->fds);
   _mpq_queue_quota_unref (conn->quota);
   if (conn->fd >= 0)
