@@ -28,6 +28,10 @@ G_BEGIN_DECLS
  * @MPQ_ERROR_TOO_LARGE: a message line is longer than
  *   [property@Mpq.Channel:max-message-size]
  * @MPQ_ERROR_NOT_A_CHILD: the process was not spawned with a channel
+ * @MPQ_ERROR_TASK_FAILED: a pool's worker answered the task with an error;
+ *   the error's message is the worker's text (since 1.2)
+ * @MPQ_ERROR_WORKER_LOST: the workers holding a pool's task died
+ *   [property@Mpq.Pool:max-attempts] times (since 1.2)
  *
  * Error codes in the `MPQ_ERROR` domain.
  */
@@ -40,6 +44,8 @@ typedef enum
   MPQ_ERROR_PROTOCOL,
   MPQ_ERROR_TOO_LARGE,
   MPQ_ERROR_NOT_A_CHILD,
+  MPQ_ERROR_TASK_FAILED,
+  MPQ_ERROR_WORKER_LOST,
 } MpqError;
 
 MPQ_AVAILABLE_IN_ALL

@@ -22,4 +22,8 @@ gboolean    _mpq_data_json_is_compact (const char *data_json,
 const char *_mpq_message_peek_data_text (MpqMessage *self,
                                          gsize      *length);
 
+void        _mpq_message_set_origin (MpqMessage *self,
+                                     gint        origin_pid);
+gint        _mpq_message_get_origin (MpqMessage *self);
+
 G_END_DECLS

@@ -47,6 +47,8 @@ struct _MpqMessage
   gint      sender_pid;
   gint      recipient_pid;  /* 0 when the wire says null */
   GBytes   *payload;        /* or NULL */
+  gint      origin_pid;     /* who put it in the parent's queue, as the
+                             * queue saw it (not what it says); 0: unknown */
 };
 
 enum
@@ -615,4 +617,20 @@ mpq_message_is_for (MpqMessage *self,
   g_return_val_if_fail (MPQ_IS_MESSAGE (self), FALSE);
 
   return self->recipient_pid == 0 || self->recipient_pid == pid;
+}
+
+/* Set by the parent's queue as it hands a message over: the process whose
+ * socket it came from, which a pool trusts where it would not trust
+ * @sender_pid (any process can write any number there). */
+void
+_mpq_message_set_origin (MpqMessage *self,
+                         gint        origin_pid)
+{
+  self->origin_pid = origin_pid;
+}
+
+gint
+_mpq_message_get_origin (MpqMessage *self)
+{
+  return self->origin_pid;
 }

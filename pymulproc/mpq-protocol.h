@@ -60,6 +60,56 @@ G_BEGIN_DECLS
 #define MPQ_R_PID_OFFSET 2
 
 /**
+ * MPQ_REQ_READY:
+ *
+ * What a pool worker says once it is ready for tasks (see
+ * [class@Mpq.Pool]).
+ *
+ * Since: 1.2
+ */
+#define MPQ_REQ_READY "READY"
+
+/**
+ * MPQ_REQ_FAILED:
+ *
+ * A pool worker's answer to a task that failed: its data is
+ * `{"task": id, "error": "text"}`.
+ *
+ * Since: 1.2
+ */
+#define MPQ_REQ_FAILED "FAILED"
+
+/**
+ * MPQ_REQ_PROGRESS:
+ *
+ * What a pool worker reports while it works on a task: its data is
+ * `{"task": id, "progress": value}`.
+ *
+ * Since: 1.2
+ */
+#define MPQ_REQ_PROGRESS "PROGRESS"
+
+/**
+ * MPQ_REQ_CANCEL:
+ *
+ * What a pool tells a worker of a task it no longer wants: its data is
+ * `{"task": id}`.
+ *
+ * Since: 1.2
+ */
+#define MPQ_REQ_CANCEL "CANCEL"
+
+/**
+ * MPQ_POOL_WORKER_ENV:
+ *
+ * The environment variable set to `1` in the workers an [class@Mpq.Pool]
+ * spawns, beside [const@Mpq.CHANNEL_FD_ENV].
+ *
+ * Since: 1.2
+ */
+#define MPQ_POOL_WORKER_ENV "MPQ_POOL_WORKER"
+
+/**
  * MPQ_CHANNEL_FD_ENV:
  *
  * The environment variable that names, in a spawned child, the descriptor

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "mpq-codec-private.h"
+#include "mpq-message-private.h"
 #include "mpq-queue-state-private.h"
 
 /* One message in the parent's queue, or in someone's hand: its line as it
@@ -166,6 +167,7 @@ _mpq_queue_entry_take_message (MpqQueueEntry *entry)
   else if (message == NULL)
     message = _mpq_codec_decode (entry->line, entry->length, NULL);
   g_assert (message != NULL);
+  _mpq_message_set_origin (message, entry->origin);
   return message;
 }
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE
 #include "config.h"
 
 #include <errno.h>
@@ -51,10 +52,54 @@ _mpq_fd_set_nonblocking (int fd)
     fcntl (fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-/* Spawns @argv with @child_fd (taken) inherited under the same number and
- * named by MPQ_CHANNEL_FD. The launcher's taken descriptors are closed after
- * the spawn so that no copy of the child's end stays in this process: the
- * child's death must look like a hang-up at once. */
+/* A launcher the caller gave keeps one descriptor number for the child's
+ * end of the channel, from its first spawn on (GSubprocessLauncher can
+ * neither forget a taken descriptor nor spawn again once closed). Between
+ * spawns that number holds /dev/null, so that no copy of a child's end
+ * stays in this process (the child's death must look like a hang-up at
+ * once) and the number is not reused by anything the launcher would close
+ * later. */
+#define LAUNCHER_SLOT_KEY "mpq-spawn-channel-slot"
+
+static int
+launcher_slot (GSubprocessLauncher  *launcher,
+               int                   child_fd,
+               GError              **error)
+{
+  int slot = GPOINTER_TO_INT (g_object_get_data (G_OBJECT (launcher), LAUNCHER_SLOT_KEY)) - 1;
+
+  if (slot < 0)
+    {
+      g_subprocess_launcher_take_fd (launcher, child_fd, child_fd);
+      g_object_set_data (G_OBJECT (launcher), LAUNCHER_SLOT_KEY, GINT_TO_POINTER (child_fd + 1));
+      return child_fd;
+    }
+  if (dup3 (child_fd, slot, O_CLOEXEC) < 0)
+    {
+      int saved = errno;
+
+      close (child_fd);
+      g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                   "Could not pass the channel to the child: %s", g_strerror (saved));
+      return -1;
+    }
+  close (child_fd);
+  return slot;
+}
+
+static void
+release_slot (int slot)
+{
+  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+
+  if (devnull < 0 || dup3 (devnull, slot, O_CLOEXEC) < 0)
+    g_warning ("Could not release a child's end of its channel: %s", g_strerror (errno));
+  if (devnull >= 0)
+    close (devnull);
+}
+
+/* Spawns @argv with @child_fd (taken) inherited and named by
+ * MPQ_CHANNEL_FD; this process keeps no copy of it. */
 GSubprocess *
 _mpq_spawn_child (GSubprocessLauncher  *launcher,
                   int                   child_fd,
@@ -66,11 +111,17 @@ _mpq_spawn_child (GSubprocessLauncher  *launcher,
   g_autoptr(GError) local_error = NULL;
   g_autofree char *fd_text = NULL;
   GSubprocess *subprocess;
+  int fd = child_fd;
 
   if (launcher == NULL)
-    launcher = own_launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+    {
+      launcher = own_launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+      g_subprocess_launcher_take_fd (launcher, child_fd, child_fd);
+    }
+  else if ((fd = launcher_slot (launcher, child_fd, error)) < 0)
+    return NULL;
 
-  fd_text = g_strdup_printf ("%d", child_fd);
+  fd_text = g_strdup_printf ("%d", fd);
   g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_FD_ENV, fd_text, TRUE);
   g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_KIND_ENV, kind, TRUE);
   /* Pipes: this parent takes payloads by descriptor. */
@@ -78,10 +129,12 @@ _mpq_spawn_child (GSubprocessLauncher  *launcher,
     g_subprocess_launcher_setenv (launcher, MPQ_CHANNEL_FDS_ENV, "1", TRUE);
   else
     g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FDS_ENV);
-  g_subprocess_launcher_take_fd (launcher, child_fd, child_fd);
 
   subprocess = g_subprocess_launcher_spawnv (launcher, argv, &local_error);
-  g_subprocess_launcher_close (launcher);
+  if (own_launcher != NULL)
+    g_subprocess_launcher_close (launcher);
+  else
+    release_slot (fd);
 
   if (subprocess == NULL)
     {

@@ -14,4 +14,6 @@
 # include "mpq-channel.h"
 # include "mpq-pipe.h"
 # include "mpq-queue.h"
+# include "mpq-pool.h"
+# include "mpq-worker.h"
 #undef MPQ_INSIDE

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "mpq-error.h"
+#include "mpq-json-private.h"
+#include "mpq-pool-private.h"
+#include "mpq-protocol.h"
+#include "mpq-worker-private.h"
+
+/**
+ * MpqInvocation:
+ *
+ * One task a pool handed an [class@Mpq.Worker]: what it asks, and how to
+ * answer it. Answer once, with [method@Mpq.Invocation.return_json] or
+ * [method@Mpq.Invocation.return_error]; an invocation dropped unanswered
+ * answers itself with an error, so a task is never left hanging.
+ *
+ * Used from the thread its worker is used from.
+ *
+ * Since: 1.2
+ */
+
+struct _MpqInvocation
+{
+  GObject       parent_instance;
+
+  MpqWorker    *worker;
+  guint64       id;
+  char         *request;
+  JsonNode     *data;        /* nullable: null */
+  GCancellable *cancellable;
+  gboolean      answered;
+};
+
+G_DEFINE_FINAL_TYPE (MpqInvocation, mpq_invocation, G_TYPE_OBJECT)
+
+static gboolean answer (MpqInvocation  *self,
+                        const char     *request,
+                        const char     *frame,
+                        GError        **error);
+
+static void
+mpq_invocation_finalize (GObject *object)
+{
+  MpqInvocation *self = MPQ_INVOCATION (object);
+
+  if (!self->answered)
+    {
+      g_autofree char *frame =
+        _mpq_pool_frame_error (self->id, "The worker dropped the task without answering it");
+
+      answer (self, MPQ_REQ_FAILED, frame, NULL);
+    }
+  g_clear_object (&self->worker);
+  g_free (self->request);
+  g_clear_pointer (&self->data, json_node_unref);
+  g_clear_object (&self->cancellable);
+
+  G_OBJECT_CLASS (mpq_invocation_parent_class)->finalize (object);
+}
+
+static void
+mpq_invocation_class_init (MpqInvocationClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = mpq_invocation_finalize;
+}
+
+static void
+mpq_invocation_init (MpqInvocation *self)
+{
+}
+
+MpqInvocation *
+_mpq_invocation_new (MpqWorker    *worker,
+                     guint64       id,
+                     const char   *request,
+                     JsonNode     *data,
+                     GCancellable *cancellable)
+{
+  MpqInvocation *self = g_object_new (MPQ_TYPE_INVOCATION, NULL);
+
+  self->worker = g_object_ref (worker);
+  self->id = id;
+  self->request = g_strdup (request);
+  if (data != NULL && !JSON_NODE_HOLDS_NULL (data))
+    self->data = json_node_ref (data);
+  self->cancellable = g_object_ref (cancellable);
+  return self;
+}
+
+static gboolean
+check_unanswered (MpqInvocation  *self,
+                  GError        **error)
+{
+  if (!self->answered)
+    return TRUE;
+  g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED, "The task was answered already");
+  return FALSE;
+}
+
+/* {"task": id, @field: @data_json}, if the task is still to answer and
+ * @data_json is JSON. */
+static char *
+checked_frame (MpqInvocation  *self,
+               const char     *field,
+               const char     *data_json,
+               GError        **error)
+{
+  if (!check_unanswered (self, error) || !_mpq_pool_check_json (data_json, error))
+    return NULL;
+  return _mpq_pool_frame_task (self->id, field, data_json);
+}
+
+static gboolean
+answer (MpqInvocation  *self,
+        const char     *request,
+        const char     *frame,
+        GError        **error)
+{
+  gboolean sent;
+
+  self->answered = TRUE;
+  sent = _mpq_worker_send (self->worker, request, frame, error);
+  _mpq_worker_answered (self->worker, self->id);
+  return sent;
+}
+
+/**
+ * mpq_invocation_get_request:
+ * @self: an invocation
+ *
+ * Returns: the task's request
+ *
+ * Since: 1.2
+ */
+const char *
+mpq_invocation_get_request (MpqInvocation *self)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
+  return self->request;
+}
+
+/**
+ * mpq_invocation_get_data:
+ * @self: an invocation
+ *
+ * Returns: (transfer none) (nullable): the task's data, or %NULL for null
+ *
+ * Since: 1.2
+ */
+JsonNode *
+mpq_invocation_get_data (MpqInvocation *self)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
+  return self->data;
+}
+
+/**
+ * mpq_invocation_dup_data_json:
+ * @self: an invocation
+ *
+ * Returns: (transfer full): the task's data as JSON text (`null` for none)
+ *
+ * Since: 1.2
+ */
+char *
+mpq_invocation_dup_data_json (MpqInvocation *self)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
+
+  if (self->data == NULL || !_mpq_json_write (out, self->data, MPQ_MAX_DEPTH, NULL))
+    return g_strdup ("null");
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/**
+ * mpq_invocation_get_task_id:
+ * @self: an invocation
+ *
+ * Returns: the task's id, as [method@Mpq.Task.get_id] gives it in the
+ *   pool
+ *
+ * Since: 1.2
+ */
+guint64
+mpq_invocation_get_task_id (MpqInvocation *self)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), 0);
+  return self->id;
+}
+
+/**
+ * mpq_invocation_get_cancellable:
+ * @self: an invocation
+ *
+ * Returns: (transfer none): cancelled when the pool cancels the task: stop,
+ *   and answer as you like (the pool drops the answer)
+ *
+ * Since: 1.2
+ */
+GCancellable *
+mpq_invocation_get_cancellable (MpqInvocation *self)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
+  return self->cancellable;
+}
+
+/**
+ * mpq_invocation_return_json:
+ * @self: an invocation
+ * @data_json: (nullable): the result as JSON text, or %NULL for null
+ * @error: return location for a #GError
+ *
+ * Answers the task: its [method@Mpq.Task.wait] returns a message whose
+ * data is this result. The worker's next task starts after this.
+ *
+ * Returns: %TRUE when sent; %FALSE with @error set when @data_json is not
+ *   JSON (`MPQ_ERROR_PROTOCOL`: the task is still to answer), when it was
+ *   answered already, or when the pool is gone
+ *
+ * Since: 1.2
+ */
+gboolean
+mpq_invocation_return_json (MpqInvocation  *self,
+                            const char     *data_json,
+                            GError        **error)
+{
+  g_autofree char *frame = NULL;
+
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  frame = checked_frame (self, "result", data_json, error);
+  return frame != NULL && answer (self, MPQ_REQ_FINISHED, frame, error);
+}
+
+/**
+ * mpq_invocation_return_error:
+ * @self: an invocation
+ * @message: what went wrong, for the task's error
+ * @error: return location for a #GError
+ *
+ * Fails the task: its [method@Mpq.Task.wait] fails with
+ * `MPQ_ERROR_TASK_FAILED` and @message. The task is not tried again.
+ *
+ * Returns: %TRUE when sent, %FALSE with @error set
+ *
+ * Since: 1.2
+ */
+gboolean
+mpq_invocation_return_error (MpqInvocation  *self,
+                             const char     *message,
+                             GError        **error)
+{
+  g_autofree char *frame = NULL;
+
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_unanswered (self, error))
+    return FALSE;
+  if (message == NULL || !g_utf8_validate (message, -1, NULL))
+    message = "The task failed";
+  frame = _mpq_pool_frame_error (self->id, message);
+  return answer (self, MPQ_REQ_FAILED, frame, error);
+}
+
+/**
+ * mpq_invocation_send_progress_json:
+ * @self: an invocation
+ * @data_json: (nullable): the progress as JSON text, or %NULL for null
+ * @error: return location for a #GError
+ *
+ * Reports progress: the task's [signal@Mpq.Task::progress] gets it, in
+ * order, before the answer.
+ *
+ * Returns: %TRUE when sent, %FALSE with @error set
+ *
+ * Since: 1.2
+ */
+gboolean
+mpq_invocation_send_progress_json (MpqInvocation  *self,
+                                   const char     *data_json,
+                                   GError        **error)
+{
+  g_autofree char *frame = NULL;
+
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  frame = checked_frame (self, "progress", data_json, error);
+  return frame != NULL && _mpq_worker_send (self->worker, MPQ_REQ_PROGRESS, frame, error);
+}

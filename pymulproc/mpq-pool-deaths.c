@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+#include <sys/wait.h>
+
+#include "mpq-channel.h"
+#include "mpq-error.h"
+#include "mpq-pool-private.h"
+#include "mpq-source-private.h"
+
+/* What a pool's worker's death means, and its replacement. The pool's
+ * context only.
+ *
+ * A death is known from two sides that race: the process's exit (its
+ * wait) and the last answers it wrote, which the queue's thread may not
+ * have read yet. Once the exit is seen, mpq_queue_is_empty () makes the
+ * queue read everything the worker wrote, and the pool sends itself a
+ * marker through the queue: it comes after the worker's last answer, and
+ * only then are the tasks it held judged. So a worker that answers and
+ * exits at once never has its task counted as a death. */
+
+/* The worker's wait: the pool's context. */
+void
+_mpq_pool_wait_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  MpqPoolWorker *worker = user_data;
+  MpqPool *pool = worker->pool;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *marker = NULL;
+
+  if (!g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error) ||
+      pool == NULL)
+    {
+      /* The pool went away first: the worker is ours to free. */
+      _mpq_pool_worker_free (worker);
+      return;
+    }
+
+  worker->exited = TRUE;
+  worker->wait_status = g_subprocess_get_status (worker->process);
+  _mpq_clear_source (&worker->timeout);
+  _mpq_clear_source (&worker->kill);
+  g_debug ("Pool worker %d exited (wait status %d)", worker->pid, worker->wait_status);
+
+  /* See the top of the file: what it wrote is read before the marker. */
+  (void) mpq_queue_is_empty (pool->queue, NULL);
+  marker = g_strdup_printf ("{\"pid\":%d}", worker->pid);
+  if (!mpq_channel_send_json (MPQ_CHANNEL (pool->queue), MPQ_POOL_REQ_GONE,
+                              pool->pid, pool->pid, marker, NULL))
+    _mpq_pool_worker_gone (pool, worker);
+}
+
+/* Deaths ------------------------------------------------------------------- */
+
+static char *
+describe_status (gint wait_status)
+{
+  if (WIFSIGNALED (wait_status))
+    return g_strdup_printf ("killed by signal %d (%s)", WTERMSIG (wait_status),
+                            g_strsignal (WTERMSIG (wait_status)));
+  return g_strdup_printf ("exit status %d", WEXITSTATUS (wait_status));
+}
+
+/* Everything the worker wrote was read, and it exited: what it held goes
+ * back in line, but the task it worked on (the oldest) counts a death. */
+void
+_mpq_pool_worker_gone (MpqPool       *pool,
+             MpqPoolWorker *worker)
+{
+  g_autofree char *status = describe_status (worker->wait_status);
+  gboolean expected = worker->told_to_go;
+  gboolean startup_failure;
+  gint pid = worker->pid;
+  gint wait_status;
+  MpqPoolSlot *slot;
+  gboolean head = TRUE;
+  GList *back = NULL;
+
+  g_hash_table_steal (pool->workers, GINT_TO_POINTER (pid));
+  startup_failure = !worker->answered && g_queue_is_empty (&worker->window) && !expected;
+
+  while ((slot = g_queue_pop_head (&worker->window)) != NULL)
+    {
+      g_autoptr(MpqTask) task = g_steal_pointer (&slot->task);
+      gboolean counts = head;
+
+      head = FALSE;
+      g_free (slot);
+      if (task == NULL || _mpq_task_is_final (task))
+        continue;
+      if (counts && _mpq_task_add_death (task) >= pool->max_attempts)
+        {
+          _mpq_task_fail (task, g_error_new (MPQ_ERROR, MPQ_ERROR_WORKER_LOST,
+                                             "The task's worker died %u times (the last: %s)",
+                                             pool->max_attempts, status));
+          continue;
+        }
+      back = g_list_prepend (back, g_steal_pointer (&task));
+    }
+  /* Back to the front, in the order they were handed. */
+  for (GList *l = back; l != NULL; l = l->next)
+    {
+      _mpq_task_set_queued (l->data);
+      g_queue_push_head (&pool->pending, l->data);
+    }
+  g_list_free (back);
+
+  wait_status = worker->wait_status;
+  _mpq_pool_worker_free (worker);
+
+  g_object_ref (pool);
+  _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
+  if (startup_failure)
+    _mpq_pool_startup_failed (pool, status);
+  _mpq_pool_adjust_workers (pool);
+  _mpq_pool_schedule (pool);
+  _mpq_pool_check_shutdown (pool);
+  g_object_unref (pool);
+}
+
+static gboolean
+any_ready (MpqPool *pool)
+{
+  GHashTableIter iter;
+  MpqPoolWorker *worker;
+
+  g_hash_table_iter_init (&iter, pool->workers);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &worker))
+    if (worker->state == MPQ_POOL_WORKER_READY)
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+restart_cb (gpointer user_data)
+{
+  MpqPool *pool = user_data;
+
+  g_clear_pointer (&pool->restart, g_source_unref);
+  _mpq_pool_adjust_workers (pool);
+  return G_SOURCE_REMOVE;
+}
+
+/* A worker died before it answered anything (or could not be spawned):
+ * its replacement waits longer each time in a row, and past
+ * MPQ_POOL_MAX_STARTUP_FAILURES with no worker ready the pool is broken:
+ * its queued tasks fail, and so does submit, until n-workers is set. */
+void
+_mpq_pool_startup_failed (MpqPool    *pool,
+                          const char *what)
+{
+  guint delay;
+
+  pool->startup_failures++;
+  if (pool->startup_failures >= MPQ_POOL_MAX_STARTUP_FAILURES && !any_ready (pool))
+    {
+      MpqTask *task;
+
+      g_clear_error (&pool->broken);
+      pool->broken = g_error_new (MPQ_ERROR, MPQ_ERROR_WORKER_LOST,
+                                  "The pool's workers died at start-up %u times in a row "
+                                  "(the last: %s)", pool->startup_failures, what);
+      g_message ("%s", pool->broken->message);
+      _mpq_clear_source (&pool->restart);
+      while ((task = g_queue_pop_head (&pool->pending)) != NULL)
+        {
+          _mpq_task_fail (task, g_error_copy (pool->broken));
+          g_object_unref (task);
+        }
+      return;
+    }
+  if (pool->restart != NULL)
+    return;
+  delay = MIN ((guint) MPQ_POOL_RESTART_DELAY_MS << MIN (pool->startup_failures - 1, 10),
+               (guint) MPQ_POOL_MAX_RESTART_DELAY_MS);
+  pool->restart = g_timeout_source_new (delay);
+  g_source_set_callback (pool->restart, restart_cb, pool, NULL);
+  g_source_set_static_name (pool->restart, "[mpq] pool restart");
+  g_source_attach (pool->restart, pool->context);
+}

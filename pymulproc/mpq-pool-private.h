@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "mpq-pool.h"
+#include "mpq-queue.h"
+#include "mpq-worker.h"
+
+G_BEGIN_DECLS
+
+/* A pool is an MpqQueue used as a routed transport: the parent hands each
+ * task to one worker by address, so it always knows who holds what, and
+ * it alone decides what a death, a time-out or a cancel means. Everything
+ * here runs in the pool's context (the thread-default one when the pool
+ * was made): one thread, no locks. The frames are in docs/protocol.md
+ * ("Pools").
+ *
+ * - mpq-pool.c: the object, its properties, submit, broadcast, shutdown;
+ * - mpq-pool-workers.c: spawning workers and talking to them;
+ * - mpq-pool-deaths.c: what a worker's death means, and its replacement;
+ * - mpq-pool-map.c: map, and waiting in the pool's context;
+ * - mpq-task.c: MpqTask, a future;
+ * - mpq-pool-frames.c: the frames, for the pool and for MpqWorker;
+ * - mpq-worker.c, mpq-invocation.c: the worker's side. */
+
+/* How many tasks a worker is handed ahead of its answers: one it works on
+ * and one waiting, so that it never waits for the parent between two. */
+#define MPQ_POOL_WINDOW 2
+
+/* Workers that die before they answered anything, in a row: each waits
+ * longer to be replaced (from MPQ_POOL_RESTART_DELAY_MS, doubling up to
+ * MPQ_POOL_MAX_RESTART_DELAY_MS), and past MPQ_POOL_MAX_STARTUP_FAILURES,
+ * with no worker ready, the pool is broken: its tasks fail. */
+#define MPQ_POOL_MAX_STARTUP_FAILURES 5
+#define MPQ_POOL_RESTART_DELAY_MS 50
+#define MPQ_POOL_MAX_RESTART_DELAY_MS 5000
+
+/* A worker killed for a task's time-out, or left at a shutdown's, gets
+ * SIGTERM, then SIGKILL this much later. */
+#define MPQ_POOL_KILL_GRACE_MS 1000
+
+/* What the pool's own marker says: every message from this worker was
+ * read (see mpq-pool-workers.c). */
+#define MPQ_POOL_REQ_GONE "MPQ-POOL-GONE"
+
+typedef enum
+{
+  MPQ_POOL_WORKER_STARTING,  /* spawned, not ready yet */
+  MPQ_POOL_WORKER_READY,     /* takes tasks */
+  MPQ_POOL_WORKER_LEAVING,   /* told to go, or killed: takes nothing */
+} MpqPoolWorkerState;
+
+/* A task handed to a worker, in the order handed: a worker answers them
+ * in that order, so the oldest is the one it works on. */
+typedef struct
+{
+  guint64  id;
+  MpqTask *task;   /* NULL: cancelled, timed out, or a broadcast */
+} MpqPoolSlot;
+
+typedef struct
+{
+  MpqPool            *pool;         /* not a reference */
+  gint                pid;
+  GSubprocess        *process;
+  GCancellable       *cancellable;  /* of the wait */
+  MpqPoolWorkerState  state;
+  gboolean            told_to_go;   /* shrink or shutdown: an expected exit */
+  gboolean            die_sent;
+  gboolean            answered;     /* it answered a task once */
+  gboolean            exited;       /* waited for; @wait_status is known */
+  gint                wait_status;
+  GQueue              window;       /* MpqPoolSlot, oldest first */
+  GSource            *timeout;      /* the head's task-timeout */
+  GSource            *kill;         /* SIGKILL after SIGTERM */
+} MpqPoolWorker;
+
+struct _MpqPool
+{
+  GObject              parent_instance;
+
+  GMainContext        *context;
+  MpqQueue            *queue;
+  gint                 pid;
+  GSubprocessLauncher *launcher;
+  char               **argv;
+  guint                n_workers;     /* wanted */
+  guint                max_attempts;
+  gint                 task_timeout;  /* ms, -1: none */
+  char                *token;         /* in our own markers */
+
+  GHashTable          *workers;       /* pid → MpqPoolWorker */
+  GQueue               pending;       /* MpqTask (a reference), oldest first */
+  guint64              next_id;
+  guint                startup_failures;
+  GSource             *restart;
+  GError              *broken;        /* workers die at start-up */
+
+  gboolean             shutting_down;
+  gboolean             closed;
+  GSource             *shutdown_timer;
+  GError              *shutdown_error;
+  GQueue               shutdown_waits; /* GTask */
+};
+
+/* mpq-pool-workers.c */
+gboolean  _mpq_pool_spawn_worker     (MpqPool       *pool,
+                                      GError       **error);
+void      _mpq_pool_on_message       (MpqPool       *pool,
+                                      MpqMessage    *message);
+void      _mpq_pool_schedule         (MpqPool       *pool);
+void      _mpq_pool_adjust_workers   (MpqPool       *pool);
+void      _mpq_pool_tell_to_go       (MpqPool       *pool,
+                                      MpqPoolWorker *worker);
+void      _mpq_pool_kill_worker      (MpqPool       *pool,
+                                      MpqPoolWorker *worker,
+                                      gboolean       at_once);
+void      _mpq_pool_worker_free      (MpqPoolWorker *worker);
+guint     _mpq_pool_count_live       (MpqPool       *pool);
+guint     _mpq_pool_broadcast_to_ready (MpqPool     *pool,
+                                        const char  *request,
+                                        const char  *data_json);
+void      _mpq_pool_startup_failed   (MpqPool       *pool,
+                                      const char    *what);
+gboolean  _mpq_pool_send_task        (MpqPool       *pool,
+                                      MpqPoolWorker *worker,
+                                      guint64        id,
+                                      const char    *request,
+                                      const char    *data_json,
+                                      GError       **error);
+
+/* mpq-pool-deaths.c */
+void      _mpq_pool_wait_cb          (GObject       *source,
+                                      GAsyncResult  *result,
+                                      gpointer       user_data);
+void      _mpq_pool_worker_gone      (MpqPool       *pool,
+                                      MpqPoolWorker *worker);
+
+/* mpq-pool.c */
+void      _mpq_pool_check_shutdown   (MpqPool       *pool);
+void      _mpq_pool_cancel_task      (MpqPool       *pool,
+                                      MpqTask       *task);
+void      _mpq_pool_emit_worker_started (MpqPool    *pool,
+                                         gint        pid);
+void      _mpq_pool_emit_worker_exited  (MpqPool    *pool,
+                                         gint        pid,
+                                         gint        wait_status,
+                                         gboolean    expected);
+
+/* mpq-pool-map.c: iterates @context until @done (@data) or @timeout_ms
+ * passed; FALSE with @error only when this thread cannot run @context. */
+typedef void (*MpqPoolStartFn) (gpointer             data,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data);
+
+GAsyncResult *_mpq_pool_call_sync    (GMainContext  *context,
+                                      MpqPoolStartFn start,
+                                      gpointer       data,
+                                      GError       **error);
+gboolean  _mpq_pool_acquire          (GMainContext  *context,
+                                      GError       **error);
+gboolean  _mpq_pool_iterate_until    (GMainContext  *context,
+                                      GSourceFunc    done,
+                                      gpointer       data,
+                                      gint           timeout_ms,
+                                      GError       **error);
+
+/* mpq-task.c: the pool's side of a task. */
+MpqTask  *_mpq_task_new              (MpqPool       *pool,
+                                      guint64        id,
+                                      const char    *request,
+                                      const char    *data_json);
+const char *_mpq_task_peek_data_json (MpqTask       *task);
+gboolean  _mpq_task_is_final         (MpqTask       *task);
+void      _mpq_task_set_running      (MpqTask       *task,
+                                      gint           worker_pid);
+void      _mpq_task_set_queued       (MpqTask       *task);
+guint     _mpq_task_add_death        (MpqTask       *task);
+void      _mpq_task_complete         (MpqTask       *task,
+                                      MpqMessage    *reply);
+void      _mpq_task_fail             (MpqTask       *task,
+                                      GError        *error);
+void      _mpq_task_progress         (MpqTask       *task,
+                                      MpqMessage    *progress);
+
+/* mpq-pool-frames.c: the frames of docs/protocol.md "Pools". */
+gboolean  _mpq_pool_check_json       (const char    *data_json,
+                                      GError       **error);
+char     *_mpq_pool_frame_task       (guint64        id,
+                                      const char    *field,
+                                      const char    *value_json);
+char     *_mpq_pool_frame_error      (guint64        id,
+                                      const char    *text);
+gboolean  _mpq_pool_frame_get_id     (JsonNode      *data,
+                                      guint64       *id);
+JsonNode *_mpq_pool_frame_get_member (JsonNode      *data,
+                                      const char    *field);
+
+G_END_DECLS

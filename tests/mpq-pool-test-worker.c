@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The worker test-pool.c's pools spawn: an MpqWorker whose behaviour each
+ * task's request picks.
+ *
+ *   square        data n → n * n
+ *   echo          data → data
+ *   pid           → this worker's pid
+ *   fail          → return_error ("failing on purpose: <data>")
+ *   drop          → the invocation is dropped unanswered
+ *   crash-on      data n: SIGSEGV when n is 13, else n * n
+ *   sleep         data ms: sleeps, then → ms
+ *   hang          never answers, never returns
+ *   until-cancel  reports progress "started", runs the context until the
+ *                 task is cancelled, → "stopped"
+ *   progress      data n: progress 1..n, then → n
+ *   exit-after    → data, then exits at once
+ *   later         answers data from an idle, later
+ *
+ * Every request is appended, one per line, to $MPQ_TEST_LOG_DIR/<pid>
+ * when that is set. With --die-at-start the worker exits 3 at once. */
+#include <pymulproc/pymulproc.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+log_request (const char *request)
+{
+  const char *dir = g_getenv ("MPQ_TEST_LOG_DIR");
+  g_autofree char *path = NULL;
+  FILE *file;
+
+  if (dir == NULL)
+    return;
+  path = g_strdup_printf ("%s/%d", dir, (int) getpid ());
+  file = fopen (path, "a");
+  g_assert_nonnull (file);
+  fprintf (file, "%s\n", request);
+  fclose (file);
+}
+
+static gint64
+data_int (MpqInvocation *invocation)
+{
+  JsonNode *data = mpq_invocation_get_data (invocation);
+
+  return data != NULL && JSON_NODE_HOLDS_VALUE (data) ? json_node_get_int (data) : 0;
+}
+
+static void
+answer_int (MpqInvocation *invocation,
+            gint64         value)
+{
+  g_autofree char *json = g_strdup_printf ("%" G_GINT64_FORMAT, value);
+
+  g_assert_true (mpq_invocation_return_json (invocation, json, NULL));
+}
+
+static gboolean
+answer_later (gpointer user_data)
+{
+  MpqInvocation *invocation = user_data;
+  g_autofree char *json = mpq_invocation_dup_data_json (invocation);
+
+  g_assert_true (mpq_invocation_return_json (invocation, json, NULL));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+task_cb (MpqWorker     *worker,
+         MpqInvocation *invocation,
+         gpointer       user_data)
+{
+  const char *request = mpq_invocation_get_request (invocation);
+  gint64 n = data_int (invocation);
+
+  log_request (request);
+  if (g_str_equal (request, "square"))
+    answer_int (invocation, n * n);
+  else if (g_str_equal (request, "echo"))
+    {
+      g_autofree char *json = mpq_invocation_dup_data_json (invocation);
+
+      g_assert_true (mpq_invocation_return_json (invocation, json, NULL));
+    }
+  else if (g_str_equal (request, "pid"))
+    answer_int (invocation, getpid ());
+  else if (g_str_equal (request, "fail"))
+    {
+      g_autofree char *json = mpq_invocation_dup_data_json (invocation);
+      g_autofree char *text = g_strdup_printf ("failing on purpose: %s", json);
+
+      g_assert_true (mpq_invocation_return_error (invocation, text, NULL));
+    }
+  else if (g_str_equal (request, "drop"))
+    ;
+  else if (g_str_equal (request, "crash-on"))
+    {
+      if (n == 13)
+        raise (SIGSEGV);
+      answer_int (invocation, n * n);
+    }
+  else if (g_str_equal (request, "sleep"))
+    {
+      g_usleep (n * 1000);
+      answer_int (invocation, n);
+    }
+  else if (g_str_equal (request, "hang"))
+    for (;;)
+      pause ();
+  else if (g_str_equal (request, "until-cancel"))
+    {
+      GCancellable *cancellable = mpq_invocation_get_cancellable (invocation);
+
+      g_assert_true (mpq_invocation_send_progress_json (invocation, "\"started\"", NULL));
+      while (!g_cancellable_is_cancelled (cancellable))
+        g_main_context_iteration (NULL, TRUE);
+      log_request ("cancelled");
+      g_assert_true (mpq_invocation_return_json (invocation, "\"stopped\"", NULL));
+    }
+  else if (g_str_equal (request, "progress"))
+    {
+      for (gint64 i = 1; i <= n; i++)
+        {
+          g_autofree char *json = g_strdup_printf ("%" G_GINT64_FORMAT, i);
+
+          g_assert_true (mpq_invocation_send_progress_json (invocation, json, NULL));
+        }
+      answer_int (invocation, n);
+    }
+  else if (g_str_equal (request, "exit-after"))
+    {
+      char *json = mpq_invocation_dup_data_json (invocation);
+
+      g_assert_true (mpq_invocation_return_json (invocation, json, NULL));
+      g_free (json);
+      g_object_run_dispose (G_OBJECT (worker));   /* flushes */
+      _exit (0);
+    }
+  else if (g_str_equal (request, "later"))
+    g_idle_add_full (G_PRIORITY_DEFAULT, answer_later, g_object_ref (invocation),
+                     g_object_unref);
+  else
+    g_assert_true (mpq_invocation_return_json (invocation, "\"unknown request\"", NULL));
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(MpqWorker) worker = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (argc > 1 && g_str_equal (argv[1], "--die-at-start"))
+    return 3;
+
+  worker = mpq_worker_new_for_child (&error);
+  if (worker == NULL)
+    {
+      g_printerr ("worker: %s\n", error->message);
+      return 2;
+    }
+  g_signal_connect (worker, "task", G_CALLBACK (task_cb), NULL);
+  if (!mpq_worker_run (worker, &error))
+    {
+      g_printerr ("worker %d: %s\n", (int) getpid (), error->message);
+      return 1;
+    }
+  return 0;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <pymulproc/pymulproc.h>
+
+#include <string.h>
+
+typedef struct
+{
+  guint     started;
+  guint     exited_expected;
+  guint     exited_unexpected;
+  GArray   *progress;   /* gint64 */
+} Counts;
+
+MpqPool *new_pool_full    (guint        n_workers,
+                           const char  *arg,
+                           const char  *log_dir,
+                           Counts      *counts);
+MpqPool *new_pool         (guint        n_workers);
+MpqTask *submit_int       (MpqPool     *pool,
+                           const char  *request,
+                           gint64       n);
+gint64   wait_int         (MpqTask     *task);
+void     wait_error       (MpqTask     *task,
+                           GQuark       domain,
+                           gint         code,
+                           const char  *text);
+void     shutdown_ok      (MpqPool     *pool);
+void     run_until_counts (Counts      *counts,
+                           guint        started,
+                           guint        exited);
+MpqTask *submit_until_cancel (MpqPool  *pool);
+void     test_pool_add_supervision_tests (void);
