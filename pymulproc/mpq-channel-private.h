@@ -57,6 +57,21 @@ typedef struct
                              GError            **error);   /* or NULL */
 } MpqChannelPrivateVfuncs;
 
+/* Sends through @self's send_outgoing when it has one: the library's own
+ * channels send without building an MpqMessage. NOT_OURS: the caller
+ * builds a message (another implementation, or a request that is not
+ * UTF-8). The caller's thread. */
+typedef enum { MPQ_SEND_SENT, MPQ_SEND_FAILED, MPQ_SEND_NOT_OURS } MpqSendResult;
+
+MpqSendResult _mpq_channel_send_outgoing (MpqChannel  *self,
+                                          const char  *request,
+                                          gint         sender_pid,
+                                          gint         recipient_pid,
+                                          JsonNode    *data,
+                                          const char  *data_text,
+                                          gsize        data_length,
+                                          GError     **error);
+
 /* From an implementation's iface_init (GType runs those one at a time);
  * @vfuncs must stay valid for the life of the process. */
 void     _mpq_channel_implement_private (MpqChannelInterface           *iface,

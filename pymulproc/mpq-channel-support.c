@@ -3,9 +3,10 @@
 
 #include "mpq-channel-private.h"
 #include "mpq-protocol.h"
+#include "mpq-spawn-private.h"
 
 /* What the channels' implementations share besides the interface: their
- * private vfuncs, a dispatch batch, and making an object whole once
+ * private vfuncs (and sending through them), a dispatch batch, and making an object whole once
  * (GInitable). The channel's user's thread, but where said. */
 
 /* The private vfuncs of the few types that have them. Written from
@@ -42,6 +43,42 @@ _mpq_channel_get_private (MpqChannel *self)
     if (private_impls[i].type == type)
       return private_impls[i].vfuncs;
   return NULL;
+}
+
+void
+_mpq_channel_install_properties (GObjectClass *object_class)
+{
+  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_ROLE, "role");
+  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_PID, "pid");
+  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE,
+                                    "max-message-size");
+}
+
+MpqSendResult
+_mpq_channel_send_outgoing (MpqChannel  *self,
+                            const char  *request,
+                            gint         sender_pid,
+                            gint         recipient_pid,
+                            JsonNode    *data,
+                            const char  *data_text,
+                            gsize        data_length,
+                            GError     **error)
+{
+  MpqOutgoing outgoing = {
+    .request = request,
+    .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
+    .recipient_pid = recipient_pid,
+    .data = data,
+    .data_text = data_text,
+    .data_length = data_length,
+  };
+  const MpqChannelPrivateVfuncs *vfuncs = _mpq_channel_get_private (self);
+
+  /* @data_text is compact JSON that was checked, or NULL for @data. */
+  if (vfuncs == NULL || vfuncs->send_outgoing == NULL || !g_utf8_validate (request, -1, NULL))
+    return MPQ_SEND_NOT_OURS;
+
+  return vfuncs->send_outgoing (self, &outgoing, error) ? MPQ_SEND_SENT : MPQ_SEND_FAILED;
 }
 
 void

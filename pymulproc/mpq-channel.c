@@ -8,7 +8,6 @@
 #include "mpq-error.h"
 #include "mpq-message-private.h"
 #include "mpq-protocol.h"
-#include "mpq-spawn-private.h"
 
 /**
  * MpqChannel:
@@ -34,9 +33,20 @@ G_DEFINE_INTERFACE (MpqChannel, mpq_channel, G_TYPE_OBJECT)
 enum { MESSAGE_RECEIVED, CLOSED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
+/* A channel with one peer routes nothing: what comes is for this end. */
+static MpqMessage *
+mpq_channel_real_receive_for_me (MpqChannel  *self,
+                                 gint         timeout_ms,
+                                 GError     **error)
+{
+  return MPQ_CHANNEL_GET_IFACE (self)->receive (self, timeout_ms, NULL, NULL, error);
+}
+
 static void
 mpq_channel_default_init (MpqChannelInterface *iface)
 {
+  iface->receive_for_me = mpq_channel_real_receive_for_me;
+
   /**
    * MpqChannel:role: (getter get_role)
    *
@@ -104,15 +114,6 @@ mpq_channel_default_init (MpqChannelInterface *iface)
 }
 
 void
-_mpq_channel_install_properties (GObjectClass *object_class)
-{
-  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_ROLE, "role");
-  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_PID, "pid");
-  g_object_class_override_property (object_class, MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE,
-                                    "max-message-size");
-}
-
-void
 _mpq_channel_emit_message_received (MpqChannel *self,
                                     MpqMessage *message)
 {
@@ -125,38 +126,6 @@ void
 _mpq_channel_emit_closed (MpqChannel *self)
 {
   g_signal_emit (self, signals[CLOSED], 0);
-}
-
-typedef enum { SENT, FAILED, NOT_OURS } SendResult;
-
-/* The library's own channels send without building an MpqMessage; other
- * implementations, and requests that are not UTF-8 (the message's
- * preconditions word that), go through one. @data_text is compact JSON
- * that was checked, or NULL for @data. */
-static SendResult
-send_outgoing (MpqChannel  *self,
-               const char  *request,
-               gint         sender_pid,
-               gint         recipient_pid,
-               JsonNode    *data,
-               const char  *data_text,
-               gsize        data_length,
-               GError     **error)
-{
-  MpqOutgoing outgoing = {
-    .request = request,
-    .sender_pid = sender_pid > 0 ? sender_pid : _mpq_own_pid (),
-    .recipient_pid = recipient_pid,
-    .data = data,
-    .data_text = data_text,
-    .data_length = data_length,
-  };
-  const MpqChannelPrivateVfuncs *vfuncs = _mpq_channel_get_private (self);
-
-  if (vfuncs == NULL || vfuncs->send_outgoing == NULL || !g_utf8_validate (request, -1, NULL))
-    return NOT_OURS;
-
-  return vfuncs->send_outgoing (self, &outgoing, error) ? SENT : FAILED;
 }
 
 /**
@@ -181,16 +150,17 @@ mpq_channel_send (MpqChannel  *self,
                   GError     **error)
 {
   g_autoptr(MpqMessage) message = NULL;
-  SendResult result;
+  MpqSendResult result;
 
   g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
   g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
   g_return_val_if_fail (sender_pid >= 0 && recipient_pid >= 0, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  result = send_outgoing (self, request, sender_pid, recipient_pid, data, NULL, 0, error);
-  if (result != NOT_OURS)
-    return result == SENT;
+  result = _mpq_channel_send_outgoing (self, request, sender_pid, recipient_pid, data, NULL, 0,
+                                       error);
+  if (result != MPQ_SEND_NOT_OURS)
+    return result == MPQ_SEND_SENT;
 
   message = mpq_message_new (request, sender_pid, recipient_pid, data);
   if (message == NULL)
@@ -227,7 +197,7 @@ mpq_channel_send_json (MpqChannel  *self,
 {
   g_autoptr(MpqMessage) message = NULL;
   gsize length;
-  SendResult result;
+  MpqSendResult result;
 
   g_return_val_if_fail (MPQ_IS_CHANNEL (self), FALSE);
   g_return_val_if_fail (request != NULL && request[0] != '\0', FALSE);
@@ -241,11 +211,12 @@ mpq_channel_send_json (MpqChannel  *self,
       (_mpq_utf8_validate_len (data_json, length) &&
        _mpq_data_json_is_compact (data_json, length)))
     {
-      result = send_outgoing (self, request, sender_pid, recipient_pid, NULL,
-                              data_json != NULL && data_json[0] != 'n' ? data_json : NULL,
-                              length, error);
-      if (result != NOT_OURS)
-        return result == SENT;
+      const char *text = data_json != NULL && data_json[0] != 'n' ? data_json : NULL;
+
+      result = _mpq_channel_send_outgoing (self, request, sender_pid, recipient_pid, NULL,
+                                           text, length, error);
+      if (result != MPQ_SEND_NOT_OURS)
+        return result == MPQ_SEND_SENT;
     }
 
   message = mpq_message_new_with_data_json (request, sender_pid, recipient_pid,
@@ -398,6 +369,46 @@ mpq_channel_receive_json (MpqChannel  *self,
 
   /* A message read from the wire holds JSON that writes back. */
   return mpq_message_to_json (message, NULL);
+}
+
+/**
+ * mpq_channel_receive_for_me:
+ * @self: a channel
+ * @timeout_ms: 0 to poll, -1 to wait forever, or the longest wait in
+ *   milliseconds
+ * @error: return location for an error
+ *
+ * Takes the next message addressed to this process or to nobody, waiting
+ * as [method@Mpq.Channel.receive] does: the synchronous twin of
+ * [method@Mpq.Channel.receive_async], for a process without a main loop.
+ *
+ * On a queue, messages addressed to other processes stay where they are,
+ * and so do the messages for nobody that this process put itself (a
+ * parent that puts `DO` tasks for anyone and collects the `FINISHED`
+ * answers does not get its tasks back); what it addressed to itself is
+ * returned. Nothing is put back: where [method@Mpq.Channel.receive] with
+ * a filter would send a refused message to the back of the queue, this
+ * leaves every other message in its place. On a pipe, which has one peer,
+ * it is [method@Mpq.Channel.receive] without a filter.
+ *
+ * Call it from the thread that uses the channel.
+ *
+ * Returns: (transfer full) (nullable): the message, or %NULL if none came
+ *   in time (without @error set) or on error (`MPQ_ERROR_CLOSED` once the
+ *   channel is closed or its peer hung up)
+ *
+ * Since: 1.2
+ */
+MpqMessage *
+mpq_channel_receive_for_me (MpqChannel  *self,
+                            gint         timeout_ms,
+                            GError     **error)
+{
+  g_return_val_if_fail (MPQ_IS_CHANNEL (self), NULL);
+  g_return_val_if_fail (timeout_ms >= -1, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return MPQ_CHANNEL_GET_IFACE (self)->receive_for_me (self, timeout_ms, error);
 }
 
 /**

@@ -35,6 +35,10 @@ G_DECLARE_INTERFACE (MpqChannel, mpq_channel, MPQ, CHANNEL, GObject)
  * @start: starts emitting [signal@Mpq.Channel::message-received]
  * @stop: stops emitting [signal@Mpq.Channel::message-received]
  * @close: closes the channel
+ * @flush: writes out what was sent and is still buffered
+ * @receive_for_me: takes the next message addressed to this process or to
+ *   nobody, waiting at most a timeout; the default is @receive without a
+ *   filter, right for a channel with one peer (Since: 1.2)
  *
  * The virtual methods of [iface@Mpq.Channel].
  */
@@ -61,6 +65,9 @@ struct _MpqChannelInterface
   void        (*stop)           (MpqChannel           *self);
   void        (*close)          (MpqChannel           *self);
   gboolean    (*flush)          (MpqChannel           *self,
+                                 gint                  timeout_ms,
+                                 GError              **error);
+  MpqMessage *(*receive_for_me) (MpqChannel           *self,
                                  gint                  timeout_ms,
                                  GError              **error);
 };
@@ -102,6 +109,10 @@ MpqMessage *mpq_channel_receive              (MpqChannel           *self,
                                               GError              **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL
 char       *mpq_channel_receive_json         (MpqChannel           *self,
+                                              gint                  timeout_ms,
+                                              GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+MpqMessage *mpq_channel_receive_for_me       (MpqChannel           *self,
                                               gint                  timeout_ms,
                                               GError              **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL

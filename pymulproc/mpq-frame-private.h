@@ -65,8 +65,8 @@ void      _mpq_frame_free    (MpqFrame    *frame);
 
 /* Writers. Each op carries these members, in this order (mpq-frame.c's table):
  *   hello: pid, fds, credit, max limits: max         credit: n
- *   none, stopped, want, cancel, stop: id            empty, joined: id, value
- *   get, join: id, timeout       start: prefetch     ack: tag, us    back, undo: tag
+ *   none, stopped, cancel, stop: id                  empty, joined: id, value
+ *   get, join, want: id, timeout start: prefetch     ack: tag, us    back, undo: tag
  * _mpq_frame_write (out, op, v1, …) appends the line of @op with its first
  * members set to v1, …; a frame without members (a child's "credit") is
  * _mpq_frame_writev (out, op, NULL, 0). The values are converted to gint64

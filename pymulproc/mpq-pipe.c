@@ -332,6 +332,7 @@ mpq_pipe_channel_iface_init (MpqChannelInterface *iface)
   iface->stop = mpq_pipe_stop;
   iface->close = mpq_pipe_close;
   iface->flush = mpq_pipe_flush;
+  /* receive_for_me: the default, receive without a filter (one peer). */
 }
 
 static void

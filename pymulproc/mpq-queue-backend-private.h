@@ -35,6 +35,12 @@ typedef struct
                                 MpqMessageFilter      filter,
                                 gpointer              user_data,
                                 GError              **error);
+  /* A routed receive that blocks (receive_for_me): the next message
+   * addressed to this process, or to nobody and put by another; waits as
+   * take does; NULL without error when none came in time. */
+  MpqMessage  *(*take_for_me)  (MpqQueueBackend      *backend,
+                                gint                  timeout_ms,
+                                GError              **error);
   gboolean     (*is_empty)     (MpqQueueBackend      *backend,
                                 GError              **error);
   gboolean     (*join)         (MpqQueueBackend      *backend,

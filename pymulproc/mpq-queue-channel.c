@@ -160,6 +160,20 @@ mpq_queue_receive (MpqChannel        *channel,
   return self->backend->klass->take (self->backend, timeout_ms, filter, user_data, error);
 }
 
+/* Routed: the next message for this process or for nobody that another
+ * put, through the machinery receive_async uses; nothing is put back. */
+static MpqMessage *
+mpq_queue_receive_for_me (MpqChannel  *channel,
+                          gint         timeout_ms,
+                          GError     **error)
+{
+  MpqQueue *self = MPQ_QUEUE (channel);
+
+  if (!_mpq_queue_check_open (self, error))
+    return NULL;
+  return self->backend->klass->take_for_me (self->backend, timeout_ms, error);
+}
+
 static gboolean
 mpq_queue_flush (MpqChannel  *channel,
                  gint         timeout_ms,
@@ -273,6 +287,7 @@ _mpq_queue_channel_iface_init (MpqChannelInterface *iface)
   _mpq_channel_implement_private (iface, &private_vfuncs);
   iface->send_message = mpq_queue_send_message;
   iface->receive = mpq_queue_receive;
+  iface->receive_for_me = mpq_queue_receive_for_me;
   iface->receive_async = mpq_queue_receive_async;
   iface->receive_finish = mpq_queue_receive_finish;
   iface->start = mpq_queue_start;

@@ -51,6 +51,14 @@ child_take (MpqQueueBackend   *backend,
   return _mpq_queue_client_take (CLIENT (backend), timeout_ms, filter, user_data, error);
 }
 
+static MpqMessage *
+child_take_for_me (MpqQueueBackend  *backend,
+                   gint              timeout_ms,
+                   GError          **error)
+{
+  return _mpq_queue_client_take_for_me (CLIENT (backend), timeout_ms, error);
+}
+
 static gboolean
 child_is_empty (MpqQueueBackend  *backend,
                 GError          **error)
@@ -166,6 +174,7 @@ static const MpqQueueBackendClass child_class = {
   .put = child_put,
   .takes_fds = child_takes_fds,
   .take = child_take,
+  .take_for_me = child_take_for_me,
   .is_empty = child_is_empty,
   .join = child_join,
   .join_async = child_join_async,

@@ -37,6 +37,9 @@ MpqMessage     *_mpq_queue_client_take       (MpqQueueClient  *client,
                                               MpqMessageFilter filter,
                                               gpointer         user_data,
                                               GError         **error);
+MpqMessage     *_mpq_queue_client_take_for_me (MpqQueueClient *client,
+                                               gint            timeout_ms,
+                                               GError        **error);
 gboolean        _mpq_queue_client_is_empty   (MpqQueueClient  *client,
                                               GError         **error);
 gboolean        _mpq_queue_client_join       (MpqQueueClient  *client,

@@ -242,7 +242,7 @@ request (MpqQueueClient  *client,
   g_autoptr(GString) frame = g_string_new (NULL);
   gint64 id = ++client->next_id;
 
-  /* get and join carry a time-out; empty has none. */
+  /* get, join and want carry a time-out; empty has none. */
   _mpq_frame_writev (frame, op, (const gint64[]) { id, timeout }, op == MPQ_FRAME_EMPTY ? 1 : 2);
   if (!_mpq_queue_client_write_frame (client, frame, error))
     return NULL;
@@ -512,6 +512,27 @@ _mpq_queue_client_take (MpqQueueClient    *client,
     return NULL;
 
   return wanted ? g_steal_pointer (&message) : NULL;
+}
+
+/* receive_for_me: the routed request receive_async makes (want), with a
+ * time-out (since 1.2; see docs/protocol.md); what it is handed is taken
+ * at once, and nothing goes back. */
+MpqMessage *
+_mpq_queue_client_take_for_me (MpqQueueClient  *client,
+                               gint             timeout_ms,
+                               GError         **error)
+{
+  g_autoptr(MpqFrame) reply = NULL;
+  g_autoptr(GString) frame = g_string_new (NULL);
+
+  reply = request (client, MPQ_FRAME_WANT, MAX (timeout_ms, -1), error);
+  if (reply == NULL || reply->op != MPQ_FRAME_MSG)
+    return NULL;
+
+  _mpq_frame_write (frame, MPQ_FRAME_ACK, reply->tag);
+  if (!_mpq_queue_client_write_frame (client, frame, error))
+    return NULL;
+  return g_steal_pointer (&reply->message);
 }
 
 gboolean

@@ -27,6 +27,18 @@ typedef struct
   MpqQueueEntry  *entry;
 } Held;
 
+/* A routed receive of the parent's, waiting in server->local_wants
+ * (oldest first, guarded by the lock): receive_async's (@task, a
+ * reference, with this struct allocated), or receive_for_me's (@task
+ * NULL, on its caller's stack: the caller waits on the condition until
+ * @served is set). One line for both, so that they are served in the
+ * order they were made. */
+typedef struct
+{
+  GTask         *task;
+  MpqQueueEntry *served;
+} LocalWant;
+
 /* An async result, returned in the caller's main context: the task's last
  * reference, and with it perhaps the queue's, must not go in our thread. */
 typedef struct
@@ -138,12 +150,19 @@ local_assign (MpqQueuePeer  *peer,
               MpqQueueEntry *entry)
 {
   MpqQueueServer *server = G_STRUCT_MEMBER_P (peer, -G_STRUCT_OFFSET (MpqQueueServer, local));
-  GTask *task = g_queue_pop_head (&server->local_wants);
+  LocalWant *want = g_queue_pop_head (&server->local_wants);
 
-  if (task != NULL)
+  if (want != NULL)
     {
       peer->n_wants--;
-      _mpq_queue_complete_later_locked (server, task, entry);
+      if (want->task == NULL)
+        {
+          want->served = entry;
+          _mpq_cond_broadcast (&server->cond);
+          return;
+        }
+      _mpq_queue_complete_later_locked (server, want->task, entry);
+      g_free (want);
       return;
     }
 
@@ -184,19 +203,37 @@ _mpq_queue_local_init (MpqQueueServer *server)
   g_ptr_array_add (server->peers, &server->local);
 }
 
-/* At close, once the thread is gone. */
+/* At close, once the thread is gone. A receive_for_me still waiting
+ * (closed from another thread) sees it is no longer in line. */
 void
 _mpq_queue_local_clear (MpqQueueServer *server)
 {
+  GQueue wants;
+  GQueue joins;
+  LocalWant *want;
   GTask *task;
 
-  while ((task = g_queue_pop_head (&server->local_wants)) != NULL ||
-         (task = g_queue_pop_head (&server->local_joins)) != NULL)
+  _mpq_mutex_lock (&server->lock);
+  wants = server->local_wants;
+  joins = server->local_joins;
+  g_queue_init (&server->local_wants);
+  g_queue_init (&server->local_joins);
+  server->local.n_wants = 0;
+  _mpq_mutex_unlock (&server->lock);
+
+  while ((want = g_queue_pop_head (&wants)) != NULL)
+    {
+      if (want->task == NULL)
+        continue;
+      g_task_return_new_error (want->task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      g_object_unref (want->task);
+      g_free (want);
+    }
+  while ((task = g_queue_pop_head (&joins)) != NULL)
     {
       g_task_return_new_error (task, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
       g_object_unref (task);
     }
-  server->local.n_wants = 0;
   _mpq_mutex_lock (&server->lock);
   _mpq_queue_unlock_and_complete (server);
 
@@ -343,6 +380,53 @@ _mpq_queue_server_take (MpqQueueServer    *server,
   return message;
 }
 
+/* receive_for_me: a routed receive in line with receive_async's, which
+ * the queue's thread serves as it serves those (local_assign) and the
+ * caller waits for on the condition. What it is handed is taken for good
+ * at once; what it is not handed stays where it is. With a time-out of 0
+ * the thread makes one turn first (reads what children wrote before now,
+ * and routes), as receive (0) does. The caller's thread. */
+MpqMessage *
+_mpq_queue_server_take_for_me (MpqQueueServer  *server,
+                               gint             timeout_ms,
+                               GError         **error)
+{
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+  LocalWant want = { NULL, NULL };
+  MpqMessage *message;
+  gboolean closed;
+
+  _mpq_mutex_lock (&server->lock);
+  g_queue_push_tail (&server->local_wants, &want);
+  server->local.n_wants++;
+  if (deadline == 0)
+    _mpq_queue_sync_locked (server);
+  else
+    {
+      _mpq_queue_kick_locked (server);
+      while (want.served == NULL && !server->closed && _mpq_queue_wait_locked (server, deadline))
+        ;
+    }
+
+  if (want.served == NULL)
+    {
+      /* Nothing came: out of line (unless close took it out already). */
+      if (g_queue_remove (&server->local_wants, &want))
+        server->local.n_wants--;
+      closed = server->closed;
+      _mpq_mutex_unlock (&server->lock);
+      if (closed)
+        g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      return NULL;
+    }
+
+  _mpq_queue_finished_locked (server);
+  _mpq_queue_unlock_and_complete (server);
+  message = _mpq_queue_entry_take_message (want.served);
+  _mpq_queue_entry_free (want.served);
+  return message;
+}
+
 /* Takes the message a receive_async was handed: it is taken for good. */
 MpqMessage *
 _mpq_queue_server_finish_want (GTask   *task,
@@ -424,8 +508,11 @@ void
 _mpq_queue_server_want_async (MpqQueueServer *server,
                               GTask          *task)
 {
+  LocalWant *want = g_new0 (LocalWant, 1);
+
+  want->task = g_object_ref (task);
   _mpq_mutex_lock (&server->lock);
-  g_queue_push_tail (&server->local_wants, g_object_ref (task));
+  g_queue_push_tail (&server->local_wants, want);
   server->local.n_wants++;
   _mpq_queue_kick_locked (server);
   _mpq_mutex_unlock (&server->lock);
@@ -440,12 +527,19 @@ _mpq_queue_server_cancel_task (MpqQueueServer *server,
   gboolean removed = FALSE;
 
   _mpq_mutex_lock (&server->lock);
-  if (g_queue_remove (&server->local_wants, task))
+  for (GList *l = server->local_wants.head; l != NULL && !removed; l = l->next)
     {
-      server->local.n_wants--;
-      removed = TRUE;
+      LocalWant *want = l->data;
+
+      if (want->task == task)
+        {
+          g_queue_delete_link (&server->local_wants, l);
+          server->local.n_wants--;
+          g_free (want);
+          removed = TRUE;
+        }
     }
-  else
+  if (!removed)
     removed = g_queue_remove (&server->local_joins, task);
   _mpq_mutex_unlock (&server->lock);
 

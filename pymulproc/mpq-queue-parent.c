@@ -92,6 +92,14 @@ parent_take (MpqQueueBackend   *backend,
   return _mpq_queue_server_take (self->server, timeout_ms, filter, user_data, error);
 }
 
+static MpqMessage *
+parent_take_for_me (MpqQueueBackend  *backend,
+                    gint              timeout_ms,
+                    GError          **error)
+{
+  return _mpq_queue_server_take_for_me (((ParentBackend *) backend)->server, timeout_ms, error);
+}
+
 static gboolean
 parent_is_empty (MpqQueueBackend  *backend,
                  GError          **error)
@@ -332,6 +340,7 @@ static const MpqQueueBackendClass parent_class = {
   .put = parent_put,
   .takes_fds = parent_takes_fds,
   .take = parent_take,
+  .take_for_me = parent_take_for_me,
   .is_empty = parent_is_empty,
   .join = parent_join,
   .join_async = parent_join_async,

@@ -93,7 +93,9 @@ pending_timeout_cb (gpointer user_data)
   MpqQueuePending *pending = user_data;
   MpqQueueConn *conn = (MpqQueueConn *) pending->peer;
   MpqQueueServer *server = conn->server;
-  GQueue *queue = pending->kind == MPQ_PENDING_JOIN ? &conn->joins : &server->gets;
+  GQueue *queue = pending->kind == MPQ_PENDING_JOIN ? &conn->joins
+                : pending->kind == MPQ_PENDING_WANT ? &conn->wants
+                : &server->gets;
 
   _mpq_mutex_lock (&server->lock);
   g_queue_remove (queue, pending);
@@ -116,7 +118,10 @@ protocol_violation (GError     **error,
 }
 
 /* Queues a request that waits; a child with too many waiting is dropped,
- * so that what one child asks for cannot grow the parent without bound. */
+ * so that what one child asks for cannot grow the parent without bound.
+ * A @timeout of 0 (only a want gets here with one: it is answered after
+ * the routing that follows what this read brought, the next turn of the
+ * thread's loop) or more ends it with nothing at its time-out. */
 static gboolean
 add_pending (MpqQueueConn    *conn,
              GQueue          *queue,
@@ -135,7 +140,7 @@ add_pending (MpqQueueConn    *conn,
   pending->peer = &conn->peer;
   pending->kind = kind;
   pending->id = id;
-  if (timeout > 0)
+  if (timeout >= 0)
     pending->timer = _mpq_source_attach (g_timeout_source_new ((guint) MIN (timeout, G_MAXUINT)),
                                          conn->server->context, "[mpq] queue request time-out",
                                          pending_timeout_cb, pending);
@@ -333,10 +338,10 @@ check_request (MpqFrame  *frame,
     {
     case MPQ_FRAME_GET:
     case MPQ_FRAME_JOIN:
+    case MPQ_FRAME_WANT:
       if (frame->timeout < -1)
         return protocol_violation (error, "a time-out below -1");
       G_GNUC_FALLTHROUGH;
-    case MPQ_FRAME_WANT:
     case MPQ_FRAME_STOP:
     case MPQ_FRAME_EMPTY:
       if (frame->id <= 0)
@@ -378,7 +383,10 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       return TRUE;
 
     case MPQ_FRAME_WANT:
-      return add_pending (conn, &conn->wants, MPQ_PENDING_WANT, frame->id, -1, error);
+      /* Without a time-out (receive_async, and children before 1.2), it
+       * waits until it is served or cancelled. */
+      return add_pending (conn, &conn->wants, MPQ_PENDING_WANT, frame->id, frame->timeout,
+                          error);
 
     case MPQ_FRAME_CANCEL:
       if (!cancel_pending (conn, &conn->wants, frame->id))

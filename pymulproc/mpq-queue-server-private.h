@@ -42,6 +42,9 @@ MpqMessage     *_mpq_queue_server_take       (MpqQueueServer   *server,
                                               MpqMessageFilter  filter,
                                               gpointer          user_data,
                                               GError          **error);
+MpqMessage     *_mpq_queue_server_take_for_me (MpqQueueServer  *server,
+                                               gint             timeout_ms,
+                                               GError         **error);
 gboolean        _mpq_queue_server_is_empty   (MpqQueueServer   *server);
 gboolean        _mpq_queue_server_join       (MpqQueueServer   *server,
                                               gint              timeout_ms,
