@@ -68,6 +68,16 @@ say (const char *line)
   fflush (stdout);
 }
 
+static void
+say_message (MpqMessage *message)
+{
+  g_autofree char *line = g_strdup_printf ("%s %" G_GINT64_FORMAT,
+                                           mpq_message_get_request (message),
+                                           data_value (message));
+
+  say (line);
+}
+
 /* Reads stdin until EOF: the parent closes the pipe to let us go on. */
 static void
 wait_for_stdin_eof (void)
@@ -170,10 +180,13 @@ do_text (MpqQueue *queue,
   return 0;
 }
 
-/* take N: takes N messages with a blocking receive, then exits. */
+/* take N: takes N messages with a blocking receive (pymulproc's: the
+ * front, whoever it is for), then exits. print-take N: says "REQUEST
+ * VALUE" for each too. */
 static int
 do_take (MpqQueue *queue,
-         int       n)
+         int       n,
+         gboolean  print)
 {
   for (int i = 0; i < n; i++)
     {
@@ -187,6 +200,8 @@ do_take (MpqQueue *queue,
                       error != NULL ? error->message : "NULL without error");
           return 1;
         }
+      if (print)
+        say_message (message);
     }
 
   return 0;
@@ -519,6 +534,120 @@ do_filter_worker (MpqQueue *queue)
           return 1;
         }
     }
+}
+
+/* Routed synchronous receive --------------------------------------------- */
+
+static MpqMessage *
+receive_for_me_or_complain (MpqQueue *queue,
+                            gint      timeout_ms)
+{
+  g_autoptr(GError) error = NULL;
+  MpqMessage *message = mpq_channel_receive_for_me (MPQ_CHANNEL (queue), timeout_ms, &error);
+
+  if (error != NULL)
+    g_printerr ("mpq-queue-test-child: receive_for_me (%d): %s\n", timeout_ms, error->message);
+  return message;
+}
+
+/* for-me-worker: receive_for_me (-1) in a loop; DO is answered with
+ * FINISHED and the same data to the parent; DIE ends. Exits 1 if a DO
+ * came out of the order the values say: the parent put them in order,
+ * and nothing may have gone to the back of the queue meanwhile. */
+static int
+do_for_me_worker (MpqQueue *queue)
+{
+  gint parent = mpq_queue_get_parent_pid (queue);
+  gint64 last = -1;
+  int status = 0;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = receive_for_me_or_complain (queue, -1);
+      const char *request;
+
+      if (message == NULL)
+        return 1;
+      request = mpq_message_get_request (message);
+      if (g_str_equal (request, MPQ_REQ_DIE))
+        return status;
+      if (!g_str_equal (request, MPQ_REQ_DO) || data_value (message) <= last)
+        {
+          g_printerr ("mpq-queue-test-child: for-me-worker got %s %" G_GINT64_FORMAT
+                      " after %" G_GINT64_FORMAT "\n", request, data_value (message), last);
+          status = 1;
+        }
+      last = data_value (message);
+      if (!mpq_channel_send (MPQ_CHANNEL (queue), MPQ_REQ_FINISHED, 0, parent,
+                             mpq_message_get_data (message), &error))
+        {
+          g_printerr ("mpq-queue-test-child: send: %s\n", error->message);
+          return 1;
+        }
+    }
+}
+
+/* for-me-check N: puts OWN (value 1) for nobody and SELF (value 2)
+ * addressed to itself, makes sure they are in the queue, says "ready"; then says
+ * "REQUEST VALUE" for each of N messages receive_for_me (-1) gives, and
+ * "none" once receive_for_me (0) gives nothing, without an error. */
+static int
+do_for_me_check (MpqQueue *queue,
+                 int       n)
+{
+  g_autoptr(JsonNode) own = value_node (1);
+  g_autoptr(JsonNode) self = value_node (2);
+  g_autoptr(MpqMessage) last = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!mpq_channel_send (MPQ_CHANNEL (queue), "OWN", 0, 0, own, &error) ||
+      !mpq_channel_send (MPQ_CHANNEL (queue), "SELF", 0, getpid (), self, &error) ||
+      /* A round trip: the server took both before it answers. */
+      (mpq_queue_is_empty (queue, &error), error != NULL))
+    {
+      g_printerr ("mpq-queue-test-child: for-me-check: %s\n", error->message);
+      return 1;
+    }
+  say ("ready");
+
+  for (int i = 0; i < n; i++)
+    {
+      g_autoptr(MpqMessage) message = receive_for_me_or_complain (queue, -1);
+
+      if (message == NULL)
+        return 1;
+      say_message (message);
+    }
+
+  last = mpq_channel_receive_for_me (MPQ_CHANNEL (queue), 0, &error);
+  if (last != NULL || error != NULL)
+    {
+      g_printerr ("mpq-queue-test-child: receive_for_me (0): %s\n",
+                  error != NULL ? error->message : "a message");
+      return 1;
+    }
+  say ("none");
+  return 0;
+}
+
+/* for-me-expect-closed: says "ready", blocks in receive_for_me (-1),
+ * which must fail with MPQ_ERROR_CLOSED once the parent closes its queue. */
+static int
+do_for_me_expect_closed (MpqQueue *queue)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+
+  say ("ready");
+  message = mpq_channel_receive_for_me (MPQ_CHANNEL (queue), -1, &error);
+  if (message != NULL || !g_error_matches (error, MPQ_ERROR, MPQ_ERROR_CLOSED))
+    {
+      g_printerr ("mpq-queue-test-child: for-me-expect-closed: message %p, error %s\n",
+                  message, error != NULL ? error->message : "none");
+      return 1;
+    }
+  return 0;
 }
 
 /* Dispatch workers ------------------------------------------------------ */
@@ -870,7 +999,7 @@ main (int   argc,
   else if (g_str_equal (mode, "echo-bytes"))
     status = do_echo_bytes (queue, n);
   else if (g_str_equal (mode, "take"))
-    status = do_take (queue, n);
+    status = do_take (queue, n, FALSE);
   else if (g_str_equal (mode, "poll-empty"))
     status = do_poll_empty (queue);
   else if (g_str_equal (mode, "reject-one"))
@@ -887,6 +1016,14 @@ main (int   argc,
     status = do_expect_closed (queue);
   else if (g_str_equal (mode, "filter-worker"))
     status = do_filter_worker (queue);
+  else if (g_str_equal (mode, "for-me-worker"))
+    status = do_for_me_worker (queue);
+  else if (g_str_equal (mode, "for-me-check"))
+    status = do_for_me_check (queue, n);
+  else if (g_str_equal (mode, "print-take"))
+    status = do_take (queue, n, TRUE);
+  else if (g_str_equal (mode, "for-me-expect-closed"))
+    status = do_for_me_expect_closed (queue);
   else if (g_str_equal (mode, "worker"))
     status = do_worker (queue, n, WORKER_PLAIN, NULL);
   else if (g_str_equal (mode, "block-worker"))

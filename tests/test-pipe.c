@@ -313,6 +313,47 @@ test_filter_keeps_first (void)
   g_assert_cmpstr (mpq_message_get_request (first), ==, MPQ_REQ_DO);
 }
 
+/* A pipe has one peer: receive_for_me is receive without a filter, for
+ * whomever the message says; it waits as receive does and fails with
+ * MPQ_ERROR_CLOSED, without hanging, once the peer died. */
+static void
+test_receive_for_me (void)
+{
+  g_autoptr(MpqPipe) parent = NULL;
+  g_autoptr(MpqPipe) child = NULL;
+  g_autoptr(MpqPipe) pipe = new_pipe ();
+  g_autoptr(GSubprocess) holder = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) first = NULL;
+  g_autoptr(MpqMessage) second = NULL;
+  g_autoptr(MpqMessage) none = NULL;
+  g_autoptr(MpqMessage) dead = NULL;
+
+  g_assert_true (mpq_pipe_new_pair (&parent, &child, &error));
+  g_assert_true (mpq_channel_send (MPQ_CHANNEL (parent), MPQ_REQ_DO, 0, 4242, NULL, &error));
+  g_assert_true (mpq_channel_send (MPQ_CHANNEL (parent), MPQ_REQ_DIE, 0, 0, NULL, &error));
+  g_assert_no_error (error);
+
+  first = mpq_channel_receive_for_me (MPQ_CHANNEL (child), -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (mpq_message_get_request (first), ==, MPQ_REQ_DO);
+  g_assert_cmpint (mpq_message_get_recipient_pid (first), ==, 4242);
+  second = mpq_channel_receive_for_me (MPQ_CHANNEL (child), -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (mpq_message_get_request (second), ==, MPQ_REQ_DIE);
+  none = mpq_channel_receive_for_me (MPQ_CHANNEL (child), 0, &error);
+  g_assert_no_error (error);
+  g_assert_null (none);
+
+  holder = spawn_child (pipe, "hold", NULL);
+  g_subprocess_force_exit (holder);
+  /* Blocks until the death is seen: a hang here fails by time-out. */
+  dead = mpq_channel_receive_for_me (MPQ_CHANNEL (pipe), -1, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_assert_null (dead);
+  wait_child (holder, FALSE);
+}
+
 static void
 test_close_then_calls (void)
 {
@@ -1267,6 +1308,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pipe/receive-json-mixed", test_receive_json_mixed);
   g_test_add_func ("/Mpq/Pipe/nested-main-loop", test_nested_main_loop);
   g_test_add_func ("/Mpq/Pipe/filter-keeps-first", test_filter_keeps_first);
+  g_test_add_func ("/Mpq/Pipe/receive-for-me", test_receive_for_me);
   g_test_add_func ("/Mpq/Pipe/close-then-calls", test_close_then_calls);
   g_test_add_func ("/Mpq/Pipe/closed-signal-once", test_closed_signal_once);
   g_test_add_func ("/Mpq/Pipe/too-large", test_too_large);

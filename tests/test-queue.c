@@ -1993,6 +1993,231 @@ test_join_async (void)
   async_state_clear (&state);
 }
 
+/* receive_for_me -------------------------------------------------------- */
+
+static MpqMessage *
+receive_for_me_ok (MpqQueue *queue,
+                   gint      timeout_ms)
+{
+  g_autoptr(GError) error = NULL;
+  MpqMessage *message = mpq_channel_receive_for_me (MPQ_CHANNEL (queue), timeout_ms, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (message);
+  return message;
+}
+
+static void
+assert_message (MpqMessage *message,
+                const char *request,
+                gint        sender_pid,
+                gint64      value)
+{
+  g_assert_cmpstr (mpq_message_get_request (message), ==, request);
+  g_assert_cmpint (mpq_message_get_sender_pid (message), ==, sender_pid);
+  g_assert_cmpint (data_value (message), ==, value);
+}
+
+static void
+assert_for_me (MpqQueue   *queue,
+               gint        timeout_ms,
+               const char *request,
+               gint        sender_pid,
+               gint64      value)
+{
+  g_autoptr(MpqMessage) message = receive_for_me_ok (queue, timeout_ms);
+
+  assert_message (message, request, sender_pid, value);
+}
+
+static void
+assert_nothing_for_me (MpqQueue *queue)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) message = mpq_channel_receive_for_me (MPQ_CHANNEL (queue), 0, &error);
+
+  g_assert_no_error (error);
+  g_assert_null (message);
+}
+
+/* The parent's receive_for_me takes, oldest first, what children
+ * addressed to it, what they put for nobody and what it addressed to
+ * itself; its own tasks for anyone, and a message for a pid nobody has,
+ * stay where they are (a child's plain receive takes the tasks from the
+ * front afterwards, in the order they were put). A time-out of 0 gives
+ * NULL, without an error, when nothing is for the parent. */
+static void
+test_receive_for_me_parent (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) to_parent = NULL;
+  g_autoptr(GSubprocess) to_anyone = NULL;
+  g_autoptr(GSubprocess) taker = NULL;
+  g_autoptr(MpqMessage) left = NULL;
+  gint me = getpid ();
+
+  send_value (queue, MPQ_REQ_DO, 0, 100);
+  send_value (queue, MPQ_REQ_DO, 0, 101);
+  send_value (queue, "SELF", me, 200);
+  to_parent = spawn_child_full (queue, G_SUBPROCESS_FLAGS_NONE, "send", "3", "parent");
+  wait_child (to_parent);
+  /* A time-out of 0 reads what children wrote before it: the child's
+   * three are in the queue once it returns. */
+  assert_for_me (queue, 0, "SELF", me, 200);
+  to_anyone = spawn_child (queue, "send", "2");
+  wait_child (to_anyone);
+  send_value (queue, MPQ_REQ_DO, NOBODYS_PID, 300);
+
+  for (gint64 i = 0; i < 3; i++)
+    assert_for_me (queue, -1, MPQ_REQ_DO, child_pid (to_parent), i);
+  for (gint64 i = 0; i < 2; i++)
+    assert_for_me (queue, -1, MPQ_REQ_DO, child_pid (to_anyone), i);
+  assert_nothing_for_me (queue);
+  send_value (queue, "SELF", me, 201);
+  assert_for_me (queue, 0, "SELF", me, 201);
+
+  /* Nothing was put back: the parent's tasks are still first in line. */
+  taker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDOUT_PIPE, "print-take", "2", NULL);
+  expect_child_line (taker, "DO 100");
+  expect_child_line (taker, "DO 101");
+  wait_child (taker);
+  left = receive_ok (queue, 0);
+  assert_message (left, MPQ_REQ_DO, me, 300);
+  g_assert_cmpint (mpq_message_get_recipient_pid (left), ==, NOBODYS_PID);
+  assert_is_empty (queue, TRUE);
+  assert_joined (queue, 0);
+}
+
+/* A child's receive_for_me: what the parent put for anyone, what the
+ * child addressed to itself and what the parent addressed to it, in the
+ * queue's order; not what the child put for anyone itself, nor what is
+ * for another pid, which stay in place. */
+static void
+test_receive_for_me_child (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(MpqMessage) other = NULL;
+  g_autoptr(MpqMessage) own = NULL;
+
+  send_value (queue, MPQ_REQ_DO, 0, 10);
+  send_value (queue, MPQ_REQ_DO, NOBODYS_PID, 11);
+  child = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDOUT_PIPE, "for-me-check", "3", NULL);
+  /* Its OWN (for anyone) and SELF (for itself) are in the queue now. */
+  expect_child_line (child, "ready");
+  send_value (queue, MPQ_REQ_DO, child_pid (child), 12);
+
+  expect_child_line (child, "DO 10");
+  expect_child_line (child, "SELF 2");
+  expect_child_line (child, "DO 12");
+  expect_child_line (child, "none");
+  wait_child (child);
+
+  other = receive_ok (queue, 0);
+  assert_message (other, MPQ_REQ_DO, getpid (), 11);
+  own = receive_ok (queue, 0);
+  assert_message (own, "OWN", child_pid (child), 1);
+  assert_is_empty (queue, TRUE);
+}
+
+static gpointer
+kill_child_thread (gpointer data)
+{
+  kill (child_pid (data), SIGKILL);
+  return NULL;
+}
+
+/* A child dies holding a message while the parent waits in
+ * receive_for_me (-1): the message comes back and the wait ends with it.
+ * Once the queue is closed, receive_for_me fails with MPQ_ERROR_CLOSED. */
+static void
+test_receive_for_me_child_dies (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) worker = NULL;
+  g_autoptr(GSubprocess) sender = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqMessage) ready = NULL;
+  g_autoptr(MpqMessage) closed = NULL;
+  GThread *killer;
+
+  worker = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                             "block-worker", "1", NULL);
+  ready = receive_for_me_ok (queue, -1);
+  g_assert_cmpstr (mpq_message_get_request (ready), ==, REQ_READY);
+  g_assert_cmpint (mpq_message_get_sender_pid (ready), ==, child_pid (worker));
+  /* Only the worker takes work for anyone now: it holds the task. */
+  sender = spawn_child (queue, "send", "1");
+  wait_child (sender);
+  expect_child_line (worker, "holding 0");
+
+  killer = g_thread_new ("killer", kill_child_thread, worker);
+  assert_for_me (queue, -1, MPQ_REQ_DO, child_pid (sender), 0);
+  g_thread_join (killer);
+  wait_child_killed (worker);
+
+  mpq_channel_close (MPQ_CHANNEL (queue));
+  closed = mpq_channel_receive_for_me (MPQ_CHANNEL (queue), -1, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_assert_null (closed);
+}
+
+/* A child blocked in receive_for_me (-1) fails with MPQ_ERROR_CLOSED
+ * when the parent closes the queue. */
+static void
+test_receive_for_me_child_closed (void)
+{
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) child = NULL;
+
+  child = spawn_child_full (queue, G_SUBPROCESS_FLAGS_STDOUT_PIPE, "for-me-expect-closed",
+                            NULL, NULL);
+  expect_child_line (child, "ready");
+  mpq_channel_close (MPQ_CHANNEL (queue));
+  wait_child (child);
+}
+
+/* W4 without a main loop: the parent puts N tasks for anyone, two
+ * children take them with receive_for_me and answer the parent, and the
+ * parent collects the N answers with receive_for_me. Nothing goes to the
+ * back of the queue: each child sees its tasks in the order they were
+ * put (it exits 1 otherwise), and each task is answered once. */
+static void
+test_receive_for_me_work_distribution (void)
+{
+  const guint n = 400;
+  g_autoptr(MpqQueue) queue = new_queue (0);
+  g_autoptr(GSubprocess) first = NULL;
+  g_autoptr(GSubprocess) second = NULL;
+  g_autofree gboolean *seen = g_new0 (gboolean, n);
+
+  for (guint i = 0; i < n; i++)
+    send_value (queue, MPQ_REQ_DO, 0, i);
+  first = spawn_child (queue, "for-me-worker", NULL);
+  second = spawn_child (queue, "for-me-worker", NULL);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MpqMessage) answer = receive_for_me_ok (queue, -1);
+      gint64 value = data_value (answer);
+
+      g_assert_cmpstr (mpq_message_get_request (answer), ==, MPQ_REQ_FINISHED);
+      g_assert_true (mpq_message_get_sender_pid (answer) == child_pid (first) ||
+                     mpq_message_get_sender_pid (answer) == child_pid (second));
+      g_assert_cmpint (value, >=, 0);
+      g_assert_cmpint (value, <, n);
+      g_assert_false (seen[value]);
+      seen[value] = TRUE;
+    }
+
+  send_die (queue, 0);
+  send_die (queue, 0);
+  wait_child (first);
+  wait_child (second);
+  assert_is_empty (queue, TRUE);
+  assert_joined (queue, 0);
+}
+
 /* close () on the parent's queue: a child blocked in receive (-1) fails
  * with MPQ_ERROR_CLOSED (and so does its next send). */
 static void
@@ -2129,6 +2354,12 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/dispatch/nested-main-loop", test_dispatch_nested_main_loop);
   g_test_add_func ("/Mpq/Queue/close", test_close);
   g_test_add_func ("/Mpq/Queue/close-child-receive", test_close_child_receive);
+  g_test_add_func ("/Mpq/Queue/receive-for-me/parent", test_receive_for_me_parent);
+  g_test_add_func ("/Mpq/Queue/receive-for-me/child", test_receive_for_me_child);
+  g_test_add_func ("/Mpq/Queue/receive-for-me/child-dies", test_receive_for_me_child_dies);
+  g_test_add_func ("/Mpq/Queue/receive-for-me/child-closed", test_receive_for_me_child_closed);
+  g_test_add_func ("/Mpq/Queue/receive-for-me/work-distribution",
+                   test_receive_for_me_work_distribution);
 
   return g_test_run ();
 }

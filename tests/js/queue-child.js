@@ -21,6 +21,9 @@
 //   cancel             a receive_async() cancelled at once must fail with
 //                      CANCELLED; the next one must get the DO, answered as for
 //                      worker.
+//   for-me             receive_for_me(-1) in a loop, without a main loop: DO as
+//                      for worker, DIE -> quit; the DOs' ids must rise (the
+//                      parent put them in order, and nothing goes back).
 //
 // Every mode exits 0 when all went as expected, 1 otherwise (with the reason
 // on stderr), so the parent checks the exit status.
@@ -154,6 +157,24 @@ const MODES = {
         }
         if (sent !== max)
             throw new Error(`${sent} puts went through, not ${max}`);
+    },
+
+    'for-me'() {
+        let last = -1;
+
+        for (;;) {
+            const message = queue.receive_for_me(-1);
+
+            if (message.get_request() === Mpq.REQ_DIE)
+                break;
+            if (message.get_request() !== Mpq.REQ_DO)
+                throw new Error(`unexpected message ${message.to_json()[0]}`);
+            const {id} = JSON.parse(message.dup_data_json());
+            if (id <= last)
+                throw new Error(`task ${id} came after ${last}`);
+            last = id;
+            answer(queue, message);
+        }
     },
 
     async cancel() {

@@ -7,7 +7,8 @@
 // messages back at the end; a bounded queue fills up; join() and
 // join_async() wait for every message to be taken; dispatch spreads tasks
 // over three workers, each task handled once; a worker dies with a task in
-// hand and another one gets it; a cancelled receive_async() takes nothing.
+// hand and another one gets it; a cancelled receive_async() takes nothing;
+// receive_for_me() collects without a main loop.
 // Prints TAP; exits 1 on any failure or time-out.
 //
 //   gjs -m test-queue.js [GJS]     (GJS: the interpreter for the children)
@@ -474,6 +475,42 @@ async function testWorkerDies() {
     queue.close();
 }
 
+// W4 without a main loop: the parent puts tasks for anyone, two children
+// take them with receive_for_me() and answer, the parent collects with
+// receive_for_me(). It never gets its own tasks back, and nothing goes to
+// the back of the queue (each child checks that its tasks come in order).
+async function testReceiveForMe() {
+    const TASKS = 200;
+    const queue = Mpq.Queue.new(0);
+
+    for (let id = 0; id < TASKS; id++)
+        queue.send_json(Mpq.REQ_DO, 0, 0, JSON.stringify({id, value: id}));
+    queue.send_json(Mpq.REQ_DO, 0, 1, '{"id":-1,"value":0}');  // pid 1: nobody's
+    const procs = [spawnChild(queue, 'for-me'), spawnChild(queue, 'for-me')];
+    const pids = procs.map(pidOf);
+
+    const ids = [];
+    for (let i = 0; i < TASKS; i++) {
+        const message = queue.receive_for_me(PROMPT_MS);
+
+        assert(message !== null, `answer ${i} within ${PROMPT_MS} ms`);
+        assertEqual(message.get_request(), Mpq.REQ_FINISHED, 'an answer');
+        assert(pids.includes(message.get_sender_pid()), 'from one of the children');
+        ids.push(dataOf(message).id);
+    }
+    ids.sort((a, b) => a - b);
+    assertEqual(ids, Array.from({length: TASKS}, (_, i) => i), 'every task answered once');
+    assertEqual(queue.receive_for_me(0), null, 'receive_for_me(0): nothing for the parent');
+
+    for (const _ of procs)
+        queue.send(Mpq.REQ_DIE, 0, 0, null);
+    await Promise.all(procs.map(proc => checkExit(proc)));
+    assertEqual(dataOf(take(queue)).id, -1, 'the message for pid 1 stayed');
+    checkDrained(queue);
+    queue.close();
+    assertThrows(() => queue.receive_for_me(0), Mpq.Error.CLOSED, 'receive_for_me() after close()');
+}
+
 const TESTS = [
     ['properties, defaults, and NOT_A_CHILD outside a spawned child', testProperties],
     ['receive(0) returns null on an empty queue; close() then CLOSED', testReceiveZero],
@@ -486,6 +523,8 @@ const TESTS = [
     ['receive_async() with a cancelled Gio.Cancellable takes nothing', testReceiveAsyncCancel],
     ['in a child too: CANCELLED, and the task handed over again once', testReceiveAsyncCancelChild],
     ['a worker dies with a task in hand: the next worker gets it', testWorkerDies],
+    ['receive_for_me() collects answers without a main loop, puts nothing back',
+        testReceiveForMe],
 ];
 
 runTests(TESTS, TIMEOUT_SECONDS, children);

@@ -40,6 +40,10 @@ Modes (PARENT below is Mpq.Queue.get_parent_pid()):
                        first FIRST sends have one attempt of FIRST_TIMEOUT ms
                        (room to wait for credit on a loaded machine), the
                        later ones PUT_TIMEOUT x PUT_ATTEMPTS
+  for-me-worker        receive_for_me(-1) in a loop: answer DO with FINISHED
+                       and the same data to PARENT; exit 0 on DIE, or exit
+                       with an error if a DO's data (an int) is not above
+                       the one before (tasks must come in the order put)
   get-one              print "waiting", receive(-1), print the message as JSON
   block-get            connect closed, print "waiting", receive(-1); print
                        {"error", "closed", "again"} where "again" is the
@@ -267,6 +271,18 @@ def main(argv):
                 break
             sent += 1
         say({'sent': sent, 'error': error, 'failed_after_ms': failed_after_ms})
+
+    elif mode == 'for-me-worker':
+        last = -1
+        while True:
+            msg = queue.receive_for_me(-1)
+            if msg.get_request() == Mpq.REQ_DIE:
+                break
+            value = data_of(msg)
+            if msg.get_request() != Mpq.REQ_DO or value <= last:
+                sys.exit(f'for-me-worker got {msg.get_request()} {value} after {last}')
+            last = value
+            send(queue, Mpq.REQ_FINISHED, parent, value)
 
     elif mode == 'get-one':
         say('waiting')

@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""receive_for_me(): the routed receive without a main loop, on queues and
+pipes, with real children."""
+
+from gi.repository import Mpq
+
+from mpq_helpers import (MPQ_CHILD, PROMPT_MS, QUEUE_CHILD, data_of, pid_of, queues,
+                         raises_mpq, take, wait_exit)
+
+assert queues   # a fixture, used by name
+
+
+def test_parent_collects_without_putting_back(queues):
+    """W4 without a main loop: the parent puts N tasks for anyone, two
+    children take them with receive_for_me and answer the parent, which
+    collects the N answers with receive_for_me. Its own tasks are never
+    handed back to it, and nothing goes to the back of the queue: each
+    child sees its tasks in the order they were put (or fails)."""
+    n = 300
+    queue = queues.new()
+    for i in range(n):
+        queue.send_json(Mpq.REQ_DO, 0, 0, str(i))
+    workers = [queues.spawn(queue, QUEUE_CHILD, 'for-me-worker') for _ in range(2)]
+    pids = {pid_of(proc) for proc in workers}
+
+    got = []
+    for _ in range(n):
+        msg = queue.receive_for_me(-1)
+        assert msg.get_request() == Mpq.REQ_FINISHED
+        assert msg.get_sender_pid() in pids
+        got.append(data_of(msg))
+    assert sorted(got) == list(range(n))
+
+    for _ in workers:
+        queue.send(Mpq.REQ_DIE, 0, 0, None)
+    for proc in workers:
+        wait_exit(proc)
+        assert proc.get_exit_status() == 0
+    assert queue.is_empty()
+    queue.join(0)
+
+
+def test_parent_poll_leaves_others_in_place(queues):
+    """receive_for_me(0) gives None, without an error, when the queue holds
+    only the parent's own tasks for anyone and a message for another pid;
+    what the parent addresses to itself it gets at once. The others stay
+    in the queue, in order, for a plain receive."""
+    queue = queues.new()
+    me = queue.props.pid
+    queue.send_json(Mpq.REQ_DO, 0, 0, '1')
+    queue.send_json(Mpq.REQ_DO, 0, 1, '2')     # pid 1: no child of ours
+    assert queue.receive_for_me(0) is None
+    queue.send_json('SELF', 0, me, '3')
+    assert data_of(queue.receive_for_me(0)) == 3
+    assert [data_of(msg) for msg in take(queue, 2, PROMPT_MS)] == [1, 2]
+    assert queue.is_empty()
+
+
+def test_closed_queue_fails(queues):
+    queue = queues.new()
+    queue.close()
+    with raises_mpq(Mpq.Error.CLOSED):
+        queue.receive_for_me(-1)
+
+
+def test_pipe_is_receive_without_filter(spawn):
+    """On a pipe receive_for_me takes what comes, in order, then reports
+    the hang-up."""
+    pipe, proc = spawn(MPQ_CHILD, 'send-and-exit', 2)
+    wait_exit(proc)
+    assert data_of(pipe.receive_for_me(-1)) == {'i': 0}
+    assert data_of(pipe.receive_for_me(0)) == {'i': 1}
+    with raises_mpq(Mpq.Error.CLOSED):
+        pipe.receive_for_me(0)
