@@ -12,7 +12,8 @@
  * too (mpq_channel_start, message-received::DO in a main loop) and put a
  * FINISHED addressed to mpq_queue_get_parent_pid () for each.
  * --mode=children addresses task i to child i mod 4 instead (static
- * distribution, for comparison).
+ * distribution, for comparison). --mode=for-me collects without a main
+ * loop, with mpq_channel_receive_for_me (-1) (the routed sync receive).
  */
 
 #include "bench-mpq.h"
@@ -129,6 +130,7 @@ w4_parent (QueueRun *run)
   g_autoptr(MpqQueue) queue = new_parent_queue ();
   g_autoptr(GPtrArray) children = NULL;
   gboolean by_child = g_str_equal (run->args->mode, "children");
+  gboolean for_me = g_str_equal (run->args->mode, "for-me");
   gint64 i;
 
   run->channel = MPQ_CHANNEL (queue);
@@ -136,8 +138,12 @@ w4_parent (QueueRun *run)
   bench_check_init (&run->check, run->args->count);
   children = spawn_children (run, queue);
 
-  g_signal_connect (queue, "message-received::" MPQ_REQ_FINISHED, G_CALLBACK (on_finished), run);
-  mpq_channel_start (run->channel);
+  if (!for_me)
+    {
+      g_signal_connect (queue, "message-received::" MPQ_REQ_FINISHED,
+                        G_CALLBACK (on_finished), run);
+      mpq_channel_start (run->channel);
+    }
 
   for (i = 0; i < run->args->count; i++)
     {
@@ -146,7 +152,17 @@ w4_parent (QueueRun *run)
       bench_mpq_send_value (run->channel, run->args, MPQ_REQ_DO, recipient, i);
     }
 
-  g_main_loop_run (run->loop);
+  while (for_me && !bench_check_done (&run->check))
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpqMessage) message = mpq_channel_receive_for_me (run->channel, -1, &error);
+
+      if (message == NULL)
+        bench_fail ("receive_for_me: %s", error != NULL ? error->message : "nothing");
+      take_one (run, message, MPQ_REQ_FINISHED);
+    }
+  if (!for_me)
+    g_main_loop_run (run->loop);
   mpq_channel_stop (run->channel);
   g_signal_handlers_disconnect_by_data (queue, run);
 
