@@ -129,6 +129,8 @@ answer (MpqInvocation  *self,
  * mpq_invocation_get_request:
  * @self: an invocation
  *
+ * The task's request.
+ *
  * Returns: the task's request
  *
  * Since: 1.2
@@ -144,6 +146,8 @@ mpq_invocation_get_request (MpqInvocation *self)
  * mpq_invocation_get_data:
  * @self: an invocation
  *
+ * The task's data.
+ *
  * Returns: (transfer none) (nullable): the task's data, or %NULL for null
  *
  * Since: 1.2
@@ -158,6 +162,8 @@ mpq_invocation_get_data (MpqInvocation *self)
 /**
  * mpq_invocation_dup_data_json:
  * @self: an invocation
+ *
+ * The task's data, as JSON text.
  *
  * Returns: (transfer full): the task's data as JSON text (`null` for none)
  *
@@ -179,6 +185,8 @@ mpq_invocation_dup_data_json (MpqInvocation *self)
  * mpq_invocation_get_task_id:
  * @self: an invocation
  *
+ * The task's id.
+ *
  * Returns: the task's id, as [method@Mpq.Task.get_id] gives it in the
  *   pool
  *
@@ -194,6 +202,8 @@ mpq_invocation_get_task_id (MpqInvocation *self)
 /**
  * mpq_invocation_get_cancellable:
  * @self: an invocation
+ *
+ * What tells the handler that the task was cancelled.
  *
  * Returns: (transfer none): cancelled when the pool cancels the task: stop,
  *   and answer as you like (the pool drops the answer)

@@ -19,6 +19,8 @@ find_property (MpqPool    *self,
  * mpq_pool_get_n_workers:
  * @self: a pool
  *
+ * How many workers the pool keeps.
+ *
  * Returns: how many workers the pool keeps
  *
  * Since: 1.2
@@ -63,6 +65,8 @@ mpq_pool_set_n_workers (MpqPool *self,
  * mpq_pool_get_max_attempts:
  * @self: a pool
  *
+ * How many deaths of its workers a task survives.
+ *
  * Returns: [property@Mpq.Pool:max-attempts]
  *
  * Since: 1.2
@@ -99,6 +103,8 @@ mpq_pool_set_max_attempts (MpqPool *self,
 /**
  * mpq_pool_get_task_timeout:
  * @self: a pool
+ *
+ * How long a worker may work on one task.
  *
  * Returns: [property@Mpq.Pool:task-timeout], in milliseconds
  *

@@ -490,6 +490,8 @@ mpq_task_cancel (MpqTask *self)
  * mpq_task_get_id:
  * @self: a task
  *
+ * The task's number in its pool.
+ *
  * Returns: the task's number in its pool
  *
  * Since: 1.2
@@ -504,6 +506,8 @@ mpq_task_get_id (MpqTask *self)
 /**
  * mpq_task_get_request:
  * @self: a task
+ *
+ * The task's request.
  *
  * Returns: the request the task was submitted with
  *
@@ -520,6 +524,8 @@ mpq_task_get_request (MpqTask *self)
  * mpq_task_get_state:
  * @self: a task
  *
+ * Where the task stands.
+ *
  * Returns: where the task stands
  *
  * Since: 1.2
@@ -535,6 +541,8 @@ mpq_task_get_state (MpqTask *self)
  * mpq_task_get_attempts:
  * @self: a task
  *
+ * How many times the task was handed to a worker.
+ *
  * Returns: how many times the task was handed to a worker
  *
  * Since: 1.2
@@ -549,6 +557,8 @@ mpq_task_get_attempts (MpqTask *self)
 /**
  * mpq_task_get_worker_pid:
  * @self: a task
+ *
+ * The worker the task was last handed to.
  *
  * Returns: the pid of the worker the task was last handed to, or 0
  *

@@ -438,6 +438,8 @@ mpq_worker_run (MpqWorker  *self,
  * mpq_worker_get_pid:
  * @self: a worker
  *
+ * This worker's pid.
+ *
  * Returns: this worker's pid, as the pool knows it (0 for a worker not
  *   made by [ctor@Mpq.Worker.new_for_child])
  *
