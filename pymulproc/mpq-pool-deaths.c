@@ -7,6 +7,7 @@
 #include "mpq-channel.h"
 #include "mpq-error.h"
 #include "mpq-pool-private.h"
+#include "mpq-queue-private.h"
 #include "mpq-source-private.h"
 
 /* What a pool's worker's death means, and its replacement. The pool's
@@ -14,9 +15,9 @@
  *
  * A death is known from two sides that race: the process's exit (its
  * wait) and the last answers it wrote, which the queue's thread may not
- * have read yet. Once the exit is seen, mpq_queue_is_empty () makes the
- * queue read everything the worker wrote, and the pool sends itself a
- * marker through the queue: it comes after the worker's last answer, and
+ * have read yet. Once the exit is seen, the queue is made to read
+ * everything the worker wrote (_mpq_queue_sync_children ()), and the
+ * pool sends itself a marker through the queue: it comes after the worker's last answer, and
  * only then are the tasks it held judged. So a worker that answers and
  * exits at once never has its task counted as a death. */
 
@@ -46,7 +47,7 @@ _mpq_pool_wait_cb (GObject      *source,
   g_debug ("Pool worker %d exited (wait status %d)", worker->pid, worker->wait_status);
 
   /* See the top of the file: what it wrote is read before the marker. */
-  (void) mpq_queue_is_empty (pool->queue, NULL);
+  _mpq_queue_sync_children (pool->queue);
   marker = g_strdup_printf ("{\"pid\":%d}", worker->pid);
   if (!mpq_channel_send_json (MPQ_CHANNEL (pool->queue), MPQ_POOL_REQ_GONE,
                               pool->pid, pool->pid, marker, NULL))
@@ -80,6 +81,10 @@ _mpq_pool_worker_gone (MpqPool       *pool,
   GList *back = NULL;
 
   g_hash_table_steal (pool->workers, GINT_TO_POINTER (pid));
+  /* What was sent to it and never read (a task, CANCEL, DIE) must not
+   * wait for a process that will never come, nor for one that gets its
+   * pid later. */
+  _mpq_queue_forget_pid (pool->queue, pid);
   startup_failure = !worker->answered && g_queue_is_empty (&worker->window) && !expected;
 
   while ((slot = g_queue_pop_head (&worker->window)) != NULL)

@@ -41,6 +41,12 @@ typedef struct
   MpqMessage  *(*take_for_me)  (MpqQueueBackend      *backend,
                                 gint                  timeout_ms,
                                 GError              **error);
+  /* The parent's only (NULL in a child): makes sure that what children
+   * wrote before now is in the queue; drops what waits for @pid, a
+   * process gone for good. */
+  void         (*sync)         (MpqQueueBackend      *backend);
+  void         (*forget_pid)   (MpqQueueBackend      *backend,
+                                gint                  pid);
   gboolean     (*is_empty)     (MpqQueueBackend      *backend,
                                 GError              **error);
   gboolean     (*join)         (MpqQueueBackend      *backend,

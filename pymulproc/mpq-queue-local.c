@@ -397,15 +397,23 @@ _mpq_queue_server_take_for_me (MpqQueueServer  *server,
   gboolean closed;
 
   _mpq_mutex_lock (&server->lock);
-  g_queue_push_tail (&server->local_wants, &want);
-  server->local.n_wants++;
-  if (deadline == 0)
-    _mpq_queue_sync_locked (server);
-  else
+  /* First in line: what can be routed to us now is ours without a turn
+   * of the thread. */
+  if (deadline != 0 && g_queue_is_empty (&server->local_wants))
+    want.served = _mpq_queue_take_for_locked (server, &server->local);
+  if (want.served == NULL)
     {
-      _mpq_queue_kick_locked (server);
-      while (want.served == NULL && !server->closed && _mpq_queue_wait_locked (server, deadline))
-        ;
+      g_queue_push_tail (&server->local_wants, &want);
+      server->local.n_wants++;
+      if (deadline == 0)
+        _mpq_queue_sync_locked (server);
+      else
+        {
+          _mpq_queue_kick_locked (server);
+          while (want.served == NULL && !server->closed &&
+                 _mpq_queue_wait_locked (server, deadline))
+            ;
+        }
     }
 
   if (want.served == NULL)
@@ -464,6 +472,27 @@ _mpq_queue_server_is_empty (MpqQueueServer *server)
   empty = server->all.length == 0;
   _mpq_mutex_unlock (&server->lock);
   return empty;
+}
+
+/* Makes sure that what children wrote before now is in the queue. The
+ * caller's thread. */
+void
+_mpq_queue_server_sync (MpqQueueServer *server)
+{
+  _mpq_mutex_lock (&server->lock);
+  _mpq_queue_sync_locked (server);
+  _mpq_mutex_unlock (&server->lock);
+}
+
+/* Drops what waits for @pid, a process gone for good. The caller's
+ * thread. */
+void
+_mpq_queue_server_forget_pid (MpqQueueServer *server,
+                              gint            pid)
+{
+  _mpq_mutex_lock (&server->lock);
+  _mpq_queue_drop_for_locked (server, pid);
+  _mpq_queue_unlock_and_complete (server);
 }
 
 gboolean

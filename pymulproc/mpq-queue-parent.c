@@ -100,6 +100,19 @@ parent_take_for_me (MpqQueueBackend  *backend,
   return _mpq_queue_server_take_for_me (((ParentBackend *) backend)->server, timeout_ms, error);
 }
 
+static void
+parent_sync (MpqQueueBackend *backend)
+{
+  _mpq_queue_server_sync (((ParentBackend *) backend)->server);
+}
+
+static void
+parent_forget_pid (MpqQueueBackend *backend,
+                   gint             pid)
+{
+  _mpq_queue_server_forget_pid (((ParentBackend *) backend)->server, pid);
+}
+
 static gboolean
 parent_is_empty (MpqQueueBackend  *backend,
                  GError          **error)
@@ -341,6 +354,8 @@ static const MpqQueueBackendClass parent_class = {
   .takes_fds = parent_takes_fds,
   .take = parent_take,
   .take_for_me = parent_take_for_me,
+  .sync = parent_sync,
+  .forget_pid = parent_forget_pid,
   .is_empty = parent_is_empty,
   .join = parent_join,
   .join_async = parent_join_async,

@@ -39,4 +39,8 @@ GTask   *_mpq_queue_start_task  (MpqQueue            *self,
                                  gpointer             source_tag);
 void     _mpq_queue_channel_iface_init (MpqChannelInterface *iface);
 
+void     _mpq_queue_sync_children (MpqQueue *self);
+void     _mpq_queue_forget_pid    (MpqQueue *self,
+                                   gint      pid);
+
 G_END_DECLS

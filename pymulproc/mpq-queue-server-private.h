@@ -46,6 +46,9 @@ MpqMessage     *_mpq_queue_server_take_for_me (MpqQueueServer  *server,
                                                gint             timeout_ms,
                                                GError         **error);
 gboolean        _mpq_queue_server_is_empty   (MpqQueueServer   *server);
+void            _mpq_queue_server_sync       (MpqQueueServer   *server);
+void            _mpq_queue_server_forget_pid (MpqQueueServer   *server,
+                                              gint              pid);
 gboolean        _mpq_queue_server_join       (MpqQueueServer   *server,
                                               gint              timeout_ms,
                                               GError          **error);

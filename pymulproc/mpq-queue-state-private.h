@@ -174,7 +174,8 @@ struct _MpqQueueServer
   MpqQueuePeer  local;
   GQueue        local_inbox;   /* MpqQueueEntry handed to its dispatch */
   GSource      *local_wake;
-  GQueue        local_wants;   /* GTask of receive_async */
+  GQueue        local_wants;   /* LocalWant (mpq-queue-local.c): receive_async's
+                                * and receive_for_me's, oldest first */
   GQueue        local_joins;   /* GTask of join_async */
 
   /* The thread (mpq-queue-thread.c). */
@@ -240,6 +241,10 @@ void           _mpq_queue_push_head_locked   (MpqQueueServer *server,
 MpqQueueEntry *_mpq_queue_pop_front_locked   (MpqQueueServer *server);
 MpqQueueEntry *_mpq_queue_pick_locked        (MpqQueueServer *server,
                                               MpqQueuePeer   *peer);
+MpqQueueEntry *_mpq_queue_take_for_locked    (MpqQueueServer *server,
+                                              MpqQueuePeer   *peer);
+guint          _mpq_queue_drop_for_locked    (MpqQueueServer *server,
+                                              gint            pid);
 void           _mpq_queue_put_locked         (MpqQueueServer *server,
                                               MpqQueueEntry  *entry);
 void           _mpq_queue_taken_locked       (MpqQueueServer *server,

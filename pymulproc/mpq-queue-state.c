@@ -402,6 +402,43 @@ route_locked (MpqQueueServer *server)
     server->room_left = peer_has_room (g_ptr_array_index (server->peers, i));
 }
 
+/* The oldest message for @peer's routed receive, unlinked, or NULL: a
+ * receive_for_me first in line takes it without a turn of the thread. */
+MpqQueueEntry *
+_mpq_queue_take_for_locked (MpqQueueServer *server,
+                            MpqQueuePeer   *peer)
+{
+  MpqQueueEntry *entry = candidate_locked (server, peer->pid, TRUE);
+
+  if (entry != NULL)
+    unlink_locked (server, entry);
+  return entry;
+}
+
+/* Drops every message waiting for @pid (a process gone for good, whose
+ * pid must not inherit them): each counts as taken. Returns how many. */
+guint
+_mpq_queue_drop_for_locked (MpqQueueServer *server,
+                            gint            pid)
+{
+  MpqQueueRoute *route = g_hash_table_lookup (server->by_pid, GINT_TO_POINTER (pid));
+  guint n = 0;
+
+  while (route != NULL && route->entries.length > 0)
+    {
+      MpqQueueEntry *entry = g_queue_peek_head (&route->entries);
+      gboolean last = route->entries.length == 1;
+
+      /* The route goes with its last entry. */
+      unlink_locked (server, entry);
+      _mpq_queue_taken_locked (server, entry);
+      n++;
+      if (last)
+        break;
+    }
+  return n;
+}
+
 /* Makes every bit of progress the state allows: routed delivery first,
  * then pymulproc's receives, then what waits on the join count or on
  * credit. Queue thread only (peers write to their sockets' buffers). */

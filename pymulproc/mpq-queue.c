@@ -601,3 +601,23 @@ mpq_queue_set_prefetch (MpqQueue *self,
   self->prefetch = prefetch;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PREFETCH]);
 }
+
+/* The parent's queue only (a child's does nothing): makes sure that what
+ * children wrote before now is in the queue, so that a message the parent
+ * puts now comes after it. The caller's thread. */
+void
+_mpq_queue_sync_children (MpqQueue *self)
+{
+  if (self->backend != NULL && self->backend->klass->sync != NULL)
+    self->backend->klass->sync (self->backend);
+}
+
+/* The parent's queue only: drops the messages waiting for @pid, a child
+ * gone for good (they count as taken). The caller's thread. */
+void
+_mpq_queue_forget_pid (MpqQueue *self,
+                       gint      pid)
+{
+  if (self->backend != NULL && self->backend->klass->forget_pid != NULL)
+    self->backend->klass->forget_pid (self->backend, pid);
+}
