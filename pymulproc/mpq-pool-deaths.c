@@ -69,16 +69,18 @@ describe_status (gint wait_status)
  * back in line, but the task it worked on (the oldest) counts a death. */
 void
 _mpq_pool_worker_gone (MpqPool       *pool,
-             MpqPoolWorker *worker)
+                       MpqPoolWorker *worker)
 {
+  g_autoptr(MpqPool) hold = g_object_ref (pool);
   g_autofree char *status = describe_status (worker->wait_status);
   gboolean expected = worker->told_to_go;
-  gboolean startup_failure;
+  gint wait_status = worker->wait_status;
   gint pid = worker->pid;
-  gint wait_status;
+  gboolean startup_failure;
+  GList *back = NULL;
+  GList *lost = NULL;
   MpqPoolSlot *slot;
   gboolean head = TRUE;
-  GList *back = NULL;
 
   g_hash_table_steal (pool->workers, GINT_TO_POINTER (pid));
   /* What was sent to it and never read (a task, CANCEL, DIE) must not
@@ -89,22 +91,20 @@ _mpq_pool_worker_gone (MpqPool       *pool,
 
   while ((slot = g_queue_pop_head (&worker->window)) != NULL)
     {
-      g_autoptr(MpqTask) task = g_steal_pointer (&slot->task);
+      MpqTask *task = g_steal_pointer (&slot->task);
       gboolean counts = head;
 
       head = FALSE;
       g_free (slot);
       if (task == NULL || _mpq_task_is_final (task))
-        continue;
-      if (counts && _mpq_task_add_death (task) >= pool->max_attempts)
-        {
-          _mpq_task_fail (task, g_error_new (MPQ_ERROR, MPQ_ERROR_WORKER_LOST,
-                                             "The task's worker died %u times (the last: %s)",
-                                             pool->max_attempts, status));
-          continue;
-        }
-      back = g_list_prepend (back, g_steal_pointer (&task));
+        g_clear_object (&task);
+      else if (counts && _mpq_task_add_death (task) >= pool->max_attempts)
+        lost = g_list_prepend (lost, task);
+      else
+        back = g_list_prepend (back, task);
     }
+  _mpq_pool_worker_free (worker);
+
   /* Back to the front, in the order they were handed. */
   for (GList *l = back; l != NULL; l = l->next)
     {
@@ -113,17 +113,20 @@ _mpq_pool_worker_gone (MpqPool       *pool,
     }
   g_list_free (back);
 
-  wait_status = worker->wait_status;
-  _mpq_pool_worker_free (worker);
-
-  g_object_ref (pool);
-  _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
   if (startup_failure)
     _mpq_pool_startup_failed (pool, status);
   _mpq_pool_adjust_workers (pool);
   _mpq_pool_schedule (pool);
+
+  /* Last, with the pool consistent: signals and the tasks' waiters run
+   * code that may change it. */
+  _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
+  for (GList *l = lost; l != NULL; l = l->next)
+    _mpq_task_fail (l->data, g_error_new (MPQ_ERROR, MPQ_ERROR_WORKER_LOST,
+                                          "The task's worker died %u times (the last: %s)",
+                                          pool->max_attempts, status));
+  g_list_free_full (lost, g_object_unref);
   _mpq_pool_check_shutdown (pool);
-  g_object_unref (pool);
 }
 
 static gboolean

@@ -160,18 +160,17 @@ timeout_cb (gpointer user_data)
   MpqPoolWorker *worker = user_data;
   MpqPool *pool = worker->pool;
   MpqPoolSlot *slot = g_queue_peek_head (&worker->window);
+  g_autoptr(MpqPool) hold = g_object_ref (pool);
+  g_autoptr(MpqTask) task = slot != NULL ? g_steal_pointer (&slot->task) : NULL;
 
   g_clear_pointer (&worker->timeout, g_source_unref);
-  if (slot != NULL && slot->task != NULL)
-    {
-      g_autoptr(MpqTask) task = g_steal_pointer (&slot->task);
-
-      _mpq_task_fail (task, g_error_new (MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
-                                         "The task ran past the pool's task-timeout (%d ms)",
-                                         pool->task_timeout));
-    }
   g_message ("Killing pool worker %d: its task ran past task-timeout", worker->pid);
   _mpq_pool_kill_worker (pool, worker, FALSE);
+  /* Last: the task's waiters may run code that changes the pool. */
+  if (task != NULL)
+    _mpq_task_fail (task, g_error_new (MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                                       "The task ran past the pool's task-timeout (%d ms)",
+                                       pool->task_timeout));
   _mpq_pool_check_shutdown (pool);
   return G_SOURCE_REMOVE;
 }
@@ -386,6 +385,8 @@ on_answer (MpqPool       *pool,
 {
   JsonNode *data = mpq_message_get_data (message);
   g_autoptr(MpqTask) task = NULL;
+  g_autoptr(MpqMessage) reply = NULL;
+  GError *failure = NULL;
   MpqPoolSlot *slot;
   gboolean was_head;
   guint64 id;
@@ -410,13 +411,8 @@ on_answer (MpqPool       *pool,
   pool->startup_failures = 0;
 
   if (task != NULL && finished)
-    {
-      JsonNode *result = _mpq_pool_frame_get_member (data, "result");
-      g_autoptr(MpqMessage) reply = mpq_message_new (MPQ_REQ_FINISHED, worker->pid,
-                                                     pool->pid, result);
-
-      _mpq_task_complete (task, reply);
-    }
+    reply = mpq_message_new (MPQ_REQ_FINISHED, worker->pid, pool->pid,
+                             _mpq_pool_frame_get_member (data, "result"));
   else if (task != NULL)
     {
       JsonNode *text = _mpq_pool_frame_get_member (data, "error");
@@ -425,8 +421,8 @@ on_answer (MpqPool       *pool,
       if (text != NULL && JSON_NODE_HOLDS_VALUE (text) &&
           json_node_get_value_type (text) == G_TYPE_STRING)
         what = json_node_get_string (text);
-      _mpq_task_fail (task, g_error_new_literal (MPQ_ERROR, MPQ_ERROR_TASK_FAILED,
-                                                 what != NULL ? what : "The task failed"));
+      failure = g_error_new_literal (MPQ_ERROR, MPQ_ERROR_TASK_FAILED,
+                                     what != NULL ? what : "The task failed");
     }
 
   if (was_head)
@@ -434,6 +430,13 @@ on_answer (MpqPool       *pool,
   if (worker->told_to_go && g_queue_is_empty (&worker->window))
     send_die (pool, worker);
   _mpq_pool_schedule (pool);
+
+  /* Last: the task's waiters may run code that changes the pool, this
+   * worker included. */
+  if (reply != NULL)
+    _mpq_task_complete (task, reply);
+  else if (failure != NULL)
+    _mpq_task_fail (task, failure);
   _mpq_pool_check_shutdown (pool);
 }
 

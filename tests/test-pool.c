@@ -226,6 +226,59 @@ test_progress_in_order (void)
   shutdown_ok (pool);
 }
 
+/* A pool dropped with work in flight finishes it: the task keeps it. */
+static void
+test_dropped_pool_finishes_its_work (void)
+{
+  MpqPool *pool = new_pool (1);
+  g_autoptr(MpqTask) task = submit_int (pool, "square", 12);
+  GWeakRef weak;
+
+  g_weak_ref_init (&weak, pool);
+  g_object_unref (pool);
+  g_assert_cmpint (wait_int (task), ==, 144);
+  /* Ended, the task let its pool go: the pool is gone, its worker killed. */
+  pool = g_weak_ref_get (&weak);
+  g_assert_null (pool);
+  g_weak_ref_clear (&weak);
+}
+
+typedef struct
+{
+  MpqPool *pool;
+  MpqTask *next;
+} Reentry;
+
+static void
+change_pool_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Reentry *reentry = user_data;
+  g_autoptr(MpqMessage) reply = mpq_task_wait_finish (MPQ_TASK (source), result, NULL);
+
+  g_assert_nonnull (reply);
+  /* From inside the pool's own dispatch: shrink to nothing, submit, grow. */
+  mpq_pool_set_n_workers (reentry->pool, 0);
+  reentry->next = submit_int (reentry->pool, "square", 3);
+  mpq_pool_set_n_workers (reentry->pool, 2);
+}
+
+static void
+test_callbacks_may_change_the_pool (void)
+{
+  g_autoptr(MpqPool) pool = new_pool (1);
+  g_autoptr(MpqTask) first = submit_int (pool, "square", 2);
+  Reentry reentry = { pool, NULL };
+
+  mpq_task_wait_async (first, NULL, change_pool_cb, &reentry);
+  while (reentry.next == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (wait_int (reentry.next), ==, 9);
+  g_clear_object (&reentry.next);
+  shutdown_ok (pool);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -241,6 +294,8 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pool/wait-timeout-returns-null", test_wait_timeout_returns_null);
   g_test_add_func ("/Mpq/Pool/wait-async", test_wait_async);
   g_test_add_func ("/Mpq/Pool/progress-in-order", test_progress_in_order);
+  g_test_add_func ("/Mpq/Pool/dropped-pool-finishes-its-work", test_dropped_pool_finishes_its_work);
+  g_test_add_func ("/Mpq/Pool/callbacks-may-change-the-pool", test_callbacks_may_change_the_pool);
   test_pool_add_supervision_tests ();
 
   return g_test_run ();
