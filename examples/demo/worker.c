@@ -1,20 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* The C worker of the pymulproc demo.
+/* The C worker of the pymulproc demo: an MpqWorker.
  *
- * Spawned by mpq-demo on the MpqQueue it shares with the other workers. It
- * takes tasks by dispatch, one at a time (prefetch 1), and says READY to the
- * parent once it does. For each DO {"task", "lo", "hi"} it counts the primes
- * in [lo, hi) with a segmented sieve of Eratosthenes and answers FINISHED
- * {"task", "lo", "hi", "primes", "us"} to the parent, "us" being the
- * microseconds it took. The queue counts the task as taken once the handler
- * has returned, so a worker that dies in the middle loses nothing: the task
- * goes back to the queue. DIE ends it.
- * worker.py and worker.js are the same program in Python and JavaScript.
+ * One of the processes of mpq-demo's C pool (mpq_pool_new). It serves
+ * tasks with an MpqWorker, one at a time, until the pool tells it to die:
+ *
+ *   count  {"lo", "hi"}  counts the primes in [lo, hi) with a segmented
+ *                        sieve of Eratosthenes, reporting progress
+ *                        {"done", "primes"} at every tenth of the range
+ *                        (mpq_invocation_send_progress_json), and answers
+ *                        {"primes", "us"}, "us" being the microseconds it
+ *                        took;
+ *   crash                the poison task of --poison-task: the worker
+ *                        crashes with SIGSEGV, as a worker with a bug
+ *                        would. The pool replaces it and hands the task to
+ *                        another worker, until it gave up on it.
+ *
+ * The pool matches each answer to its task: the worker never names the
+ * task it answers. worker.py and worker.js are the same program in Python
+ * and JavaScript.
  */
 
 #include <pymulproc/pymulproc.h>
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,13 +33,10 @@
 
 typedef struct
 {
-  GMainLoop *loop;
-  GArray    *base_primes;  /* guint32: every prime <= base_bound, ascending */
-  guint64    base_bound;
-  guint8    *block;        /* BLOCK_SIZE flags, one per number of the block */
-  gint       parent_pid;   /* where FINISHED goes */
-  int        status;       /* exit status once the loop quits */
-} Worker;
+  GArray  *base_primes;  /* guint32: every prime <= base_bound, ascending */
+  guint64  base_bound;
+  guint8  *block;        /* BLOCK_SIZE flags, one per number of the block */
+} Sieve;
 
 /* Largest r with r * r <= n, by Newton's method: no libm, exact for 64 bits. */
 static guint64
@@ -55,7 +61,7 @@ isqrt_u64 (guint64 n)
  * run whose tasks climb towards the limit sieves the small primes only a few
  * times. */
 static void
-ensure_base_primes (Worker  *self,
+ensure_base_primes (Sieve   *self,
                     guint64  bound)
 {
   g_autofree guint8 *composite = NULL;
@@ -86,7 +92,7 @@ ensure_base_primes (Worker  *self,
 
 /* Counts the primes n with lo <= n < hi, hi - lo <= BLOCK_SIZE. */
 static guint64
-count_block (Worker  *self,
+count_block (Sieve   *self,
              guint64  lo,
              guint64  hi)
 {
@@ -122,131 +128,106 @@ count_block (Worker  *self,
   return count;
 }
 
-/* Counts the primes n with lo <= n < hi, a block at a time: flags that stay
- * in the cache make the sieve several times faster than one big array. */
+static void
+send_progress (MpqInvocation *invocation,
+               guint64        done,
+               guint64        primes)
+{
+  g_autofree char *json = g_strdup_printf ("{\"done\":%" G_GUINT64_FORMAT
+                                           ",\"primes\":%" G_GUINT64_FORMAT "}", done, primes);
+
+  /* Progress is a courtesy: a pool that is gone will not read the answer
+   * either, and the worker hears of it by its closed signal. */
+  mpq_invocation_send_progress_json (invocation, json, NULL);
+}
+
+/* Counts the primes n with lo <= n < hi, a block at a time (flags that stay
+ * in the cache make the sieve several times faster than one big array),
+ * reporting progress at every tenth of the range but the last. */
 static guint64
-count_primes (Worker  *self,
-              guint64  lo,
-              guint64  hi)
+count_primes (Sieve         *self,
+              MpqInvocation *invocation,
+              guint64        lo,
+              guint64        hi)
 {
   guint64 count = 0;
+  guint64 tenths = 0;
   guint64 start;
 
   if (hi > 2)
     ensure_base_primes (self, isqrt_u64 (hi - 1));
 
   for (start = lo; start < hi; start += BLOCK_SIZE)
-    count += count_block (self, start, MIN (hi, start + BLOCK_SIZE));
+    {
+      guint64 end = MIN (hi, start + BLOCK_SIZE);
+      guint64 now;
+
+      count += count_block (self, start, end);
+      now = (end - lo) * 10 / (hi - lo);
+      if (end < hi && now > tenths)
+        {
+          tenths = now;
+          send_progress (invocation, end - lo, count);
+        }
+    }
 
   return count;
 }
 
-static void
-fail (Worker     *self,
-      const char *message)
-{
-  g_printerr ("worker.c[%d]: %s\n", getpid (), message);
-  self->status = EXIT_FAILURE;
-  g_main_loop_quit (self->loop);
-}
-
 static gboolean
-parse_task (JsonNode *data,
-            gint64   *task,
-            gint64   *lo,
-            gint64   *hi)
+get_range (MpqInvocation *invocation,
+           gint64        *lo,
+           gint64        *hi)
 {
+  JsonNode *data = mpq_invocation_get_data (invocation);
   JsonObject *object;
 
   if (data == NULL || !JSON_NODE_HOLDS_OBJECT (data))
     return FALSE;
 
   object = json_node_get_object (data);
-  if (!json_object_has_member (object, "task")
-      || !json_object_has_member (object, "lo")
-      || !json_object_has_member (object, "hi"))
+  if (!json_object_has_member (object, "lo") || !json_object_has_member (object, "hi"))
     return FALSE;
 
-  *task = json_object_get_int_member (object, "task");
   *lo = json_object_get_int_member (object, "lo");
   *hi = json_object_get_int_member (object, "hi");
 
   return *lo >= 0 && *lo <= *hi;
 }
 
-static JsonNode *
-build_reply (gint64  task,
-             gint64  lo,
-             gint64  hi,
-             guint64 primes,
-             gint64  us)
-{
-  g_autoptr(JsonBuilder) builder = json_builder_new ();
-
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "task");
-  json_builder_add_int_value (builder, task);
-  json_builder_set_member_name (builder, "lo");
-  json_builder_add_int_value (builder, lo);
-  json_builder_set_member_name (builder, "hi");
-  json_builder_add_int_value (builder, hi);
-  json_builder_set_member_name (builder, "primes");
-  json_builder_add_int_value (builder, (gint64) primes);
-  json_builder_set_member_name (builder, "us");
-  json_builder_add_int_value (builder, us);
-  json_builder_end_object (builder);
-
-  return json_builder_get_root (builder);
-}
-
 static void
-on_do (MpqChannel *channel,
-       MpqMessage *message,
-       gpointer    user_data)
+on_task (MpqWorker     *worker,
+         MpqInvocation *invocation,
+         gpointer       user_data)
 {
-  Worker *self = user_data;
-  g_autoptr(JsonNode) reply = NULL;
-  g_autoptr(GError) error = NULL;
-  gint64 task, lo, hi, started;
+  Sieve *sieve = user_data;
+  const char *request = mpq_invocation_get_request (invocation);
+  g_autofree char *reply = NULL;
+  gint64 lo, hi, started;
   guint64 primes;
 
-  if (!parse_task (mpq_message_get_data (message), &task, &lo, &hi))
+  if (g_str_equal (request, "crash"))
     {
-      fail (self, "DO without a valid {task, lo, hi}");
+      /* What a bug would do. The demo's parent turned core dumps off. */
+      raise (SIGSEGV);
+      return;
+    }
+
+  if (!g_str_equal (request, "count") || !get_range (invocation, &lo, &hi))
+    {
+      g_autofree char *data = mpq_invocation_dup_data_json (invocation);
+      g_autofree char *text = g_strdup_printf ("worker.c does not know %s %s", request, data);
+
+      /* The task fails with this text: MPQ_ERROR_TASK_FAILED. */
+      mpq_invocation_return_error (invocation, text, NULL);
       return;
     }
 
   started = g_get_monotonic_time ();
-  primes = count_primes (self, lo, hi);
-  reply = build_reply (task, lo, hi, primes, g_get_monotonic_time () - started);
-
-  if (!mpq_channel_send (channel, MPQ_REQ_FINISHED, 0, self->parent_pid, reply, &error))
-    {
-      g_autofree char *message_text = g_strdup_printf ("could not answer: %s", error->message);
-
-      fail (self, message_text);
-    }
-}
-
-static void
-on_die (MpqChannel *channel,
-        MpqMessage *message,
-        gpointer    user_data)
-{
-  Worker *self = user_data;
-
-  /* The queue is closed after the loop: closing it here, before the handler
-   * returns, would hand DIE back to the queue as not taken. */
-  self->status = EXIT_SUCCESS;
-  g_main_loop_quit (self->loop);
-}
-
-/* The parent went away without saying DIE: nobody is left to work for. */
-static void
-on_closed (MpqChannel *channel,
-           gpointer    user_data)
-{
-  fail (user_data, "the parent hung up");
+  primes = count_primes (sieve, invocation, lo, hi);
+  reply = g_strdup_printf ("{\"primes\":%" G_GUINT64_FORMAT ",\"us\":%" G_GINT64_FORMAT "}",
+                           primes, g_get_monotonic_time () - started);
+  mpq_invocation_return_json (invocation, reply, NULL);
 }
 
 int
@@ -254,41 +235,30 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(MpqQueue) queue = NULL;
-  Worker self = { 0 };
+  g_autoptr(MpqWorker) worker = NULL;
+  Sieve sieve = { 0 };
+  int status = EXIT_SUCCESS;
 
-  queue = mpq_queue_new_for_child (&error);
-  if (queue == NULL)
+  worker = mpq_worker_new_for_child (&error);
+  if (worker == NULL)
     {
       g_printerr ("worker.c: %s\n", error->message);
       return EXIT_FAILURE;
     }
 
-  self.loop = g_main_loop_new (NULL, FALSE);
-  self.base_primes = g_array_new (FALSE, FALSE, sizeof (guint32));
-  self.block = g_malloc (BLOCK_SIZE);
-  self.parent_pid = mpq_queue_get_parent_pid (queue);
-  self.status = EXIT_FAILURE;
+  sieve.base_primes = g_array_new (FALSE, FALSE, sizeof (guint32));
+  sieve.block = g_malloc (BLOCK_SIZE);
+  g_signal_connect (worker, "task", G_CALLBACK (on_task), &sieve);
 
-  g_signal_connect (queue, "message-received::" MPQ_REQ_DO, G_CALLBACK (on_do), &self);
-  g_signal_connect (queue, "message-received::" MPQ_REQ_DIE, G_CALLBACK (on_die), &self);
-  g_signal_connect (queue, "closed", G_CALLBACK (on_closed), &self);
+  /* Serves until the pool says DIE (TRUE), or is gone (FALSE). */
+  if (!mpq_worker_run (worker, &error))
+    {
+      g_printerr ("worker.c[%d]: %s\n", getpid (), error->message);
+      status = EXIT_FAILURE;
+    }
 
-  /* One task at a time: the next one stays in the queue for whichever
-   * worker is free first. */
-  mpq_queue_set_prefetch (queue, 1);
-  mpq_channel_start (MPQ_CHANNEL (queue));
+  g_array_unref (sieve.base_primes);
+  g_free (sieve.block);
 
-  if (mpq_channel_send (MPQ_CHANNEL (queue), "READY", 0, self.parent_pid, NULL, &error))
-    g_main_loop_run (self.loop);
-  else
-    g_printerr ("worker.c[%d]: could not say READY: %s\n", getpid (), error->message);
-
-  g_signal_handlers_disconnect_by_data (queue, &self);
-  mpq_channel_close (MPQ_CHANNEL (queue));
-  g_main_loop_unref (self.loop);
-  g_array_unref (self.base_primes);
-  g_free (self.block);
-
-  return self.status;
+  return status;
 }

@@ -1,15 +1,25 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
-// The GJS worker of the pymulproc demo; run it with `gjs -m worker.js`.
+// The GJS worker of the pymulproc demo: an Mpq.Worker through GObject
+// introspection. Run it with `gjs -m worker.js`.
 //
-// Spawned by mpq-demo on the MpqQueue it shares with the other workers. It
-// takes tasks by dispatch, one at a time (prefetch 1), and says READY to the
-// parent once it does. For each DO {"task", "lo", "hi"} it counts the primes
-// in [lo, hi) with a segmented sieve of Eratosthenes and answers FINISHED
-// {"task", "lo", "hi", "primes", "us"} to the parent, "us" being the
-// microseconds it took. A task is taken once its handler has returned, so a
-// worker that dies in the middle loses nothing. DIE ends it.
-// Same program as worker.c and worker.py.
+// One of the processes of mpq-demo's GJS pool. It serves tasks with
+// Mpq.Worker, one at a time, until the pool tells it to die:
+//
+//   count {"lo", "hi"}  counts the primes in [lo, hi) with a segmented
+//                       sieve of Eratosthenes, reporting progress
+//                       {"done", "primes"} at every tenth of the range, and
+//                       answers {"primes", "us"}, "us" being the
+//                       microseconds it took;
+//   crash               the poison task of --poison-task: the worker
+//                       crashes the way GLib does on a fatal error (a
+//                       G_LOG_LEVEL_ERROR message aborts: SIGABRT), as a
+//                       worker with a bug would. The pool replaces it and
+//                       hands the task to another worker, until it gave up
+//                       on it.
+//
+// The pool matches each answer to its task: the worker never names the
+// task it answers. Same program as worker.c and worker.py.
 
 import GLib from 'gi://GLib';
 import Mpq from 'gi://Mpq?version=1.0';
@@ -43,15 +53,24 @@ class PrimeCounter {
         this.baseBound = bound;
     }
 
-    // Counts the primes n with lo <= n < hi, a block at a time: flags that
-    // stay in the cache make the sieve several times faster. Numbers are
-    // doubles: exact far beyond any limit the demo accepts.
-    count(lo, hi) {
+    // Counts the primes n with lo <= n < hi, a block at a time (flags that
+    // stay in the cache make the sieve several times faster), and calls
+    // progress(done, primes) at every tenth of the range but the last.
+    // Numbers are doubles: exact far beyond any limit the demo accepts.
+    count(lo, hi, progress) {
         if (hi > 2)
             this.ensureBasePrimes(Math.floor(Math.sqrt(hi - 1)));
         let count = 0;
-        for (let start = lo; start < hi; start += BLOCK_SIZE)
-            count += this.countBlock(start, Math.min(start + BLOCK_SIZE, hi));
+        let tenths = 0;
+        for (let start = lo; start < hi; start += BLOCK_SIZE) {
+            const end = Math.min(start + BLOCK_SIZE, hi);
+            count += this.countBlock(start, end);
+            const now = Math.floor((end - lo) * 10 / (hi - lo));
+            if (end < hi && now > tenths) {
+                tenths = now;
+                progress(end - lo, count);
+            }
+        }
         return count;
     }
 
@@ -76,92 +95,60 @@ class PrimeCounter {
     }
 }
 
-class Worker {
-    constructor() {
-        this.loop = new GLib.MainLoop(null, false);
-        this.counter = new PrimeCounter();
-        this.status = 1;
-        this.queue = Mpq.Queue.new_for_child();
-        this.parentPid = this.queue.get_parent_pid();
-        this.handlers = [
-            this.queue.connect(`message-received::${Mpq.REQ_DO}`, this.onDo.bind(this)),
-            this.queue.connect(`message-received::${Mpq.REQ_DIE}`, this.onDie.bind(this)),
-            this.queue.connect('closed', this.onClosed.bind(this)),
-        ];
+function onTask(counter, invocation) {
+    const request = invocation.get_request();
+    if (request === 'crash') {
+        // What a bug would do: GLib aborts on an error-level message. The
+        // demo's parent turned core dumps off.
+        GLib.log_structured('worker.js', GLib.LogLevelFlags.LEVEL_ERROR,
+            {MESSAGE: 'the poison task: crashing on purpose'});
+        return;
     }
 
-    fail(message) {
-        this.status = 1;
-        this.loop.quit();
-        printerr(`worker.js[${this.queue.pid}]: ${message}`);
+    let task = null;
+    try {
+        task = JSON.parse(invocation.dup_data_json());
+    } catch (e) {
+        task = null;
+    }
+    if (request !== 'count' || !task || !Number.isInteger(task.lo) ||
+        !Number.isInteger(task.hi) || task.lo < 0 || task.lo > task.hi) {
+        // The task fails with this text: MPQ_ERROR_TASK_FAILED.
+        invocation.return_error(
+            `worker.js does not know ${request} ${invocation.dup_data_json()}`);
+        return;
     }
 
-    onDo(queue, message) {
-        let task;
+    const progress = (done, primes) => {
+        // Progress is a courtesy: a pool that is gone will not read the
+        // answer either, and run() returns.
         try {
-            task = JSON.parse(message.dup_data_json());
+            invocation.send_progress_json(JSON.stringify({done, primes}));
         } catch (e) {
-            task = null;
         }
-        if (!task || !Number.isInteger(task.lo) || !Number.isInteger(task.hi)) {
-            this.fail('DO without a valid {task, lo, hi}');
-            return;
-        }
-
-        const started = GLib.get_monotonic_time();
-        const primes = this.counter.count(task.lo, task.hi);
-        const reply = {
-            task: task.task,
-            lo: task.lo,
-            hi: task.hi,
-            primes,
-            us: GLib.get_monotonic_time() - started,
-        };
-        try {
-            queue.send_json(Mpq.REQ_FINISHED, 0, this.parentPid, JSON.stringify(reply));
-        } catch (e) {
-            this.fail(`could not answer: ${e.message}`);
-        }
-    }
-
-    // The queue is closed after the loop: closing it here, before the
-    // handler returns, would hand DIE back to the queue as not taken.
-    onDie() {
-        this.status = 0;
-        this.loop.quit();
-    }
-
-    // The parent went away without saying DIE: nobody is left to work for.
-    onClosed() {
-        this.fail('the parent hung up');
-    }
-
-    run() {
-        // One task at a time: the next one stays in the queue for whichever
-        // worker is free first.
-        this.queue.set_prefetch(1);
-        this.queue.start();
-        let ready = false;
-        try {
-            this.queue.send('READY', 0, this.parentPid, null);
-            ready = true;
-        } catch (e) {
-            this.fail(`could not say READY: ${e.message}`);
-        }
-        if (ready)
-            this.loop.run();
-        for (const handler of this.handlers)
-            this.queue.disconnect(handler);
-        this.queue.close();
-        return this.status;
-    }
+    };
+    const started = GLib.get_monotonic_time();
+    const primes = counter.count(task.lo, task.hi, progress);
+    invocation.return_json(JSON.stringify({
+        primes,
+        us: GLib.get_monotonic_time() - started,
+    }));
 }
 
 let worker;
 try {
-    worker = new Worker();
+    worker = Mpq.Worker.new_for_child();
 } catch (e) {
     printerr(`worker.js: ${e.message}`);
     System.exit(1);
 }
-System.exit(worker.run());
+const counter = new PrimeCounter();
+worker.connect('task', (_worker, invocation) => onTask(counter, invocation));
+try {
+    // Serves until the pool says DIE, or is gone (an error).
+    worker.run();
+} catch (e) {
+    printerr(`worker.js[${worker.get_pid()}]: ${e.message}`);
+    System.exit(1);
+}
+System.exit(0);

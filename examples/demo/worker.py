@@ -1,15 +1,22 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The Python worker of the pymulproc demo.
+"""The Python worker of the pymulproc demo: an Mpq.Worker through PyGObject.
 
-Spawned by mpq-demo on the MpqQueue it shares with the other workers. It
-takes tasks by dispatch, one at a time (prefetch 1), and says READY to the
-parent once it does. For each DO {"task", "lo", "hi"} it counts the primes in
-[lo, hi) with a segmented sieve of Eratosthenes and answers FINISHED
-{"task", "lo", "hi", "primes", "us"} to the parent, "us" being the
-microseconds it took. A task is taken once its handler has returned, so a
-worker that dies in the middle loses nothing. DIE ends it.
-Same program as worker.c and worker.js.
+One of the processes of mpq-demo's Python pool. It serves tasks with
+Mpq.Worker (plain GObject introspection, no override), one at a time,
+until the pool tells it to die:
+
+  count {"lo", "hi"}  counts the primes in [lo, hi) with a segmented sieve
+                      of Eratosthenes, reporting progress {"done", "primes"}
+                      at every tenth of the range, and answers
+                      {"primes", "us"}, "us" being the microseconds it took;
+  crash               the poison task of --poison-task: the worker crashes
+                      with os.abort() (SIGABRT), as a worker with a bug
+                      would. The pool replaces it and hands the task to
+                      another worker, until it gave up on it.
+
+The pool matches each answer to its task: the worker never names the task
+it answers. Same program as worker.c and worker.js.
 """
 
 import json
@@ -53,15 +60,23 @@ class PrimeCounter:
         self.base_primes = [p for p in range(bound + 1) if flags[p]]
         self.base_bound = bound
 
-    def count(self, lo, hi):
-        """Counts the primes n with lo <= n < hi, a block at a time: flags
-        that stay in the cache make the sieve several times faster."""
+    def count(self, lo, hi, progress):
+        """Counts the primes n with lo <= n < hi, a block at a time (flags
+        that stay in the cache make the sieve several times faster), and
+        calls progress(done, primes) at every tenth of the range but the
+        last."""
         if hi > 2:
             self.ensure_base_primes(math.isqrt(hi - 1))
-        return sum(
-            self.count_block(start, min(start + BLOCK_SIZE, hi))
-            for start in range(lo, hi, BLOCK_SIZE)
-        )
+        count = 0
+        tenths = 0
+        for start in range(lo, hi, BLOCK_SIZE):
+            end = min(start + BLOCK_SIZE, hi)
+            count += self.count_block(start, end)
+            now = (end - lo) * 10 // (hi - lo)
+            if end < hi and now > tenths:
+                tenths = now
+                progress(end - lo, count)
+        return count
 
     def count_block(self, lo, hi):
         size = hi - lo
@@ -78,81 +93,52 @@ class PrimeCounter:
         return flags.count(1)
 
 
-class Worker:
-    def __init__(self):
-        self.loop = GLib.MainLoop()
-        self.counter = PrimeCounter()
-        self.status = 1
-        self.queue = Mpq.Queue.new_for_child()
-        self.parent_pid = self.queue.get_parent_pid()
-        self.handlers = [
-            self.queue.connect("message-received::" + Mpq.REQ_DO, self.on_do),
-            self.queue.connect("message-received::" + Mpq.REQ_DIE, self.on_die),
-            self.queue.connect("closed", self.on_closed),
-        ]
+def on_task(worker, invocation, counter):
+    request = invocation.get_request()
+    if request == "crash":
+        # What a bug would do. The demo's parent turned core dumps off.
+        os.abort()
+    try:
+        task = json.loads(invocation.dup_data_json())
+        lo, hi = int(task["lo"]), int(task["hi"])
+    except (TypeError, ValueError, KeyError):
+        lo = hi = None
+    if request != "count" or lo is None or not 0 <= lo <= hi:
+        # The task fails with this text: MPQ_ERROR_TASK_FAILED.
+        invocation.return_error(
+            f"worker.py does not know {request} {invocation.dup_data_json()}"
+        )
+        return
 
-    def fail(self, message):
-        # Quit first: printing can raise (stderr may be a closed pipe), and
-        # an exception in a signal handler would leave the loop running.
-        self.status = 1
-        self.loop.quit()
+    def progress(done, primes):
+        # Progress is a courtesy: a pool that is gone will not read the
+        # answer either, and run() returns.
         try:
-            print(f"worker.py[{os.getpid()}]: {message}", file=sys.stderr)
-        except OSError:
+            invocation.send_progress_json(json.dumps({"done": done, "primes": primes}))
+        except GLib.Error:
             pass
 
-    def on_do(self, queue, message):
-        try:
-            task = json.loads(message.dup_data_json())
-            task_id, lo, hi = task["task"], task["lo"], task["hi"]
-        except (TypeError, ValueError, KeyError):
-            self.fail("DO without a valid {task, lo, hi}")
-            return
-        started = time.monotonic_ns()
-        primes = self.counter.count(lo, hi)
-        reply = {
-            "task": task_id,
-            "lo": lo,
-            "hi": hi,
-            "primes": primes,
-            "us": (time.monotonic_ns() - started) // 1000,
-        }
-        try:
-            queue.send_json(Mpq.REQ_FINISHED, 0, self.parent_pid, json.dumps(reply))
-        except GLib.Error as error:
-            self.fail(f"could not answer: {error.message}")
+    started = time.monotonic_ns()
+    primes = counter.count(lo, hi, progress)
+    reply = {"primes": primes, "us": (time.monotonic_ns() - started) // 1000}
+    invocation.return_json(json.dumps(reply))
 
-    def on_die(self, queue, message):
-        # The queue is closed after the loop: closing it here, before the
-        # handler returns, would hand DIE back to the queue as not taken.
-        self.status = 0
-        self.loop.quit()
 
-    def on_closed(self, queue):
-        # The parent went away without saying DIE: nobody is left to work for.
-        self.fail("the parent hung up")
-
-    def run(self):
-        # One task at a time: the next one stays in the queue for whichever
-        # worker is free first.
-        self.queue.set_prefetch(1)
-        self.queue.start()
-        try:
-            self.queue.send("READY", 0, self.parent_pid, None)
-        except GLib.Error as error:
-            self.fail(f"could not say READY: {error.message}")
-        else:
-            self.loop.run()
-        for handler in self.handlers:
-            self.queue.disconnect(handler)
-        self.queue.close()
-        return self.status
+def main():
+    try:
+        worker = Mpq.Worker.new_for_child()
+    except GLib.Error as error:
+        print(f"worker.py: {error.message}", file=sys.stderr)
+        return 1
+    worker.connect("task", on_task, PrimeCounter())
+    try:
+        # Serves until the pool says DIE, or is gone (an error).
+        worker.run()
+    except GLib.Error as error:
+        print(f"worker.py[{os.getpid()}]: {error.message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    try:
-        worker = Worker()
-    except GLib.Error as error:
-        print(f"worker.py: {error.message}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(worker.run())
+    sys.exit(main())
