@@ -82,8 +82,12 @@ on_worker_started (MpqPool  *pool,
   if (demo->all_ready == 0 && demo->n_started == (guint) demo_count_workers (demo))
     {
       demo->all_ready = g_get_monotonic_time ();
-      demo_say (demo, "All %u workers ready after %.2f s", demo->n_started,
-                demo_seconds_between (demo->started, demo->all_ready));
+      if (demo->n_started == 1)
+        demo_say (demo, "The worker is ready after %.2f s",
+                  demo_seconds_between (demo->started, demo->all_ready));
+      else
+        demo_say (demo, "All %u workers ready after %.2f s", demo->n_started,
+                  demo_seconds_between (demo->started, demo->all_ready));
     }
 }
 
@@ -176,9 +180,10 @@ on_worker_exited (MpqPool  *pool,
 
 /* --kill-worker ------------------------------------------------------------ */
 
-/* Called on each progress report: once the victim reports it is in the
- * middle of a task, it is killed. No timing: the report says it holds the
- * task. */
+/* Called on each progress report: once the victim reports it is half
+ * through a task or more, it is killed. No timing: the report says it
+ * holds the task. (Workers report at every tenth of a task but the last:
+ * a task of two blocks or more has a report past its half.) */
 void
 demo_maybe_kill (Demo       *demo,
                  DemoWorker *w,
@@ -188,7 +193,8 @@ demo_maybe_kill (Demo       *demo,
   g_autofree char *what = NULL;
 
   if (demo->kill_worker == 0 || demo->victim != NULL || demo->stopping
-      || w->number != (guint) demo->kill_worker || w->exited)
+      || w->number != (guint) demo->kill_worker || w->exited
+      || task->progress * 2 < task->hi - task->lo)
     return;
 
   who = demo_worker_describe (w);
@@ -378,8 +384,8 @@ demo_pools_shutdown (Demo *demo,
     g_main_loop_quit (demo->loop);
 }
 
-/* Ctrl-C (or SIGTERM): the tasks not handed out yet are cancelled, the
- * workers finish the ones they hold and leave; a second one kills them. */
+/* Ctrl-C (or SIGTERM): the tasks not begun are cancelled, the workers
+ * finish the ones they work on and leave; a second one kills them. */
 static gboolean
 on_interrupt (gpointer user_data)
 {
@@ -393,9 +399,9 @@ on_interrupt (gpointer user_data)
     }
 
   demo->interrupted = TRUE;
-  demo_note (demo, "interrupted: the workers finish the tasks they hold and leave "
+  demo_note (demo, "interrupted: the workers finish the task they work on and leave "
              "(again to kill them)");
-  demo_tasks_cancel_queued (demo);
+  demo_tasks_cancel_unstarted (demo);
   demo_pools_shutdown (demo, -1);
   return G_SOURCE_CONTINUE;
 }

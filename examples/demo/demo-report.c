@@ -207,12 +207,13 @@ demo_print_header (Demo *demo)
 {
   g_autofree char *limit = demo_format_count (demo->limit);
   g_autofree char *size = demo_format_count (demo->limit / demo->n_tasks);
+  gint n_workers = demo_count_workers (demo);
   gint n = 0;
   Lang lang;
 
-  g_print ("Counting the primes below %s in %d tasks of ~%s numbers with %d workers in "
-           "%s (", limit, demo->n_tasks, size, demo_count_workers (demo),
-           "one MpqPool per language");
+  g_print ("Counting the primes below %s in %d tasks of ~%s numbers with %d worker%s in "
+           "one MpqPool per language (", limit, demo->n_tasks, size, n_workers,
+           n_workers == 1 ? "" : "s");
   for (lang = 0; lang < N_LANGS; lang++)
     if (demo->n_workers[lang] > 0)
       g_print ("%s%d %s", n++ > 0 ? ", " : "", demo->n_workers[lang],

@@ -225,7 +225,11 @@ on_task_ended (GObject      *source,
     }
   else if (reply == NULL)
     {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) || !demo->interrupted)
+      /* After Ctrl-C, tasks are cancelled; after a second one, they fail
+       * with the pool's shutdown. */
+      if (!demo->interrupted
+          || !(g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+               || g_error_matches (error, MPQ_ERROR, MPQ_ERROR_CLOSED)))
         {
           demo_note (demo, "%s failed: %s", what, error->message);
           demo->failed = TRUE;
@@ -285,9 +289,11 @@ demo_tasks_submit_more (Demo *demo)
     submit (demo, task, dpool);
 }
 
-/* Ctrl-C: what no worker holds yet is cancelled. */
+/* Ctrl-C: what no worker reported progress on is cancelled: the tasks in
+ * line, and those waiting in a worker's hands (one just begun goes too:
+ * its answer will be dropped). */
 void
-demo_tasks_cancel_queued (Demo *demo)
+demo_tasks_cancel_unstarted (Demo *demo)
 {
   guint i;
 
@@ -295,7 +301,7 @@ demo_tasks_cancel_queued (Demo *demo)
     {
       DemoTask *task = g_ptr_array_index (demo->tasks, i);
 
-      if (task->task != NULL && mpq_task_get_state (task->task) == MPQ_TASK_QUEUED)
+      if (task->task != NULL && !task->ended && task->progress == 0)
         mpq_task_cancel (task->task);
     }
 }

@@ -177,7 +177,7 @@ void         demo_interrupt_watch    (Demo        *demo);
 /* demo-tasks.c */
 void         demo_tasks_make         (Demo        *demo);
 void         demo_tasks_submit_more  (Demo        *demo);
-void         demo_tasks_cancel_queued (Demo       *demo);
+void         demo_tasks_cancel_unstarted (Demo    *demo);
 guint64      demo_numbers_in_flight  (Demo        *demo);
 char        *demo_task_describe      (DemoTask    *task);
 void         demo_check_end          (Demo        *demo);

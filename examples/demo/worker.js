@@ -12,9 +12,9 @@
 //                       answers {"primes", "us"}, "us" being the
 //                       microseconds it took;
 //   crash               the poison task of --poison-task: the worker
-//                       crashes the way GLib does on a fatal error (a
-//                       G_LOG_LEVEL_ERROR message aborts: SIGABRT), as a
-//                       worker with a bug would. The pool replaces it and
+//                       crashes the way GLib does on a fatal error (an
+//                       error-level message stops the process with
+//                       SIGTRAP), as a worker with a bug would. The pool replaces it and
 //                       hands the task to another worker, until it gave up
 //                       on it.
 //
@@ -98,8 +98,8 @@ class PrimeCounter {
 function onTask(counter, invocation) {
     const request = invocation.get_request();
     if (request === 'crash') {
-        // What a bug would do: GLib aborts on an error-level message. The
-        // demo's parent turned core dumps off.
+        // What a bug would do: GLib stops the process on an error-level
+        // message. The demo's parent turned core dumps off.
         GLib.log_structured('worker.js', GLib.LogLevelFlags.LEVEL_ERROR,
             {MESSAGE: 'the poison task: crashing on purpose'});
         return;
