@@ -143,7 +143,7 @@ def measure(args, env, system, case, sizes):
     cmd = command(args, system, case, sizes)
     if not os.path.exists(cmd[2] if cmd[0] == PYTHON else cmd[0]):
         return "missing", f"{os.path.basename(cmd[0])} is not built"
-    if system == "mpq-py" and not os.path.exists(
+    if system in ("mpq-py", "mpq-pool-py") and not os.path.exists(
             os.path.join(args.build_dir, "pymulproc", "Mpq-1.0.typelib")):
         return "missing", "no Mpq-1.0.typelib (introspection is off)"
     try:

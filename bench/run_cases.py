@@ -20,6 +20,12 @@ SYSTEMS = {
     "jsonrpc": ("jsonrpc-glib", "mpq-bench-jsonrpc", []),
     "gdbus": ("GDBus peer-to-peer", "mpq-bench-gdbus", []),
     "zmq": ("ZeroMQ + json-glib", "mpq-bench-zmq", []),
+    # The pool (W7, W8; bench-pool.c, bench_pool.py): Mpq's pool against
+    # the standard library's, each squaring integers on 4 workers.
+    "mpq-pool": ("Mpq pool, C parent and workers", "mpq-bench-pool", []),
+    "mpq-pool-py": ("Mpq pool, Python parent and workers", "bench_pool.py", ["--system=mpq"]),
+    "cf": ("concurrent.futures ProcessPoolExecutor", "bench_pool.py", ["--system=cf"]),
+    "mp-pool": ("multiprocessing.Pool", "bench_pool.py", ["--system=mp"]),
 }
 
 # multiprocessing offers two pipes: Pipe () is a socketpair, Pipe
@@ -63,6 +69,8 @@ class Case:
         self.one_cpu = one_cpu          # parent and children share CPU 0
 
 
+POOL_SYSTEMS = ["mpq-pool", "mpq-pool-py", "cf", "mp-pool"]
+POOL_SIZES = ({"count": 100000, "workers": 4}, {"count": 300, "workers": 4, "warmup": 20})
 W2_SIZES = ({"count": 20000, "warmup": 1000}, {"count": 200, "warmup": 50})
 W2_LOOP_SYSTEMS = ["mpq", "raw", "raw-json", "jsonrpc", "gdbus", "zmq"]
 
@@ -102,6 +110,15 @@ CASES = [
     Case("W4-py", "w4", "W4 with the parent in Python (PyGObject)",
          [TASKS], ["mpq-py", "mp"],
          {"count": 100000, "children": 4}, {"count": 1000, "children": 4}, reference="mpq-py"),
+    # Issue 12. W7: submit every task as a future, then wait for each in
+    # order (concurrent.futures: submit + result (); multiprocessing.Pool:
+    # imap_unordered, chunksize 1). W8: one map (Pool.map: its default
+    # chunksize). "Mpq ×" is against the C pool; the targets give the
+    # Python pool's ratios too.
+    Case("W7", "w7", "pool: squares on 4 workers, submitted one by one, collected in order",
+         [TASKS], POOL_SYSTEMS, *POOL_SIZES, reference="mpq-pool"),
+    Case("W8", "w8", "pool map: the same squares as one map",
+         [TASKS], ["mpq-pool", "mpq-pool-py", "mp-pool"], *POOL_SIZES, reference="mpq-pool"),
 ]
 
 
@@ -141,7 +158,8 @@ def add_faster_pipe(cases, medians):
 
 def targets(medians):
     """The targets, from a run's medians: [(text, met)]. Issue 11's first,
-    then the earlier ones that still say something of their own."""
+    then issue 12's (the pool), then the earlier ones that still say
+    something of their own."""
     out = []
 
     def get(case, system, key="rate"):
@@ -185,6 +203,20 @@ def targets(medians):
     if parent and child:
         out.append((f"W5: peak RSS parent {parent / 1024:.1f} MiB, child {child / 1024:.1f} MiB, "
                     "each < 32 MiB", parent < 32768 and child < 32768))
+
+    # Issue 12: the pool, from C and from Python, against the standard
+    # library's one-by-one pools (>= 2x) and Pool.map (ahead).
+    for case, peers, need in (("W7", ("cf", "mp-pool"), 2), ("W8", ("mp-pool",), 1)):
+        for mine in ("mpq-pool", "mpq-pool-py"):
+            parts, ok = [], True
+            for peer in peers:
+                ratio = advantage(get(case, mine), get(case, peer), True)
+                if ratio is not None:
+                    parts.append(f"{label(peer)} ({ratio:.2f}x)")
+                    ok = ok and (ratio >= need if need > 1 else ratio > 1)
+            if parts:
+                goal = f">= {need}x" if need > 1 else "ahead of"
+                out.append((f"{case}: {label(mine)} {goal} " + " and ".join(parts), ok))
 
     # Earlier targets: no issue 11 target compares the blocking round trip
     # with a peer's, nor the Python parents with multiprocessing.

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The C worker of the pool benchmark (W7, W8; bench-pool.c is the
+ * parent): an MpqWorker that answers each "square" task, its data an
+ * integer n, with n * n. The data is read as the JsonNode the library
+ * decoded, and anything but an integer fails the run.
+ *
+ * mpq-bench-pool spawns it through mpq_pool_new (); run by hand it has no
+ * pool to serve and says so. */
+
+#include <pymulproc/pymulproc.h>
+
+#include <stdlib.h>
+
+static void
+on_task (MpqWorker     *worker,
+         MpqInvocation *invocation,
+         gpointer       user_data)
+{
+  JsonNode *data = mpq_invocation_get_data (invocation);
+  g_autoptr(GError) error = NULL;
+  char answer[32];
+  gint64 n;
+
+  if (!g_str_equal (mpq_invocation_get_request (invocation), "square") ||
+      data == NULL || !JSON_NODE_HOLDS_VALUE (data) ||
+      json_node_get_value_type (data) != G_TYPE_INT64)
+    {
+      g_printerr ("bench worker %d FAILED: not a square task with an integer\n",
+                  mpq_worker_get_pid (worker));
+      exit (1);
+    }
+  n = json_node_get_int (data);
+  g_snprintf (answer, sizeof answer, "%" G_GINT64_FORMAT, n * n);
+  if (!mpq_invocation_return_json (invocation, answer, &error))
+    {
+      g_printerr ("bench worker %d FAILED: return_json: %s\n",
+                  mpq_worker_get_pid (worker), error->message);
+      exit (1);
+    }
+}
+
+int
+main (void)
+{
+  g_autoptr(MpqWorker) worker = NULL;
+  g_autoptr(GError) error = NULL;
+
+  worker = mpq_worker_new_for_child (&error);
+  if (worker == NULL)
+    {
+      g_printerr ("bench worker: %s\n", error->message);
+      return 2;
+    }
+  g_signal_connect (worker, "task", G_CALLBACK (on_task), NULL);
+  if (!mpq_worker_run (worker, &error))
+    {
+      g_printerr ("bench worker %d: %s\n", mpq_worker_get_pid (worker), error->message);
+      return 1;
+    }
+  return 0;
+}
