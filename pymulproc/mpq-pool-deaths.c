@@ -120,12 +120,13 @@ _mpq_pool_worker_gone (MpqPool       *pool,
 
   /* Last, with the pool consistent: signals and the tasks' waiters run
    * code that may change it. */
-  _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
   for (GList *l = lost; l != NULL; l = l->next)
     _mpq_task_fail (l->data, g_error_new (MPQ_ERROR, MPQ_ERROR_WORKER_LOST,
                                           "The task's worker died %u times (the last: %s)",
                                           pool->max_attempts, status));
   g_list_free_full (lost, g_object_unref);
+  /* By now every task it held is back in line or failed. */
+  _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
   _mpq_pool_check_shutdown (pool);
 }
 

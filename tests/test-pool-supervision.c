@@ -7,6 +7,25 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+static guint poison_deaths;
+
+static void
+poison_state_cb (MpqPool  *pool,
+                 gint      pid,
+                 gint      wait_status,
+                 gboolean  expected,
+                 MpqTask  *poison)
+{
+  /* When worker-exited is emitted, what the worker held was judged: the
+   * poison is failed at its third death, not before. */
+  if (expected)
+    return;
+  if (++poison_deaths < 3)
+    g_assert_cmpint (mpq_task_get_state (poison), !=, MPQ_TASK_FAILED);
+  else
+    g_assert_cmpint (mpq_task_get_state (poison), ==, MPQ_TASK_FAILED);
+}
+
 /* A segfault on one task: the others finish; that one fails WORKER_LOST
  * after max-attempts deaths, each of a different worker. */
 static void
@@ -19,6 +38,9 @@ test_poison_task (void)
 
   for (gint64 i = 0; i < 40; i++)
     g_ptr_array_add (tasks, submit_int (pool, "crash-on", i));
+  poison_deaths = 0;
+  g_signal_connect (pool, "worker-exited", G_CALLBACK (poison_state_cb),
+                    g_ptr_array_index (tasks, 13));
   for (guint i = 0; i < tasks->len; i++)
     {
       MpqTask *task = g_ptr_array_index (tasks, i);
