@@ -242,8 +242,9 @@ mpq_pool_map_async (MpqPool             *self,
  *
  * Finishes [method@Mpq.Pool.map_async].
  *
- * Returns: (transfer full) (element-type MpqMessage): the replies, in
- *   input order, or %NULL with @error set to the first failed task's error
+ * Returns: (transfer container) (element-type MpqMessage): the replies, in
+ *   input order (the array frees them), or %NULL with @error set to the
+ *   first failed task's error
  *
  * Since: 1.2
  */
@@ -288,7 +289,7 @@ start_map (gpointer             data,
  * [method@Mpq.Pool.map_async], waiting in the pool's main context: call
  * it from the thread that runs that context.
  *
- * Returns: (transfer full) (element-type MpqMessage): the replies, in
+ * Returns: (transfer container) (element-type MpqMessage): the replies, in
  *   input order, or %NULL with @error set
  *
  * Since: 1.2

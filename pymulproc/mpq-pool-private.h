@@ -22,9 +22,15 @@ G_BEGIN_DECLS
  * - mpq-pool-frames.c: the frames, for the pool and for MpqWorker;
  * - mpq-worker.c, mpq-invocation.c: the worker's side. */
 
-/* How many tasks a worker is handed ahead of its answers: one it works on
- * and one waiting, so that it never waits for the parent between two. */
-#define MPQ_POOL_WINDOW 2
+/* How many tasks a worker is handed ahead of its answers: about
+ * MPQ_POOL_WINDOW_US of its work, from MPQ_POOL_WINDOW_MIN (one it works
+ * on, one waiting, so that it never waits for the parent between two) to
+ * MPQ_POOL_WINDOW_MAX (small tasks: a worker that runs dry sleeps, and
+ * waking it costs more than the task). Long tasks get the minimum, so
+ * none waits behind another while a worker is free. */
+#define MPQ_POOL_WINDOW_MIN 2
+#define MPQ_POOL_WINDOW_MAX 32
+#define MPQ_POOL_WINDOW_US  (20 * 1000)
 
 /* Workers that die before they answered anything, in a row: each waits
  * longer to be replaced (from MPQ_POOL_RESTART_DELAY_MS, doubling up to
@@ -70,6 +76,8 @@ typedef struct
   gboolean            exited;       /* waited for; @wait_status is known */
   gint                wait_status;
   GQueue              window;       /* MpqPoolSlot, oldest first */
+  gint64              head_since;   /* when the oldest became the oldest */
+  gint64              work_us;      /* what a task takes it, lately; 0: unknown */
   GSource            *timeout;      /* the head's task-timeout */
   GSource            *kill;         /* SIGKILL after SIGTERM */
 } MpqPoolWorker;

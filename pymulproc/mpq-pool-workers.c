@@ -181,6 +181,7 @@ static void
 start_head_timeout (MpqPool       *pool,
                     MpqPoolWorker *worker)
 {
+  worker->head_since = g_get_monotonic_time ();
   _mpq_clear_source (&worker->timeout);
   if (pool->task_timeout < 0 || g_queue_is_empty (&worker->window) ||
       worker->exited || worker->kill != NULL)
@@ -223,7 +224,16 @@ push_slot (MpqPool       *pool,
     start_head_timeout (pool, worker);
 }
 
-/* The ready worker with the fewest tasks in hand below the window. */
+/* How many tasks @worker may hold: see MPQ_POOL_WINDOW_US. */
+static guint
+window_of (MpqPoolWorker *worker)
+{
+  if (worker->work_us <= 0)
+    return MPQ_POOL_WINDOW_MIN;
+  return CLAMP (MPQ_POOL_WINDOW_US / worker->work_us, MPQ_POOL_WINDOW_MIN, MPQ_POOL_WINDOW_MAX);
+}
+
+/* The ready worker with the fewest tasks in hand below its window. */
 static MpqPoolWorker *
 least_busy (MpqPool *pool)
 {
@@ -234,7 +244,7 @@ least_busy (MpqPool *pool)
   g_hash_table_iter_init (&iter, pool->workers);
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &worker))
     if (worker->state == MPQ_POOL_WORKER_READY &&
-        worker->window.length < MPQ_POOL_WINDOW &&
+        worker->window.length < window_of (worker) &&
         (best == NULL || worker->window.length < best->window.length))
       best = worker;
   return best;
@@ -404,6 +414,13 @@ on_answer (MpqPool       *pool,
       return;
     }
   was_head = link == worker->window.head;
+  if (was_head)
+    {
+      /* What its tasks take it, from start to answer, lately. */
+      gint64 took = MAX (g_get_monotonic_time () - worker->head_since, 1);
+
+      worker->work_us = worker->work_us == 0 ? took : (7 * worker->work_us + took) / 8;
+    }
   task = g_steal_pointer (&slot->task);
   g_queue_delete_link (&worker->window, link);
   g_free (slot);

@@ -28,9 +28,10 @@
  *   [property@Mpq.Pool:n-workers] is set again.
  * - A task whose worker died goes to another; when its workers died
  *   [property@Mpq.Pool:max-attempts] times with it, it fails with
- *   `MPQ_ERROR_WORKER_LOST` and is not tried again. A worker is handed up
- *   to two tasks: one it works on, one waiting. Only the one it worked on
- *   counts its death.
+ *   `MPQ_ERROR_WORKER_LOST` and is not tried again. A worker is handed a
+ *   few tasks ahead (about 20 ms of its work: two for long tasks, up to
+ *   32 for small ones); it works on them in order, and only the one it
+ *   worked on counts its death.
  * - A task past [property@Mpq.Pool:task-timeout] fails with
  *   `MPQ_ERROR_TIMED_OUT`; its worker gets `SIGTERM`, `SIGKILL` one second
  *   later, and is replaced.
