@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""PyGObject overrides for Mpq, pymulproc for GLib.
+
+PyGObject imports this module in place of the bare introspected namespace
+when a program does ``from gi.repository import Mpq``: every name of the
+typelib stays reachable as before, and the names in ``__all__`` are added.
+
+It is installed into PyGObject's overrides directory of the system Python
+(``gi._overridesdir``); the tests find it in the source tree, through
+``PYTHONPATH`` (``gi.overrides`` extends its path over ``sys.path``).
+
+Added here:
+
+- :func:`serve_worker`, the Python worker helper of ``Mpq.Pool``.
+"""
+
+import inspect
+import json
+import traceback
+
+from gi.repository import GLib
+
+from ..module import get_introspection_module
+
+Mpq = get_introspection_module('Mpq')
+
+__all__ = []
+
+
+def _wants_progress(handler):
+    """Whether @handler takes a third positional argument."""
+    try:
+        inspect.signature(handler).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:          # no signature (some builtins): two arguments
+        return False
+    return True
+
+
+def _error_text(error):
+    """The task's error for @error, raised in a handler called from
+    on_task (): its last line (``ValueError: text``), an empty line, then
+    the traceback as Python prints it, from the handler's frame on."""
+    summary = ''.join(traceback.format_exception_only(type(error), error)).strip()
+    trace = traceback.format_exception(type(error), error, error.__traceback__.tb_next)
+    return f'{summary}\n\n{"".join(trace).rstrip()}'
+
+
+def _is_closed(error):
+    return error.matches(Mpq.error_quark(), Mpq.Error.CLOSED)
+
+
+class _Progress:
+    """The third argument of a handler that takes one: ``progress(value)``
+    reports @value (any JSON value) as the task's progress; ``cancellable``
+    is the task's Gio.Cancellable."""
+
+    __slots__ = ('_invocation', 'cancellable')
+
+    def __init__(self, invocation):
+        self._invocation = invocation
+        self.cancellable = invocation.get_cancellable()
+
+    def __call__(self, value):
+        try:
+            self._invocation.send_progress_json(json.dumps(value, allow_nan=False))
+        except GLib.Error as error:
+            if not _is_closed(error):     # the pool is gone: run () ends
+                raise
+
+
+def _answer(invocation, method, text):
+    try:
+        method(invocation, text)
+    except GLib.Error as error:
+        if not _is_closed(error):         # the pool is gone: run () ends
+            raise
+
+
+def serve_worker(handler):
+    """Serves the ``Mpq.Pool`` that spawned this process, one task at a
+    time, until the pool tells the worker to die.
+
+    ``handler(request, data)`` is called for each task (and each
+    broadcast, whose answer the pool drops) with the task's request and
+    its data as plain Python values (what ``json.loads`` gives); what it
+    returns, a value ``json.dumps`` takes, is the task's result. If it
+    raises an ``Exception`` (or returns what has no JSON form), the task
+    fails with ``MPQ_ERROR_TASK_FAILED`` and a message made of the
+    exception's last line (``ValueError: text``), an empty line and its
+    traceback; it is not tried again.
+
+    A handler that takes a third positional argument,
+    ``handler(request, data, progress)``, gets a callable:
+    ``progress(value)`` reports @value as the task's progress (its
+    ``progress`` signal in the pool, in order, before the result), and
+    ``progress.cancellable`` is the task's ``Gio.Cancellable``, cancelled
+    when the pool cancels the task. The handler runs in the worker's main
+    context: a long one hears of a cancel only if it iterates it
+    (``GLib.MainContext.default().iteration(False)``); the pool drops the
+    answer to a cancelled task, so it may answer as it likes.
+
+    Returns True when the pool told the worker to die, False when the
+    pool's process is gone (the worker then simply ends). Raises
+    ``GLib.Error`` (``MPQ_ERROR_NOT_A_CHILD``) in a process no pool
+    spawned.
+    """
+    with_progress = _wants_progress(handler)
+    worker = Mpq.Worker.new_for_child()
+
+    def on_task(_worker, invocation):
+        try:
+            data = json.loads(invocation.dup_data_json())
+            if with_progress:
+                result = handler(invocation.get_request(), data, _Progress(invocation))
+            else:
+                result = handler(invocation.get_request(), data)
+            text = json.dumps(result, allow_nan=False)
+        except Exception as error:      # noqa: BLE001: every error is the task's
+            _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
+        else:
+            _answer(invocation, Mpq.Invocation.return_json, text)
+
+    worker.connect('task', on_task)
+    try:
+        return worker.run()
+    except GLib.Error as error:
+        if _is_closed(error):
+            return False
+        raise
+    finally:
+        worker.run_dispose()
+
+
+__all__.append('serve_worker')
