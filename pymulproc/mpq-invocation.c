@@ -35,8 +35,8 @@ struct _MpqInvocation
 G_DEFINE_FINAL_TYPE (MpqInvocation, mpq_invocation, G_TYPE_OBJECT)
 
 static gboolean answer (MpqInvocation  *self,
-                        const char     *request,
-                        const char     *frame,
+                        gboolean        finished,
+                        const char     *json_or_text,
                         GError        **error);
 
 static void
@@ -45,12 +45,7 @@ mpq_invocation_finalize (GObject *object)
   MpqInvocation *self = MPQ_INVOCATION (object);
 
   if (!self->answered)
-    {
-      g_autofree char *frame =
-        _mpq_pool_frame_error (self->id, "The worker dropped the task without answering it");
-
-      answer (self, MPQ_REQ_FAILED, frame, NULL);
-    }
+    answer (self, FALSE, "The worker dropped the task without answering it", NULL);
   g_clear_object (&self->worker);
   g_free (self->request);
   g_clear_pointer (&self->data, json_node_unref);
@@ -98,31 +93,24 @@ check_unanswered (MpqInvocation  *self,
   return FALSE;
 }
 
-/* {"task": id, @field: @data_json}, if the task is still to answer and
- * @data_json is JSON. */
-static char *
-checked_frame (MpqInvocation  *self,
-               const char     *field,
-               const char     *data_json,
-               GError        **error)
+/* Whether the task is still to answer, and @data_json JSON. */
+static gboolean
+check_answerable (MpqInvocation  *self,
+                  const char     *data_json,
+                  GError        **error)
 {
-  if (!check_unanswered (self, error) || !_mpq_pool_check_json (data_json, error))
-    return NULL;
-  return _mpq_pool_frame_task (self->id, field, data_json);
+  return check_unanswered (self, error) && _mpq_pool_check_json (data_json, error);
 }
 
+/* The worker sends it (or adds it to its batch's answer). */
 static gboolean
 answer (MpqInvocation  *self,
-        const char     *request,
-        const char     *frame,
+        gboolean        finished,
+        const char     *json_or_text,
         GError        **error)
 {
-  gboolean sent;
-
   self->answered = TRUE;
-  sent = _mpq_worker_send (self->worker, request, frame, error);
-  _mpq_worker_answered (self->worker, self->id);
-  return sent;
+  return _mpq_worker_answer (self->worker, self->id, finished, json_or_text, error);
 }
 
 /**
@@ -237,13 +225,10 @@ mpq_invocation_return_json (MpqInvocation  *self,
                             const char     *data_json,
                             GError        **error)
 {
-  g_autofree char *frame = NULL;
-
   g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  frame = checked_frame (self, "result", data_json, error);
-  return frame != NULL && answer (self, MPQ_REQ_FINISHED, frame, error);
+  return check_answerable (self, data_json, error) && answer (self, TRUE, data_json, error);
 }
 
 /**
@@ -273,8 +258,7 @@ mpq_invocation_return_error (MpqInvocation  *self,
     return FALSE;
   if (message == NULL || !g_utf8_validate (message, -1, NULL))
     message = "The task failed";
-  frame = _mpq_pool_frame_error (self->id, message);
-  return answer (self, MPQ_REQ_FAILED, frame, error);
+  return answer (self, FALSE, message, error);
 }
 
 /**
@@ -300,6 +284,8 @@ mpq_invocation_send_progress_json (MpqInvocation  *self,
   g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  frame = checked_frame (self, "progress", data_json, error);
-  return frame != NULL && _mpq_worker_send (self->worker, MPQ_REQ_PROGRESS, frame, error);
+  if (!check_answerable (self, data_json, error))
+    return FALSE;
+  frame = _mpq_pool_frame_task (self->id, "progress", data_json);
+  return _mpq_worker_send (self->worker, MPQ_REQ_PROGRESS, frame, error);
 }

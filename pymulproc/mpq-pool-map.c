@@ -4,6 +4,8 @@
 #include "mpq-error.h"
 #include "mpq-pool-private.h"
 
+#include <string.h>
+
 /* map, and the synchronous calls' wait in the pool's context. */
 
 static gboolean
@@ -97,10 +99,74 @@ _mpq_pool_iterate_until (GMainContext  *context,
 
 typedef struct
 {
-  GPtrArray *tasks;      /* MpqTask, in input order */
+  GPtrArray *tasks;      /* MpqTask (an item, or a batch of them), in input order */
+  guint      n_items;
   guint      remaining;  /* waits not called back yet */
   gboolean   returned;
 } MapData;
+
+/* @task's reply, or a batch's replies (one per item, as if each had been
+ * a task of its own), to @replies. */
+static void
+add_replies (GPtrArray *replies,
+             MpqTask   *task)
+{
+  g_autoptr(MpqMessage) reply = mpq_task_wait (task, 0, NULL);
+  JsonArray *results;
+
+  if (_mpq_task_get_batch (task) == 0)
+    {
+      g_ptr_array_add (replies, g_steal_pointer (&reply));
+      return;
+    }
+  /* Its length was checked when it came. */
+  results = json_node_get_array (mpq_message_get_data (reply));
+  for (guint i = 0; i < json_array_get_length (results); i++)
+    g_ptr_array_add (replies, mpq_message_new (mpq_message_get_request (reply),
+                                               mpq_message_get_sender_pid (reply),
+                                               mpq_message_get_recipient_pid (reply),
+                                               json_array_get_element (results, i)));
+}
+
+/* Submits @data_json[@from, @to) as one batch: [x, y, ...]. */
+static MpqTask *
+submit_batch (MpqPool            *self,
+              const char         *request,
+              const char * const *data_json,
+              guint               from,
+              guint               to,
+              GError            **error)
+{
+  g_autoptr(GString) items = g_string_new ("[");
+
+  for (guint i = from; i < to; i++)
+    {
+      if (i > from)
+        g_string_append_c (items, ',');
+      g_string_append (items, data_json[i]);
+    }
+  g_string_append_c (items, ']');
+  return _mpq_pool_submit_batch (self, request, items->str, to - from, error);
+}
+
+/* How many items a batch holds at most, as multiprocessing's Pool.map
+ * chooses its chunks: a quarter of each worker's share; 1 (no batches)
+ * unless the workers take batches and no task-timeout is set (a time
+ * limit is per task). */
+static guint
+batch_size (MpqPool *self,
+            guint    n_items)
+{
+  guint n_workers = MAX (_mpq_pool_count_live (self), 1);
+  guint size;
+
+  if (!self->batches || self->task_timeout >= 0)
+    return 1;
+  size = n_items / (4 * n_workers);
+  if (n_items % (4 * n_workers) != 0)
+    size++;
+  return MAX (size, 1);
+}
 
 static void
 map_data_free (gpointer user_data)
@@ -146,10 +212,10 @@ item_cb (GObject      *source,
     }
   if (data->remaining == 0)
     {
-      GPtrArray *replies = g_ptr_array_new_full (data->tasks->len, g_object_unref);
+      GPtrArray *replies = g_ptr_array_new_full (data->n_items, g_object_unref);
 
       for (guint i = 0; i < data->tasks->len; i++)
-        g_ptr_array_add (replies, mpq_task_wait (g_ptr_array_index (data->tasks, i), 0, NULL));
+        add_replies (replies, g_ptr_array_index (data->tasks, i));
       data->returned = TRUE;
       g_task_return_pointer (map, replies, (GDestroyNotify) g_ptr_array_unref);
     }
@@ -174,9 +240,13 @@ map_cancelled (GCancellable *cancellable,
  * @callback: (scope async): called when every task ended, or one failed
  * @user_data: data for @callback
  *
- * Submits one task per item of @data_json and collects the replies in
- * input order. If a task fails, the map fails with its error and the
- * tasks not ended are cancelled. From GJS, `Gio._promisify` makes this a
+ * Runs @request on each item of @data_json and collects the replies in
+ * input order. To workers that take them ([class@Mpq.Worker] does), the
+ * items go in batches, as `multiprocessing`'s `Pool.map` sends them (a
+ * quarter of each worker's share a batch, at most 256 KiB), unless
+ * [property@Mpq.Pool:task-timeout] is set; otherwise one task each. If an
+ * item fails, the map fails with its error and what did not end is
+ * cancelled. From GJS, `Gio._promisify` makes this a
  * promise.
  *
  * Since: 1.2
@@ -191,6 +261,7 @@ mpq_pool_map_async (MpqPool             *self,
 {
   g_autoptr(GTask) map = NULL;
   MapData *data;
+  guint size;
 
   g_return_if_fail (MPQ_IS_POOL (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
@@ -201,19 +272,43 @@ mpq_pool_map_async (MpqPool             *self,
   data->tasks = g_ptr_array_new_with_free_func (g_object_unref);
   g_task_set_task_data (map, data, map_data_free);
 
-  for (guint i = 0; data_json != NULL && data_json[i] != NULL; i++)
+  while (data_json != NULL && data_json[data->n_items] != NULL)
+    data->n_items++;
+  /* Every item checked first: nothing starts when one is not JSON. */
+  for (guint i = 0; i < data->n_items; i++)
     {
       GError *error = NULL;
-      MpqTask *task = mpq_pool_submit (self, request, data_json[i], &error);
 
-      if (task == NULL)
+      if (!_mpq_pool_check_json (data_json[i], &error))
         {
-          cancel_all (data);
           g_prefix_error (&error, "Item %u: ", i);
           g_task_return_error (map, error);
           return;
         }
+    }
+  size = batch_size (self, data->n_items);
+  for (guint i = 0; i < data->n_items;)
+    {
+      GError *error = NULL;
+      guint end = i + 1;
+      gsize bytes = strlen (data_json[i]);
+      MpqTask *task;
+
+      while (end < data->n_items && end - i < size &&
+             bytes + strlen (data_json[end]) < MPQ_POOL_BATCH_BYTES)
+        bytes += strlen (data_json[end++]) + 1;
+      if (size > 1)
+        task = submit_batch (self, request, data_json, i, end, &error);
+      else
+        task = mpq_pool_submit (self, request, data_json[i], &error);
+      if (task == NULL)
+        {
+          cancel_all (data);
+          g_task_return_error (map, error);
+          return;
+        }
       g_ptr_array_add (data->tasks, task);
+      i = size > 1 ? end : i + 1;
     }
   if (data->tasks->len == 0)
     {

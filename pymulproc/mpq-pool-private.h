@@ -22,6 +22,10 @@ G_BEGIN_DECLS
  * - mpq-pool-frames.c: the frames, for the pool and for MpqWorker;
  * - mpq-worker.c, mpq-invocation.c: the worker's side. */
 
+/* A map's items travel in batches of at most this many bytes of data
+ * (and as many items as multiprocessing's Pool.map would put in one). */
+#define MPQ_POOL_BATCH_BYTES (256 * 1024)
+
 /* How many tasks a worker is handed ahead of its answers: about
  * MPQ_POOL_WINDOW_US of its work, from MPQ_POOL_WINDOW_MIN (one it works
  * on, one waiting, so that it never waits for the parent between two) to
@@ -74,6 +78,7 @@ typedef struct
   gboolean            die_sent;
   gboolean            answered;     /* it answered a task once */
   gboolean            exited;       /* waited for; @wait_status is known */
+  gboolean            batches;      /* said it takes a map's items in batches */
   gint                wait_status;
   GQueue              window;       /* MpqPoolSlot, oldest first */
   gint64              head_since;   /* when the oldest became the oldest */
@@ -100,6 +105,7 @@ struct _MpqPool
   GQueue               pending;       /* MpqTask (a reference), oldest first */
   guint64              next_id;
   guint                startup_failures;
+  gboolean             batches;       /* the last worker ready takes batches */
   GSource             *restart;
   GError              *broken;        /* workers die at start-up */
 
@@ -129,11 +135,10 @@ guint     _mpq_pool_broadcast_to_ready (MpqPool     *pool,
                                         const char  *data_json);
 void      _mpq_pool_startup_failed   (MpqPool       *pool,
                                       const char    *what);
-gboolean  _mpq_pool_send_task        (MpqPool       *pool,
-                                      MpqPoolWorker *worker,
-                                      guint64        id,
+MpqTask  *_mpq_pool_submit_batch     (MpqPool       *pool,
                                       const char    *request,
-                                      const char    *data_json,
+                                      const char    *items_json,
+                                      guint          n_items,
                                       GError       **error);
 
 /* mpq-pool-deaths.c */
@@ -178,6 +183,9 @@ MpqTask  *_mpq_task_new              (MpqPool       *pool,
                                       const char    *request,
                                       const char    *data_json);
 const char *_mpq_task_peek_data_json (MpqTask       *task);
+void      _mpq_task_set_batch        (MpqTask       *task,
+                                      guint          n_items);
+guint     _mpq_task_get_batch        (MpqTask       *task);
 gboolean  _mpq_task_is_final         (MpqTask       *task);
 void      _mpq_task_set_running      (MpqTask       *task,
                                       gint           worker_pid);

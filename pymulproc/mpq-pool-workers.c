@@ -194,15 +194,18 @@ start_head_timeout (MpqPool       *pool,
 
 /* Handing tasks out ------------------------------------------------------ */
 
-gboolean
-_mpq_pool_send_task (MpqPool       *pool,
-                     MpqPoolWorker *worker,
-                     guint64        id,
-                     const char    *request,
-                     const char    *data_json,
-                     GError       **error)
+/* A task's frame: {"task": id, "data": x}, or a batch's {"task": id,
+ * "batch": [x, ...]}. */
+static gboolean
+send_task (MpqPool       *pool,
+           MpqPoolWorker *worker,
+           guint64        id,
+           const char    *request,
+           gboolean       batch,
+           const char    *data_json,
+           GError       **error)
 {
-  g_autofree char *frame = _mpq_pool_frame_task (id, "data", data_json);
+  g_autofree char *frame = _mpq_pool_frame_task (id, batch ? "batch" : "data", data_json);
 
   return mpq_channel_send_json (MPQ_CHANNEL (pool->queue), request, pool->pid,
                                 worker->pid, frame, error);
@@ -233,9 +236,11 @@ window_of (MpqPoolWorker *worker)
   return CLAMP (MPQ_POOL_WINDOW_US / worker->work_us, MPQ_POOL_WINDOW_MIN, MPQ_POOL_WINDOW_MAX);
 }
 
-/* The ready worker with the fewest tasks in hand below its window. */
+/* The ready worker with the fewest tasks in hand below its window (one
+ * that takes batches, for a batch). */
 static MpqPoolWorker *
-least_busy (MpqPool *pool)
+least_busy (MpqPool  *pool,
+            gboolean  batch)
 {
   GHashTableIter iter;
   MpqPoolWorker *worker;
@@ -244,6 +249,7 @@ least_busy (MpqPool *pool)
   g_hash_table_iter_init (&iter, pool->workers);
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &worker))
     if (worker->state == MPQ_POOL_WORKER_READY &&
+        (worker->batches || !batch) &&
         worker->window.length < window_of (worker) &&
         (best == NULL || worker->window.length < best->window.length))
       best = worker;
@@ -256,14 +262,14 @@ _mpq_pool_schedule (MpqPool *pool)
 {
   MpqPoolWorker *worker;
 
-  while (!g_queue_is_empty (&pool->pending) && (worker = least_busy (pool)) != NULL)
+  while (!g_queue_is_empty (&pool->pending) &&
+         (worker = least_busy (pool, _mpq_task_get_batch (g_queue_peek_head (&pool->pending)) > 0)) != NULL)
     {
       g_autoptr(MpqTask) task = g_queue_pop_head (&pool->pending);
       GError *error = NULL;
 
-      if (!_mpq_pool_send_task (pool, worker, mpq_task_get_id (task),
-                                mpq_task_get_request (task),
-                                _mpq_task_peek_data_json (task), &error))
+      if (!send_task (pool, worker, mpq_task_get_id (task), mpq_task_get_request (task),
+                      _mpq_task_get_batch (task) > 0, _mpq_task_peek_data_json (task), &error))
         {
           _mpq_task_fail (task, error);
           continue;
@@ -291,7 +297,7 @@ _mpq_pool_broadcast_to_ready (MpqPool     *pool,
       if (worker->state != MPQ_POOL_WORKER_READY)
         continue;
       id = ++pool->next_id;
-      if (_mpq_pool_send_task (pool, worker, id, request, data_json, NULL))
+      if (send_task (pool, worker, id, request, FALSE, data_json, NULL))
         {
           push_slot (pool, worker, id, NULL);
           n++;
@@ -356,8 +362,11 @@ _mpq_pool_adjust_workers (MpqPool *pool)
 
 static void
 on_ready (MpqPool       *pool,
-          MpqPoolWorker *worker)
+          MpqPoolWorker *worker,
+          MpqMessage    *message)
 {
+  JsonNode *batch = _mpq_pool_frame_get_member (mpq_message_get_data (message), "batch");
+
   if (worker->state != MPQ_POOL_WORKER_STARTING)
     {
       if (worker->state == MPQ_POOL_WORKER_READY)
@@ -365,6 +374,10 @@ on_ready (MpqPool       *pool,
       return;
     }
   worker->state = MPQ_POOL_WORKER_READY;
+  worker->batches = batch != NULL && JSON_NODE_HOLDS_VALUE (batch) &&
+                    json_node_get_value_type (batch) == G_TYPE_BOOLEAN &&
+                    json_node_get_boolean (batch);
+  pool->batches = worker->batches;
   _mpq_pool_emit_worker_started (pool, worker->pid);
   _mpq_pool_schedule (pool);
 }
@@ -427,7 +440,24 @@ on_answer (MpqPool       *pool,
   worker->answered = TRUE;
   pool->startup_failures = 0;
 
-  if (task != NULL && finished)
+  if (task != NULL && finished && _mpq_task_get_batch (task) > 0)
+    {
+      JsonNode *results = _mpq_pool_frame_get_member (data, "results");
+
+      if (results == NULL || !JSON_NODE_HOLDS_ARRAY (results) ||
+          json_array_get_length (json_node_get_array (results)) != _mpq_task_get_batch (task))
+        {
+          /* Put back: the worker is killed, and the batch judged with it. */
+          slot = g_new0 (MpqPoolSlot, 1);
+          slot->id = id;
+          slot->task = g_steal_pointer (&task);
+          g_queue_push_head (&worker->window, slot);
+          reject_worker (pool, worker, "a batch answered with the wrong number of results");
+          return;
+        }
+      reply = mpq_message_new (MPQ_REQ_FINISHED, worker->pid, pool->pid, results);
+    }
+  else if (task != NULL && finished)
     reply = mpq_message_new (MPQ_REQ_FINISHED, worker->pid, pool->pid,
                              _mpq_pool_frame_get_member (data, "result"));
   else if (task != NULL)
@@ -516,7 +546,7 @@ _mpq_pool_on_message (MpqPool    *pool,
   else if (g_str_equal (request, MPQ_REQ_PROGRESS))
     on_progress (pool, worker, message);
   else if (g_str_equal (request, MPQ_REQ_READY))
-    on_ready (pool, worker);
+    on_ready (pool, worker, message);
   else
     reject_worker (pool, worker, "a request no worker sends");
 }

@@ -498,6 +498,26 @@ mpq_pool_submit (MpqPool     *self,
   return task;
 }
 
+/* A batch of @n_items of a map (their data in @items_json, an array the
+ * map made of checked values): for workers that take batches. */
+MpqTask *
+_mpq_pool_submit_batch (MpqPool     *self,
+                        const char  *request,
+                        const char  *items_json,
+                        guint        n_items,
+                        GError     **error)
+{
+  MpqTask *task;
+
+  if (!check_usable (self, error) || !check_request (request, NULL, error))
+    return NULL;
+  task = _mpq_task_new (self, ++self->next_id, request, items_json);
+  _mpq_task_set_batch (task, n_items);
+  g_queue_push_tail (&self->pending, g_object_ref (task));
+  _mpq_pool_schedule (self);
+  return task;
+}
+
 /**
  * mpq_pool_broadcast:
  * @self: a pool

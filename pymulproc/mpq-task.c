@@ -34,6 +34,7 @@ struct _MpqTask
   guint         attempts;
   guint         deaths;
   gint          worker_pid;
+  guint         n_items;    /* a map's batch of items, or 0 */
   MpqMessage   *reply;      /* DONE */
   GError       *error;      /* FAILED, CANCELLED */
   GQueue        waits;      /* GTask of wait_async */
@@ -207,6 +208,21 @@ _mpq_task_new (MpqPool    *pool,
   self->request = g_strdup (request);
   self->data_json = g_strdup (data_json);
   return self;
+}
+
+/* A batch of @n_items of a map: its data is their array, and its reply's
+ * data the array of their results (see mpq-pool-map.c). */
+void
+_mpq_task_set_batch (MpqTask *task,
+                     guint    n_items)
+{
+  task->n_items = n_items;
+}
+
+guint
+_mpq_task_get_batch (MpqTask *task)
+{
+  return task->n_items;
 }
 
 const char *

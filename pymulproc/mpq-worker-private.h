@@ -16,7 +16,10 @@ gboolean       _mpq_worker_send     (MpqWorker    *self,
                                      const char   *request,
                                      const char   *frame,
                                      GError      **error);
-void           _mpq_worker_answered (MpqWorker    *self,
-                                     guint64       id);
+gboolean       _mpq_worker_answer   (MpqWorker    *self,
+                                     guint64       id,
+                                     gboolean      finished,
+                                     const char   *json_or_text,
+                                     GError      **error);
 
 G_END_DECLS

@@ -30,11 +30,17 @@
  * Since: 1.2
  */
 
+/* A task handed to the worker, or a batch of them (a pool's map): one
+ * invocation per item, one answer for the batch. */
 typedef struct
 {
-  guint64   id;
-  char     *request;
-  JsonNode *data;
+  guint64    id;
+  char      *request;
+  JsonNode  *data;       /* a task's */
+  JsonArray *items;      /* a batch's, or NULL */
+  guint      next_item;  /* the next to hand out */
+  GString   *results;    /* the batch's answers so far: "[r0,r1" */
+  gboolean   cancelled;
 } Frame;
 
 struct _MpqWorker
@@ -54,6 +60,7 @@ struct _MpqWorker
   gboolean      closed;
   GMainContext *context;        /* where it was started */
   GSource      *next;           /* emits the next task */
+  gboolean      in_batch;       /* next_cb emits a batch's items */
 };
 
 enum
@@ -72,6 +79,9 @@ frame_free (Frame *frame)
 {
   g_free (frame->request);
   g_clear_pointer (&frame->data, json_node_unref);
+  g_clear_pointer (&frame->items, json_array_unref);
+  if (frame->results != NULL)
+    g_string_free (frame->results, TRUE);
   g_free (frame);
 }
 
@@ -138,19 +148,40 @@ mpq_worker_init (MpqWorker *self)
   g_queue_init (&self->frames);
 }
 
+static gboolean send_answer (MpqWorker   *self,
+                             guint64      id,
+                             gboolean     finished,
+                             const char  *field,
+                             const char  *json_or_text,
+                             GError     **error);
+static void     run_next    (MpqWorker   *self);
+
 /* The next task, if none is out: one at a time, in the order handed.
  * From an idle of its own, not from the queue's dispatch: a handler that
  * runs the main context while it works (to hear it was cancelled, say)
  * must still get the queue's messages. */
+static void
+emit_task (MpqWorker  *self,
+           guint64     id,
+           const char *request,
+           JsonNode   *data)
+{
+  MpqInvocation *invocation = _mpq_invocation_new (self, id, request, data,
+                                                   self->current_cancellable);
+
+  g_signal_emit (self, signals[SIGNAL_TASK], 0, invocation);
+  /* Dropped unanswered, it answers itself now. */
+  g_object_unref (invocation);
+}
+
 static gboolean
 next_cb (gpointer user_data)
 {
   MpqWorker *self = user_data;
-  MpqInvocation *invocation;
   Frame *frame;
 
   g_clear_pointer (&self->next, g_source_unref);
-  if (self->busy || self->closed || (frame = g_queue_pop_head (&self->frames)) == NULL)
+  if (self->busy || self->closed || (frame = g_queue_peek_head (&self->frames)) == NULL)
     return G_SOURCE_REMOVE;
 
   g_object_ref (self);
@@ -158,12 +189,43 @@ next_cb (gpointer user_data)
   self->current_id = frame->id;
   g_clear_object (&self->current_cancellable);
   self->current_cancellable = g_cancellable_new ();
-  invocation = _mpq_invocation_new (self, frame->id, frame->request, frame->data,
-                                    self->current_cancellable);
-  frame_free (frame);
-  g_signal_emit (self, signals[SIGNAL_TASK], 0, invocation);
-  /* Dropped unanswered, it answers itself now. */
-  g_object_unref (invocation);
+  if (frame->items != NULL && json_array_get_length (frame->items) == 0)
+    {
+      /* An empty batch: answered as it is. */
+      send_answer (self, frame->id, TRUE, "results", "[]", NULL);
+      frame_free (g_queue_pop_head (&self->frames));
+      self->busy = FALSE;
+      run_next (self);
+      g_object_unref (self);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (frame->items == NULL)
+    {
+      g_queue_pop_head (&self->frames);
+      emit_task (self, frame->id, frame->request, frame->data);
+      frame_free (frame);
+    }
+  else
+    {
+      guint64 id = frame->id;
+
+      /* A batch's items, one after the other while their handlers answer
+       * at once (the batch's frame stays first in line until its last
+       * item is answered; the items share its cancellable). */
+      self->in_batch = TRUE;
+      do
+        {
+          self->busy = TRUE;
+          emit_task (self, id, frame->request,
+                     json_array_get_element (frame->items, frame->next_item++));
+        }
+      while (!self->busy && !self->closed &&
+             g_queue_peek_head (&self->frames) == frame &&
+             frame->next_item < json_array_get_length (frame->items));
+      self->in_batch = FALSE;
+      run_next (self);
+    }
   g_object_unref (self);
   return G_SOURCE_REMOVE;
 }
@@ -172,7 +234,7 @@ static void
 run_next (MpqWorker *self)
 {
   if (self->next != NULL || self->busy || self->closed || self->context == NULL ||
-      g_queue_is_empty (&self->frames))
+      self->in_batch || g_queue_is_empty (&self->frames))
     return;
   self->next = g_idle_source_new ();
   g_source_set_callback (self->next, next_cb, self, NULL);
@@ -205,24 +267,86 @@ _mpq_worker_send (MpqWorker   *self,
                                 self->parent_pid, frame, error);
 }
 
-/* The invocation of @id was answered (or dropped): the next may start. */
-void
-_mpq_worker_answered (MpqWorker *self,
-                      guint64    id)
+/* Sends the answer of a task, or of a batch once its last item is
+ * answered or one failed. */
+static gboolean
+send_answer (MpqWorker   *self,
+             guint64      id,
+             gboolean     finished,
+             const char  *field,
+             const char  *json_or_text,
+             GError     **error)
 {
+  g_autofree char *frame = finished ? _mpq_pool_frame_task (id, field, json_or_text)
+                                    : _mpq_pool_frame_error (id, json_or_text);
+
+  return _mpq_worker_send (self, finished ? MPQ_REQ_FINISHED : MPQ_REQ_FAILED, frame, error);
+}
+
+/* The invocation of @id was answered (or dropped): @json_or_text is the
+ * result (nullable: null) when @finished, else the error's text. A
+ * batch's item adds to the batch's answer. Then the next may start. */
+gboolean
+_mpq_worker_answer (MpqWorker   *self,
+                    guint64      id,
+                    gboolean     finished,
+                    const char  *json_or_text,
+                    GError     **error)
+{
+  Frame *batch = g_queue_peek_head (&self->frames);
+  gboolean sent = TRUE;
+
   if (!self->busy || id != self->current_id)
-    return;
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
+                           "The worker is not working on this task");
+      return FALSE;
+    }
+
+  if (batch != NULL && batch->id == id && batch->items != NULL)
+    {
+      gboolean last = batch->next_item >= json_array_get_length (batch->items);
+
+      if (batch->cancelled)
+        {
+          finished = FALSE;
+          json_or_text = "The task was cancelled";
+        }
+      if (finished)
+        {
+          if (batch->results->len > 1)
+            g_string_append_c (batch->results, ',');
+          g_string_append (batch->results, json_or_text != NULL ? json_or_text : "null");
+        }
+      if (!finished || last)
+        {
+          g_string_append_c (batch->results, ']');
+          sent = send_answer (self, id, finished, "results",
+                              finished ? batch->results->str : json_or_text, error);
+          frame_free (g_queue_pop_head (&self->frames));
+        }
+    }
+  else
+    sent = send_answer (self, id, finished, "result", json_or_text, error);
+
   self->busy = FALSE;
-  g_clear_object (&self->current_cancellable);
+  if (g_queue_peek_head (&self->frames) != batch || batch == NULL || batch->items == NULL)
+    g_clear_object (&self->current_cancellable);
   run_next (self);
+  return sent;
 }
 
 static void
 cancel_task (MpqWorker *self,
              guint64    id)
 {
+  Frame *head = g_queue_peek_head (&self->frames);
+
   if (self->busy && self->current_id == id)
     {
+      /* A batch's items not started are skipped. */
+      if (head != NULL && head->id == id)
+        head->cancelled = TRUE;
       g_cancellable_cancel (self->current_cancellable);
       return;
     }
@@ -252,6 +376,7 @@ message_received_cb (MpqChannel *channel,
   const char *request = mpq_message_get_request (message);
   JsonNode *data = mpq_message_get_data (message);
   JsonNode *task_data = _mpq_pool_frame_get_member (data, "data");
+  JsonNode *batch = _mpq_pool_frame_get_member (data, "batch");
   guint64 id;
 
   if (mpq_message_get_sender_pid (message) != self->parent_pid)
@@ -269,6 +394,17 @@ message_received_cb (MpqChannel *channel,
       frame->id = id;
       frame->request = g_strdup (request);
       frame->data = json_node_ref (task_data);
+      g_queue_push_tail (&self->frames, frame);
+      run_next (self);
+    }
+  else if (batch != NULL && JSON_NODE_HOLDS_ARRAY (batch) && _mpq_pool_frame_get_id (data, &id))
+    {
+      Frame *frame = g_new0 (Frame, 1);
+
+      frame->id = id;
+      frame->request = g_strdup (request);
+      frame->items = json_array_ref (json_node_get_array (batch));
+      frame->results = g_string_new ("[");
       g_queue_push_tail (&self->frames, frame);
       run_next (self);
     }
@@ -352,7 +488,8 @@ mpq_worker_start (MpqWorker *self)
   if (!self->ready_sent)
     {
       self->ready_sent = TRUE;
-      if (!_mpq_worker_send (self, MPQ_REQ_READY, NULL, NULL))
+      /* It takes a map's items in batches (docs/protocol.md). */
+      if (!_mpq_worker_send (self, MPQ_REQ_READY, "{\"batch\":true}", NULL))
         close_once (self);
     }
   run_next (self);

@@ -5,6 +5,7 @@
  *   square        data n → n * n
  *   echo          data → data
  *   pid           → this worker's pid
+ *   task-id       → the invocation's task id (a map's batch shares one)
  *   fail          → return_error ("failing on purpose: <data>")
  *   drop          → the invocation is dropped unanswered
  *   crash-on      data n: SIGSEGV when n is 13, else n * n
@@ -88,6 +89,8 @@ task_cb (MpqWorker     *worker,
     }
   else if (g_str_equal (request, "pid"))
     answer_int (invocation, getpid ());
+  else if (g_str_equal (request, "task-id"))
+    answer_int (invocation, mpq_invocation_get_task_id (invocation));
   else if (g_str_equal (request, "fail"))
     {
       g_autofree char *json = mpq_invocation_dup_data_json (invocation);

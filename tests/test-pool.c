@@ -48,6 +48,96 @@ test_map_in_order (void)
   shutdown_ok (pool);
 }
 
+static GPtrArray *
+map_ints (MpqPool    *pool,
+          const char *request,
+          guint       n,
+          GError    **error)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (items, g_strdup_printf ("%u", i));
+  g_ptr_array_add (items, NULL);
+  return mpq_pool_map (pool, request, (const char * const *) items->pdata, NULL, error);
+}
+
+static guint
+count_task_ids (GPtrArray *replies)
+{
+  g_autoptr(GHashTable) ids = g_hash_table_new (NULL, NULL);
+
+  for (guint i = 0; i < replies->len; i++)
+    g_hash_table_add (ids, GINT_TO_POINTER (json_node_get_int (
+      mpq_message_get_data (g_ptr_array_index (replies, i)))));
+  return g_hash_table_size (ids);
+}
+
+/* Workers that take batches get a map's items as Pool.map chunks them: a
+ * quarter of each worker's share a batch (1000 items, 2 workers: 8
+ * batches of 125); not with a task-timeout (a time limit is per task). */
+static void
+test_map_in_batches (void)
+{
+  Counts counts = { 0, };
+  g_autoptr(MpqPool) pool = new_pool_full (2, NULL, NULL, &counts);
+  g_autoptr(GPtrArray) replies = NULL;
+  g_autoptr(GPtrArray) squares = NULL;
+  g_autoptr(GError) error = NULL;
+
+  run_until_counts (&counts, 2, 0);
+  replies = map_ints (pool, "task-id", 1000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (replies->len, ==, 1000);
+  g_assert_cmpuint (count_task_ids (replies), ==, 8);
+
+  squares = map_ints (pool, "square", 1000, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < squares->len; i++)
+    {
+      MpqMessage *reply = g_ptr_array_index (squares, i);
+
+      g_assert_cmpint (json_node_get_int (mpq_message_get_data (reply)), ==, (gint64) i * i);
+      g_assert_cmpstr (mpq_message_get_request (reply), ==, MPQ_REQ_FINISHED);
+    }
+
+  g_clear_pointer (&replies, g_ptr_array_unref);
+  mpq_pool_set_task_timeout (pool, 60000);
+  replies = map_ints (pool, "task-id", 100, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_task_ids (replies), ==, 100);
+  shutdown_ok (pool);
+}
+
+/* A batch with an item that fails, or one that crashes its worker: the
+ * map fails with that error. */
+static void
+test_map_batch_failures (void)
+{
+  Counts counts = { 0, };
+  g_autoptr(MpqPool) pool = new_pool_full (2, NULL, NULL, &counts);
+  g_autoptr(GPtrArray) replies = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqTask) after = NULL;
+
+  run_until_counts (&counts, 2, 0);
+  replies = map_ints (pool, "fail", 100, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_TASK_FAILED);
+  g_assert_nonnull (strstr (error->message, "failing on purpose"));
+  g_assert_null (replies);
+  g_clear_error (&error);
+
+  replies = map_ints (pool, "crash-on", 100, &error);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_WORKER_LOST);
+  g_assert_null (replies);
+  g_assert_cmpuint (counts.exited_unexpected, ==, 3);
+
+  /* The pool goes on. */
+  after = submit_int (pool, "square", 5);
+  g_assert_cmpint (wait_int (after), ==, 25);
+  shutdown_ok (pool);
+}
+
 static void
 test_map_fails_with_first_error (void)
 {
@@ -288,6 +378,8 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pool/submit-and-wait", test_submit_and_wait);
   g_test_add_func ("/Mpq/Pool/map-in-order", test_map_in_order);
   g_test_add_func ("/Mpq/Pool/map-fails-with-first-error", test_map_fails_with_first_error);
+  g_test_add_func ("/Mpq/Pool/map-in-batches", test_map_in_batches);
+  g_test_add_func ("/Mpq/Pool/map-batch-failures", test_map_batch_failures);
   g_test_add_func ("/Mpq/Pool/errors-come-home", test_errors_come_home);
   g_test_add_func ("/Mpq/Pool/bad-input-is-an-error", test_bad_input_is_an_error);
   g_test_add_func ("/Mpq/Pool/reserved-names-are-tasks", test_reserved_names_are_tasks);
