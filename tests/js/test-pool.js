@@ -153,33 +153,14 @@ async function testSubmitAndWait() {
     assertEqual(pool.exited.filter(e => !e.expected).length, 0, 'unexpected exits');
 }
 
-// Library bug: mpq_pool_map_finish () returns a GPtrArray made with
-// g_object_unref as its free function, annotated (transfer full): GJS 1.74
-// releases each reply and then the array, which releases them again
-// ("MpqMessage has been finalized while it was still owned by gjs", invalid
-// reads under valgrind). Annotated (transfer container), it is right. So the
-// map runs in a child (pool-map.js), and this test checks that the bug is
-// still there, as a strict expected failure: once the annotation is fixed it
-// fails, asking for the real check below to be the test.
-Gio._promisify(Gio.Subprocess.prototype, 'communicate_utf8_async', 'communicate_utf8_finish');
-const MAP_BUG = 'has been finalized while it was still owned by gjs';
-
 async function testMapInOrder() {
-    const proc = Gio.Subprocess.new(
-        [gjsPath, '-m', GLib.build_filenamev([here, 'pool-map.js']), gjsPath, '200'],
-        Gio.SubprocessFlags.STDOUT_PIPE | Gio.SubprocessFlags.STDERR_PIPE);
+    const pool = newPool(4);
+    const items = Array.from({length: 200}, (_, i) => JSON.stringify(i));
+    const replies = await pool.map_async('square', items, null);
 
-    children.push(proc);
-    const [out, err] = await proc.communicate_utf8_async(null, null);
-    const works = proc.get_if_exited() && proc.get_exit_status() === 0 &&
-        !err.includes(MAP_BUG) && !err.includes('CRITICAL');
-
-    if (works) {
-        assertEqual(JSON.parse(out), Array.from({length: 200}, (_, i) => i * i), 'map results');
-        throw new Error('map_async works now: make this a plain test (see MAP_BUG)');
-    }
-    assert(err.includes(MAP_BUG) || proc.get_if_signaled(),
-        `pool-map.js failed, not with the known bug: ${err.trim().split('\n').slice(-3)}`);
+    assertEqual(replies.map(r => JSON.parse(r.dup_data_json())),
+        items.map((_, i) => i * i), 'map results');
+    await shutdown(pool);
 }
 
 async function testMapFailsWithFirstError() {
@@ -294,7 +275,7 @@ async function testShutdownWithTasksInFlight() {
 
 const TESTS = [
     ['submit and wait_async', testSubmitAndWait],
-    ['map_async in order (known bug: expected to fail)', testMapInOrder],
+    ['map_async in order', testMapInOrder],
     ['map_async fails with the first error', testMapFailsWithFirstError],
     ['a throwing handler fails its task with the text', testThrowingHandler],
     ['cancel of queued and running tasks', testCancel],
