@@ -532,10 +532,14 @@ _mpq_pool_on_message (MpqPool    *pool,
   /* The queue says which child's socket a message came from: a worker
    * cannot answer for another by writing its pid. */
   worker = lookup (pool, origin);
-  if (worker == NULL || origin != mpq_message_get_sender_pid (message))
+  if (worker == NULL)
     {
-      g_debug ("Pool: dropping %s from %d (sender %d)", request, origin,
-               mpq_message_get_sender_pid (message));
+      g_debug ("Pool: dropping %s from %d, not a worker", request, origin);
+      return;
+    }
+  if (origin != mpq_message_get_sender_pid (message))
+    {
+      reject_worker (pool, worker, "a message in another's name");
       return;
     }
 

@@ -538,9 +538,6 @@ def test_hostile_plain_worker(pools, tmp_path, kind):
 # the message (g_debug), so a worker that forges its sender and then keeps
 # its tasks holds them forever. The bound here (not scaled: the pool only
 # has to read one line) catches that hang.
-@pytest.mark.xfail(strict=True,
-                   reason='a message whose sender pid is not the worker\'s is dropped, '
-                          'not a reason to kill the worker as docs/protocol.md says')
 def test_forged_sender_kills(pools, tmp_path):
     pool = pools.new(2, PLAIN_POOL_WORKER,
                      env={'MPQ_TEST_EVIL': 'other-sender', 'MPQ_TEST_EVIL_DIR': str(tmp_path)})
