@@ -116,7 +116,6 @@ _mpq_pool_worker_gone (MpqPool       *pool,
   if (startup_failure)
     _mpq_pool_startup_failed (pool, status);
   _mpq_pool_adjust_workers (pool);
-  _mpq_pool_schedule (pool);
 
   /* Last, with the pool consistent: signals and the tasks' waiters run
    * code that may change it. */
@@ -125,8 +124,10 @@ _mpq_pool_worker_gone (MpqPool       *pool,
                                           "The task's worker died %u times (the last: %s)",
                                           pool->max_attempts, status));
   g_list_free_full (lost, g_object_unref);
-  /* By now every task it held is back in line or failed. */
+  /* Every task it held is back in line (not handed on yet: its
+   * worker-pid still says who died with it) or failed. */
   _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
+  _mpq_pool_schedule (pool);
   _mpq_pool_check_shutdown (pool);
 }
 
