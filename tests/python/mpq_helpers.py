@@ -4,6 +4,7 @@
 import contextlib
 import json
 import os
+import time
 
 import gi
 
@@ -508,6 +509,17 @@ def assert_closed_report(report):
 
 def count_fds():
     return len(os.listdir('/proc/self/fd'))
+
+
+def fds_settled(limit):
+    """The number of open descriptors once it is at most @limit, or after
+    a bounded wait: a descriptor GLib's worker thread holds for a child it
+    reaps (its child watch) is closed a moment after the exit was seen,
+    so a count taken at once may include it; a leak stays past the wait."""
+    deadline = time.monotonic() + scaled(5, 30)
+    while count_fds() > limit and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return count_fds()
 
 
 def fd_targets():

@@ -22,6 +22,7 @@ from gi.repository import Gio, GLib, Mpq
 
 from mpq_helpers import (GIB, MPQ_CHILD, PROMPT_MS, PROMPT_S, RAW_CHILD, assert_closed_report,
                          bounded, child_argv, count_fds, count_threads, data_of, error_text,
+                         fds_settled,
                          fd_targets, is_mpq_error, new_fds, pid_of, raises_mpq, read_line,
                          receive_until_error, remember_pid, run_dying_parent, run_loop, same_pid,
                          scaled, wait_exit, PeakRss)
@@ -399,7 +400,7 @@ def test_spawn_exit_cycles_leak_nothing():
         cycles_of(20)
     print(f'{cycles} spawn/exit cycles: descriptors {fds} -> {count_fds()}, '
           f'threads {threads} -> {count_threads()}')
-    assert count_fds() <= fds, \
+    assert fds_settled(fds) <= fds, \
         f'{count_fds() - fds} descriptors leaked in {cycles} cycles: {new_fds(targets)}'
     assert count_threads() <= threads, \
         f'{count_threads() - threads} threads more after {cycles} cycles'

@@ -24,7 +24,8 @@ from gi.repository import Gio, GLib, Mpq
 
 from mpq_helpers import (CHILDREN, GIB, PLAIN_QUEUE_WORKER, PROMPT_MS, PROMPT_S, PYTHON,
                          QUEUE_CHILD, assert_closed_report, assert_drained, bounded, child_argv,
-                         count_fds, count_threads, data_of, error_text, fd_targets, is_mpq_error,
+                         count_fds, count_threads, data_of, error_text, fd_targets, fds_settled,
+                         is_mpq_error,
                          new_fds, pid_of, queues, raises_mpq, remember_pid, run_dying_parent,
                          run_loop, same_pid, scaled, stop_workers, take, wait_exit, PeakRss)
 
@@ -855,7 +856,7 @@ def test_spawn_exit_cycles_leak_nothing(queues):
     assert q.is_empty()
     print(f'{cycles} spawn/exit cycles: descriptors {fds} -> {count_fds()}, '
           f'threads {threads} -> {count_threads()}')
-    assert count_fds() <= fds, \
+    assert fds_settled(fds) <= fds, \
         f'{count_fds() - fds} descriptors leaked in {cycles} cycles: {new_fds(targets)}'
     assert count_threads() <= threads, \
         f'{count_threads() - threads} threads more after {cycles} cycles'
