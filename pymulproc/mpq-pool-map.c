@@ -308,7 +308,7 @@ mpq_pool_map_async (MpqPool             *self,
           return;
         }
       g_ptr_array_add (data->tasks, task);
-      i = size > 1 ? end : i + 1;
+      i = end;
     }
   if (data->tasks->len == 0)
     {

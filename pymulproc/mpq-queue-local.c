@@ -8,15 +8,10 @@
 #include "mpq-spawn-private.h"
 #include "mpq-source-private.h"
 
-/* The parent's own calls on its queue: send, receive, join, is_empty and
- * dispatch. They run in the caller's thread and work on the state under
+/* The parent's own calls on its queue: send, receive, join and is_empty
+ * (its dispatch: mpq-queue-local-dispatch.c). They run in the caller's thread and work on the state under
  * its lock, without a round trip through the queue's thread; the parent
  * is a peer of the state like each child (local_class below). */
-
-/* The parent asks the thread for more once it holds no more than this:
- * asking after every message it handles would wake the thread for every
- * message while a backlog drains. */
-#define LOCAL_REFILL_AT (MPQ_QUEUE_ADDRESSED_WINDOW / 4)
 
 /* A message handed to the parent's receive_async: in its hand until
  * _mpq_queue_server_finish_want() takes it; back to the front if the
@@ -573,82 +568,4 @@ _mpq_queue_server_cancel_task (MpqQueueServer *server,
   _mpq_mutex_unlock (&server->lock);
 
   return removed;
-}
-
-void
-_mpq_queue_server_start_local (MpqQueueServer *server,
-                               GSource        *wake,
-                               guint           prefetch)
-{
-  _mpq_mutex_lock (&server->lock);
-  if (server->local_wake != wake)
-    {
-      g_clear_pointer (&server->local_wake, g_source_unref);
-      server->local_wake = g_source_ref (wake);
-    }
-  server->local.slots.prefetch = MAX (prefetch, 1);
-  server->local.slots.started = TRUE;
-  if (server->local_inbox.length > 0)
-    g_source_set_ready_time (wake, 0);
-  _mpq_queue_kick_locked (server);
-  _mpq_mutex_unlock (&server->lock);
-}
-
-/* What dispatch handed the parent and it has not handled goes back to the
- * front, in order. */
-void
-_mpq_queue_server_stop_local (MpqQueueServer *server)
-{
-  _mpq_mutex_lock (&server->lock);
-  server->local.slots.started = FALSE;
-  while (server->local_inbox.length > 0)
-    {
-      MpqQueueEntry *entry = _mpq_queue_pop_entry_tail (&server->local_inbox);
-
-      _mpq_queue_slots_release (&server->local.slots, entry->recipient);
-      _mpq_queue_push_head_locked (server, entry);
-    }
-  _mpq_queue_kick_locked (server);
-  _mpq_mutex_unlock (&server->lock);
-}
-
-/* The next message dispatch handed the parent, or NULL; @more tells
- * whether others wait. Until _mpq_queue_server_local_done() it is in the
- * parent's hand. */
-MpqMessage *
-_mpq_queue_server_pop_local (MpqQueueServer *server,
-                             gboolean       *more)
-{
-  MpqMessage *message = NULL;
-  MpqQueueEntry *entry;
-
-  _mpq_mutex_lock (&server->lock);
-  entry = server->local.slots.started ? _mpq_queue_pop_entry_head (&server->local_inbox) : NULL;
-  *more = server->local_inbox.length > 0;
-  _mpq_mutex_unlock (&server->lock);
-
-  if (entry != NULL)
-    {
-      message = _mpq_queue_entry_take_message (entry);
-      _mpq_queue_entry_free (entry);
-    }
-  return message;
-}
-
-void
-_mpq_queue_server_local_done (MpqQueueServer *server,
-                              gint            recipient,
-                              gint64          work_us)
-{
-  _mpq_mutex_lock (&server->lock);
-  _mpq_queue_slots_release (&server->local.slots, recipient);
-  if (recipient == 0)
-    _mpq_queue_slots_done (&server->local.slots, work_us);
-  _mpq_queue_finished_locked (server);
-  /* Room for one more: worth waking the thread only if one is there, and
-   * only once what the parent holds runs low. */
-  if (server->local_inbox.length <= LOCAL_REFILL_AT &&
-      _mpq_queue_pick_locked (server, &server->local) != NULL)
-    _mpq_queue_kick_locked (server);
-  _mpq_queue_unlock_and_complete (server);
 }
