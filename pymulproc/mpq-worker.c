@@ -280,7 +280,11 @@ send_answer (MpqWorker   *self,
   g_autofree char *frame = finished ? _mpq_pool_frame_task (id, field, json_or_text)
                                     : _mpq_pool_frame_error (id, json_or_text);
 
-  return _mpq_worker_send (self, finished ? MPQ_REQ_FINISHED : MPQ_REQ_FAILED, frame, error);
+  /* Out of this process before the next task starts: an answer still in
+   * a send buffer when the next task crashes the worker would be lost,
+   * and the pool would count the death against the task it answered. */
+  return _mpq_worker_send (self, finished ? MPQ_REQ_FINISHED : MPQ_REQ_FAILED, frame, error) &&
+         mpq_channel_flush (MPQ_CHANNEL (self->queue), MPQ_DEFAULT_SEND_TIMEOUT, error);
 }
 
 /* The invocation of @id was answered (or dropped): @json_or_text is the
