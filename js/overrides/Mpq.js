@@ -83,7 +83,7 @@ function _isCancelled(error) {
 /**
  * MessageValue:
  *
- * A message as plain values, what [method@Mpq.Message.unpack] and the
+ * A message as plain values, what `message.unpack()` and the
  * channel helpers give: `request`, `senderPid`, `recipientPid` (`null`
  * when there is none), `data` (what `JSON.parse` gives; `null` when there
  * is none) and `payload` (a `GLib.Bytes`, or `null`).
@@ -287,7 +287,7 @@ function _giveBack(channel, message) {
 /**
  * TaskPromise:
  *
- * What [method@Mpq.Pool.submitValue] returns: a thenable, so `await
+ * What `pool.submitValue()` returns: a thenable, so `await
  * task` gives the task's result as a plain value, or throws the task's
  * `GLib.Error` (`MPQ_ERROR_TASK_FAILED` with the worker's text,
  * `MPQ_ERROR_WORKER_LOST`, `MPQ_ERROR_TIMED_OUT`,
@@ -422,8 +422,29 @@ function _answer(invocation, answer) {
     }
 }
 
-async function _serveTask(handler, invocation) {
+function _returnResult(invocation, result) {
     let text;
+
+    try {
+        text = _toJson(result, 'the result');
+    } catch (error) {
+        _returnError(invocation, error);
+        return;
+    }
+    _answer(invocation, () => invocation.return_json(text));
+}
+
+function _returnError(invocation, error) {
+    _answer(invocation, () => invocation.return_error(_errorText(error)));
+}
+
+/*
+ * One task: a handler that returns a value is answered before the task
+ * signal returns, as a C handler would; one that returns a promise (any
+ * thenable) when it settles.
+ */
+function _serveTask(handler, invocation) {
+    let result;
 
     try {
         const data = _fromJson(invocation.dup_data_json());
@@ -432,13 +453,18 @@ async function _serveTask(handler, invocation) {
 
         progress.cancellable = invocation.get_cancellable();
         progress.invocation = invocation;
-        const result = await handler(invocation.get_request(), data, progress);
-        text = _toJson(result, 'the result');
+        result = handler(invocation.get_request(), data, progress);
     } catch (error) {
-        _answer(invocation, () => invocation.return_error(_errorText(error)));
+        _returnError(invocation, error);
         return;
     }
-    _answer(invocation, () => invocation.return_json(text));
+    if (typeof result?.then === 'function') {
+        Promise.resolve(result).then(value => _returnResult(invocation, value),
+            error => _returnError(invocation, error))
+            .catch(error => logError(error, 'Mpq.serveWorker'));
+    } else {
+        _returnResult(invocation, result);
+    }
 }
 
 /**
@@ -456,7 +482,8 @@ async function _serveTask(handler, invocation) {
  * an empty line and its stack; the task is not tried again and the
  * worker goes on. The third argument is optional to use:
  * `progress(value)` reports @value as the task's progress, and
- * `progress.cancellable` is cancelled when the pool cancels the task.
+ * `progress.cancellable` is cancelled when the pool cancels the task
+ * (`progress.invocation` is the [class@Mpq.Invocation], for the rest).
  * Broadcasts reach @handler too; their answers are dropped.
  *
  * A handler returning a promise lets the worker take its next task
@@ -472,9 +499,7 @@ function _serveWorker(handler) {
 
     const worker = Mpq.Worker.new_for_child();
 
-    worker.connect('task', (_worker, invocation) => {
-        _serveTask(handler, invocation).catch(error => logError(error, 'Mpq.serveWorker'));
-    });
+    worker.connect('task', (_worker, invocation) => _serveTask(handler, invocation));
     try {
         return worker.run();
     } catch (error) {
