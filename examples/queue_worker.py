@@ -33,7 +33,7 @@ def main():
             channel.send_json(Mpq.REQ_FINISHED, 0, channel.get_parent_pid(),
                               json.dumps({"value": n * n}))
         except (KeyError, TypeError, GLib.Error) as e:
-            fail(f"cannot do {message.to_json()[0]}: {e}")
+            fail(f"cannot do {message.to_json()}: {e}")
 
     handlers = [
         queue.connect("message-received::DO", on_do),

@@ -322,7 +322,7 @@ def take_ready(queue, procs):
     pids = {pid_of(p) for p in procs}
     ready = {}
     for msg in take(queue, len(procs)):
-        assert msg.get_request() == 'READY', msg.to_json()[0]
+        assert msg.get_request() == 'READY', msg.to_json()
         assert msg.get_sender_pid() in pids
         ready[msg.get_sender_pid()] = data_of(msg)
     assert set(ready) == pids
@@ -342,7 +342,7 @@ def stop_workers(queue, procs, queues=None):
             f'worker {pid} did not exit 0'
     reports = {}
     for msg in take(queue, len(procs)):
-        assert msg.get_request() == 'REPORT', msg.to_json()[0]
+        assert msg.get_request() == 'REPORT', msg.to_json()
         reports[msg.get_sender_pid()] = data_of(msg)
     assert set(reports) == set(pids)
     return reports

@@ -169,7 +169,7 @@ def test_receive_async_before_signal(spawn):
 
 def test_receive_async_after_close():
     """receive_async on a closed pipe fails with CLOSED."""
-    ok, parent, child = Mpq.Pipe.new_pair()
+    parent, child = Mpq.Pipe.new_pair()
     parent.close()
     waiter = Waiter(parent)
     waiter.start(None)
@@ -180,7 +180,7 @@ def test_receive_async_after_close():
 
 def test_close_fails_pending_receive_async():
     """close() completes a pending receive_async with CLOSED."""
-    ok, parent, child = Mpq.Pipe.new_pair()
+    parent, child = Mpq.Pipe.new_pair()
     waiter = Waiter(parent)
     waiter.start(Gio.Cancellable())
     idle_once(parent.close)

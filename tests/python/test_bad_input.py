@@ -137,7 +137,7 @@ def test_max_message_size_is_exact(spawn, size):
                        f'long:{size + 1}', 'good:LOST', max_message_size=size)
     assert pipe.props.max_message_size == size
     messages, error = receive_until_error(pipe)
-    assert [len(m.to_json()[0]) for m in messages[1:]] == [size]
+    assert [len(m.to_json()) for m in messages[1:]] == [size]
     assert [m.get_request() for m in messages] == [Mpq.REQ_DO, Mpq.REQ_DO]
     assert is_mpq_error(error, TOO_LARGE), error
     with raises_mpq(Mpq.Error.CLOSED):

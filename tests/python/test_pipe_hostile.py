@@ -197,7 +197,7 @@ def test_child_writes_one_line_and_exits_at_once():
             messages, error = receive_until_error(pipe)
             if [data_of(m) for m in messages] != [{'k': k}] or \
                     not is_mpq_error(error, Mpq.Error.CLOSED):
-                lost.append((k, [m.to_json()[0] for m in messages], error_text(error)))
+                lost.append((k, [m.to_json() for m in messages], error_text(error)))
             wait_exit(proc)
             pipe.close()
     assert not failed and not lost, \

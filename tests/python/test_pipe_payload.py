@@ -28,8 +28,7 @@ def pattern(size):
 
 
 def test_bytes_in_and_out_of_a_pair():
-    ok, parent, child = Mpq.Pipe.new_pair()
-    assert ok
+    parent, child = Mpq.Pipe.new_pair()
     for size in (0, 10, 70_000, 5 * MIB):
         data = os.urandom(size)
         parent.send_bytes('BLOB', 0, 0, GLib.Bytes.new(data))
@@ -37,7 +36,7 @@ def test_bytes_in_and_out_of_a_pair():
         assert msg.get_data() is None
         assert msg.get_bytes().get_data() == data
     msg = Mpq.Message.new_with_bytes('DO', 0, 0, None, GLib.Bytes.new(b'\x00\xff'))
-    assert json.loads(msg.to_json()[0])[4] == {'base64': 'AP8='}
+    assert json.loads(msg.to_json())[4] == {'base64': 'AP8='}
 
 
 def test_library_child_echoes_by_descriptor(spawn):

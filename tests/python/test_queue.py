@@ -35,7 +35,7 @@ def test_readme_children_to_parent(queues):
     data_offset = Mpq.S_PID_OFFSET + 2
     while not q.is_empty():
         message = q.receive(-1, lambda m: True)
-        wire = json.loads(message.to_json()[0])
+        wire = json.loads(message.to_json())
         counter += wire[data_offset]
         senders.append(message.get_sender_pid())
         assert message.get_recipient_pid() == parent_pid

@@ -19,7 +19,7 @@ assert queues   # a fixture, used by name
 def answers_of(messages, worker_pid):
     values = []
     for msg in messages:
-        assert msg.get_request() == Mpq.REQ_FINISHED, msg.to_json()[0]
+        assert msg.get_request() == Mpq.REQ_FINISHED, msg.to_json()
         assert msg.get_sender_pid() == worker_pid
         assert msg.get_recipient_pid() == os.getpid()
         data = data_of(msg)

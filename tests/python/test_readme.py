@@ -20,7 +20,7 @@ def test_simple_pipe_communication(spawn):
 
     message = parent.receive(-1)
     request_offset = Mpq.S_PID_OFFSET - 1
-    wire, _ = message.to_json()
+    wire = message.to_json()
     assert json.loads(wire)[request_offset] == Mpq.REQ_TEST_CHILD
     assert message.get_request() == Mpq.REQ_TEST_CHILD
     # The child's pid, if it could be read before the child was gone.

@@ -144,7 +144,7 @@ def test_signals_in_thread_default_context(spawn):
 def test_close_emits_closed_from_idle():
     """close() does not emit closed re-entrantly: it comes from an idle,
     once, even if close() is called again."""
-    ok, parent, child = Mpq.Pipe.new_pair()
+    parent, child = Mpq.Pipe.new_pair()
     closed = []
     parent.connect('closed', lambda ch: closed.append(ch))
     parent.close()
@@ -160,7 +160,7 @@ def test_close_emits_closed_from_idle():
 def test_detail_with_unicode_request():
     """A detail may be any request, spaces and non-ASCII included; other
     requests do not reach that handler."""
-    ok, parent, child = Mpq.Pipe.new_pair()
+    parent, child = Mpq.Pipe.new_pair()
     loop = GLib.MainLoop()
     seen = []
 

@@ -12,6 +12,11 @@ It is installed into PyGObject's overrides directory of the system Python
 Added here:
 
 - :func:`serve_worker`, the Python worker helper of ``Mpq.Pool``.
+- pymulproc's API on ``Pipe`` and ``Queue`` (``send``, ``receive``,
+  ``spawn_function``, ``queue_empty``, ``queue_join``), ``new_pair`` and
+  ``Message.to_json`` without the typelib's tuples, ``MessageList`` and
+  ``mpq_protocol`` (code in _mpq_channel.py; the typelib's calls stay
+  reachable, see there).
 """
 
 import inspect
@@ -134,3 +139,39 @@ def serve_worker(handler):
 
 
 __all__.append('serve_worker')
+
+
+# ---------------------------------------------------------------------------
+# pymulproc's API on Pipe and Queue: send, receive, spawn_function,
+# queue_empty, queue_join, new_pair, Message.to_json, the protocol's
+# constants. The code is in _mpq_channel.py (and _mpq_spawn.py); the
+# classes are made here because PyGObject takes overrides only from the
+# module of their namespace.
+# ---------------------------------------------------------------------------
+
+from . import override  # noqa: E402
+from . import _mpq_channel  # noqa: E402
+
+
+@override
+class Pipe(_mpq_channel.PipeMixin, Mpq.Pipe):
+    __doc__ = Mpq.Pipe.__doc__
+
+
+@override
+class Queue(_mpq_channel.QueueMixin, Mpq.Queue):
+    __doc__ = Mpq.Queue.__doc__
+
+
+@override
+class Message(_mpq_channel.MessageMixin, Mpq.Message):
+    __doc__ = Mpq.Message.__doc__
+
+
+MessageList = _mpq_channel.MessageList
+mpq_protocol = _mpq_channel.mpq_protocol
+REQUEST_OFFSET = _mpq_channel.REQUEST_OFFSET
+DATA_OFFSET = _mpq_channel.DATA_OFFSET
+
+__all__ += ['Pipe', 'Queue', 'Message', 'MessageList', 'mpq_protocol',
+            'REQUEST_OFFSET', 'DATA_OFFSET']

@@ -216,7 +216,7 @@ def wait_in(ch, state):
             ch.props.send_timeout = -1
         say({'waiting': state, 'pid': os.getpid()})
         if state == 'receive':
-            report['got'] = ch.receive(-1).to_json()[0]
+            report['got'] = ch.receive(-1).to_json()
         elif state == 'send-room':
             report['sent'] = ch.send_json(Mpq.REQ_DO, 0, 0, pad)
         elif state in ('receive-async', 'dispatch'):
@@ -224,7 +224,7 @@ def wait_in(ch, state):
 
             def on_done(source, result):
                 try:
-                    report['got'] = source.receive_finish(result).to_json()[0]
+                    report['got'] = source.receive_finish(result).to_json()
                 except GLib.Error as error:
                     report['error'] = error_facts(error)
                 loop.quit()

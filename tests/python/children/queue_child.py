@@ -299,7 +299,7 @@ def main(argv):
         except GLib.Error as e:
             error = error_facts(e)
         else:
-            say({'got': msg.to_json()[0]})
+            say({'got': msg.to_json()})
             return 1
         context = GLib.MainContext.default()
         while context.iteration(False):
@@ -324,7 +324,7 @@ def main(argv):
             send(queue, Mpq.REQ_DO, PID, i)
             msg = queue.receive(-1)
             if (msg.get_sender_pid(), data_of(msg)) != (PID, i):
-                sys.exit(f'round trip {i} took {msg.to_json()[0]}')
+                sys.exit(f'round trip {i} took {msg.to_json()}')
 
     elif mode == 'wait':
         return wait_in(queue, args[0])
@@ -346,7 +346,7 @@ def wait_in(queue, state):
     say({'waiting': state, 'pid': PID})
     try:
         if state == 'receive':
-            report['got'] = queue.receive(-1).to_json()[0]
+            report['got'] = queue.receive(-1).to_json()
         elif state == 'join':
             report['joined'] = queue.join(-1)
         elif state == 'send-room':
@@ -356,7 +356,7 @@ def wait_in(queue, state):
 
             def on_done(source, result):
                 try:
-                    report['got'] = source.receive_finish(result).to_json()[0]
+                    report['got'] = source.receive_finish(result).to_json()
                 except GLib.Error as e:
                     report['error'] = error_facts(e)
                 loop.quit()
@@ -369,7 +369,7 @@ def wait_in(queue, state):
                 queue.receive_async(None, on_done)
             else:
                 queue.connect('message-received', lambda ch, m: report.setdefault(
-                    'messages', []).append(m.to_json()[0]))
+                    'messages', []).append(m.to_json()))
                 queue.connect('closed', on_closed)
                 queue.start()
             loop.run()
