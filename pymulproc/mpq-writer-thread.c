@@ -205,7 +205,10 @@ flush_all_at_exit (void)
 }
 
 /* A forked child has no writer thread, and its copies of the buffers
- * belong to the parent's channels. */
+ * belong to the parent's channels. Nothing is allocated here: another
+ * thread of the parent may have held an allocator's lock (GSlice's, say)
+ * at the fork, and the child would wait for it for ever (seen once, in
+ * g_spawn's child). The lists are emptied where they stand. */
 static void
 forget_after_fork (void)
 {
@@ -214,9 +217,17 @@ forget_after_fork (void)
   thread = NULL;
   thread_polling = FALSE;
   thread_waiting = FALSE;
-  todo = g_ptr_array_new ();
-  lazy = g_ptr_array_new ();
-  live = g_ptr_array_new ();
+  g_ptr_array_set_size (live, 0);
+  /* The writer thread swaps these for new arrays under thread_lock: a
+   * fork in that instant leaves NULL, made anew (the one allocation). */
+  if (todo != NULL)
+    g_ptr_array_set_size (todo, 0);
+  else
+    todo = g_ptr_array_new ();
+  if (lazy != NULL)
+    g_ptr_array_set_size (lazy, 0);
+  else
+    lazy = g_ptr_array_new ();
 }
 
 void
