@@ -79,6 +79,7 @@ main (int   argc,
   g_autoptr(GError) error = NULL;
   g_autoptr(MpqPipe) pipe = NULL;
   g_autoptr(GSubprocess) child = NULL;
+  const char *identifier;
   State state = { g_main_loop_new (NULL, FALSE), 0, 0, 0 };
 
   setlocale (LC_ALL, "");  /* so that g_print() shows the UTF-8 texts right */
@@ -88,7 +89,9 @@ main (int   argc,
       g_printerr ("pipe-parent: %s\n", error->message);
       return EXIT_FAILURE;
     }
-  state.child_pid = atoi (g_subprocess_get_identifier (child));
+  /* NULL if the child already exited and GLib reaped it. */
+  identifier = g_subprocess_get_identifier (child);
+  state.child_pid = identifier != NULL ? atoi (identifier) : 0;
 
   g_signal_connect (pipe, "message-received::FINISHED", G_CALLBACK (on_finished), &state);
   g_signal_connect (pipe, "closed", G_CALLBACK (on_closed), &state);

@@ -102,6 +102,7 @@ start_work (MpqQueue   *queue,
   for (guint i = 0; i < commands->len; i++)
     {
       Worker worker = { short_name (commands->pdata[i]), NULL, 0, 0 };
+      const char *identifier;
 
       worker.process = mpq_queue_spawn (queue, commands->pdata[i], error);
       if (worker.process == NULL)
@@ -109,7 +110,9 @@ start_work (MpqQueue   *queue,
           g_free (worker.name);
           return FALSE;
         }
-      worker.pid = atoi (g_subprocess_get_identifier (worker.process));
+      /* NULL if the worker already exited and GLib reaped it. */
+      identifier = g_subprocess_get_identifier (worker.process);
+      worker.pid = identifier != NULL ? atoi (identifier) : 0;
       g_array_append_val (workers, worker);
       g_print ("worker %d: %s\n", worker.pid, worker.name);
     }
