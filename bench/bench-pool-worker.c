@@ -2,8 +2,9 @@
 
 /* The C worker of the pool benchmark (W7, W8; bench-pool.c is the
  * parent): an MpqWorker that answers each "square" task, its data an
- * integer n, with n * n. The data is read as the JsonNode the library
- * decoded, and anything but an integer fails the run.
+ * integer n, with n * n, and each batch of a map (W8) whole. The data is
+ * read as the JsonNode the library decoded, and anything but an integer
+ * fails the run.
  *
  * mpq-bench-pool spawns it through mpq_pool_new (); run by hand it has no
  * pool to serve and says so. */
@@ -40,6 +41,50 @@ on_task (MpqWorker     *worker,
     }
 }
 
+/* A map's batch (W8), whole: the items read as the JsonArray the library
+ * decoded, the results written as one JSON array. */
+static void
+on_batch (MpqWorker     *worker,
+          MpqInvocation *invocation,
+          gpointer       user_data)
+{
+  JsonNode *data = mpq_invocation_get_data (invocation);
+  g_autoptr(GString) results = g_string_sized_new (16 * mpq_invocation_get_n_items (invocation));
+  g_autoptr(GError) error = NULL;
+  JsonArray *items;
+
+  if (!g_str_equal (mpq_invocation_get_request (invocation), "square") ||
+      data == NULL || !JSON_NODE_HOLDS_ARRAY (data))
+    {
+      g_printerr ("bench worker %d FAILED: not a batch of square tasks\n",
+                  mpq_worker_get_pid (worker));
+      exit (1);
+    }
+  items = json_node_get_array (data);
+  g_string_append_c (results, '[');
+  for (guint i = 0; i < json_array_get_length (items); i++)
+    {
+      JsonNode *item = json_array_get_element (items, i);
+      gint64 n;
+
+      if (!JSON_NODE_HOLDS_VALUE (item) || json_node_get_value_type (item) != G_TYPE_INT64)
+        {
+          g_printerr ("bench worker %d FAILED: an item that is not an integer\n",
+                      mpq_worker_get_pid (worker));
+          exit (1);
+        }
+      n = json_node_get_int (item);
+      g_string_append_printf (results, i > 0 ? ",%" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, n * n);
+    }
+  g_string_append_c (results, ']');
+  if (!mpq_invocation_return_json (invocation, results->str, &error))
+    {
+      g_printerr ("bench worker %d FAILED: return_json: %s\n",
+                  mpq_worker_get_pid (worker), error->message);
+      exit (1);
+    }
+}
+
 int
 main (void)
 {
@@ -53,6 +98,7 @@ main (void)
       return 2;
     }
   g_signal_connect (worker, "task", G_CALLBACK (on_task), NULL);
+  g_signal_connect (worker, "batch", G_CALLBACK (on_batch), NULL);
   if (!mpq_worker_run (worker, &error))
     {
       g_printerr ("bench worker %d: %s\n", mpq_worker_get_pid (worker), error->message);

@@ -8,8 +8,10 @@
  * mpq_pool_submit () (its data formatted as JSON text there), then each
  * MpqTask is waited for in order with mpq_task_wait (-1) and its result
  * read from the reply's JsonNode.
- * W8: the same work as one mpq_pool_map () of the --count JSON texts
- * (made inside the timing too), results in order.
+ * W8: the same work as one mpq_pool_map_json () of [0, ..., N - 1]
+ * (made inside the timing too), its results read back with json-glib;
+ * the workers take the map's batches whole (MpqWorker::batch). With
+ * --messages: one mpq_pool_map () of N JSON texts, a message per result.
  *
  * Every result is checked (i * i for task i). Before timing, the program
  * waits until every worker said it is ready (worker-started) and runs
@@ -35,6 +37,7 @@ typedef struct
   gint        workers;
   gint64      warmup;
   char       *worker_exe;
+  gboolean    messages;   /* W8: mpq_pool_map (), a message per item */
 } PoolArgs;
 
 typedef struct
@@ -112,7 +115,49 @@ one_by_one (MpqPool *pool,
     timing->total_ns = bench_now_ns () - start;
 }
 
-/* W8's: one map of @n JSON texts. */
+/* W8's: one mpq_pool_map_json () of [0, ..., @n - 1], made inside the
+ * timing; the results read back as one JsonArray (json-glib's parser). */
+static void
+map_json_all (MpqPool *pool,
+              gint64   n,
+              Timing  *timing)
+{
+  g_autoptr(GString) items = g_string_sized_new (8 * n);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) results = NULL;
+  g_autofree char *text = NULL;
+  gint64 start = bench_now_ns ();
+  JsonArray *array;
+  gint64 i;
+
+  g_string_append_c (items, '[');
+  for (i = 0; i < n; i++)
+    g_string_append_printf (items, i > 0 ? ",%" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, i);
+  g_string_append_c (items, ']');
+  text = mpq_pool_map_json (pool, "square", items->str, NULL, &error);
+  if (text == NULL)
+    bench_fail ("mpq_pool_map_json: %s", error->message);
+  results = json_from_string (text, &error);
+  if (results == NULL || !JSON_NODE_HOLDS_ARRAY (results))
+    bench_fail ("map_json gave no array: %s", error != NULL ? error->message : text);
+  array = json_node_get_array (results);
+  if (json_array_get_length (array) != (guint) n)
+    bench_fail ("map gave %u results for %" G_GINT64_FORMAT " items",
+                json_array_get_length (array), n);
+  for (i = 0; i < n; i++)
+    {
+      JsonNode *value = json_array_get_element (array, i);
+
+      if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_INT64 ||
+          json_node_get_int (value) != i * i)
+        bench_fail ("item %" G_GINT64_FORMAT " came back wrong", i);
+    }
+  if (timing != NULL)
+    timing->total_ns = bench_now_ns () - start;
+}
+
+/* W8 with --messages: one mpq_pool_map () of @n JSON texts, a message
+ * per result. */
 static void
 map_all (MpqPool *pool,
          gint64   n,
@@ -164,6 +209,8 @@ run (PoolArgs *args)
 {
   const char *argv[] = { args->worker_exe, NULL };
   gboolean map = g_str_equal (args->workload, "w8");
+  void (*measure) (MpqPool *, gint64, Timing *) =
+    !map ? one_by_one : args->messages ? map_all : map_json_all;
   g_autoptr(MpqPool) pool = NULL;
   g_autoptr(GError) error = NULL;
   BenchArgs result_args = { 0 };
@@ -180,17 +227,17 @@ run (PoolArgs *args)
     g_main_context_iteration (NULL, TRUE);
 
   if (args->warmup > 0)
-    (map ? map_all : one_by_one) (pool, args->warmup, NULL);
+    measure (pool, args->warmup, NULL);
 
   parent_cpu = cpu_seconds (RUSAGE_SELF);
-  (map ? map_all : one_by_one) (pool, args->count, &timing);
+  measure (pool, args->count, &timing);
   parent_cpu = cpu_seconds (RUSAGE_SELF) - parent_cpu;
 
   if (!mpq_pool_shutdown (pool, -1, &error))
     bench_fail ("mpq_pool_shutdown: %s", error->message);
 
   result_args.workload_name = args->workload;
-  result_args.variant = (char *) (map ? "map" : "submit");
+  result_args.variant = (char *) (!map ? "submit" : args->messages ? "map" : "map_json");
   result = bench_result_new (&result_args, "mpq-pool");
   bench_result_int (result, "count", args->count);
   bench_result_int (result, "workers", args->workers);
@@ -216,6 +263,7 @@ main (int   argc,
     { "workers", 0, 0, G_OPTION_ARG_INT, &args.workers, "Worker processes", "N" },
     { "warmup", 0, 0, G_OPTION_ARG_INT64, &args.warmup, "Tasks run before timing", "N" },
     { "worker-exe", 0, 0, G_OPTION_ARG_FILENAME, &args.worker_exe, "The C worker", "PATH" },
+    { "messages", 0, 0, G_OPTION_ARG_NONE, &args.messages, "W8: mpq_pool_map (), not map_json", NULL },
     { NULL }
   };
   int status;

@@ -23,6 +23,9 @@ SYSTEMS = {
     # The pool (W7, W8; bench-pool.c, bench_pool.py): Mpq's pool against
     # the standard library's, each squaring integers on 4 workers.
     "mpq-pool": ("Mpq pool, C parent and workers", "mpq-bench-pool", []),
+    # W8 through mpq_pool_map (): a message per result, for comparison
+    # with map_json, which the other Mpq rows of W8 use.
+    "mpq-pool-msgs": ("Mpq pool, C, map of messages", "mpq-bench-pool", ["--messages"]),
     "mpq-pool-py": ("Mpq pool, Python parent and workers", "bench_pool.py", ["--system=mpq"]),
     "cf": ("concurrent.futures ProcessPoolExecutor", "bench_pool.py", ["--system=cf"]),
     "mp-pool": ("multiprocessing.Pool", "bench_pool.py", ["--system=mp"]),
@@ -118,7 +121,8 @@ CASES = [
     Case("W7", "w7", "pool: squares on 4 workers, submitted one by one, collected in order",
          [TASKS], POOL_SYSTEMS, *POOL_SIZES, reference="mpq-pool"),
     Case("W8", "w8", "pool map: the same squares as one map",
-         [TASKS], ["mpq-pool", "mpq-pool-py", "mp-pool"], *POOL_SIZES, reference="mpq-pool"),
+         [TASKS], ["mpq-pool", "mpq-pool-msgs", "mpq-pool-py", "mp-pool"], *POOL_SIZES,
+         reference="mpq-pool"),
 ]
 
 

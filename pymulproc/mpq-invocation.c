@@ -27,7 +27,10 @@ struct _MpqInvocation
   MpqWorker    *worker;
   guint64       id;
   char         *request;
-  JsonNode     *data;        /* nullable: null */
+  JsonNode     *data;        /* NULL: null, or not built yet */
+  char         *data_text;   /* compact JSON, or NULL */
+  gsize         data_length;
+  guint         n_items;     /* a batch's; 0: a task */
   GCancellable *cancellable;
   gboolean      answered;
 };
@@ -37,6 +40,7 @@ G_DEFINE_FINAL_TYPE (MpqInvocation, mpq_invocation, G_TYPE_OBJECT)
 static gboolean answer (MpqInvocation  *self,
                         gboolean        finished,
                         const char     *json_or_text,
+                        gboolean        compact,
                         GError        **error);
 
 static void
@@ -45,10 +49,11 @@ mpq_invocation_finalize (GObject *object)
   MpqInvocation *self = MPQ_INVOCATION (object);
 
   if (!self->answered)
-    answer (self, FALSE, "The worker dropped the task without answering it", NULL);
+    answer (self, FALSE, "The worker dropped the task without answering it", FALSE, NULL);
   g_clear_object (&self->worker);
   g_free (self->request);
   g_clear_pointer (&self->data, json_node_unref);
+  g_free (self->data_text);
   g_clear_object (&self->cancellable);
 
   G_OBJECT_CLASS (mpq_invocation_parent_class)->finalize (object);
@@ -69,7 +74,6 @@ MpqInvocation *
 _mpq_invocation_new (MpqWorker    *worker,
                      guint64       id,
                      const char   *request,
-                     JsonNode     *data,
                      GCancellable *cancellable)
 {
   MpqInvocation *self = g_object_new (MPQ_TYPE_INVOCATION, NULL);
@@ -77,10 +81,30 @@ _mpq_invocation_new (MpqWorker    *worker,
   self->worker = g_object_ref (worker);
   self->id = id;
   self->request = g_strdup (request);
-  if (data != NULL && !JSON_NODE_HOLDS_NULL (data))
-    self->data = json_node_ref (data);
   self->cancellable = g_object_ref (cancellable);
   return self;
+}
+
+/* The data of a batch's item, handed on its own. */
+void
+_mpq_invocation_set_data (MpqInvocation *self,
+                          JsonNode      *data)
+{
+  if (data != NULL && !JSON_NODE_HOLDS_NULL (data))
+    self->data = json_node_ref (data);
+}
+
+/* The data as the pool sent it (@data_text NULL: null), built only when
+ * asked for; @n_items > 0 for a whole batch. */
+void
+_mpq_invocation_set_text (MpqInvocation *self,
+                          const char    *data_text,
+                          gsize          length,
+                          guint          n_items)
+{
+  self->data_text = g_strndup (data_text, length);
+  self->data_length = length;
+  self->n_items = n_items;
 }
 
 static gboolean
@@ -102,15 +126,18 @@ check_answerable (MpqInvocation  *self,
   return check_unanswered (self, error) && _mpq_pool_check_json (data_json, error);
 }
 
-/* The worker sends it (or adds it to its batch's answer). */
+/* The worker sends it (or adds it to its batch's answer); @compact: the
+ * result is known to be compact JSON. */
 static gboolean
 answer (MpqInvocation  *self,
         gboolean        finished,
         const char     *json_or_text,
+        gboolean        compact,
         GError        **error)
 {
   self->answered = TRUE;
-  return _mpq_worker_answer (self->worker, self->id, finished, json_or_text, error);
+  return _mpq_worker_answer (self->worker, self->id, self->n_items, finished, json_or_text,
+                             compact, error);
 }
 
 /**
@@ -134,7 +161,8 @@ mpq_invocation_get_request (MpqInvocation *self)
  * mpq_invocation_get_data:
  * @self: an invocation
  *
- * The task's data.
+ * The task's data (a batch's: the array of its items' data). Data that
+ * came as text is built the first time it is asked for.
  *
  * Returns: (transfer none) (nullable): the task's data, or %NULL for null
  *
@@ -144,6 +172,13 @@ JsonNode *
 mpq_invocation_get_data (MpqInvocation *self)
 {
   g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
+
+  if (self->data == NULL && self->data_text != NULL)
+    {
+      /* Checked when it came: it parses. */
+      self->data = _mpq_json_parse (self->data_text, self->data_length, MPQ_MAX_DEPTH, NULL);
+      g_assert (self->data != NULL);
+    }
   return self->data;
 }
 
@@ -151,7 +186,8 @@ mpq_invocation_get_data (MpqInvocation *self)
  * mpq_invocation_dup_data_json:
  * @self: an invocation
  *
- * The task's data, as JSON text.
+ * The task's data (a batch's: the array of its items' data), as compact
+ * JSON text, as it came: the cheap way for bindings.
  *
  * Returns: (transfer full): the task's data as JSON text (`null` for none)
  *
@@ -164,9 +200,28 @@ mpq_invocation_dup_data_json (MpqInvocation *self)
 
   g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
 
+  if (self->data_text != NULL)
+    return g_strndup (self->data_text, self->data_length);
   if (self->data == NULL || !_mpq_json_write (out, self->data, MPQ_MAX_DEPTH, NULL))
     return g_strdup ("null");
   return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+/**
+ * mpq_invocation_get_n_items:
+ * @self: an invocation
+ *
+ * How many items a batch (see [signal@Mpq.Worker::batch]) holds.
+ *
+ * Returns: the number of items of a batch, 0 for a task
+ *
+ * Since: 1.2
+ */
+guint
+mpq_invocation_get_n_items (MpqInvocation *self)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), 0);
+  return self->n_items;
 }
 
 /**
@@ -212,7 +267,10 @@ mpq_invocation_get_cancellable (MpqInvocation *self)
  * @error: return location for a #GError
  *
  * Answers the task: its [method@Mpq.Task.wait] returns a message whose
- * data is this result. The worker's next task starts after this.
+ * data is this result. The worker's next task starts after this. A
+ * batch (see [signal@Mpq.Worker::batch]) is answered with an array of
+ * [method@Mpq.Invocation.get_n_items] results; anything else fails with
+ * `MPQ_ERROR_PROTOCOL` and leaves the batch to answer.
  *
  * Returns: %TRUE when sent; %FALSE with @error set when @data_json is not
  *   JSON (`MPQ_ERROR_PROTOCOL`: the task is still to answer), when it was
@@ -228,7 +286,14 @@ mpq_invocation_return_json (MpqInvocation  *self,
   g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return check_answerable (self, data_json, error) && answer (self, TRUE, data_json, error);
+  gboolean compact = FALSE;
+
+  /* A batch's answer splits into its items' results in the pool. */
+  if (self->n_items > 0)
+    return check_unanswered (self, error) &&
+           _mpq_pool_check_results (data_json, self->n_items, &compact, error) &&
+           answer (self, TRUE, data_json, compact, error);
+  return check_answerable (self, data_json, error) && answer (self, TRUE, data_json, FALSE, error);
 }
 
 /**
@@ -258,7 +323,7 @@ mpq_invocation_return_error (MpqInvocation  *self,
     return FALSE;
   if (message == NULL || !g_utf8_validate (message, -1, NULL))
     message = "The task failed";
-  return answer (self, FALSE, message, error);
+  return answer (self, FALSE, message, FALSE, error);
 }
 
 /**

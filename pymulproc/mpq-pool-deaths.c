@@ -46,6 +46,13 @@ _mpq_pool_wait_cb (GObject      *source,
   _mpq_clear_source (&worker->kill);
   g_debug ("Pool worker %d exited (wait status %d)", worker->pid, worker->wait_status);
 
+  /* A pid unknown: nothing it wrote can be told apart, no marker to wait
+   * for. */
+  if (worker->pid <= 0)
+    {
+      _mpq_pool_worker_gone (pool, worker);
+      return;
+    }
   /* See the top of the file: what it wrote is read before the marker. */
   _mpq_queue_sync_children (pool->queue);
   marker = g_strdup_printf ("{\"pid\":%d}", worker->pid);
@@ -86,7 +93,8 @@ _mpq_pool_worker_gone (MpqPool       *pool,
   /* What was sent to it and never read (a task, CANCEL, DIE) must not
    * wait for a process that will never come, nor for one that gets its
    * pid later. */
-  _mpq_queue_forget_pid (pool->queue, pid);
+  if (pid > 0)
+    _mpq_queue_forget_pid (pool->queue, pid);
   startup_failure = !worker->answered && g_queue_is_empty (&worker->window) && !expected;
 
   while ((slot = g_queue_pop_head (&worker->window)) != NULL)
@@ -126,7 +134,7 @@ _mpq_pool_worker_gone (MpqPool       *pool,
   g_list_free_full (lost, g_object_unref);
   /* Every task it held is back in line (not handed on yet: its
    * worker-pid still says who died with it) or failed. */
-  _mpq_pool_emit_worker_exited (pool, pid, wait_status, expected);
+  _mpq_pool_emit_worker_exited (pool, MAX (pid, 0), wait_status, expected);
   _mpq_pool_schedule (pool);
   _mpq_pool_check_shutdown (pool);
 }

@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include "mpq-error.h"
+#include "mpq-message-private.h"
 #include "mpq-pool-private.h"
+#include "mpq-protocol.h"
 
 #include <string.h>
 
@@ -101,52 +103,198 @@ typedef struct
 {
   GPtrArray *tasks;      /* MpqTask (an item, or a batch of them), in input order */
   guint      n_items;
+  gboolean   as_text;    /* the replies as one JSON array, not messages */
   guint      remaining;  /* waits not called back yet */
   gboolean   returned;
 } MapData;
 
 /* @task's reply, or a batch's replies (one per item, as if each had been
- * a task of its own), to @replies. */
+ * a task of its own), to @replies. A batch's results stay text until a
+ * message's data is asked for. */
 static void
 add_replies (GPtrArray *replies,
              MpqTask   *task)
 {
   g_autoptr(MpqMessage) reply = mpq_task_wait (task, 0, NULL);
-  JsonArray *results;
+  g_autoptr(GArray) results = NULL;
+  const char *text;
+  gsize length;
+  guint n;
 
   if (_mpq_task_get_batch (task) == 0)
     {
       g_ptr_array_add (replies, g_steal_pointer (&reply));
       return;
     }
-  /* Its length was checked when it came. */
-  results = json_node_get_array (mpq_message_get_data (reply));
-  for (guint i = 0; i < json_array_get_length (results); i++)
-    g_ptr_array_add (replies, mpq_message_new (mpq_message_get_request (reply),
-                                               mpq_message_get_sender_pid (reply),
-                                               mpq_message_get_recipient_pid (reply),
-                                               json_array_get_element (results, i)));
+  results = g_array_new (FALSE, FALSE, sizeof (MpqPoolItem));
+  /* Checked when it came: an array of as many results as items. */
+  text = _mpq_message_peek_data_text (reply, &length);
+  g_assert (text != NULL);
+  _mpq_pool_read_array (text, length, results, &n, NULL, NULL);
+  for (guint i = 0; i < results->len; i++)
+    {
+      MpqPoolItem *result = &g_array_index (results, MpqPoolItem, i);
+      gint sender = mpq_message_get_sender_pid (reply);
+      gint recipient = mpq_message_get_recipient_pid (reply);
+
+      if (result->length == 4 && memcmp (result->text, "null", 4) == 0)
+        g_ptr_array_add (replies, _mpq_message_new_take (g_strdup (MPQ_REQ_FINISHED),
+                                                         sender, recipient, NULL));
+      else
+        g_ptr_array_add (replies, _mpq_message_new_take_text (g_strdup (MPQ_REQ_FINISHED),
+                                                              sender, recipient,
+                                                              g_strndup (result->text, result->length),
+                                                              result->length));
+    }
 }
 
-/* Submits @data_json[@from, @to) as one batch: [x, y, ...]. */
+/* @task's reply, or a batch's replies, to @out: "[r0,r1" grows. */
+static void
+append_results (GString *out,
+                MpqTask *task)
+{
+  g_autoptr(MpqMessage) reply = mpq_task_wait (task, 0, NULL);
+  g_autofree char *written = NULL;
+  const char *text;
+  gsize length;
+
+  text = _mpq_message_peek_data_text (reply, &length);
+  if (text == NULL)
+    {
+      /* null, or built here: written once. */
+      written = mpq_message_dup_data_json (reply);
+      text = written;
+      length = strlen (written);
+    }
+  if (_mpq_task_get_batch (task) > 0)
+    {
+      /* "[...]": its elements, without the brackets (compact text). */
+      text++;
+      length -= 2;
+      if (length == 0)
+        return;
+    }
+  if (out->len > 1)
+    g_string_append_c (out, ',');
+  g_string_append_len (out, text, length);
+}
+
+static void
+return_replies (GTask   *map,
+                MapData *data)
+{
+  data->returned = TRUE;
+  if (data->as_text)
+    {
+      GString *out = g_string_new ("[");
+
+      for (guint i = 0; i < data->tasks->len; i++)
+        append_results (out, g_ptr_array_index (data->tasks, i));
+      g_string_append_c (out, ']');
+      g_task_return_pointer (map, g_string_free (out, FALSE), g_free);
+    }
+  else
+    {
+      GPtrArray *replies = g_ptr_array_new_full (data->n_items, g_object_unref);
+
+      for (guint i = 0; i < data->tasks->len; i++)
+        add_replies (replies, g_ptr_array_index (data->tasks, i));
+      g_task_return_pointer (map, replies, (GDestroyNotify) g_ptr_array_unref);
+    }
+}
+
+/* A batch split: its items ran as tasks of a map, which ended. */
+static void
+split_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  MpqPool *self = MPQ_POOL (source);
+  g_autoptr(MpqTask) batch = user_data;
+  g_autoptr(MpqMessage) reply = NULL;
+  GError *error = NULL;
+  char *results = g_task_propagate_pointer (G_TASK (result), &error);
+
+  g_hash_table_remove (self->splits, batch);
+  if (results == NULL)
+    {
+      _mpq_task_fail (batch, error);
+      return;
+    }
+  reply = _mpq_message_new_take_text (g_strdup (MPQ_REQ_FINISHED), 0, self->pid,
+                                      results, strlen (results));
+  if (!_mpq_task_is_final (batch))
+    _mpq_task_complete (batch, reply);
+}
+
+/* @batch, taken off the queue, runs as a map of its items, one task each
+ * (the workers said they do not take batches); a cancel of @batch cancels
+ * that map. */
+void
+_mpq_pool_split_batch (MpqPool *self,
+                       MpqTask *batch)
+{
+  const char *items_json = _mpq_task_peek_data_json (batch);
+  g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (MpqPoolItem));
+  GCancellable *cancellable = g_cancellable_new ();
+  g_autoptr(GTask) map = g_task_new (self, cancellable, split_done, g_object_ref (batch));
+  gboolean compact;
+  guint n;
+
+  g_task_set_source_tag (map, _mpq_pool_split_batch);
+  g_hash_table_insert (self->splits, batch, cancellable);
+  /* The map made it: a JSON array of that many items. */
+  _mpq_pool_read_array (items_json, strlen (items_json), items, &n, &compact, NULL);
+  _mpq_pool_run_map (self, map, mpq_task_get_request (batch),
+                     (MpqPoolItem *) (void *) items->data, n, compact, TRUE);
+}
+
+/* Submits @items[@from, @to) as one batch: [x, y, ...]. @contiguous:
+ * they are the elements of one JSON array's text, in order. */
 static MpqTask *
 submit_batch (MpqPool            *self,
               const char         *request,
-              const char * const *data_json,
+              const MpqPoolItem  *items,
               guint               from,
               guint               to,
+              gboolean            contiguous,
+              gboolean            compact,
               GError            **error)
 {
-  g_autoptr(GString) items = g_string_new ("[");
+  const char *start = items[from].text;
+  const char *end = items[to - 1].text + items[to - 1].length;
+  g_autoptr(GString) batch = NULL;
 
-  for (guint i = from; i < to; i++)
+  if (contiguous)
     {
-      if (i > from)
-        g_string_append_c (items, ',');
-      g_string_append (items, data_json[i]);
+      /* Elements of one JSON array: the text between them is theirs. */
+      batch = g_string_sized_new (end - start + 2);
+      g_string_append_c (batch, '[');
+      g_string_append_len (batch, start, end - start);
     }
-  g_string_append_c (items, ']');
-  return _mpq_pool_submit_batch (self, request, items->str, to - from, error);
+  else
+    {
+      batch = g_string_new ("[");
+      for (guint i = from; i < to; i++)
+        {
+          if (i > from)
+            g_string_append_c (batch, ',');
+          g_string_append_len (batch, items[i].text, items[i].length);
+        }
+    }
+  g_string_append_c (batch, ']');
+  return _mpq_pool_submit_batch (self, request, batch->str, to - from, compact, error);
+}
+
+static MpqTask *
+submit_one (MpqPool           *self,
+            const char        *request,
+            const MpqPoolItem *item,
+            GError           **error)
+{
+  g_autofree char *data_json = g_strndup (item->text, item->length);
+
+  return mpq_pool_submit (self, request, data_json, error);
 }
 
 /* How many items a batch holds at most, as multiprocessing's Pool.map
@@ -211,14 +359,7 @@ item_cb (GObject      *source,
       return;
     }
   if (data->remaining == 0)
-    {
-      GPtrArray *replies = g_ptr_array_new_full (data->n_items, g_object_unref);
-
-      for (guint i = 0; i < data->tasks->len; i++)
-        add_replies (replies, g_ptr_array_index (data->tasks, i));
-      data->returned = TRUE;
-      g_task_return_pointer (map, replies, (GDestroyNotify) g_ptr_array_unref);
-    }
+    return_replies (map, data);
 }
 
 static gboolean
@@ -229,6 +370,71 @@ map_cancelled (GCancellable *cancellable,
 
   cancel_all (g_task_get_task_data (map));
   return G_SOURCE_REMOVE;
+}
+
+/* Runs @map: @request on each of @items (checked JSON already, and
+ * @compact when known to be; with @as_text, the elements of one array's
+ * text), in batches when the workers take them; the replies come as messages, or
+ * (@as_text) as one JSON array. The map of both map_async () and
+ * map_json_async (). */
+void
+_mpq_pool_run_map (MpqPool           *self,
+                   GTask             *map,
+                   const char        *request,
+                   const MpqPoolItem *items,
+                   guint              n_items,
+                   gboolean           compact,
+                   gboolean           as_text)
+{
+  GCancellable *cancellable = g_task_get_cancellable (map);
+  MapData *data = g_new0 (MapData, 1);
+  guint size = batch_size (self, n_items);
+
+  data->tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  data->n_items = n_items;
+  data->as_text = as_text;
+  g_task_set_task_data (map, data, map_data_free);
+
+  for (guint i = 0; i < n_items;)
+    {
+      GError *error = NULL;
+      guint end = i + 1;
+      gsize bytes = items[i].length;
+      MpqTask *task;
+
+      while (end < n_items && end - i < size &&
+             bytes + items[end].length < MPQ_POOL_BATCH_BYTES)
+        bytes += items[end++].length + 1;
+      if (size > 1)
+        task = submit_batch (self, request, items, i, end, as_text, compact, &error);
+      else
+        task = submit_one (self, request, &items[i], &error);
+      if (task == NULL)
+        {
+          cancel_all (data);
+          data->returned = TRUE;
+          g_task_return_error (map, error);
+          return;
+        }
+      g_ptr_array_add (data->tasks, task);
+      i = end;
+    }
+  if (data->tasks->len == 0)
+    {
+      return_replies (map, data);
+      return;
+    }
+
+  data->remaining = data->tasks->len;
+  for (guint i = 0; i < data->tasks->len; i++)
+    mpq_task_wait_async (g_ptr_array_index (data->tasks, i), NULL, item_cb, g_object_ref (map));
+  if (cancellable != NULL)
+    {
+      GSource *source = g_cancellable_source_new (cancellable);
+
+      g_task_attach_source (map, source, (GSourceFunc) (void (*) (void)) map_cancelled);
+      g_source_unref (source);
+    }
 }
 
 /**
@@ -260,22 +466,20 @@ mpq_pool_map_async (MpqPool             *self,
                     gpointer             user_data)
 {
   g_autoptr(GTask) map = NULL;
-  MapData *data;
-  guint size;
+  g_autofree MpqPoolItem *items = NULL;
+  guint n_items = 0;
 
   g_return_if_fail (MPQ_IS_POOL (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   map = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (map, mpq_pool_map_async);
-  data = g_new0 (MapData, 1);
-  data->tasks = g_ptr_array_new_with_free_func (g_object_unref);
-  g_task_set_task_data (map, data, map_data_free);
 
-  while (data_json != NULL && data_json[data->n_items] != NULL)
-    data->n_items++;
+  while (data_json != NULL && data_json[n_items] != NULL)
+    n_items++;
+  items = g_new (MpqPoolItem, MAX (n_items, 1));
   /* Every item checked first: nothing starts when one is not JSON. */
-  for (guint i = 0; i < data->n_items; i++)
+  for (guint i = 0; i < n_items; i++)
     {
       GError *error = NULL;
 
@@ -285,48 +489,10 @@ mpq_pool_map_async (MpqPool             *self,
           g_task_return_error (map, error);
           return;
         }
+      items[i].text = data_json[i];
+      items[i].length = strlen (data_json[i]);
     }
-  size = batch_size (self, data->n_items);
-  for (guint i = 0; i < data->n_items;)
-    {
-      GError *error = NULL;
-      guint end = i + 1;
-      gsize bytes = strlen (data_json[i]);
-      MpqTask *task;
-
-      while (end < data->n_items && end - i < size &&
-             bytes + strlen (data_json[end]) < MPQ_POOL_BATCH_BYTES)
-        bytes += strlen (data_json[end++]) + 1;
-      if (size > 1)
-        task = submit_batch (self, request, data_json, i, end, &error);
-      else
-        task = mpq_pool_submit (self, request, data_json[i], &error);
-      if (task == NULL)
-        {
-          cancel_all (data);
-          g_task_return_error (map, error);
-          return;
-        }
-      g_ptr_array_add (data->tasks, task);
-      i = end;
-    }
-  if (data->tasks->len == 0)
-    {
-      g_task_return_pointer (map, g_ptr_array_new_with_free_func (g_object_unref),
-                             (GDestroyNotify) g_ptr_array_unref);
-      return;
-    }
-
-  data->remaining = data->tasks->len;
-  for (guint i = 0; i < data->tasks->len; i++)
-    mpq_task_wait_async (g_ptr_array_index (data->tasks, i), NULL, item_cb, g_object_ref (map));
-  if (cancellable != NULL)
-    {
-      GSource *source = g_cancellable_source_new (cancellable);
-
-      g_task_attach_source (map, source, (GSourceFunc) (void (*) (void)) map_cancelled);
-      g_source_unref (source);
-    }
+  _mpq_pool_run_map (self, map, request, items, n_items, FALSE, FALSE);
 }
 
 /**
@@ -354,11 +520,14 @@ mpq_pool_map_finish (MpqPool       *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* A synchronous map's call: of map_async () with @data_json, or of
+ * map_json_async () with @items_json. */
 typedef struct
 {
   MpqPool            *pool;
   const char         *request;
   const char * const *data_json;
+  const char         *items_json;
   GCancellable       *cancellable;
 } MapCall;
 
@@ -369,8 +538,27 @@ start_map (gpointer             data,
 {
   MapCall *call = data;
 
-  mpq_pool_map_async (call->pool, call->request, call->data_json, call->cancellable,
-                      callback, user_data);
+  if (call->items_json != NULL)
+    mpq_pool_map_json_async (call->pool, call->request, call->items_json, call->cancellable,
+                             callback, user_data);
+  else
+    mpq_pool_map_async (call->pool, call->request, call->data_json, call->cancellable,
+                        callback, user_data);
+}
+
+/* Runs a map, waiting in the pool's context; the result for its _finish (). */
+GAsyncResult *
+_mpq_pool_map_sync (MpqPool             *self,
+                    const char          *request,
+                    const char * const  *data_json,
+                    const char          *items_json,
+                    GCancellable        *cancellable,
+                    GError             **error)
+{
+  MapCall call = { self, request, data_json, items_json, cancellable };
+
+  return _mpq_pool_call_sync (self->context != NULL ? self->context : g_main_context_default (),
+                              start_map, &call, error);
 }
 
 /**
@@ -396,13 +584,11 @@ mpq_pool_map (MpqPool             *self,
               GCancellable        *cancellable,
               GError             **error)
 {
-  MapCall call = { self, request, data_json, cancellable };
   g_autoptr(GAsyncResult) result = NULL;
 
   g_return_val_if_fail (MPQ_IS_POOL (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  result = _mpq_pool_call_sync (self->context != NULL ? self->context : g_main_context_default (),
-                                start_map, &call, error);
+  result = _mpq_pool_map_sync (self, request, data_json, NULL, cancellable, error);
   return result != NULL ? mpq_pool_map_finish (self, result, error) : NULL;
 }

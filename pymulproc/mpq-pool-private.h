@@ -104,8 +104,13 @@ struct _MpqPool
   GHashTable          *workers;       /* pid → MpqPoolWorker */
   GQueue               pending;       /* MpqTask (a reference), oldest first */
   guint64              next_id;
+  guint                n_unknown_pids; /* workers gone before their pid was read */
   guint                startup_failures;
-  gboolean             batches;       /* the last worker ready takes batches */
+  gboolean             batches;       /* the last worker ready takes batches
+                                       * (TRUE before any: a pool's workers run
+                                       * one program, and the helpers do) */
+  GHashTable          *splits;        /* MpqTask (a batch whose items went as
+                                       * tasks) → GCancellable of that map */
   GSource             *restart;
   GError              *broken;        /* workers die at start-up */
 
@@ -139,6 +144,7 @@ MpqTask  *_mpq_pool_submit_batch     (MpqPool       *pool,
                                       const char    *request,
                                       const char    *items_json,
                                       guint          n_items,
+                                      gboolean       compact,
                                       GError       **error);
 
 /* mpq-pool-deaths.c */
@@ -184,8 +190,10 @@ MpqTask  *_mpq_task_new              (MpqPool       *pool,
                                       const char    *data_json);
 const char *_mpq_task_peek_data_json (MpqTask       *task);
 void      _mpq_task_set_batch        (MpqTask       *task,
-                                      guint          n_items);
+                                      guint          n_items,
+                                      gboolean       compact);
 guint     _mpq_task_get_batch        (MpqTask       *task);
+gboolean  _mpq_task_is_compact       (MpqTask       *task);
 gboolean  _mpq_task_is_final         (MpqTask       *task);
 void      _mpq_task_set_running      (MpqTask       *task,
                                       gint           worker_pid);
@@ -206,9 +214,95 @@ char     *_mpq_pool_frame_task       (guint64        id,
                                       const char    *value_json);
 char     *_mpq_pool_frame_error      (guint64        id,
                                       const char    *text);
-gboolean  _mpq_pool_frame_get_id     (JsonNode      *data,
-                                      guint64       *id);
-JsonNode *_mpq_pool_frame_get_member (JsonNode      *data,
-                                      const char    *field);
+
+/* A frame read where it stands in its message's JSON text, without
+ * building it: where the value of each member it knows is (the last, if
+ * one is given twice, as a JsonObject keeps it). Unknown members are
+ * skipped. Spans point into the message's text, or @owned. */
+typedef enum
+{
+  MPQ_POOL_MEMBER_TASK,
+  MPQ_POOL_MEMBER_DATA,
+  MPQ_POOL_MEMBER_BATCH,
+  MPQ_POOL_MEMBER_RESULT,
+  MPQ_POOL_MEMBER_RESULTS,
+  MPQ_POOL_MEMBER_ERROR,
+  MPQ_POOL_MEMBER_PROGRESS,
+  MPQ_POOL_MEMBER_PID,
+  MPQ_POOL_N_MEMBERS
+} MpqPoolMember;
+
+typedef struct
+{
+  MpqMessage *message;                       /* a reference */
+  char       *owned;                         /* the text, when the message had none */
+  const char *value[MPQ_POOL_N_MEMBERS];     /* NULL: not there */
+  gsize       length[MPQ_POOL_N_MEMBERS];
+  gboolean    is_array[MPQ_POOL_N_MEMBERS];
+  guint       n_elements[MPQ_POOL_N_MEMBERS]; /* an array's */
+} MpqPoolFrame;
+
+gboolean    _mpq_pool_frame_read       (MpqPoolFrame  *frame,
+                                        MpqMessage    *message);
+void        _mpq_pool_frame_clear      (MpqPoolFrame  *frame);
+gboolean    _mpq_pool_frame_get_id     (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member,
+                                        guint64       *id);
+gboolean    _mpq_pool_frame_is_true    (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member);
+char       *_mpq_pool_frame_dup_string (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member);
+gboolean    _mpq_pool_frame_count      (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member,
+                                        guint         *n_elements);
+char       *_mpq_pool_frame_dup_text   (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member,
+                                        gsize         *length);
+MpqMessage *_mpq_pool_frame_message    (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member,
+                                        const char    *request);
+/* One item of a map, or one element of a JSON array: a span of text. */
+typedef struct
+{
+  const char *text;
+  gsize       length;
+} MpqPoolItem;
+
+gboolean    _mpq_pool_read_array       (const char    *text,
+                                        gsize          length,
+                                        GArray        *spans,
+                                        guint         *n_elements,
+                                        gboolean      *compact,
+                                        GError       **error);
+gboolean    _mpq_pool_check_results    (const char    *results_json,
+                                        guint          n_items,
+                                        gboolean      *compact,
+                                        GError       **error);
+gboolean    _mpq_pool_send_frame       (MpqQueue      *queue,
+                                        const char    *request,
+                                        gint           sender,
+                                        gint           recipient,
+                                        const char    *frame,
+                                        gboolean       compact,
+                                        GError       **error);
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MpqPoolFrame, _mpq_pool_frame_clear)
+
+/* mpq-pool-map.c: the map of map_async () and map_json_async (). */
+GAsyncResult *_mpq_pool_map_sync     (MpqPool            *self,
+                                      const char         *request,
+                                      const char * const *data_json,
+                                      const char         *items_json,
+                                      GCancellable       *cancellable,
+                                      GError            **error);
+void        _mpq_pool_split_batch      (MpqPool           *self,
+                                        MpqTask           *batch);
+void        _mpq_pool_run_map          (MpqPool           *self,
+                                        GTask             *map,
+                                        const char        *request,
+                                        const MpqPoolItem *items,
+                                        guint              n_items,
+                                        gboolean           compact,
+                                        gboolean           as_text);
 
 G_END_DECLS

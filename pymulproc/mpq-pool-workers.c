@@ -63,6 +63,7 @@ _mpq_pool_spawn_worker (MpqPool  *pool,
 {
   MpqPoolWorker *worker;
   GSubprocess *process;
+  const char *identifier;
 
   process = mpq_queue_spawn_with_launcher (pool->queue, pool->launcher,
                                            (const char * const *) pool->argv, error);
@@ -72,7 +73,11 @@ _mpq_pool_spawn_worker (MpqPool  *pool,
   worker = g_new0 (MpqPoolWorker, 1);
   worker->pool = pool;
   worker->process = process;
-  worker->pid = atoi (g_subprocess_get_identifier (process));
+  /* NULL once GLib reaped a worker that exited at once (seen on a busy
+   * machine): it is known by a number of its own below 0, reported as
+   * pid 0, and nothing it wrote is its (the queue read it for pid 0). */
+  identifier = g_subprocess_get_identifier (process);
+  worker->pid = identifier != NULL ? atoi (identifier) : -(gint) ++pool->n_unknown_pids;
   worker->cancellable = g_cancellable_new ();
   worker->state = MPQ_POOL_WORKER_STARTING;
   g_queue_init (&worker->window);
@@ -203,12 +208,13 @@ send_task (MpqPool       *pool,
            const char    *request,
            gboolean       batch,
            const char    *data_json,
+           gboolean       compact,
            GError       **error)
 {
   g_autofree char *frame = _mpq_pool_frame_task (id, batch ? "batch" : "data", data_json);
 
-  return mpq_channel_send_json (MPQ_CHANNEL (pool->queue), request, pool->pid,
-                                worker->pid, frame, error);
+  return _mpq_pool_send_frame (pool->queue, request, pool->pid, worker->pid, frame,
+                               compact, error);
 }
 
 /* Adds @task (nullable: a broadcast) to @worker's window. */
@@ -262,14 +268,27 @@ _mpq_pool_schedule (MpqPool *pool)
 {
   MpqPoolWorker *worker;
 
-  while (!g_queue_is_empty (&pool->pending) &&
-         (worker = least_busy (pool, _mpq_task_get_batch (g_queue_peek_head (&pool->pending)) > 0)) != NULL)
+  while (!g_queue_is_empty (&pool->pending))
     {
-      g_autoptr(MpqTask) task = g_queue_pop_head (&pool->pending);
+      gboolean batch = _mpq_task_get_batch (g_queue_peek_head (&pool->pending)) > 0;
+      g_autoptr(MpqTask) task = NULL;
       GError *error = NULL;
 
+      if (batch && !pool->batches)
+        {
+          /* A batch made before the workers said they do not take them:
+           * its items go as tasks of their own. */
+          task = g_queue_pop_head (&pool->pending);
+          _mpq_pool_split_batch (pool, task);
+          continue;
+        }
+      if ((worker = least_busy (pool, batch)) == NULL)
+        break;
+      task = g_queue_pop_head (&pool->pending);
+
       if (!send_task (pool, worker, mpq_task_get_id (task), mpq_task_get_request (task),
-                      _mpq_task_get_batch (task) > 0, _mpq_task_peek_data_json (task), &error))
+                      _mpq_task_get_batch (task) > 0, _mpq_task_peek_data_json (task),
+                      _mpq_task_is_compact (task), &error))
         {
           _mpq_task_fail (task, error);
           continue;
@@ -297,7 +316,7 @@ _mpq_pool_broadcast_to_ready (MpqPool     *pool,
       if (worker->state != MPQ_POOL_WORKER_READY)
         continue;
       id = ++pool->next_id;
-      if (send_task (pool, worker, id, request, FALSE, data_json, NULL))
+      if (send_task (pool, worker, id, request, FALSE, data_json, FALSE, NULL))
         {
           push_slot (pool, worker, id, NULL);
           n++;
@@ -365,7 +384,7 @@ on_ready (MpqPool       *pool,
           MpqPoolWorker *worker,
           MpqMessage    *message)
 {
-  JsonNode *batch = _mpq_pool_frame_get_member (mpq_message_get_data (message), "batch");
+  g_auto(MpqPoolFrame) frame = { 0 };
 
   if (worker->state != MPQ_POOL_WORKER_STARTING)
     {
@@ -374,9 +393,8 @@ on_ready (MpqPool       *pool,
       return;
     }
   worker->state = MPQ_POOL_WORKER_READY;
-  worker->batches = batch != NULL && JSON_NODE_HOLDS_VALUE (batch) &&
-                    json_node_get_value_type (batch) == G_TYPE_BOOLEAN &&
-                    json_node_get_boolean (batch);
+  _mpq_pool_frame_read (&frame, message);
+  worker->batches = _mpq_pool_frame_is_true (&frame, MPQ_POOL_MEMBER_BATCH);
   pool->batches = worker->batches;
   _mpq_pool_emit_worker_started (pool, worker->pid);
   _mpq_pool_schedule (pool);
@@ -406,16 +424,18 @@ on_answer (MpqPool       *pool,
            MpqMessage    *message,
            gboolean       finished)
 {
-  JsonNode *data = mpq_message_get_data (message);
+  g_auto(MpqPoolFrame) frame = { 0 };
   g_autoptr(MpqTask) task = NULL;
   g_autoptr(MpqMessage) reply = NULL;
   GError *failure = NULL;
   MpqPoolSlot *slot;
   gboolean was_head;
   guint64 id;
+  guint n_results;
   GList *link;
 
-  if (!_mpq_pool_frame_get_id (data, &id))
+  if (!_mpq_pool_frame_read (&frame, message) ||
+      !_mpq_pool_frame_get_id (&frame, MPQ_POOL_MEMBER_TASK, &id))
     {
       reject_worker (pool, worker, "an answer without a task id");
       return;
@@ -442,10 +462,8 @@ on_answer (MpqPool       *pool,
 
   if (task != NULL && finished && _mpq_task_get_batch (task) > 0)
     {
-      JsonNode *results = _mpq_pool_frame_get_member (data, "results");
-
-      if (results == NULL || !JSON_NODE_HOLDS_ARRAY (results) ||
-          json_array_get_length (json_node_get_array (results)) != _mpq_task_get_batch (task))
+      if (!_mpq_pool_frame_count (&frame, MPQ_POOL_MEMBER_RESULTS, &n_results) ||
+          n_results != _mpq_task_get_batch (task))
         {
           /* Put back: the worker is killed, and the batch judged with it. */
           slot = g_new0 (MpqPoolSlot, 1);
@@ -455,19 +473,15 @@ on_answer (MpqPool       *pool,
           reject_worker (pool, worker, "a batch answered with the wrong number of results");
           return;
         }
-      reply = mpq_message_new (MPQ_REQ_FINISHED, worker->pid, pool->pid, results);
+      /* Kept as text: a map splits it only if asked for messages. */
+      reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULTS, MPQ_REQ_FINISHED);
     }
   else if (task != NULL && finished)
-    reply = mpq_message_new (MPQ_REQ_FINISHED, worker->pid, pool->pid,
-                             _mpq_pool_frame_get_member (data, "result"));
+    reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULT, MPQ_REQ_FINISHED);
   else if (task != NULL)
     {
-      JsonNode *text = _mpq_pool_frame_get_member (data, "error");
-      const char *what = NULL;
+      g_autofree char *what = _mpq_pool_frame_dup_string (&frame, MPQ_POOL_MEMBER_ERROR);
 
-      if (text != NULL && JSON_NODE_HOLDS_VALUE (text) &&
-          json_node_get_value_type (text) == G_TYPE_STRING)
-        what = json_node_get_string (text);
       failure = g_error_new_literal (MPQ_ERROR, MPQ_ERROR_TASK_FAILED,
                                      what != NULL ? what : "The task failed");
     }
@@ -492,21 +506,22 @@ on_progress (MpqPool       *pool,
              MpqPoolWorker *worker,
              MpqMessage    *message)
 {
-  JsonNode *data = mpq_message_get_data (message);
+  g_auto(MpqPoolFrame) frame = { 0 };
   g_autoptr(MpqMessage) progress = NULL;
   MpqPoolSlot *slot;
   guint64 id;
   GList *link;
 
-  if (!_mpq_pool_frame_get_id (data, &id) || (slot = find_slot (worker, id, &link)) == NULL)
+  if (!_mpq_pool_frame_read (&frame, message) ||
+      !_mpq_pool_frame_get_id (&frame, MPQ_POOL_MEMBER_TASK, &id) ||
+      (slot = find_slot (worker, id, &link)) == NULL)
     {
       reject_worker (pool, worker, "progress of a task it did not hold");
       return;
     }
   if (slot->task == NULL)
     return;
-  progress = mpq_message_new (MPQ_REQ_PROGRESS, worker->pid, pool->pid,
-                              _mpq_pool_frame_get_member (data, "progress"));
+  progress = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_PROGRESS, MPQ_REQ_PROGRESS);
   _mpq_task_progress (slot->task, progress);
 }
 
@@ -521,10 +536,12 @@ _mpq_pool_on_message (MpqPool    *pool,
 
   if (origin == pool->pid)
     {
-      JsonNode *pid = _mpq_pool_frame_get_member (mpq_message_get_data (message), "pid");
+      g_auto(MpqPoolFrame) frame = { 0 };
+      guint64 pid;
 
-      if (g_str_equal (request, MPQ_POOL_REQ_GONE) && pid != NULL &&
-          (worker = lookup (pool, (gint) json_node_get_int (pid))) != NULL)
+      if (g_str_equal (request, MPQ_POOL_REQ_GONE) && _mpq_pool_frame_read (&frame, message) &&
+          _mpq_pool_frame_get_id (&frame, MPQ_POOL_MEMBER_PID, &pid) && pid <= G_MAXINT &&
+          (worker = lookup (pool, (gint) pid)) != NULL)
         _mpq_pool_worker_gone (pool, worker);
       return;
     }

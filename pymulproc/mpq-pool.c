@@ -147,6 +147,7 @@ mpq_pool_finalize (GObject *object)
 
   g_assert (g_queue_is_empty (&self->shutdown_waits));
   g_clear_pointer (&self->workers, g_hash_table_unref);
+  g_clear_pointer (&self->splits, g_hash_table_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_object (&self->launcher);
   g_strfreev (self->argv);
@@ -305,7 +306,8 @@ mpq_pool_class_init (MpqPoolClass *klass)
   /**
    * MpqPool::worker-exited:
    * @self: the pool
-   * @pid: the worker's pid
+   * @pid: the worker's pid (0 for one that exited before the pool could
+   *   read its pid)
    * @wait_status: its status as `waitpid ()` gives it
    * @expected: %TRUE when the pool told it to go (shrinking, shutdown)
    *
@@ -324,6 +326,8 @@ mpq_pool_init (MpqPool *self)
   self->max_attempts = MPQ_POOL_DEFAULT_MAX_ATTEMPTS;
   self->task_timeout = -1;
   self->workers = g_hash_table_new (NULL, NULL);
+  self->batches = TRUE;
+  self->splits = g_hash_table_new_full (NULL, NULL, NULL, g_object_unref);
   g_queue_init (&self->pending);
   g_queue_init (&self->shutdown_waits);
 }
@@ -499,12 +503,14 @@ mpq_pool_submit (MpqPool     *self,
 }
 
 /* A batch of @n_items of a map (their data in @items_json, an array the
- * map made of checked values): for workers that take batches. */
+ * map made of checked values, @compact when known to be): for workers
+ * that take batches. */
 MpqTask *
 _mpq_pool_submit_batch (MpqPool     *self,
                         const char  *request,
                         const char  *items_json,
                         guint        n_items,
+                        gboolean     compact,
                         GError     **error)
 {
   MpqTask *task;
@@ -512,7 +518,7 @@ _mpq_pool_submit_batch (MpqPool     *self,
   if (!check_usable (self, error) || !check_request (request, NULL, error))
     return NULL;
   task = _mpq_task_new (self, ++self->next_id, request, items_json);
-  _mpq_task_set_batch (task, n_items);
+  _mpq_task_set_batch (task, n_items, compact);
   g_queue_push_tail (&self->pending, g_object_ref (task));
   _mpq_pool_schedule (self);
   return task;
@@ -555,10 +561,16 @@ _mpq_pool_cancel_task (MpqPool *self,
 {
   GHashTableIter iter;
   MpqPoolWorker *worker;
+  GCancellable *split = g_hash_table_lookup (self->splits, task);
 
   if (g_queue_remove (&self->pending, task))
     {
       g_object_unref (task);
+      return;
+    }
+  if (split != NULL)
+    {
+      g_cancellable_cancel (split);
       return;
     }
   g_hash_table_iter_init (&iter, self->workers);

@@ -82,6 +82,23 @@ GPtrArray    *mpq_pool_map                (MpqPool              *self,
                                            GCancellable         *cancellable,
                                            GError              **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_1_2
+void          mpq_pool_map_json_async     (MpqPool              *self,
+                                           const char           *request,
+                                           const char           *items_json,
+                                           GCancellable         *cancellable,
+                                           GAsyncReadyCallback   callback,
+                                           gpointer              user_data);
+MPQ_AVAILABLE_IN_1_2
+char         *mpq_pool_map_json_finish    (MpqPool              *self,
+                                           GAsyncResult         *result,
+                                           GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+char         *mpq_pool_map_json           (MpqPool              *self,
+                                           const char           *request,
+                                           const char           *items_json,
+                                           GCancellable         *cancellable,
+                                           GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
 guint         mpq_pool_broadcast          (MpqPool              *self,
                                            const char           *request,
                                            const char           *data_json,

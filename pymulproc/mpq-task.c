@@ -35,6 +35,7 @@ struct _MpqTask
   guint         deaths;
   gint          worker_pid;
   guint         n_items;    /* a map's batch of items, or 0 */
+  gboolean      compact;    /* a batch's data is known to be compact JSON */
   MpqMessage   *reply;      /* DONE */
   GError       *error;      /* FAILED, CANCELLED */
   GQueue        waits;      /* GTask of wait_async */
@@ -213,16 +214,24 @@ _mpq_task_new (MpqPool    *pool,
 /* A batch of @n_items of a map: its data is their array, and its reply's
  * data the array of their results (see mpq-pool-map.c). */
 void
-_mpq_task_set_batch (MpqTask *task,
-                     guint    n_items)
+_mpq_task_set_batch (MpqTask  *task,
+                     guint     n_items,
+                     gboolean  compact)
 {
   task->n_items = n_items;
+  task->compact = compact;
 }
 
 guint
 _mpq_task_get_batch (MpqTask *task)
 {
   return task->n_items;
+}
+
+gboolean
+_mpq_task_is_compact (MpqTask *task)
+{
+  return task->compact;
 }
 
 const char *

@@ -30,42 +30,10 @@
  * Since: 1.2
  */
 
-/* A task handed to the worker, or a batch of them (a pool's map): one
- * invocation per item, one answer for the batch. */
-typedef struct
-{
-  guint64    id;
-  char      *request;
-  JsonNode  *data;       /* a task's */
-  JsonArray *items;      /* a batch's, or NULL */
-  guint      next_item;  /* the next to hand out */
-  GString   *results;    /* the batch's answers so far: "[r0,r1" */
-  gboolean   cancelled;
-} Frame;
-
-struct _MpqWorker
-{
-  GObject       parent_instance;
-
-  MpqQueue     *queue;          /* NULL: not made by new_for_child () */
-  gint          pid;
-  gint          parent_pid;
-  GQueue        frames;         /* Frame: tasks not started, in order */
-  gboolean      busy;           /* an invocation is out */
-  guint64       current_id;
-  GCancellable *current_cancellable;
-  gboolean      started;
-  gboolean      ready_sent;
-  gboolean      told_to_die;
-  gboolean      closed;
-  GMainContext *context;        /* where it was started */
-  GSource      *next;           /* emits the next task */
-  gboolean      in_batch;       /* next_cb emits a batch's items */
-};
-
 enum
 {
   SIGNAL_TASK,
+  SIGNAL_BATCH,
   SIGNAL_CLOSED,
   N_SIGNALS
 };
@@ -73,17 +41,6 @@ enum
 static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (MpqWorker, mpq_worker, G_TYPE_OBJECT)
-
-static void
-frame_free (Frame *frame)
-{
-  g_free (frame->request);
-  g_clear_pointer (&frame->data, json_node_unref);
-  g_clear_pointer (&frame->items, json_array_unref);
-  if (frame->results != NULL)
-    g_string_free (frame->results, TRUE);
-  g_free (frame);
-}
 
 static void
 mpq_worker_dispose (GObject *object)
@@ -97,7 +54,7 @@ mpq_worker_dispose (GObject *object)
       mpq_channel_close (MPQ_CHANNEL (self->queue));
       g_clear_object (&self->queue);
     }
-  g_queue_clear_full (&self->frames, (GDestroyNotify) frame_free);
+  _mpq_worker_clear_frames (self);
   g_clear_object (&self->current_cancellable);
   _mpq_clear_source (&self->next);
   g_clear_pointer (&self->context, g_main_context_unref);
@@ -129,6 +86,27 @@ mpq_worker_class_init (MpqWorkerClass *klass)
     g_signal_new ("task", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 1, MPQ_TYPE_INVOCATION);
   /**
+   * MpqWorker::batch:
+   * @self: the worker
+   * @invocation: a batch of a map's tasks: its data is the JSON array of
+   *   their data, all with its request
+   *
+   * The pool handed this worker a batch of an [method@Mpq.Pool.map]'s
+   * tasks. Only emitted when a handler is connected: otherwise each item
+   * is a [signal@Mpq.Worker::task] of its own. Connect to it when a task
+   * costs less than a signal and an object: the handler answers the whole
+   * batch with [method@Mpq.Invocation.return_json] and an array of as
+   * many results, in order (anything else is refused with
+   * `MPQ_ERROR_PROTOCOL` and the invocation stays to answer), or with
+   * [method@Mpq.Invocation.return_error], which fails the map.
+   * [method@Mpq.Invocation.get_n_items] says how many items it holds.
+   *
+   * Since: 1.2
+   */
+  signals[SIGNAL_BATCH] =
+    g_signal_new ("batch", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, MPQ_TYPE_INVOCATION);
+  /**
    * MpqWorker::closed:
    * @self: the worker
    *
@@ -148,102 +126,30 @@ mpq_worker_init (MpqWorker *self)
   g_queue_init (&self->frames);
 }
 
-static gboolean send_answer (MpqWorker   *self,
-                             guint64      id,
-                             gboolean     finished,
-                             const char  *field,
-                             const char  *json_or_text,
-                             GError     **error);
-static void     run_next    (MpqWorker   *self);
-
-/* The next task, if none is out: one at a time, in the order handed.
- * From an idle of its own, not from the queue's dispatch: a handler that
- * runs the main context while it works (to hear it was cancelled, say)
- * must still get the queue's messages. */
-static void
-emit_task (MpqWorker  *self,
-           guint64     id,
-           const char *request,
-           JsonNode   *data)
+/* Emitted by mpq-worker-tasks.c. */
+void
+_mpq_worker_emit_task (MpqWorker     *self,
+                       MpqInvocation *invocation)
 {
-  MpqInvocation *invocation = _mpq_invocation_new (self, id, request, data,
-                                                   self->current_cancellable);
-
   g_signal_emit (self, signals[SIGNAL_TASK], 0, invocation);
-  /* Dropped unanswered, it answers itself now. */
-  g_object_unref (invocation);
 }
 
-static gboolean
-next_cb (gpointer user_data)
+/* Whether someone takes a map's batches whole. */
+gboolean
+_mpq_worker_takes_batches (MpqWorker *self)
 {
-  MpqWorker *self = user_data;
-  Frame *frame;
-
-  g_clear_pointer (&self->next, g_source_unref);
-  if (self->busy || self->closed || (frame = g_queue_peek_head (&self->frames)) == NULL)
-    return G_SOURCE_REMOVE;
-
-  g_object_ref (self);
-  self->busy = TRUE;
-  self->current_id = frame->id;
-  g_clear_object (&self->current_cancellable);
-  self->current_cancellable = g_cancellable_new ();
-  if (frame->items != NULL && json_array_get_length (frame->items) == 0)
-    {
-      /* An empty batch: answered as it is. */
-      send_answer (self, frame->id, TRUE, "results", "[]", NULL);
-      frame_free (g_queue_pop_head (&self->frames));
-      self->busy = FALSE;
-      run_next (self);
-      g_object_unref (self);
-      return G_SOURCE_REMOVE;
-    }
-
-  if (frame->items == NULL)
-    {
-      g_queue_pop_head (&self->frames);
-      emit_task (self, frame->id, frame->request, frame->data);
-      frame_free (frame);
-    }
-  else
-    {
-      guint64 id = frame->id;
-
-      /* A batch's items, one after the other while their handlers answer
-       * at once (the batch's frame stays first in line until its last
-       * item is answered; the items share its cancellable). */
-      self->in_batch = TRUE;
-      do
-        {
-          self->busy = TRUE;
-          emit_task (self, id, frame->request,
-                     json_array_get_element (frame->items, frame->next_item++));
-        }
-      while (!self->busy && !self->closed &&
-             g_queue_peek_head (&self->frames) == frame &&
-             frame->next_item < json_array_get_length (frame->items));
-      self->in_batch = FALSE;
-      run_next (self);
-    }
-  g_object_unref (self);
-  return G_SOURCE_REMOVE;
+  return g_signal_has_handler_pending (self, signals[SIGNAL_BATCH], 0, TRUE);
 }
 
-static void
-run_next (MpqWorker *self)
+void
+_mpq_worker_emit_batch (MpqWorker     *self,
+                        MpqInvocation *invocation)
 {
-  if (self->next != NULL || self->busy || self->closed || self->context == NULL ||
-      self->in_batch || g_queue_is_empty (&self->frames))
-    return;
-  self->next = g_idle_source_new ();
-  g_source_set_callback (self->next, next_cb, self, NULL);
-  g_source_set_static_name (self->next, "[mpq] worker next task");
-  g_source_attach (self->next, self->context);
+  g_signal_emit (self, signals[SIGNAL_BATCH], 0, invocation);
 }
 
-static void
-close_once (MpqWorker *self)
+void
+_mpq_worker_close (MpqWorker *self)
 {
   if (self->closed)
     return;
@@ -251,183 +157,19 @@ close_once (MpqWorker *self)
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0);
 }
 
-/* Sends @frame to the pool; any thread the worker is used from. */
-gboolean
-_mpq_worker_send (MpqWorker   *self,
-                  const char  *request,
-                  const char  *frame,
-                  GError     **error)
-{
-  if (self->queue == NULL)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The worker is closed");
-      return FALSE;
-    }
-  return mpq_channel_send_json (MPQ_CHANNEL (self->queue), request, self->pid,
-                                self->parent_pid, frame, error);
-}
-
-/* Sends the answer of a task, or of a batch once its last item is
- * answered or one failed. */
-static gboolean
-send_answer (MpqWorker   *self,
-             guint64      id,
-             gboolean     finished,
-             const char  *field,
-             const char  *json_or_text,
-             GError     **error)
-{
-  g_autofree char *frame = finished ? _mpq_pool_frame_task (id, field, json_or_text)
-                                    : _mpq_pool_frame_error (id, json_or_text);
-
-  /* Out of this process before the next task starts: an answer still in
-   * a send buffer when the next task crashes the worker would be lost,
-   * and the pool would count the death against the task it answered. */
-  return _mpq_worker_send (self, finished ? MPQ_REQ_FINISHED : MPQ_REQ_FAILED, frame, error) &&
-         mpq_channel_flush (MPQ_CHANNEL (self->queue), MPQ_DEFAULT_SEND_TIMEOUT, error);
-}
-
-/* The invocation of @id was answered (or dropped): @json_or_text is the
- * result (nullable: null) when @finished, else the error's text. A
- * batch's item adds to the batch's answer. Then the next may start. */
-gboolean
-_mpq_worker_answer (MpqWorker   *self,
-                    guint64      id,
-                    gboolean     finished,
-                    const char  *json_or_text,
-                    GError     **error)
-{
-  Frame *batch = g_queue_peek_head (&self->frames);
-  gboolean sent = TRUE;
-
-  if (!self->busy || id != self->current_id)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
-                           "The worker is not working on this task");
-      return FALSE;
-    }
-
-  if (batch != NULL && batch->id == id && batch->items != NULL)
-    {
-      gboolean last = batch->next_item >= json_array_get_length (batch->items);
-
-      if (batch->cancelled)
-        {
-          finished = FALSE;
-          json_or_text = "The task was cancelled";
-        }
-      if (finished)
-        {
-          if (batch->results->len > 1)
-            g_string_append_c (batch->results, ',');
-          g_string_append (batch->results, json_or_text != NULL ? json_or_text : "null");
-        }
-      if (!finished || last)
-        {
-          g_string_append_c (batch->results, ']');
-          sent = send_answer (self, id, finished, "results",
-                              finished ? batch->results->str : json_or_text, error);
-          frame_free (g_queue_pop_head (&self->frames));
-        }
-    }
-  else
-    sent = send_answer (self, id, finished, "result", json_or_text, error);
-
-  self->busy = FALSE;
-  if (g_queue_peek_head (&self->frames) != batch || batch == NULL || batch->items == NULL)
-    g_clear_object (&self->current_cancellable);
-  run_next (self);
-  return sent;
-}
-
-static void
-cancel_task (MpqWorker *self,
-             guint64    id)
-{
-  Frame *head = g_queue_peek_head (&self->frames);
-
-  if (self->busy && self->current_id == id)
-    {
-      /* A batch's items not started are skipped. */
-      if (head != NULL && head->id == id)
-        head->cancelled = TRUE;
-      g_cancellable_cancel (self->current_cancellable);
-      return;
-    }
-  for (GList *l = self->frames.head; l != NULL; l = l->next)
-    {
-      Frame *frame = l->data;
-
-      if (frame->id == id)
-        {
-          g_autofree char *text = _mpq_pool_frame_error (id, "The task was cancelled");
-
-          g_queue_delete_link (&self->frames, l);
-          frame_free (frame);
-          /* Answered all the same: the pool counts what it handed. */
-          _mpq_worker_send (self, MPQ_REQ_FAILED, text, NULL);
-          return;
-        }
-    }
-}
-
 static void
 message_received_cb (MpqChannel *channel,
                      MpqMessage *message,
                      gpointer    user_data)
 {
-  MpqWorker *self = user_data;
-  const char *request = mpq_message_get_request (message);
-  JsonNode *data = mpq_message_get_data (message);
-  JsonNode *task_data = _mpq_pool_frame_get_member (data, "data");
-  JsonNode *batch = _mpq_pool_frame_get_member (data, "batch");
-  guint64 id;
-
-  if (mpq_message_get_sender_pid (message) != self->parent_pid)
-    {
-      g_debug ("Worker: dropping %s from %d", request, mpq_message_get_sender_pid (message));
-      return;
-    }
-
-  /* A frame with "data" is a task whatever its request: a pool may be
-   * asked for tasks called "DIE" or "CANCEL". */
-  if (task_data != NULL && _mpq_pool_frame_get_id (data, &id))
-    {
-      Frame *frame = g_new0 (Frame, 1);
-
-      frame->id = id;
-      frame->request = g_strdup (request);
-      frame->data = json_node_ref (task_data);
-      g_queue_push_tail (&self->frames, frame);
-      run_next (self);
-    }
-  else if (batch != NULL && JSON_NODE_HOLDS_ARRAY (batch) && _mpq_pool_frame_get_id (data, &id))
-    {
-      Frame *frame = g_new0 (Frame, 1);
-
-      frame->id = id;
-      frame->request = g_strdup (request);
-      frame->items = json_array_ref (json_node_get_array (batch));
-      frame->results = g_string_new ("[");
-      g_queue_push_tail (&self->frames, frame);
-      run_next (self);
-    }
-  else if (g_str_equal (request, MPQ_REQ_CANCEL) && _mpq_pool_frame_get_id (data, &id))
-    cancel_task (self, id);
-  else if (g_str_equal (request, MPQ_REQ_DIE))
-    {
-      self->told_to_die = TRUE;
-      close_once (self);
-    }
-  else
-    g_debug ("Worker: dropping a %s that is no pool frame", request);
+  _mpq_worker_on_message (MPQ_WORKER (user_data), message);
 }
 
 static void
 queue_closed_cb (MpqChannel *channel,
                  gpointer    user_data)
 {
-  close_once (MPQ_WORKER (user_data));
+  _mpq_worker_close (MPQ_WORKER (user_data));
 }
 
 /**
@@ -494,9 +236,9 @@ mpq_worker_start (MpqWorker *self)
       self->ready_sent = TRUE;
       /* It takes a map's items in batches (docs/protocol.md). */
       if (!_mpq_worker_send (self, MPQ_REQ_READY, "{\"batch\":true}", NULL))
-        close_once (self);
+        _mpq_worker_close (self);
     }
-  run_next (self);
+  _mpq_worker_run_next (self);
 }
 
 /**

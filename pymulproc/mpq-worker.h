@@ -45,6 +45,8 @@ guint64       mpq_invocation_get_task_id        (MpqInvocation  *self);
 MPQ_AVAILABLE_IN_1_2
 GCancellable *mpq_invocation_get_cancellable    (MpqInvocation  *self);
 MPQ_AVAILABLE_IN_1_2
+guint         mpq_invocation_get_n_items        (MpqInvocation  *self);
+MPQ_AVAILABLE_IN_1_2
 gboolean      mpq_invocation_return_json        (MpqInvocation  *self,
                                                  const char     *data_json,
                                                  GError        **error);

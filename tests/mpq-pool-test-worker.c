@@ -17,8 +17,19 @@
  *   exit-after    → data, then exits at once
  *   later         answers data from an idle, later
  *
+ * With --batches it also takes a map's batches whole (MpqWorker::batch):
+ *
+ *   square        each item n → n * n
+ *   n-items       each item → the batch's number of items
+ *   fail          return_error ("failing on purpose: <batch>")
+ *   drop          the batch is dropped unanswered
+ *   wrong-count   tries an array one short, and what is no array (both
+ *                 must be refused), then answers each item → item
+ *   (else)        each item → item
+ *
  * Every request is appended, one per line, to $MPQ_TEST_LOG_DIR/<pid>
- * when that is set. With --die-at-start the worker exits 3 at once. */
+ * when that is set (a batch's once, as "batch <request>"). With
+ * --die-at-start the worker exits 3 at once. */
 #include <pymulproc/pymulproc.h>
 
 #include <signal.h>
@@ -150,6 +161,79 @@ task_cb (MpqWorker     *worker,
     g_assert_true (mpq_invocation_return_json (invocation, "\"unknown request\"", NULL));
 }
 
+static void
+batch_cb (MpqWorker     *worker,
+          MpqInvocation *invocation,
+          gpointer       user_data)
+{
+  const char *request = mpq_invocation_get_request (invocation);
+  JsonArray *items = json_node_get_array (mpq_invocation_get_data (invocation));
+  guint n = mpq_invocation_get_n_items (invocation);
+  g_autoptr(GString) results = g_string_new ("[");
+  g_autofree char *log = g_strdup_printf ("batch %s", request);
+  g_autofree char *items_json = mpq_invocation_dup_data_json (invocation);
+  GError *error = NULL;
+
+  log_request (log);
+  g_assert_cmpuint (json_array_get_length (items), ==, n);
+  g_assert_cmpuint (n, >, 0);
+  if (g_str_equal (request, "fail"))
+    {
+      g_autofree char *text = g_strdup_printf ("failing on purpose: %s", items_json);
+
+      g_assert_true (mpq_invocation_return_error (invocation, text, NULL));
+      return;
+    }
+  if (g_str_equal (request, "drop"))
+    return;
+  if (g_str_equal (request, "wrong-count"))
+    {
+      g_autofree char *short_one = g_strndup (items_json, strlen (items_json) - 1);
+      g_autofree char *one_short = NULL;
+      char *comma = strrchr (short_one, ',');
+
+      /* Refused, and the batch stays to answer. */
+      if (comma != NULL)
+        {
+          *comma = '\0';
+          one_short = g_strdup_printf ("%s]", short_one);
+        }
+      else
+        one_short = g_strdup ("[]");
+      g_assert_false (mpq_invocation_return_json (invocation, one_short, &error));
+      g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      g_clear_error (&error);
+      g_assert_false (mpq_invocation_return_json (invocation, "{\"not\":\"an array\"}", &error));
+      g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      g_clear_error (&error);
+      g_assert_false (mpq_invocation_return_json (invocation, "[1,", &error));
+      g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      g_clear_error (&error);
+      g_assert_true (mpq_invocation_return_json (invocation, items_json, NULL));
+      return;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *item = json_array_get_element (items, i);
+
+      if (i > 0)
+        g_string_append_c (results, ',');
+      if (g_str_equal (request, "square"))
+        g_string_append_printf (results, "%" G_GINT64_FORMAT,
+                                json_node_get_int (item) * json_node_get_int (item));
+      else if (g_str_equal (request, "n-items"))
+        g_string_append_printf (results, "%u", n);
+      else
+        {
+          g_autofree char *json = json_to_string (item, FALSE);
+
+          g_string_append (results, json);
+        }
+    }
+  g_string_append_c (results, ']');
+  g_assert_true (mpq_invocation_return_json (invocation, results->str, NULL));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -167,6 +251,8 @@ main (int   argc,
       return 2;
     }
   g_signal_connect (worker, "task", G_CALLBACK (task_cb), NULL);
+  if (argc > 1 && g_str_equal (argv[1], "--batches"))
+    g_signal_connect (worker, "batch", G_CALLBACK (batch_cb), NULL);
   if (!mpq_worker_run (worker, &error))
     {
       g_printerr ("worker %d: %s\n", (int) getpid (), error->message);

@@ -32,3 +32,4 @@ void     run_until_counts (Counts      *counts,
                            guint        exited);
 MpqTask *submit_until_cancel (MpqPool  *pool);
 void     test_pool_add_supervision_tests (void);
+void     test_pool_add_map_tests         (void);

@@ -231,6 +231,35 @@ def test_map_fails_with_first_error(pools, script):
     shutdown_ok(pool)
 
 
+@pytest.mark.parametrize('script', WORKERS)
+def test_map_json(pools, script):
+    """One JSON array in, one out, in order: serve_worker takes the
+    batches whole; the plain worker does not take batches, so the
+    batches made before it said so go item by item."""
+    pool = pools.new(3, script)
+    items = list(range(1000)) + [None, 'two', {'a': [1, None]}, [], -0.5]
+    results = json.loads(pool.map_json('echo', json.dumps(items), None))
+    assert results == items
+    assert json.loads(pool.map_json('square', '[ 2, 3 ]', None)) == [4, 9]
+    assert pool.map_json('square', '[]', None) == '[]'
+    # Not one JSON array: nothing starts.
+    for bad in ['', '{}', '[1,', '[1] [2]', 'null']:
+        with raises_mpq(Mpq.Error.PROTOCOL):
+            pool.map_json('square', bad, None)
+    shutdown_ok(pool)
+
+
+def test_map_json_handler_raises(pools):
+    pool = pools.new(2)
+    with raises_mpq(Mpq.Error.TASK_FAILED) as info:
+        pool.map_json('fail', json.dumps(list(range(100))), None)
+    assert 'ValueError: failing on purpose' in info.value.message
+    assert 'Traceback' in info.value.message
+    # The pool goes on.
+    assert result_of(submit(pool, 'square', 5)) == 25
+    shutdown_ok(pool)
+
+
 # Errors come home ---------------------------------------------------------
 
 @pytest.mark.parametrize('args', [(), ('--two-args',)], ids=['progress-handler', 'two-args'])

@@ -106,6 +106,10 @@ def serve_worker(handler):
     (``GLib.MainContext.default().iteration(False)``); the pool drops the
     answer to a cancelled task, so it may answer as it likes.
 
+    A map's items come in batches (``Mpq.Worker::batch``): the handler is
+    called for each item in turn, and the first exception fails the whole
+    batch (and so the map) with its text.
+
     Returns True when the pool told the worker to die, False when the
     pool's process is gone (the worker then simply ends). Raises
     ``GLib.Error`` (``MPQ_ERROR_NOT_A_CHILD``) in a process no pool
@@ -127,7 +131,24 @@ def serve_worker(handler):
         else:
             _answer(invocation, Mpq.Invocation.return_json, text)
 
+    def on_batch(_worker, invocation):
+        # A map's batch, whole: one GI call each way for all its items.
+        request = invocation.get_request()
+        try:
+            items = json.loads(invocation.dup_data_json())
+            if with_progress:
+                progress = _Progress(invocation)
+                results = [handler(request, item, progress) for item in items]
+            else:
+                results = [handler(request, item) for item in items]
+            text = json.dumps(results, allow_nan=False)
+        except Exception as error:      # noqa: BLE001: every error is the task's
+            _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
+        else:
+            _answer(invocation, Mpq.Invocation.return_json, text)
+
     worker.connect('task', on_task)
+    worker.connect('batch', on_batch)
     try:
         return worker.run()
     except GLib.Error as error:
