@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Runs every example of the tutorial (docs/tutorial.md) and checks what it
+prints, then checks that every snippet the page (and the mapping page)
+quotes from a file of examples/tutorial/ is still in that file.
+
+Run by meson (`meson test --suite tutorial`), which sets
+MPQ_TUTORIAL_BUILDDIR (the built C examples), MPQ_TUTORIAL_DOCS (docs/),
+GI_TYPELIB_PATH and the overrides' paths.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILDDIR = os.environ.get('MPQ_TUTORIAL_BUILDDIR', '')
+DOCS = os.environ.get('MPQ_TUTORIAL_DOCS', os.path.join(HERE, '..', '..', 'docs'))
+PYTHON = sys.executable
+GJS = shutil.which('gjs')
+
+
+def built(name):
+    return os.path.join(BUILDDIR, 'tutorial-' + name)
+
+
+def source(name):
+    return os.path.join(HERE, name)
+
+
+def python(name):
+    return [PYTHON, source(name)]
+
+
+def gjs(name):
+    return ['gjs', '-m', source(name)]
+
+
+SQUARES_1_TO_3 = ['1 squared is 1', '2 squared is 4', '3 squared is 9', 'the child exited']
+QUEUE = ['the sum of the squares of 1 to 10 is 385', 'joined: every message was taken',
+         '3 workers exited']
+DISPATCH = ['10 answers, their sum is 385', 'the workers exited']
+POOL = ['square of 7: 49', 'map: [1,4,9,16,25,36,49,64,81,100]',
+        re.compile(r'square of "seven" failed: .*not a whole number: .*seven.*'),
+        'the pool is shut down']
+
+# name: (argv, expected lines of stdout: strings or patterns to fullmatch)
+EXAMPLES = {
+    'pipe.c': ([built('pipe')], SQUARES_1_TO_3),
+    'pipe.py': (python('pipe.py'), SQUARES_1_TO_3),
+    'pipe.js': (gjs('pipe.js'), SQUARES_1_TO_3),
+    'queue.c': ([built('queue')], QUEUE),
+    'queue.py': (python('queue.py'), ['the children sent 45']),
+    'queue.js': (gjs('queue.js'), QUEUE),
+    'dispatch.c': ([built('dispatch')], DISPATCH),
+    'dispatch.py': (python('dispatch.py'), DISPATCH),
+}
+
+# Every pool parent with every worker: C, Python, JS and plain JSON.
+POOL_PARENTS = {'c': [built('pool')], 'python': python('pool.py'), 'js': gjs('pool.js')}
+POOL_WORKERS = {'c': [built('pool-worker')], 'python': python('pool_worker.py'),
+                'js': gjs('pool-worker.js'), 'plain': python('plain_worker.py')}
+for parent, parent_argv in POOL_PARENTS.items():
+    for worker, worker_argv in POOL_WORKERS.items():
+        EXAMPLES[f'pool-{parent}-parent-{worker}-workers'] = (parent_argv + worker_argv, POOL)
+
+
+def uses_gjs(argv):
+    return 'gjs' in argv
+
+
+@pytest.mark.parametrize('name', EXAMPLES)
+def test_example(name):
+    argv, expected = EXAMPLES[name]
+    if uses_gjs(argv) and GJS is None:
+        pytest.skip('gjs is not installed')
+    if not BUILDDIR and any(word.startswith(os.path.join(BUILDDIR, 'tutorial-'))
+                            for word in argv if BUILDDIR):
+        pytest.skip('MPQ_TUTORIAL_BUILDDIR is not set')
+    # The time-out only turns a hang into a failure.
+    done = subprocess.run(argv, cwd=HERE, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, f'{name} exited {done.returncode}:\n{done.stderr}'
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(expected), f'{name} printed:\n{done.stdout}'
+    for line, want in zip(lines, expected):
+        if isinstance(want, str):
+            assert line == want
+        else:
+            assert want.fullmatch(line), f'{line!r} does not match {want.pattern!r}'
+
+
+# A snippet is a fenced block right after a line that ends with
+# "`examples/tutorial/FILE`:" (blank lines between allowed).
+SNIPPET = re.compile(r'`examples/tutorial/([\w.-]+)`[^\n`]*:\n\s*\n?```[a-z]*\n(.*?)\n```',
+                     re.DOTALL)
+PAGES = ['tutorial.md', 'from-pymulproc.md']
+
+
+def snippets(page):
+    with open(os.path.join(DOCS, page), encoding='utf-8') as f:
+        return SNIPPET.findall(f.read())
+
+
+@pytest.mark.parametrize('page', PAGES)
+def test_snippets_are_in_their_files(page):
+    found = snippets(page)
+    assert found or page != 'tutorial.md', 'the tutorial quotes no example'
+    for name, block in found:
+        with open(source(name), encoding='utf-8') as f:
+            text = f.read()
+        assert block in text, f'{page}: this snippet is no longer in {name}:\n{block}'
+
+
+def test_every_example_is_in_the_tutorial():
+    with open(os.path.join(DOCS, 'tutorial.md'), encoding='utf-8') as f:
+        page = f.read()
+    for name in sorted(os.listdir(HERE)):
+        if name.endswith(('.c', '.py', '.js')) and name != 'test_tutorial.py':
+            assert f'examples/tutorial/{name}' in page, f'{name} is not in the tutorial'
