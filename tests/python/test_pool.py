@@ -99,7 +99,7 @@ def run_until_started(pool, n):
 
 
 def submit(pool, request, value):
-    return pool.submit(request, json.dumps(value))
+    return pool.submit_json(request, json.dumps(value))
 
 
 def reply_of(task):

@@ -196,3 +196,32 @@ DATA_OFFSET = _mpq_channel.DATA_OFFSET
 
 __all__ += ['Pipe', 'Queue', 'Message', 'MessageList', 'mpq_protocol',
             'REQUEST_OFFSET', 'DATA_OFFSET']
+
+
+# ---------------------------------------------------------------------------
+# Mpq.Pool and Mpq.Task as concurrent.futures has them (submit, map,
+# result, with), and asyncio on PyGObject 3.42 (await task,
+# receive_async, join_async, map_async, shutdown_async). The code is in
+# _mpq_pool.py and _mpq_asyncio.py.
+# ---------------------------------------------------------------------------
+
+from . import _mpq_asyncio  # noqa: E402
+from . import _mpq_pool  # noqa: E402
+
+
+@override
+class Pool(_mpq_pool.PoolMixin, Mpq.Pool):
+    __doc__ = Mpq.Pool.__doc__
+
+
+@override
+class Task(_mpq_pool.TaskMixin, Mpq.Task):
+    __doc__ = Mpq.Task.__doc__
+
+
+Pipe.receive_async = _mpq_asyncio.channel_receive_async
+Queue.receive_async = _mpq_asyncio.channel_receive_async
+Queue.join_async = _mpq_asyncio.queue_join_async
+asyncio_install = _mpq_asyncio.install
+
+__all__ += ['Pool', 'Task', 'asyncio_install']
