@@ -128,21 +128,24 @@ def test_queue_receive_and_join():
 
 def test_cancelled_receive_takes_nothing():
     queue = Mpq.Queue()
-    proc = queue.spawn(child_argv(QUEUE_CHILD, 'send-value', '42'))
+    procs = []
     try:
         async def main():
             pending = asyncio.ensure_future(queue.receive_async())
-            await asyncio.sleep(0)          # it started; nothing can come yet
+            await asyncio.sleep(0)          # it started; nobody can send yet
             pending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await pending
+            procs.append(queue.spawn(child_argv(QUEUE_CHILD, 'send-value', '42')))
             return await bounded(queue.receive_async())
 
         msg = asyncio.run(main())
+        proc = procs[0]
         assert msg == [Mpq.REQ_DO, int(proc.get_identifier()), queue.get_pid(), 42]
     finally:
         queue.close()
-        proc.force_exit()
+        for proc in procs:
+            proc.force_exit()
 
 
 def test_closed_channel_raises():

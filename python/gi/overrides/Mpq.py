@@ -17,6 +17,10 @@ Added here:
   ``Message.to_json`` without the typelib's tuples, ``MessageList`` and
   ``mpq_protocol`` (code in _mpq_channel.py; the typelib's calls stay
   reachable, see there).
+- ``Pool`` and ``Task`` as concurrent.futures has them (``Mpq.Pool
+  (argv)``, ``submit``, ``map``, ``result``, ``with``), and asyncio
+  (``await task``, ``map_async``, ``receive_async``, ``join_async``;
+  code in _mpq_pool.py and _mpq_asyncio.py).
 """
 
 import inspect
