@@ -11,9 +11,8 @@ each in order; W8 hands all of them over at once.
                  --worker (an Mpq.Worker through GI, no helper: the "task"
                  signal, json.loads () of the invocation's data JSON,
                  return_json () of json.dumps () of the square). W7:
-                 pool.submit ("square", json.dumps (i)) for each, then
-                 task.wait (-1) each in order, json.loads () of the
-                 reply's data JSON. W8: json.loads (pool.map_json
+                 pool.submit ("square", i) for each (the override's
+                 futures), then task.result () each in order. W8: json.loads (pool.map_json
                  ("square", json.dumps (list (range (N))))), the workers
                  taking each batch whole (the "batch" signal: json.loads
                  of the items, json.dumps of their squares).
@@ -103,10 +102,12 @@ def serve():
 
 
 def mpq_one_by_one(pool, n):
-    tasks = [pool.submit("square", json.dumps(i)) for i in range(n)]
+    # The override's futures: submit () takes the plain value, result ()
+    # gives it (json.dumps / json.loads inside).
+    tasks = [pool.submit("square", i) for i in range(n)]
     submitted = time.perf_counter()
     for i, task in enumerate(tasks):
-        check(i, json.loads(task.wait(-1).dup_data_json()))
+        check(i, task.result())
     return submitted
 
 
