@@ -20,24 +20,23 @@ from gi.repository import GLib, Mpq  # noqa: E402
 here = os.path.dirname(os.path.abspath(__file__))
 worker_argv = sys.argv[1:] or [sys.executable, os.path.join(here, 'pool_worker.py')]
 
-pool = Mpq.Pool.new(worker_argv, 2)
+with Mpq.Pool(worker_argv, 2) as pool:
+    # One task: submit returns at once, result () waits for it.
+    task = pool.submit('square', 7)
+    print(f'square of 7: {task.result()}')
 
-# One task: submit returns at once, wait gives the worker's reply.
-task = pool.submit('square', json.dumps(7))
-reply = task.wait(-1)
-print(f'square of 7: {json.loads(reply.dup_data_json())}')
+    # A map: the results in order (the items go to the workers in batches).
+    squares = pool.map('square', range(1, 11))
+    print(f'map: {json.dumps(squares, separators=(",", ":"))}')
 
-# A map: the items and the results as one JSON array each, in order.
-squares = json.loads(pool.map_json('square', json.dumps(list(range(1, 11))), None))
-print(f'map: {json.dumps(squares, separators=(",", ":"))}')
+    # A worker's error is the task's: MPQ_ERROR_TASK_FAILED.
+    try:
+        pool.submit('square', 'seven').result()
+    except GLib.Error as error:
+        if not error.matches(Mpq.error_quark(), Mpq.Error.TASK_FAILED):
+            raise
+        print(f'square of "seven" failed: {error.message.splitlines()[0]}')
 
-# A worker's error is the task's: MPQ_ERROR_TASK_FAILED.
-try:
-    pool.submit('square', json.dumps('seven')).wait(-1)
-except GLib.Error as error:
-    if not error.matches(Mpq.error_quark(), Mpq.Error.TASK_FAILED):
-        raise
-    print(f'square of "seven" failed: {error.message.splitlines()[0]}')
-
-pool.shutdown(5000)
+# Leaving the with block shut the pool down: its tasks ended, its workers
+# were told to go and reaped.
 print('the pool is shut down')
