@@ -444,17 +444,22 @@ function _returnError(invocation, error) {
  * signal returns, as a C handler would; one that returns a promise (any
  * thenable) when it settles.
  */
+function _progressOf(invocation) {
+    const progress = value => _answer(invocation,
+        () => invocation.send_progress_json(_toJson(value, 'progress')));
+
+    progress.cancellable = invocation.get_cancellable();
+    progress.invocation = invocation;
+    return progress;
+}
+
 function _serveTask(handler, invocation) {
     let result;
 
     try {
         const data = _fromJson(invocation.dup_data_json());
-        const progress = value => _answer(invocation,
-            () => invocation.send_progress_json(_toJson(value, 'progress')));
 
-        progress.cancellable = invocation.get_cancellable();
-        progress.invocation = invocation;
-        result = handler(invocation.get_request(), data, progress);
+        result = handler(invocation.get_request(), data, _progressOf(invocation));
     } catch (error) {
         _returnError(invocation, error);
         return;
@@ -465,6 +470,34 @@ function _serveTask(handler, invocation) {
             .catch(error => logError(error, 'Mpq.serveWorker'));
     } else {
         _returnResult(invocation, result);
+    }
+}
+
+/*
+ * A map's batch, whole (Mpq.Worker::batch): the handler is called for
+ * each item in turn, and the batch is answered with the array of the
+ * results (once every promise among them settled); the first exception
+ * or rejection fails the batch, and so the map.
+ */
+function _serveBatch(handler, invocation) {
+    let results;
+
+    try {
+        const request = invocation.get_request();
+        const progress = _progressOf(invocation);
+
+        results = JSON.parse(invocation.dup_data_json()).map(
+            item => handler(request, item, progress));
+    } catch (error) {
+        _returnError(invocation, error);
+        return;
+    }
+    if (results.some(result => typeof result?.then === 'function')) {
+        Promise.all(results).then(values => _returnResult(invocation, values),
+            error => _returnError(invocation, error))
+            .catch(error => logError(error, 'Mpq.serveWorker'));
+    } else {
+        _returnResult(invocation, results);
     }
 }
 
@@ -501,6 +534,7 @@ function _serveWorker(handler) {
     const worker = Mpq.Worker.new_for_child();
 
     worker.connect('task', (_worker, invocation) => _serveTask(handler, invocation));
+    worker.connect('batch', (_worker, invocation) => _serveBatch(handler, invocation));
     try {
         return worker.run();
     } catch (error) {

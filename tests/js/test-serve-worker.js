@@ -97,6 +97,17 @@ async function testMapValues() {
     const message = await failureOf(pool.mapValues('fail', [1, 2, 3]),
         Mpq.Error.TASK_FAILED, 'a map with failing items');
     assert(message.startsWith('RangeError: failing on purpose: '), message);
+    // The workers take the map's batches whole: promises among the
+    // results are waited for, a rejection or a result with no JSON form
+    // fails the batch and the map.
+    const squares = Array.from({length: 100}, (_, i) => i * i);
+    assertEqual(await pool.mapValues('later', squares.keys()), squares, 'promised results');
+    const rejected = await failureOf(pool.mapValues('reject', [1, 2]),
+        Mpq.Error.TASK_FAILED, 'a map with rejected items');
+    assert(rejected.startsWith('Error: rejected: '), rejected);
+    await failureOf(pool.mapValues('nan', [1, 2]), Mpq.Error.TASK_FAILED,
+        'a map with a result that has no JSON form');
+    assertEqual(await pool.mapValues('square', [5]), [25], 'the pool goes on');
     await shutdown(pool, 4);
 }
 
