@@ -130,6 +130,10 @@ def environment(args):
     lib = os.path.join(args.build_dir, "pymulproc")
     for name in ("GI_TYPELIB_PATH", "LD_LIBRARY_PATH"):
         env[name] = lib + (":" + env[name] if env.get(name) else "")
+    # The PyGObject override (gi/overrides/Mpq.py) of this source tree,
+    # as the tests find it: the Python pool's futures are in it.
+    overrides = os.path.join(os.path.dirname(HERE), "python")
+    env["PYTHONPATH"] = overrides + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("MPQ_DEBUG", None)
     return env
 
