@@ -115,6 +115,11 @@ MPQ_AVAILABLE_IN_1_2
 MpqMessage *mpq_channel_receive_for_me       (MpqChannel           *self,
                                               gint                  timeout_ms,
                                               GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+char       *mpq_channel_receive_batch_json   (MpqChannel           *self,
+                                              guint                 max_messages,
+                                              gint                  timeout_ms,
+                                              GError              **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL
 void        mpq_channel_receive_async        (MpqChannel           *self,
                                               GCancellable         *cancellable,

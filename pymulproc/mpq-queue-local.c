@@ -378,9 +378,12 @@ _mpq_queue_server_take (MpqQueueServer    *server,
 /* receive_for_me: a routed receive in line with receive_async's, which
  * the queue's thread serves as it serves those (local_assign) and the
  * caller waits for on the condition. What it is handed is taken for good
- * at once; what it is not handed stays where it is. With a time-out of 0
- * the thread makes one turn first (reads what children wrote before now,
- * and routes), as receive (0) does. The caller's thread. */
+ * at once; what it is not handed stays where it is. What is there for it
+ * already is taken under the lock; otherwise, with a time-out of 0, the
+ * thread makes one turn (reads what children wrote before now, and
+ * routes), as receive (0) does: a poll that finds mail costs no thread
+ * switch (receive_batch_json polls after its first). The caller's
+ * thread. */
 MpqMessage *
 _mpq_queue_server_take_for_me (MpqQueueServer  *server,
                                gint             timeout_ms,
@@ -394,7 +397,7 @@ _mpq_queue_server_take_for_me (MpqQueueServer  *server,
   _mpq_mutex_lock (&server->lock);
   /* First in line: what can be routed to us now is ours without a turn
    * of the thread. */
-  if (deadline != 0 && g_queue_is_empty (&server->local_wants))
+  if (g_queue_is_empty (&server->local_wants))
     want.served = _mpq_queue_take_for_locked (server, &server->local);
   if (want.served == NULL)
     {
