@@ -36,6 +36,52 @@ wait_child (GSubprocess  *child,
   return g_subprocess_get_exit_status (child);
 }
 
+/* receive_batch_json in the parent: what it addressed to itself comes
+ * in one JSON array, in order, at most max at a time; its own tasks for
+ * anyone stay where they are; an empty poll is [] and a closed queue an
+ * error. */
+static void
+test_receive_batch_json (void)
+{
+  g_autoptr(MpqQueue) queue = mpq_queue_new (0, NULL);
+  MpqChannel *channel = MPQ_CHANNEL (queue);
+  gint me = mpq_channel_get_pid (channel);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *first = NULL;
+  g_autofree char *rest = NULL;
+  g_autofree char *none = NULL;
+  char *closed;
+
+  g_assert_true (mpq_channel_send_json (channel, MPQ_REQ_DO, 0, 0, "0", &error));
+  for (gint i = 1; i <= 5; i++)
+    {
+      g_autofree char *data = g_strdup_printf ("{\"i\":%d}", i);
+
+      g_assert_true (mpq_channel_send_json (channel, "SELF", 0, me, data, &error));
+    }
+  g_assert_no_error (error);
+
+  first = mpq_channel_receive_batch_json (channel, 2, -1, &error);
+  g_assert_no_error (error);
+  expected = g_strdup_printf ("[[\"SELF\",%d,%d,{\"i\":1}],[\"SELF\",%d,%d,{\"i\":2}]]",
+                              me, me, me, me);
+  g_assert_cmpstr (first, ==, expected);
+  rest = mpq_channel_receive_batch_json (channel, 0, 0, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (rest, "{\"i\":3}]"));
+  g_assert_nonnull (strstr (rest, "{\"i\":5}]]"));
+  none = mpq_channel_receive_batch_json (channel, 10, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (none, ==, "[]");
+  g_assert_false (mpq_queue_is_empty (queue, &error));   /* its DO stays */
+
+  mpq_channel_close (channel);
+  closed = mpq_channel_receive_batch_json (channel, 10, 0, &error);
+  g_assert_null (closed);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+}
+
 /* Mpq.Queue() from a binding that does not call g_initable_init (PyGObject
  * 3.42): a whole parent queue, made at the first call. */
 static void
@@ -300,6 +346,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/spawn-while-sending", test_spawn_while_sending);
   g_test_add_func ("/Mpq/Queue/full-only-when-full", test_full_only_when_full);
   g_test_add_func ("/Mpq/Queue/payloads-through-children", test_payloads_through_children);
+  g_test_add_func ("/Mpq/Queue/receive-batch-json", test_receive_batch_json);
 
   return g_test_run ();
 }
