@@ -490,7 +490,7 @@ async function testReceiveForMe() {
     const pids = procs.map(pidOf);
 
     const ids = [];
-    for (let i = 0; i < TASKS; i++) {
+    for (let i = 0; i < TASKS / 2; i++) {
         const message = queue.receive_for_me(PROMPT_MS);
 
         assert(message !== null, `answer ${i} within ${PROMPT_MS} ms`);
@@ -498,9 +498,21 @@ async function testReceiveForMe() {
         assert(pids.includes(message.get_sender_pid()), 'from one of the children');
         ids.push(dataOf(message).id);
     }
+    // The other half in batches: one JSON array a call, at most 16.
+    while (ids.length < TASKS) {
+        const batch = JSON.parse(queue.receive_batch_json(16, PROMPT_MS));
+
+        assert(batch.length >= 1 && batch.length <= 16, `a batch of 1 to 16, not ${batch.length}`);
+        for (const [request, sender, , data] of batch) {
+            assertEqual(request, Mpq.REQ_FINISHED, 'an answer in a batch');
+            assert(pids.includes(sender), 'from one of the children');
+            ids.push(data.id);
+        }
+    }
     ids.sort((a, b) => a - b);
     assertEqual(ids, Array.from({length: TASKS}, (_, i) => i), 'every task answered once');
     assertEqual(queue.receive_for_me(0), null, 'receive_for_me(0): nothing for the parent');
+    assertEqual(queue.receive_batch_json(0, 0), '[]', 'receive_batch_json(): nothing either');
 
     for (const _ of procs)
         queue.send(Mpq.REQ_DIE, 0, 0, null);
@@ -523,7 +535,7 @@ const TESTS = [
     ['receive_async() with a cancelled Gio.Cancellable takes nothing', testReceiveAsyncCancel],
     ['in a child too: CANCELLED, and the task handed over again once', testReceiveAsyncCancelChild],
     ['a worker dies with a task in hand: the next worker gets it', testWorkerDies],
-    ['receive_for_me() collects answers without a main loop, puts nothing back',
+    ['receive_for_me() and receive_batch_json() collect without a main loop, put nothing back',
         testReceiveForMe],
 ];
 
