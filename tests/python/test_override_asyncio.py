@@ -13,8 +13,8 @@ import threading
 import pytest
 from gi.repository import Gio, GLib, Mpq
 
-from mpq_helpers import (CHILDREN, PROMPT_S, PYTHON, QUEUE_CHILD, child_argv, raises_mpq,
-                         wait_exit)
+from mpq_helpers import (CHILDREN, PROMPT_S, PYTHON, QUEUE_CHILD, child_argv, pid_of, raises_mpq,
+                         remember_pid, same_pid, wait_exit)
 
 WORKER = [PYTHON, os.path.join(CHILDREN, 'pool_worker.py')]
 
@@ -104,7 +104,7 @@ def test_async_with_shuts_down():
 
 def test_queue_receive_and_join():
     queue = Mpq.Queue()
-    proc = queue.spawn(child_argv(QUEUE_CHILD, 'for-me-worker'))
+    proc = remember_pid(queue.spawn(child_argv(QUEUE_CHILD, 'for-me-worker')))
     try:
         async def main():
             for i in range(1, 4):
@@ -117,7 +117,7 @@ def test_queue_receive_and_join():
         got, joined = asyncio.run(main())
         assert [msg.data for msg in got] == [1, 2, 3]
         assert all(msg.request == Mpq.REQ_FINISHED for msg in got)
-        assert all(msg.sender_pid == int(proc.get_identifier()) for msg in got)
+        assert all(msg.sender_pid == pid_of(proc) for msg in got)
         assert joined is True
         wait_exit(proc)
         assert proc.get_exit_status() == 0
@@ -136,12 +136,13 @@ def test_cancelled_receive_takes_nothing():
             pending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await pending
-            procs.append(queue.spawn(child_argv(QUEUE_CHILD, 'send-value', '42')))
+            # It sends and exits: its pid may be gone before spawn returns.
+            procs.append(remember_pid(queue.spawn(child_argv(QUEUE_CHILD, 'send-value', '42'))))
             return await bounded(queue.receive_async())
 
         msg = asyncio.run(main())
         proc = procs[0]
-        assert msg == [Mpq.REQ_DO, int(proc.get_identifier()), queue.get_pid(), 42]
+        assert msg == [Mpq.REQ_DO, same_pid(proc, msg[1]), queue.get_pid(), 42]
     finally:
         queue.close()
         for proc in procs:
