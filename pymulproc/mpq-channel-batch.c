@@ -22,11 +22,11 @@
  * returns them as one JSON array of their wire lines,
  * `[[request, sender_pid, recipient_pid, data], ...]` (a message with a
  * payload has it as a fifth element, `{"base64": "..."}`), so that a
- * binding decodes a whole batch at once:
+ * binding decodes a whole batch at once, from
+ * `tests/python/test_receive_for_me.py`:
  *
  * ```python
- * for request, sender, recipient, data in json.loads (queue.receive_batch_json (1000, -1)):
- *     ...
+ *     first = json.loads(queue.receive_batch_json(7, -1))
  * ```
  *
  * An error after some messages were taken returns those; the next call

@@ -14,13 +14,15 @@
  *
  * What [class@Mpq.Pipe] and the queue have in common: send messages, take
  * them with [method@Mpq.Channel.receive], or have them delivered as
- * [signal@Mpq.Channel::message-received] in a main loop.
+ * [signal@Mpq.Channel::message-received] in a main loop. A worker that
+ * answers each `DO` until its `DIE`, from `examples/tutorial/dispatch.py`:
  *
  * ```python
- * channel.connect("message-received::DO", on_do)
- * channel.connect("closed", lambda ch: loop.quit())
- * channel.start()
- * loop.run()
+ *     queue.connect('message-received::DO', on_do)
+ *     queue.connect('message-received::DIE', lambda *_: loop.quit())
+ *     queue.connect('closed', lambda *_: loop.quit())
+ *     queue.start()
+ *     loop.run()
  * ```
  *
  * `timeout_ms` in [method@Mpq.Channel.receive] is pymulproc's `block`:

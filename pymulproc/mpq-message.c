@@ -19,14 +19,15 @@
  * A message is immutable once built. On the wire it is one line of compact
  * JSON:
  *
- * ```
+ * ```json
  * ["DO",1234,null,{"value":20}]
  * ```
  *
- * ```c
- * g_autoptr(MpqMessage) msg = NULL;
+ * Made from JSON text (any JSON: it is checked, and kept compact), from
+ * `tests/test-message.c`:
  *
- * msg = mpq_message_new_with_data_json (MPQ_REQ_DO, 0, 0, "{\"value\":20}", &error);
+ * ```c
+ *   message = mpq_message_new_with_data_json (MPQ_REQ_DO, 3, 0, " {\"a\": [1, 2.5, \"x\"]} ", &error);
  * ```
  *
  * From Python or JavaScript, pass and read the data as JSON text with

@@ -17,15 +17,23 @@
  *
  * The parent makes the pipe and spawns the child; the child inherits its end
  * as a descriptor named by the `MPQ_CHANNEL_FD` environment variable and
- * opens it with [ctor@Mpq.Pipe.new_for_child].
+ * opens it with [ctor@Mpq.Pipe.new_for_child]. A parent that asks its
+ * child for three squares, from `examples/tutorial/pipe.c`:
  *
  * ```c
- * g_autoptr(MpqPipe) pipe = mpq_pipe_new (&error);
- * const char *argv[] = { "./worker", NULL };
- * g_autoptr(GSubprocess) child = mpq_pipe_spawn (pipe, argv, &error);
+ *   pipe = mpq_pipe_new (&error);
+ *   if (pipe != NULL)
+ *     child = mpq_pipe_spawn (pipe, child_argv, &error);
  *
- * mpq_channel_send (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, data, &error);
- * reply = mpq_channel_receive (MPQ_CHANNEL (pipe), -1, NULL, NULL, &error);
+ *   for (int n = 1; child != NULL && n <= 3; n++)
+ *     {
+ *       g_autofree char *data = g_strdup_printf ("%d", n);
+ *       g_autoptr(MpqMessage) answer = NULL;
+ *       g_autofree char *square = NULL;
+ *
+ *       if (!mpq_channel_send_json (MPQ_CHANNEL (pipe), MPQ_REQ_DO, 0, 0, data, &error))
+ *         break;
+ *       answer = mpq_channel_receive (MPQ_CHANNEL (pipe), -1, NULL, NULL, &error);
  * ```
  *
  * Messages are never lost or reordered. A child that dies is seen at once:

@@ -106,8 +106,10 @@ mpq_pool_map_json_finish (MpqPool       *self,
  * [method@Mpq.Pool.map_json_async], waiting in the pool's main context:
  * call it from the thread that runs that context.
  *
+ * From `tests/python/test_pool.py`:
+ *
  * ```python
- * squares = json.loads(pool.map_json("square", json.dumps(numbers), None))
+ *     results = json.loads(pool.map_json('echo', json.dumps(items), None))
  * ```
  *
  * Returns: (transfer full): the results as one compact JSON array, in

@@ -19,12 +19,15 @@
  * The queue lives in the parent and is served by a thread of the library,
  * so children are served while the parent's main thread blocks.
  *
+ * A parent that hands tasks to its workers and collects their answers in
+ * a main loop, from `examples/tutorial/dispatch.py`:
+ *
  * ```python
- * queue = Mpq.Queue.new(0)
- * workers = [queue.spawn(["./worker"]) for _ in range(4)]
- * for value in range(100):
- *     queue.send(Mpq.REQ_DO, 0, 0, Json.from_string(str(value)))
- * queue.join(-1)            # every task taken and handled
+ *     queue.connect('message-received::FINISHED', on_finished)
+ *     queue.start()
+ *     for n in range(1, N_TASKS + 1):
+ *         queue.send(Mpq.REQ_DO, data=n)
+ *     loop.run()
  * ```
  *
  * [method@Mpq.Channel.receive] takes the message at the front, whoever it

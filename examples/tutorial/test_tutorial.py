@@ -121,3 +121,38 @@ def test_every_example_is_in_the_tutorial():
     for name in sorted(os.listdir(HERE)):
         if name.endswith(('.c', '.py', '.js')) and name != 'test_tutorial.py':
             assert f'examples/tutorial/{name}' in page, f'{name} is not in the tutorial'
+
+
+# The API reference's examples (gi-docgen comments in pymulproc/*.c): each
+# code block is an excerpt of a file the suite runs, named on the line
+# before it ("... from `examples/tutorial/dispatch.py`:"), so that none
+# can rot (the MpqQueue example once ended in a join (-1) that hung).
+ROOT = os.path.join(HERE, '..', '..')
+API_SNIPPET = re.compile(r'`((?:examples|tests)/[\w./-]+)`:\n\s*\n?```(c|python|js)\n(.*?)\n```',
+                         re.DOTALL)
+CODE_BLOCK = re.compile(r'^```(c|python|js)$', re.MULTILINE)
+
+
+def doc_comments(path):
+    """The text of @path's /** ... */ comments, without their ' * '."""
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    for comment in re.findall(r'/\*\*\n(.*?)\*/', text, re.DOTALL):
+        yield '\n'.join(re.sub(r'^ \* ?', '', line) for line in comment.splitlines())
+
+
+def test_api_doc_examples_are_in_their_files():
+    sources = os.path.join(ROOT, 'pymulproc')
+    checked = 0
+    for name in sorted(os.listdir(sources)):
+        if not name.endswith(('.c', '.h')):
+            continue
+        for comment in doc_comments(os.path.join(sources, name)):
+            quoted = API_SNIPPET.findall(comment)
+            assert len(quoted) == len(CODE_BLOCK.findall(comment)), \
+                f'{name}: a code example that names no file it comes from:\n{comment}'
+            for path, _language, block in quoted:
+                with open(os.path.join(ROOT, path), encoding='utf-8') as f:
+                    assert block in f.read(), f'{name}: this example is no longer in {path}:\n{block}'
+                checked += 1
+    assert checked >= 6, f'only {checked} examples found in the API reference'
