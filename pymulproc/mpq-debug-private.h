@@ -5,8 +5,9 @@
 
 G_BEGIN_DECLS
 
-/* MPQ_DEBUG=1 prints every message line sent (">") and received ("<"),
- * with this process's pid, to stderr. */
+/* MPQ_DEBUG=1 prints every line sent (">": messages, and the queue's
+ * control frames as they are made) and received ("<"), with the time
+ * (UTC, µs), this process's name and pid, to stderr. */
 gboolean _mpq_debug_enabled (void);
 void     _mpq_debug_line    (const char *direction,
                              const char *line,

@@ -6,6 +6,7 @@
 #include "mpq-codec-private.h"
 #include "mpq-error.h"
 #include "mpq-frame-private.h"
+#include "mpq-debug-private.h"
 #include "mpq-json-private.h"
 #include "mpq-protocol.h"
 
@@ -325,6 +326,8 @@ _mpq_frame_writev (GString       *out,
                    const gint64  *values,
                    guint          n_values)
 {
+  gsize start = out->len;
+
   g_assert (op < G_N_ELEMENTS (ops) && op != MPQ_FRAME_MSG);
   g_assert (n_values <= G_N_ELEMENTS (ops[op].members));
 
@@ -345,6 +348,8 @@ _mpq_frame_writev (GString       *out,
         _mpq_json_write_int (out, values[i]);
     }
   g_string_append_len (out, "}\n", 2);
+  /* The control frames, as they are made (on both sides of a queue). */
+  MPQ_DEBUG_LINE (">", out->str + start, out->len - start - 1);
 }
 
 /* Appends {"op":"msg","tag":…,"id":…,"msg":…} around a message line; no
@@ -356,6 +361,8 @@ _mpq_frame_write_msg (GString    *out,
                       const char *line,
                       gsize       length)
 {
+  gsize start = out->len;
+
   g_string_append_len (out, "{\"op\":\"msg\",\"tag\":", 18);
   _mpq_json_write_int (out, tag);
   if (id > 0)
@@ -366,4 +373,5 @@ _mpq_frame_write_msg (GString    *out,
   g_string_append_len (out, ",\"msg\":", 7);
   g_string_append_len (out, line, length);
   g_string_append_len (out, "}\n", 2);
+  MPQ_DEBUG_LINE (">", out->str + start, out->len - start - 1);
 }

@@ -1258,7 +1258,8 @@ test_spawn_failure (void)
   g_assert_null (child);
 }
 
-/* MPQ_DEBUG=1 traces each message, with direction and pid. */
+/* MPQ_DEBUG=1 traces each message, with the time, the process's name
+ * and pid, and the direction. */
 static void
 test_debug_env (void)
 {
@@ -1286,14 +1287,18 @@ test_debug_env (void)
   g_subprocess_communicate_utf8 (child, NULL, NULL, NULL, &err_text, &error);
   g_assert_no_error (error);
 
-  expect_in = g_strdup_printf ("mpq[%s] < [\"DO\",%d,null,{\"value\":7}]\n",
+  expect_in = g_strdup_printf (" mpq-test-child[%s] < [\"DO\",%d,null,{\"value\":7}]\n",
                                child_pid, getpid ());
-  expect_out = g_strdup_printf ("mpq[%s] > [\"FINISHED\",%s,%d,{\"value\":7}]\n",
+  expect_out = g_strdup_printf (" mpq-test-child[%s] > [\"FINISHED\",%s,%d,{\"value\":7}]\n",
                                 child_pid,
                                 child_pid, getpid ());
   g_test_message ("child stderr: %s", err_text);
   g_assert_nonnull (strstr (err_text, expect_in));
   g_assert_nonnull (strstr (err_text, expect_out));
+  /* "mpq HH:MM:SS.µµµµµµ name[pid] ...": the time (UTC) first. */
+  g_assert_true (g_regex_match_simple ("^mpq [0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{6} "
+                                       "mpq-test-child\\[[0-9]+\\] [<>] ",
+                                       err_text, G_REGEX_MULTILINE, 0));
 }
 
 int

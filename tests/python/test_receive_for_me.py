@@ -3,12 +3,13 @@
 pipes, with real children."""
 
 import json
+import re
 
 import pytest
-from gi.repository import Mpq
+from gi.repository import Gio, Mpq
 
-from mpq_helpers import (MPQ_CHILD, PROMPT_MS, PROMPT_S, QUEUE_CHILD, data_of, pid_of, queues,
-                         raises_mpq, take, wait_exit)
+from mpq_helpers import (MPQ_CHILD, PROMPT_MS, PROMPT_S, QUEUE_CHILD, child_argv, data_of, pid_of,
+                         queues, raises_mpq, take, wait_exit)
 
 assert queues   # a fixture, used by name
 
@@ -135,3 +136,22 @@ def test_pipe_is_receive_without_filter(spawn):
     assert data_of(pipe.receive_for_me(0)) == {'i': 1}
     with raises_mpq(Mpq.Error.CLOSED):
         pipe.receive_for_me(0)
+
+
+def test_debug_shows_a_childs_control_frames(queues):
+    """MPQ_DEBUG=1 in a queue child: the control frames it sends (hello,
+    want, ack) and receives (msg), and its message, each line with the
+    time, the process's name and its pid."""
+    queue = queues.new()
+    launcher = Gio.SubprocessLauncher.new(Gio.SubprocessFlags.STDERR_PIPE)
+    launcher.setenv('MPQ_DEBUG', '1', True)
+    proc = queue.spawn_with_launcher(launcher, child_argv(QUEUE_CHILD, 'for-me-worker'))
+    queue.send_json(Mpq.REQ_DO, 0, 0, '7')
+    answer = queue.receive_for_me(PROMPT_MS)
+    queue.send(Mpq.REQ_DIE, 0, 0, None)
+    _ok, _out, err = proc.communicate_utf8(None, None)
+    pid = answer.get_sender_pid()
+    prefix = rf'^mpq \d\d:\d\d:\d\d\.\d{{6}} \S+\[{pid}\] '
+    for line in [r'> \{"op":"hello"', r'> \{"op":"want"', r'< \{"op":"msg"',
+                 r'> \{"op":"ack"', rf'> \["FINISHED",{pid},']:
+        assert re.search(prefix + line, err, re.MULTILINE), f'no {line!r} in:\n{err}'
