@@ -300,17 +300,28 @@ def test_chatty_child_stalls_nobody(spawn, echo):
 
 def fill_socket_and_buffer(pipe, pad):
     """Sends @pad with send-timeout 0 until three sends in a row fail with
-    TIMED_OUT: the socket is full and so is the pipe's buffer (a send that
-    finds room in the buffer succeeds even when the socket is full, so one
-    failure does not say the next send will wait)."""
-    failures = 0
-    while failures < 3:
+    TIMED_OUT, and then a flush fails too: the socket is full and so is
+    the pipe's buffer. (A send that finds room in the buffer succeeds even
+    when the socket is full, so one failure does not say the next send
+    will wait; and a send with time-out 0 also fails while the writer
+    thread is busy writing, room or not — seen under valgrind in a fresh
+    clone's CI, where the send this test expects to wait then went
+    through. A flush writes out at once when there is room: only a full
+    socket makes it wait, and time out.)"""
+    while True:
+        failures = 0
+        while failures < 3:
+            try:
+                pipe.send_json(Mpq.REQ_DO, 0, 0, pad)
+                failures = 0
+            except GLib.Error as error:
+                assert is_mpq_error(error, Mpq.Error.TIMED_OUT), error_text(error)
+                failures += 1
         try:
-            pipe.send_json(Mpq.REQ_DO, 0, 0, pad)
-            failures = 0
+            pipe.flush(500)
         except GLib.Error as error:
             assert is_mpq_error(error, Mpq.Error.TIMED_OUT), error_text(error)
-            failures += 1
+            return
 
 
 def test_death_seen_by_send_waiting_for_room(spawn):
