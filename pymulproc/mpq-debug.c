@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE 1   /* program_invocation_short_name */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -24,22 +26,12 @@ _mpq_debug_enabled (void)
   return enabled;
 }
 
-/* This process's name, as ps shows it (/proc/self/comm, read once:
- * GLib's prgname is unset in most programs). */
+/* This process's name: what it was run as (argv[0]'s last part, which is
+ * also right under valgrind, where /proc/self/comm names the tool). */
 static const char *
 process_name (void)
 {
-  static gsize initialized = 0;
-  static char *name;
-
-  if (g_once_init_enter (&initialized))
-    {
-      if (!g_file_get_contents ("/proc/self/comm", &name, NULL, NULL))
-        name = g_strdup ("?");
-      g_strchomp (name);
-      g_once_init_leave (&initialized, 1);
-    }
-  return name;
+  return program_invocation_short_name;
 }
 
 void
