@@ -329,23 +329,39 @@ _mpq_pool_frame_dup_text (MpqPoolFrame  *frame,
   return g_strndup (frame->value[member], frame->length[member]);
 }
 
+/* Whether the @length bytes of JSON at @json (nullable) say null. */
+gboolean
+_mpq_pool_json_is_null (const char *json,
+                        gsize       length)
+{
+  return json == NULL || (length == 4 && memcmp (json, "null", 4) == 0);
+}
+
+/* A message whose data is the @length bytes of compact JSON at @json
+ * (nullable: null), copied, and built when someone asks for it. */
+MpqMessage *
+_mpq_pool_message_of_json (const char *request,
+                           gint        sender,
+                           gint        recipient,
+                           const char *json,
+                           gsize       length)
+{
+  if (_mpq_pool_json_is_null (json, length))
+    return _mpq_message_new_take (g_strdup (request), sender, recipient, NULL);
+  return _mpq_message_new_take_text (g_strdup (request), sender, recipient,
+                                     g_strndup (json, length), length);
+}
+
 /* A message from the frame's sender to its recipient whose data is
- * @member (null when it is not there), built when someone asks for it. */
+ * @member (null when it is not there). */
 MpqMessage *
 _mpq_pool_frame_message (MpqPoolFrame  *frame,
                          MpqPoolMember  member,
                          const char    *request)
 {
-  gint sender = mpq_message_get_sender_pid (frame->message);
-  gint recipient = mpq_message_get_recipient_pid (frame->message);
-  gsize length;
-  char *text;
-
-  if (frame->value[member] == NULL ||
-      (frame->length[member] == 4 && memcmp (frame->value[member], "null", 4) == 0))
-    return _mpq_message_new_take (g_strdup (request), sender, recipient, NULL);
-  text = _mpq_pool_frame_dup_text (frame, member, &length);
-  return _mpq_message_new_take_text (g_strdup (request), sender, recipient, text, length);
+  return _mpq_pool_message_of_json (request, mpq_message_get_sender_pid (frame->message),
+                                    mpq_message_get_recipient_pid (frame->message),
+                                    frame->value[member], frame->length[member]);
 }
 
 /* Whether @results_json (JSON already) is an array of @n_items values: a

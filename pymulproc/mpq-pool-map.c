@@ -134,17 +134,11 @@ add_replies (GPtrArray *replies,
   for (guint i = 0; i < results->len; i++)
     {
       MpqPoolItem *result = &g_array_index (results, MpqPoolItem, i);
-      gint sender = mpq_message_get_sender_pid (reply);
-      gint recipient = mpq_message_get_recipient_pid (reply);
 
-      if (result->length == 4 && memcmp (result->text, "null", 4) == 0)
-        g_ptr_array_add (replies, _mpq_message_new_take (g_strdup (MPQ_REQ_FINISHED),
-                                                         sender, recipient, NULL));
-      else
-        g_ptr_array_add (replies, _mpq_message_new_take_text (g_strdup (MPQ_REQ_FINISHED),
-                                                              sender, recipient,
-                                                              g_strndup (result->text, result->length),
-                                                              result->length));
+      g_ptr_array_add (replies, _mpq_pool_message_of_json (MPQ_REQ_FINISHED,
+                                                           mpq_message_get_sender_pid (reply),
+                                                           mpq_message_get_recipient_pid (reply),
+                                                           result->text, result->length));
     }
 }
 

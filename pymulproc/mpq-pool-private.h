@@ -258,6 +258,13 @@ gboolean    _mpq_pool_frame_count      (MpqPoolFrame  *frame,
 char       *_mpq_pool_frame_dup_text   (MpqPoolFrame  *frame,
                                         MpqPoolMember  member,
                                         gsize         *length);
+gboolean    _mpq_pool_json_is_null     (const char    *json,
+                                        gsize          length);
+MpqMessage *_mpq_pool_message_of_json  (const char    *request,
+                                        gint           sender,
+                                        gint           recipient,
+                                        const char    *json,
+                                        gsize          length);
 MpqMessage *_mpq_pool_frame_message    (MpqPoolFrame  *frame,
                                         MpqPoolMember  member,
                                         const char    *request);

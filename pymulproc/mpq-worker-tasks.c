@@ -313,7 +313,7 @@ take_frame (MpqWorker    *self,
   frame->n_items = n_items;
   if (frame->is_batch)
     frame->results = g_string_new ("[");
-  if (!(pool_frame->length[member] == 4 && memcmp (pool_frame->value[member], "null", 4) == 0))
+  if (!_mpq_pool_json_is_null (pool_frame->value[member], pool_frame->length[member]))
     frame->text = _mpq_pool_frame_dup_text (pool_frame, member, &frame->length);
   g_queue_push_tail (&self->frames, frame);
   _mpq_worker_run_next (self);
