@@ -17,6 +17,7 @@ G_BEGIN_DECLS
 
 struct _MpqWriter
 {
+  /* Every field below is guarded by @lock (@refs is atomic). */
   MpqMutex     lock;
   MpqCond      cond;         /* @writing went FALSE */
   guint      waiting;      /* threads waiting on @cond (a wake costs a syscall) */
@@ -24,6 +25,7 @@ struct _MpqWriter
   GString   *buf;          /* unwritten, whole lines */
   GString   *spare;        /* swapped in while @buf is being written */
   gboolean   writing;      /* someone writes outside the lock */
+  gsize      writing_len;  /* the bytes of @buf they took out to write */
   gboolean   listed;       /* the writer thread has it to do */
   guint      holds;        /* dispatches under way: they write at the end */
   guint      direct_level; /* @holds at which sends go out at once (0: none) */

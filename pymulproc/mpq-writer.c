@@ -63,6 +63,7 @@ _mpq_writer_write_out_locked (MpqWriter *writer)
   chunk = writer->buf;
   writer->buf = writer->spare;
   writer->writing = TRUE;
+  writer->writing_len = chunk->len;
   _mpq_mutex_unlock (&writer->lock);
 
   while (done < chunk->len)
@@ -76,6 +77,7 @@ _mpq_writer_write_out_locked (MpqWriter *writer)
 
   _mpq_mutex_lock (&writer->lock);
   writer->writing = FALSE;
+  writer->writing_len = 0;
   if (writer->waiting > 0)
     _mpq_cond_broadcast (&writer->cond);
 
@@ -196,7 +198,11 @@ _mpq_writer_send (MpqWriter   *writer,
       return FALSE;
     }
 
-  if (writer->buf->len + length > HIGH_WATER && writer->buf->len > 0)
+  /* What another thread took out to write still counts: with @buf empty
+   * meanwhile, a send into a full socket would otherwise go through
+   * (seen under valgrind, where the writer thread's write lasts). */
+  if (writer->buf->len + writer->writing_len + length > HIGH_WATER &&
+      (writer->buf->len > 0 || writer->writing))
     {
       GError *local_error = NULL;
 
