@@ -13,10 +13,10 @@ Added here:
 
 - :func:`serve_worker`, the Python worker helper of ``Mpq.Pool``.
 - pymulproc's API on ``Pipe`` and ``Queue`` (``send``, ``receive``,
-  ``spawn_function``, ``queue_empty``, ``queue_join``), ``new_pair`` and
-  ``Message.to_json`` without the typelib's tuples, ``MessageList`` and
-  ``mpq_protocol`` (code in _mpq_channel.py; the typelib's calls stay
-  reachable, see there).
+  ``pid``, ``spawn_function``, ``queue_empty``, ``queue_join``),
+  ``new_pair`` and ``Message.to_json`` without the typelib's tuples,
+  ``MessageList`` and ``mpq_protocol`` (code in _mpq_channel.py; the
+  typelib's calls stay reachable, see there).
 - ``Pool`` and ``Task`` as concurrent.futures has them (``Mpq.Pool
   (argv)``, ``submit``, ``map``, ``result``, ``with``), and asyncio
   (``await task``, ``map_async``, ``receive_async``, ``join_async``;

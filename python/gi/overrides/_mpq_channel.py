@@ -170,10 +170,17 @@ def _receive_filtered(channel, timeout_ms, func):
 
 
 class ChannelMixin:
-    """pymulproc's ``send`` and ``receive``, and ``spawn_function``, for
-    Mpq.Pipe and Mpq.Queue."""
+    """pymulproc's ``send``, ``receive`` and ``pid``, and
+    ``spawn_function``, for Mpq.Pipe and Mpq.Queue."""
 
     _mpq_kind = None            # 'pipe' or 'queue', for spawn_function
+
+    @property
+    def pid(self):
+        """pymulproc's ``.pid`` of a channel's end: the pid its messages
+        are sent with, ``get_pid()`` (on a Redis queue, this
+        participant's queue-wide id)."""
+        return self.get_pid()
 
     def send(self, request, sender_pid=None, recipient_pid=None, data=None):
         """Sends ``[request, sender_pid, recipient_pid, data]`` and returns
