@@ -20,6 +20,7 @@ struct _MpqWorker
   MpqQueue     *queue;          /* NULL: not made by new_for_child () */
   gint          pid;
   gint          parent_pid;
+  gint          os_parent;      /* the local pool, its parent (0: none) */
   GQueue        frames;         /* MpqWorkerFrame: tasks not started, in order */
   gboolean      busy;           /* an invocation is out */
   guint64       current_id;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "mpq-channel.h"
 #include "mpq-error.h"
@@ -167,6 +170,30 @@ start_next (MpqWorker *self)
   return !self->busy;
 }
 
+/* While handlers run, the pool's death kills this process: a handler
+ * that never returns (a loop, a wait on something gone) would otherwise
+ * outlive its pool, as nothing hears the hang-up while it runs. Only
+ * then: an idle worker hears the hang-up and leaves by itself, cleanly
+ * (atexit handlers, logs). Returns FALSE when the pool is gone already
+ * (this process has another parent than when it was made): its tasks
+ * can no longer be answered. */
+static gboolean
+arm_parent_death (MpqWorker *self)
+{
+  if (self->os_parent <= 1)
+    return TRUE;
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) != 0)
+    return TRUE;
+  return getppid () == self->os_parent;
+}
+
+static void
+disarm_parent_death (MpqWorker *self)
+{
+  if (self->os_parent > 1)
+    prctl (PR_SET_PDEATHSIG, 0);
+}
+
 static gboolean
 next_cb (gpointer user_data)
 {
@@ -174,6 +201,12 @@ next_cb (gpointer user_data)
   guint n = 0;
 
   g_clear_pointer (&self->next, g_source_unref);
+  if (!arm_parent_death (self))
+    {
+      disarm_parent_death (self);
+      _mpq_worker_close (self);
+      return G_SOURCE_REMOVE;
+    }
   g_object_ref (self);
   /* Tasks answered at once follow each other in this one turn: an idle
    * each cost small tasks more than their work. A bounded turn, so that
@@ -182,6 +215,7 @@ next_cb (gpointer user_data)
   while (start_next (self) && ++n < MPQ_WORKER_TASKS_PER_TURN)
     ;
   self->in_turn = FALSE;
+  disarm_parent_death (self);
   _mpq_worker_run_next (self);
   g_object_unref (self);
   return G_SOURCE_REMOVE;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "mpq-channel.h"
 #include "mpq-error.h"
@@ -205,6 +206,10 @@ mpq_worker_new_for_child (GError **error)
     return NULL;
   self->pid = mpq_channel_get_pid (MPQ_CHANNEL (self->queue));
   self->parent_pid = mpq_queue_get_parent_pid (self->queue);
+  /* A local pool is this process's parent; a wrapper between them, or a
+   * pool elsewhere, is not watched. */
+  if (getppid () == self->parent_pid)
+    self->os_parent = self->parent_pid;
   return g_steal_pointer (&self);
 }
 

@@ -621,13 +621,15 @@ def wait_gone(pids, timeout_s):
     return [pid for pid in pids if not process_gone(pid)]
 
 
-@pytest.mark.parametrize('script', WORKERS)
-def test_parent_killed_leaves_no_worker(tmp_path, script):
-    """SIGKILL a parent with a pool of idle workers: each worker sees its
-    socket end and exits by itself."""
+def kill_pool_parent(tmp_path, script, request=None):
+    """Runs children/pool_parent.py with 3 workers of @script (and, with
+    @request, one such task each, waiting until each worker's handler
+    has it), SIGKILLs it and returns its workers' pids and those left
+    once they had time to go."""
     env = dict(os.environ, MPQ_TEST_LOG_DIR=str(tmp_path))
     env.pop('MPQ_VALGRIND', None)
-    proc = subprocess.Popen([PYTHON, os.path.join(CHILDREN, 'pool_parent.py'), script, '3'],
+    argv = [PYTHON, os.path.join(CHILDREN, 'pool_parent.py'), script, '3']
+    proc = subprocess.Popen(argv + ([request] if request else []),
                             stdout=subprocess.PIPE, env=env)
     workers = []
     try:
@@ -636,13 +638,14 @@ def test_parent_killed_leaves_no_worker(tmp_path, script):
         workers = report['workers']
         assert report['parent'] == proc.pid and len(workers) == 3
         assert not [pid for pid in workers if process_gone(pid)]
+        if request:
+            deadline = time.monotonic() + WAIT_S
+            while not all(read_log(tmp_path, pid).endswith(request + '\n') for pid in workers):
+                assert time.monotonic() < deadline, 'the workers never got their tasks'
+                time.sleep(0.02)    # polls the logs; the bound only catches a hang
         proc.kill()
         proc.wait(PROMPT_S)
-        left = wait_gone(workers, WAIT_S)
-        assert left == [], f'workers {left} outlived their pool'
-        if script == POOL_WORKER:
-            for pid in workers:
-                assert read_log(tmp_path, pid, '.end') == 'told to die: False\n'
+        return workers, wait_gone(workers, WAIT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -651,3 +654,22 @@ def test_parent_killed_leaves_no_worker(tmp_path, script):
         for pid in workers:
             if not process_gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize('script', WORKERS)
+def test_parent_killed_leaves_no_worker(tmp_path, script):
+    """SIGKILL a parent with a pool of idle workers: each worker sees its
+    socket end and exits by itself, cleanly."""
+    workers, left = kill_pool_parent(tmp_path, script)
+    assert left == [], f'workers {left} outlived their pool'
+    if script == POOL_WORKER:
+        for pid in workers:
+            assert read_log(tmp_path, pid, '.end') == 'told to die: False\n'
+
+
+def test_parent_killed_leaves_no_hung_worker(tmp_path):
+    """SIGKILL a parent whose workers each hang in a handler that never
+    returns (nothing reads their socket meanwhile): the library's workers
+    die with their pool all the same."""
+    workers, left = kill_pool_parent(tmp_path, POOL_WORKER, 'hang')
+    assert left == [], f'hung workers {left} outlived their pool'
