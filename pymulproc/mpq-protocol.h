@@ -126,6 +126,28 @@ G_BEGIN_DECLS
 #define MPQ_CHANNEL_KIND_ENV "MPQ_CHANNEL_KIND"
 
 /**
+ * MPQ_QUEUE_URI_ENV:
+ *
+ * The environment variable that gives a process the URI of a queue kept
+ * on a server (see [ctor@Mpq.Queue.new_for_uri]);
+ * [ctor@Mpq.Queue.new_for_child] joins it when [const@Mpq.CHANNEL_FD_ENV]
+ * is not set.
+ *
+ * Since: 1.2
+ */
+#define MPQ_QUEUE_URI_ENV "MPQ_QUEUE_URI"
+
+/**
+ * MPQ_QUEUE_NAME_ENV:
+ *
+ * The environment variable that gives, beside [const@Mpq.QUEUE_URI_ENV],
+ * the name of the queue on that server.
+ *
+ * Since: 1.2
+ */
+#define MPQ_QUEUE_NAME_ENV "MPQ_QUEUE_NAME"
+
+/**
  * MPQ_CHANNEL_FDS_ENV:
  *
  * The environment variable a parent sets to `1` for a pipe child when it

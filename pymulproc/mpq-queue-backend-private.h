@@ -71,6 +71,9 @@ typedef struct
   void         (*close)        (MpqQueueBackend      *backend);
   gboolean     (*is_closed)    (MpqQueueBackend      *backend);
   gint         (*get_parent_pid) (MpqQueueBackend    *backend);
+  /* This participant's id, the queue's pid property and the sender a
+   * send with sender 0 writes; NULL: the process's pid. */
+  gint         (*get_pid)      (MpqQueueBackend      *backend);
   /* The limit set on this end; returns the one in force. */
   gsize        (*set_max_message_size) (MpqQueueBackend *backend,
                                         gsize            size);

@@ -4,8 +4,12 @@
 #include "mpq-codec-private.h"
 #include "mpq-debug-private.h"
 #include "mpq-error.h"
+#include "mpq-message-private.h"
 #include "mpq-payload-private.h"
+#include "mpq-protocol.h"
 #include "mpq-queue-private.h"
+#include "mpq-queue-redis-private.h"
+#include "mpq-spawn-private.h"
 
 #include <unistd.h>
 
@@ -14,15 +18,43 @@
  * backend (the parent's queue or a child's end). The thread that uses
  * the queue. */
 
+/* A child of a queue on a server: no inherited socket, the queue's URI and
+ * name in the environment. */
+static gboolean
+is_server_child (void)
+{
+  const char *fd_text = g_getenv (MPQ_CHANNEL_FD_ENV);
+  const char *uri = g_getenv (MPQ_QUEUE_URI_ENV);
+
+  return (fd_text == NULL || fd_text[0] == '\0') && uri != NULL && uri[0] != '\0';
+}
+
 /* GInitable: the parent's queue and its thread, or a child's end of its
- * parent's queue (MPQ_ERROR_NOT_A_CHILD without one). */
+ * parent's queue (MPQ_ERROR_NOT_A_CHILD without one), or a queue on a
+ * server (made with a URI, or joined through the environment). */
 static gboolean
 make_backend (GInitable  *initable,
               GError    **error)
 {
   MpqQueue *self = MPQ_QUEUE (initable);
 
-  if (self->role == MPQ_ROLE_CHILD)
+  if (self->uri == NULL && self->role == MPQ_ROLE_CHILD && is_server_child ())
+    {
+      self->uri = g_strdup (g_getenv (MPQ_QUEUE_URI_ENV));
+      self->name = g_strdup (g_getenv (MPQ_QUEUE_NAME_ENV));
+      if (self->name == NULL || self->name[0] == '\0')
+        {
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
+                       "%s is set but %s is not", MPQ_QUEUE_URI_ENV, MPQ_QUEUE_NAME_ENV);
+          return FALSE;
+        }
+    }
+
+  if (self->uri != NULL)
+    self->backend = _mpq_queue_redis_backend_new (MPQ_CHANNEL (self), self->uri, self->name,
+                                                  self->role != MPQ_ROLE_CHILD, &self->max_size,
+                                                  self->max_message_size, error);
+  else if (self->role == MPQ_ROLE_CHILD)
     self->backend = _mpq_queue_child_backend_new (MPQ_CHANNEL (self), self->max_message_size,
                                                   error);
   else
@@ -114,15 +146,45 @@ send_with_payload (MpqQueue    *self,
   return fd >= 0 && put_line (self, message, fd, mpq_message_get_recipient_pid (message), error);
 }
 
+/* On a server, a participant is its queue-wide id: a message that says
+ * it comes from this process (a sender of 0, made this process's pid by
+ * the message or the channel) says that id instead. NULL when @message
+ * stays as it is. */
+static MpqMessage *
+restamp_sender (MpqQueue   *self,
+                MpqMessage *message)
+{
+  MpqMessage *copy;
+  JsonNode *data;
+
+  if (self->backend->klass->get_pid == NULL ||
+      mpq_message_get_sender_pid (message) != _mpq_own_pid ())
+    return NULL;
+
+  data = mpq_message_get_data (message);
+  copy = _mpq_message_new_take (g_strdup (mpq_message_get_request (message)),
+                                self->backend->klass->get_pid (self->backend),
+                                mpq_message_get_recipient_pid (message),
+                                data != NULL ? json_node_copy (data) : NULL);
+  if (mpq_message_get_bytes (message) != NULL)
+    _mpq_message_set_payload (copy, mpq_message_get_bytes (message));
+  return copy;
+}
+
 static gboolean
 mpq_queue_send_message (MpqChannel  *channel,
                         MpqMessage  *message,
                         GError     **error)
 {
   MpqQueue *self = MPQ_QUEUE (channel);
+  g_autoptr(MpqMessage) restamped = NULL;
 
   if (!_mpq_queue_check_open (self, error))
     return FALSE;
+
+  restamped = restamp_sender (self, message);
+  if (restamped != NULL)
+    message = restamped;
 
   g_string_truncate (self->line, 0);
   if (mpq_message_get_bytes (message) != NULL)
@@ -137,9 +199,18 @@ mpq_queue_send_outgoing (MpqChannel         *channel,
                          GError            **error)
 {
   MpqQueue *self = MPQ_QUEUE (channel);
+  MpqOutgoing restamped;
 
   if (!_mpq_queue_check_open (self, error))
     return FALSE;
+
+  /* As restamp_sender () does for a message. */
+  if (self->backend->klass->get_pid != NULL && outgoing->sender_pid == _mpq_own_pid ())
+    {
+      restamped = *outgoing;
+      restamped.sender_pid = self->backend->klass->get_pid (self->backend);
+      outgoing = &restamped;
+    }
 
   g_string_truncate (self->line, 0);
   return _mpq_codec_encode_outgoing (outgoing, self->line, error) &&

@@ -17,6 +17,8 @@ struct _MpqQueue
   gint             put_timeout;
   guint            put_attempts;
   guint            prefetch;
+  char            *uri;       /* a queue on a server (mpq-queue-redis.c), or NULL */
+  char            *name;
 
   /* The parent's queue or a child's end of it; made by init (GInitable),
    * or by the first call on an object a binding made without it. */

@@ -43,6 +43,11 @@
  * In a bounded queue a send waits for room [property@Mpq.Queue:put-timeout]
  * milliseconds, [property@Mpq.Queue:put-attempts] times, then fails with
  * `MPQ_ERROR_FULL`.
+ *
+ * A queue can also live on a server, for workers on other machines:
+ * [ctor@Mpq.Queue.new_for_uri] keeps it in Redis Streams (see
+ * [the Redis page](redis.html)), and its workers join it with the same
+ * [ctor@Mpq.Queue.new_for_child].
  */
 
 /* struct _MpqQueue: mpq-queue-private.h */
@@ -53,6 +58,8 @@ enum
   PROP_PUT_TIMEOUT,
   PROP_PUT_ATTEMPTS,
   PROP_PREFETCH,
+  PROP_URI,
+  PROP_NAME,
   N_PROPS
 };
 
@@ -89,6 +96,8 @@ mpq_queue_finalize (GObject *object)
 
   _mpq_init_once_clear (&self->init);
   g_string_free (self->line, TRUE);
+  g_free (self->uri);
+  g_free (self->name);
 
   G_OBJECT_CLASS (mpq_queue_parent_class)->finalize (object);
 }
@@ -108,7 +117,11 @@ mpq_queue_get_property (GObject    *object,
       break;
 
     case MPQ_CHANNEL_PROP_PID:
-      g_value_set_int (value, _mpq_own_pid ());
+      /* On a server, the queue-wide id it gave this participant. */
+      if (self->backend != NULL && self->backend->klass->get_pid != NULL)
+        g_value_set_int (value, self->backend->klass->get_pid (self->backend));
+      else
+        g_value_set_int (value, _mpq_own_pid ());
       break;
 
     case MPQ_CHANNEL_PROP_MAX_MESSAGE_SIZE:
@@ -132,6 +145,14 @@ mpq_queue_get_property (GObject    *object,
 
     case PROP_PREFETCH:
       g_value_set_uint (value, self->prefetch);
+      break;
+
+    case PROP_URI:
+      g_value_set_string (value, self->uri);
+      break;
+
+    case PROP_NAME:
+      g_value_set_string (value, self->name);
       break;
 
     default:
@@ -178,6 +199,16 @@ mpq_queue_set_property (GObject      *object,
 
     case PROP_PREFETCH:
       mpq_queue_set_prefetch (self, g_value_get_uint (value));
+      break;
+
+    case PROP_URI:
+      g_free (self->uri);
+      self->uri = g_value_dup_string (value);
+      break;
+
+    case PROP_NAME:
+      g_free (self->name);
+      self->name = g_value_dup_string (value);
       break;
 
     default:
@@ -249,6 +280,34 @@ mpq_queue_class_init (MpqQueueClass *klass)
                        1, 65536, MPQ_DEFAULT_PREFETCH,
                        G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * MpqQueue:uri:
+   *
+   * Where a queue kept on a server lives, such as `redis+unix:///run/redis.sock`
+   * (see [ctor@Mpq.Queue.new_for_uri]); %NULL for a queue of this process
+   * and its children. A child that joined through [const@Mpq.QUEUE_URI_ENV]
+   * reads it from there.
+   *
+   * Since: 1.2
+   */
+  properties[PROP_URI] =
+    g_param_spec_string ("uri", NULL, NULL,
+                         NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * MpqQueue:name:
+   *
+   * The name of a queue kept on a server (see [property@Mpq.Queue:uri]);
+   * %NULL for a queue of this process and its children.
+   *
+   * Since: 1.2
+   */
+  properties[PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL,
+                         NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
   for (guint i = MPQ_CHANNEL_N_PROPS; i < N_PROPS; i++)
     g_object_class_install_property (object_class, i, properties[i]);
 }
@@ -306,6 +365,52 @@ mpq_queue_new_for_child (GError **error)
 }
 
 /**
+ * mpq_queue_new_for_uri:
+ * @uri: where the queue lives: `redis://HOST[:PORT][/DB]` or
+ *   `redis+unix:///PATH` (a password as `redis://:PASSWORD@HOST`)
+ * @name: the queue's name on that server: participants that give the same
+ *   @uri and @name share one queue
+ * @max_size: how many messages may wait in the queue, 0 for no limit; the
+ *   first participant to make the queue sets it
+ * @error: return location for an error
+ *
+ * Opens a queue kept in Redis Streams, so that processes on other
+ * machines can take part. Children spawned with [method@Mpq.Queue.spawn]
+ * find it through [const@Mpq.QUEUE_URI_ENV] and [const@Mpq.QUEUE_NAME_ENV]
+ * and join with [ctor@Mpq.Queue.new_for_child], as they join a local
+ * queue; a process started any other way can set the two variables
+ * itself, or call this function.
+ *
+ * Every participant gets a queue-wide id from the server, never reused:
+ * the queue's [property@Mpq.Channel:pid], and the sender a send with
+ * sender 0 writes. [method@Mpq.Queue.get_parent_pid] gives the id of the
+ * participant that made the queue first. What works yet and how such a
+ * queue differs from a local one is in [the Redis page](redis.html).
+ *
+ * Without Redis support in this build, this fails with
+ * `G_IO_ERROR_NOT_SUPPORTED`.
+ *
+ * Returns: (transfer full): the queue, or %NULL with @error set
+ *
+ * Since: 1.2
+ */
+MpqQueue *
+mpq_queue_new_for_uri (const char  *uri,
+                       const char  *name,
+                       guint        max_size,
+                       GError     **error)
+{
+  g_return_val_if_fail (uri != NULL, NULL);
+  g_return_val_if_fail (name != NULL && name[0] != '\0', NULL);
+  g_return_val_if_fail (max_size <= G_MAXINT, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_initable_new (MPQ_TYPE_QUEUE, NULL, error,
+                         "role", MPQ_ROLE_PARENT, "max-size", max_size,
+                         "uri", uri, "name", name, NULL);
+}
+
+/**
  * mpq_queue_spawn:
  * @self: a queue from [ctor@Mpq.Queue.new]
  * @argv: (array zero-terminated=1) (element-type filename): the child's
@@ -315,7 +420,9 @@ mpq_queue_new_for_child (GError **error)
  * Spawns a child that takes part in the queue. It inherits the parent's
  * environment, standard streams and working directory, plus its own
  * socket to the queue, named by `MPQ_CHANNEL_FD`; every other descriptor
- * is closed. Spawn as many children as you like.
+ * is closed. Spawn as many children as you like. A child of a queue on a
+ * server ([ctor@Mpq.Queue.new_for_uri]) is given its URI and name
+ * instead ([const@Mpq.QUEUE_URI_ENV], [const@Mpq.QUEUE_NAME_ENV]).
  *
  * Returns: (transfer full): the child process, or %NULL with @error set
  */

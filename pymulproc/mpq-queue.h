@@ -46,6 +46,11 @@ MpqQueue    *mpq_queue_new                 (guint                  max_size,
                                             GError               **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL
 MpqQueue    *mpq_queue_new_for_child       (GError               **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+MpqQueue    *mpq_queue_new_for_uri         (const char            *uri,
+                                            const char            *name,
+                                            guint                  max_size,
+                                            GError               **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_ALL
 GSubprocess *mpq_queue_spawn               (MpqQueue              *self,
                                             const char * const    *argv,

@@ -17,6 +17,7 @@ PACKAGES="
   python3 python3-gi python3-pytest
   gjs gi-docgen valgrind libc6-dbg
   libzmq3-dev libjsonrpc-glib-1.0-dev
+  libhiredis-dev redis-server
 "
 
 if [ "${1:-}" = "--thorough" ]; then

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "mpq-queue-backend-private.h"
+
+G_BEGIN_DECLS
+
+/* A queue kept in Redis Streams (issue 14; docs/redis.md): every
+ * participant, the one that made it with mpq_queue_new_for_uri () and the
+ * ones that joined it, is a client of the server; there is no parent
+ * process serving it. Without hiredis at build time (meson feature
+ * `redis`), making one fails with G_IO_ERROR_NOT_SUPPORTED
+ * (mpq-queue-redis-none.c). */
+
+/* @creator: TRUE for mpq_queue_new_for_uri () (the queue's max-size and
+ * owner are set if nobody set them yet), FALSE for a child joining
+ * through MPQ_QUEUE_URI and MPQ_QUEUE_NAME. *@max_size: in, the one asked
+ * for; out, the one in force (the first creator's). */
+MpqQueueBackend *_mpq_queue_redis_backend_new (MpqChannel  *channel,
+                                               const char  *uri,
+                                               const char  *name,
+                                               gboolean     creator,
+                                               guint       *max_size,
+                                               gsize        max_message_size,
+                                               GError     **error);
+
+#ifdef MPQ_HAVE_REDIS
+
+#include <hiredis/hiredis.h>
+
+/* mpq-queue-redis-scripts.c: the queue's atomic operations, as Lua run by
+ * the server. Every script takes KEYS[1] = PREFIX "meta" and ARGV[1] =
+ * PREFIX ("mpq:{NAME}:": every key of a queue carries its name as the hash
+ * tag, so a Redis Cluster keeps them in one slot), then its own ARGV. */
+typedef enum
+{
+  MPQ_REDIS_HELLO,         /* max_size, creator → {id, max_size, owner} */
+  MPQ_REDIS_PUT,           /* from, recipient, line → {1, seq} | {0, took_tick} */
+  MPQ_REDIS_TAKE,          /* me, hold, max_len → {1, line, seq} | {0, put_tick} | {-1, len} */
+  MPQ_REDIS_TAKE_FOR_ME,   /* me, max_len → as TAKE */
+  MPQ_REDIS_ACK,           /* seq → 1 */
+  MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 */
+  MPQ_REDIS_STATE,         /* → {waiting, held, took_tick} */
+  MPQ_REDIS_OWNER,         /* → owner or 0 */
+  MPQ_REDIS_N_SCRIPTS
+} MpqRedisScript;
+
+/* The SHA1s of the scripts the server has, per connection. */
+typedef struct
+{
+  char *sha[MPQ_REDIS_N_SCRIPTS];
+} MpqRedisScripts;
+
+/* A connection for redis://HOST[:PORT][/DB] or redis+unix:///PATH (a
+ * password as :PASSWORD@), blocking, close-on-exec. */
+redisContext *_mpq_redis_connect   (const char     *uri,
+                                    GError        **error);
+gboolean      _mpq_redis_wait_tick (redisContext   *redis,
+                                    const char     *prefix,
+                                    const char     *which,
+                                    long long       tick,
+                                    gint64          deadline,
+                                    GError        **error);
+
+void        _mpq_redis_scripts_clear (MpqRedisScripts  *scripts);
+/* Runs @script with @n_args arguments after the prefix (binary-safe
+ * lengths in @lengths, or -1 for a C string). NULL with @error set
+ * (MPQ_ERROR_CLOSED when the connection failed, MPQ_ERROR_FAILED when
+ * the server said no). The caller frees the reply. The queue's user's
+ * thread. */
+redisReply *_mpq_redis_run   (redisContext     *redis,
+                              MpqRedisScripts  *scripts,
+                              MpqRedisScript    script,
+                              const char       *prefix,
+                              guint             n_args,
+                              const char      **args,
+                              const gssize     *lengths,
+                              GError          **error);
+
+#endif
+
+G_END_DECLS

@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+
+#include "mpq-channel-private.h"
+#include "mpq-codec-private.h"
+#include "mpq-error.h"
+#include "mpq-protocol.h"
+#include "mpq-queue-redis-private.h"
+#include "mpq-source-private.h"
+#include "mpq-spawn-private.h"
+
+/* A queue kept in Redis Streams as an MpqQueue backend (the connection,
+ * the keys and the scripts: mpq-queue-redis-scripts.c). Phase 1 of issue 14: the blocking
+ * calls. Each is one script run over this participant's own blocking
+ * hiredis connection, in the caller's thread; a call that must wait reads
+ * a tick stream with XREAD BLOCK from the tick its script saw, then runs
+ * the script again.
+ *
+ * Threads: only the queue's user's thread (one at a time, as for every
+ * channel) touches a RedisBackend and its connection; the library starts
+ * no thread for it, so no field needs a lock. Dispatch, the async calls,
+ * leases and reconnection are not built yet: they fail with
+ * G_IO_ERROR_NOT_SUPPORTED (docs/redis.md). */
+
+typedef struct
+{
+  MpqQueueBackend  parent;
+
+  redisContext    *redis;             /* NULL once closed */
+  MpqRedisScripts  scripts;
+  char            *uri;
+  char            *name;
+  char            *prefix;            /* "mpq:{NAME}:" */
+  gint             id;                /* this participant's, from the server */
+  gint             owner;             /* the first creator's id, 0: unknown yet */
+  gsize            max_message_size;
+  GSource         *closed_idle;
+} RedisBackend;
+
+#define REDIS(backend) ((RedisBackend *) (backend))
+
+static void redis_close (MpqQueueBackend *backend);
+
+/* Connection ------------------------------------------------------------ */
+
+/* Runs @script with its arguments; a lost connection closes the queue
+ * (no reconnection yet: phase 2). The queue's user's thread. */
+static redisReply *
+run (RedisBackend    *self,
+     MpqRedisScript   script,
+     guint            n_args,
+     const char     **args,
+     const gssize    *lengths,
+     GError         **error)
+{
+  GError *local_error = NULL;
+  redisReply *reply;
+
+  if (self->redis == NULL)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      return NULL;
+    }
+
+  reply = _mpq_redis_run (self->redis, &self->scripts, script, self->prefix, n_args, args,
+                          lengths, &local_error);
+  if (reply == NULL && g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
+    redis_close (&self->parent);
+  if (reply != NULL && reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_INTEGER)
+    {
+      g_set_error (&local_error, MPQ_ERROR, MPQ_ERROR_FAILED, "Redis: unexpected reply type %d",
+                   reply->type);
+      g_clear_pointer (&reply, freeReplyObject);
+    }
+  if (local_error != NULL)
+    g_propagate_error (error, local_error);
+  return reply;
+}
+
+/* The integer at @i of an array reply; scripts return numbers as integers,
+ * numbers read from keys as strings. */
+static long long
+reply_int (redisReply *reply,
+           gsize       i)
+{
+  redisReply *element;
+
+  if (reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
+    return 0;
+  element = reply->element[i];
+  if (element->type == REDIS_REPLY_INTEGER)
+    return element->integer;
+  if (element->type == REDIS_REPLY_STRING)
+    return g_ascii_strtoll (element->str, NULL, 10);
+  return 0;
+}
+
+/* Waits until the tick stream @which moves past @tick, or @deadline
+ * passes (see _mpq_redis_wait_tick ()); a lost connection closes the
+ * queue. The queue's user's thread. */
+static gboolean
+wait_tick (RedisBackend  *self,
+           const char    *which,
+           long long      tick,
+           gint64         deadline,
+           GError       **error)
+{
+  GError *local_error = NULL;
+  gboolean moved;
+
+  if (self->redis == NULL)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
+      return FALSE;
+    }
+  moved = _mpq_redis_wait_tick (self->redis, self->prefix, which, tick, deadline, &local_error);
+  if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
+    redis_close (&self->parent);
+  if (local_error != NULL)
+    g_propagate_error (error, local_error);
+  return moved;
+}
+
+/* The vtable ------------------------------------------------------------ */
+
+static gboolean
+redis_put (MpqQueueBackend  *backend,
+           MpqMessage       *message,
+           GString          *line,
+           int               pass_fd,
+           gint              recipient_pid,
+           gint              put_timeout_ms,
+           guint             put_attempts,
+           GError          **error)
+{
+  RedisBackend *self = REDIS (backend);
+  gint64 total_ms = (gint64) put_timeout_ms * put_attempts;
+  /* Beyond a year is as good as for ever (and would overflow). */
+  gint64 deadline = total_ms > G_GINT64_CONSTANT (31536000000) ? -1
+                    : g_get_monotonic_time () + total_ms * 1000;
+  char from[16], recipient[16];
+  const char *args[3] = { from, recipient, line->str };
+  gssize lengths[3] = { -1, -1, line->len };
+
+  /* takes_fds is FALSE: payloads travel inline. */
+  g_assert (pass_fd < 0);
+
+  g_snprintf (from, sizeof from, "%d", self->id);
+  g_snprintf (recipient, sizeof recipient, "%d", recipient_pid);
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      redisReply *reply = run (self, MPQ_REDIS_PUT, 3, args, lengths, error);
+      long long done, tick;
+
+      if (reply == NULL)
+        return FALSE;
+      done = reply_int (reply, 0);
+      tick = reply_int (reply, 1);
+      freeReplyObject (reply);
+      if (done == 1)
+        return TRUE;
+
+      if (put_attempts == 0 || !wait_tick (self, "took", tick, deadline, &local_error))
+        {
+          if (local_error != NULL)
+            g_propagate_error (error, g_steal_pointer (&local_error));
+          else
+            g_set_error (error, MPQ_ERROR, MPQ_ERROR_FULL,
+                         "The queue is full (%u attempts of %d ms)", put_attempts,
+                         put_timeout_ms);
+          return FALSE;
+        }
+    }
+}
+
+static gboolean
+redis_takes_fds (MpqQueueBackend *backend)
+{
+  return FALSE;
+}
+
+/* One take or take_for_me, waiting as @timeout_ms says: the line in
+ * *@line (freed by the caller) and its number in *@seq. FALSE without
+ * error when nothing came in time. */
+static gboolean
+take_line (RedisBackend    *self,
+           MpqRedisScript   script,
+           gboolean         hold,
+           gint             timeout_ms,
+           char           **line,
+           gsize           *length,
+           char           **seq,
+           GError         **error)
+{
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+  char me[16], max_len[24];
+  const char *take_args[3] = { me, hold ? "1" : "0", max_len };
+  const char *for_me_args[2] = { me, max_len };
+
+  g_snprintf (me, sizeof me, "%d", self->id);
+  g_snprintf (max_len, sizeof max_len, "%" G_GSIZE_FORMAT, self->max_message_size);
+  for (;;)
+    {
+      redisReply *reply = script == MPQ_REDIS_TAKE
+                          ? run (self, script, 3, take_args, NULL, error)
+                          : run (self, script, 2, for_me_args, NULL, error);
+      long long status, tick;
+
+      if (reply == NULL)
+        return FALSE;
+      status = reply_int (reply, 0);
+      if (status == 1 && reply->elements == 3)
+        {
+          *line = g_strndup (reply->element[1]->str, reply->element[1]->len);
+          *length = reply->element[1]->len;
+          *seq = g_strndup (reply->element[2]->str, reply->element[2]->len);
+          freeReplyObject (reply);
+          return TRUE;
+        }
+      tick = reply_int (reply, 1);
+      freeReplyObject (reply);
+      if (status == -1)
+        {
+          /* It stays for a participant whose limit is higher. */
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                       "The message at the front is %lld bytes, longer than %" G_GSIZE_FORMAT,
+                       tick, self->max_message_size);
+          return FALSE;
+        }
+      if (!wait_tick (self, "put", tick, deadline, error))
+        return FALSE;
+    }
+}
+
+static gboolean
+settle (RedisBackend    *self,
+        MpqRedisScript   script,
+        const char      *seq,
+        GError         **error)
+{
+  redisReply *reply = run (self, script, 1, &seq, NULL, error);
+
+  if (reply == NULL)
+    return FALSE;
+  freeReplyObject (reply);
+  return TRUE;
+}
+
+static MpqMessage *
+redis_take (MpqQueueBackend   *backend,
+            gint               timeout_ms,
+            MpqMessageFilter   filter,
+            gpointer           user_data,
+            GError           **error)
+{
+  RedisBackend *self = REDIS (backend);
+  g_autofree char *line = NULL;
+  g_autofree char *seq = NULL;
+  g_autoptr(MpqMessage) message = NULL;
+  GError *decode_error = NULL;
+  gsize length = 0;
+
+  if (!take_line (self, MPQ_REDIS_TAKE, filter != NULL, timeout_ms, &line, &length, &seq, error))
+    return NULL;
+
+  message = _mpq_codec_decode (line, length, &decode_error);
+  if (filter == NULL)
+    {
+      if (message == NULL)
+        g_propagate_error (error, decode_error);
+      return g_steal_pointer (&message);
+    }
+
+  /* In our hand while the filter, user code, decides (docs/redis.md: a
+   * process that dies meanwhile holds it until leases are built). */
+  if (message != NULL && !filter (message, user_data))
+    {
+      settle (self, MPQ_REDIS_PUT_BACK, seq, error);
+      return NULL;
+    }
+  if (!settle (self, MPQ_REDIS_ACK, seq, message != NULL ? error : NULL) || message == NULL)
+    {
+      if (message == NULL)
+        g_propagate_error (error, decode_error);
+      return NULL;
+    }
+  return g_steal_pointer (&message);
+}
+
+static MpqMessage *
+redis_take_for_me (MpqQueueBackend  *backend,
+                   gint              timeout_ms,
+                   GError          **error)
+{
+  g_autofree char *line = NULL;
+  g_autofree char *seq = NULL;
+  gsize length = 0;
+
+  if (!take_line (REDIS (backend), MPQ_REDIS_TAKE_FOR_ME, FALSE, timeout_ms, &line, &length,
+                  &seq, error))
+    return NULL;
+  return _mpq_codec_decode (line, length, error);
+}
+
+/* waiting, held and the took tick. */
+static gboolean
+get_state (RedisBackend  *self,
+           long long     *waiting,
+           long long     *held,
+           long long     *tick,
+           GError       **error)
+{
+  redisReply *reply = run (self, MPQ_REDIS_STATE, 0, NULL, NULL, error);
+
+  if (reply == NULL)
+    return FALSE;
+  *waiting = reply_int (reply, 0);
+  *held = reply_int (reply, 1);
+  *tick = reply_int (reply, 2);
+  freeReplyObject (reply);
+  return TRUE;
+}
+
+static gboolean
+redis_is_empty (MpqQueueBackend  *backend,
+                GError          **error)
+{
+  long long waiting, held, tick;
+
+  return get_state (REDIS (backend), &waiting, &held, &tick, error) && waiting == 0;
+}
+
+/* Done once nothing waits and nothing is in anyone's hand. */
+static gboolean
+redis_join (MpqQueueBackend  *backend,
+            gint              timeout_ms,
+            GError          **error)
+{
+  RedisBackend *self = REDIS (backend);
+  gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
+
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      long long waiting, held, tick;
+
+      if (!get_state (self, &waiting, &held, &tick, error))
+        return FALSE;
+      if (waiting == 0 && held == 0)
+        return TRUE;
+      if (!wait_tick (self, "took", tick, deadline, &local_error))
+        {
+          if (local_error != NULL)
+            g_propagate_error (error, g_steal_pointer (&local_error));
+          else
+            g_set_error (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT,
+                         "%lld messages still in the queue and %lld in hand", waiting, held);
+          return FALSE;
+        }
+    }
+}
+
+static void
+return_not_supported (GTask      *task,
+                      const char *what)
+{
+  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           "%s is not built yet for a queue on Redis", what);
+}
+
+static void
+redis_join_async (MpqQueueBackend *backend,
+                  GTask           *task)
+{
+  return_not_supported (task, "join_async");
+}
+
+static void
+redis_want_async (MpqQueueBackend *backend,
+                  GTask           *task)
+{
+  return_not_supported (task, "receive_async");
+}
+
+static MpqMessage *
+redis_want_finish (MpqQueueBackend  *backend,
+                   GTask            *task,
+                   GError          **error)
+{
+  return g_task_propagate_pointer (task, error);
+}
+
+/* Every call was written and answered before it returned. */
+static gboolean
+redis_flush (MpqQueueBackend  *backend,
+             gint              timeout_ms,
+             GError          **error)
+{
+  return TRUE;
+}
+
+static void
+redis_start (MpqQueueBackend *backend,
+             guint            prefetch)
+{
+  g_warning ("Dispatch (mpq_channel_start) is not built yet for a queue on Redis: "
+             "use receive or receive_for_me");
+}
+
+static void
+redis_stop (MpqQueueBackend *backend)
+{
+}
+
+static gboolean
+emit_closed_cb (gpointer user_data)
+{
+  RedisBackend *self = user_data;
+
+  g_clear_pointer (&self->closed_idle, g_source_unref);
+  _mpq_channel_emit_closed (self->parent.channel);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+redis_close (MpqQueueBackend *backend)
+{
+  RedisBackend *self = REDIS (backend);
+  g_autoptr(GMainContext) context = NULL;
+
+  if (self->redis == NULL)
+    return;
+
+  g_clear_pointer (&self->redis, redisFree);
+  context = g_main_context_ref_thread_default ();
+  self->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
+                                          "[mpq] redis queue closed", emit_closed_cb, self);
+}
+
+static gboolean
+redis_is_closed (MpqQueueBackend *backend)
+{
+  return REDIS (backend)->redis == NULL;
+}
+
+static gint
+redis_get_parent_pid (MpqQueueBackend *backend)
+{
+  RedisBackend *self = REDIS (backend);
+
+  /* A child that joined before its creator said who owns the queue. */
+  if (self->owner == 0 && self->redis != NULL)
+    {
+      redisReply *reply = run (self, MPQ_REDIS_OWNER, 0, NULL, NULL, NULL);
+
+      if (reply != NULL)
+        {
+          self->owner = reply->type == REDIS_REPLY_INTEGER ? (gint) reply->integer : 0;
+          freeReplyObject (reply);
+        }
+    }
+  return self->owner;
+}
+
+static gint
+redis_get_pid (MpqQueueBackend *backend)
+{
+  return REDIS (backend)->id;
+}
+
+static gsize
+redis_set_max_message_size (MpqQueueBackend *backend,
+                            gsize            size)
+{
+  REDIS (backend)->max_message_size = size;
+  return size;
+}
+
+static gsize
+redis_get_max_message_size (MpqQueueBackend *backend)
+{
+  return REDIS (backend)->max_message_size;
+}
+
+/* The child finds the queue by the environment; it opens its own
+ * connection, nothing is inherited. */
+static GSubprocess *
+redis_spawn (MpqQueueBackend      *backend,
+             GSubprocessLauncher  *launcher,
+             const char * const   *argv,
+             GError              **error)
+{
+  RedisBackend *self = REDIS (backend);
+  g_autoptr(GSubprocessLauncher) own = NULL;
+
+  if (launcher == NULL)
+    launcher = own = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_URI_ENV, self->uri, TRUE);
+  g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_NAME_ENV, self->name, TRUE);
+  g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FD_ENV);
+  g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_KIND_ENV);
+  g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FDS_ENV);
+  return g_subprocess_launcher_spawnv (launcher, argv, error);
+}
+
+static void
+redis_free (MpqQueueBackend *backend)
+{
+  RedisBackend *self = REDIS (backend);
+
+  g_clear_pointer (&self->redis, redisFree);
+  _mpq_clear_source (&self->closed_idle);
+  _mpq_redis_scripts_clear (&self->scripts);
+  g_free (self->uri);
+  g_free (self->name);
+  g_free (self->prefix);
+  g_free (self);
+}
+
+static const MpqQueueBackendClass redis_class = {
+  .put = redis_put,
+  .takes_fds = redis_takes_fds,
+  .take = redis_take,
+  .take_for_me = redis_take_for_me,
+  .is_empty = redis_is_empty,
+  .join = redis_join,
+  .join_async = redis_join_async,
+  .want_async = redis_want_async,
+  .want_finish = redis_want_finish,
+  .flush = redis_flush,
+  .start = redis_start,
+  .stop = redis_stop,
+  .close = redis_close,
+  .is_closed = redis_is_closed,
+  .get_parent_pid = redis_get_parent_pid,
+  .get_pid = redis_get_pid,
+  .set_max_message_size = redis_set_max_message_size,
+  .get_max_message_size = redis_get_max_message_size,
+  .spawn = redis_spawn,
+  .free = redis_free,
+};
+
+MpqQueueBackend *
+_mpq_queue_redis_backend_new (MpqChannel  *channel,
+                              const char  *uri,
+                              const char  *name,
+                              gboolean     creator,
+                              guint       *max_size,
+                              gsize        max_message_size,
+                              GError     **error)
+{
+  RedisBackend *self;
+  redisContext *redis;
+  redisReply *reply;
+  char max_text[16];
+  const char *args[2] = { max_text, creator ? "1" : "0" };
+
+  if (name == NULL || name[0] == '\0' || strpbrk (name, "{}") != NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "Invalid queue name \"%s\": it must not be empty nor hold { or }",
+                   name != NULL ? name : "");
+      return NULL;
+    }
+
+  redis = _mpq_redis_connect (uri, error);
+  if (redis == NULL)
+    return NULL;
+
+  self = g_new0 (RedisBackend, 1);
+  self->parent.klass = &redis_class;
+  self->parent.channel = channel;
+  self->redis = redis;
+  self->uri = g_strdup (uri);
+  self->name = g_strdup (name);
+  self->prefix = g_strdup_printf ("mpq:{%s}:", name);
+  self->max_message_size = max_message_size;
+
+  g_snprintf (max_text, sizeof max_text, "%u", *max_size);
+  reply = run (self, MPQ_REDIS_HELLO, 2, args, NULL, error);
+  if (reply == NULL)
+    {
+      /* run () closed it if the connection failed: no ::closed for a
+       * queue that never was. */
+      _mpq_clear_source (&self->closed_idle);
+      redis_free (&self->parent);
+      return NULL;
+    }
+  self->id = (gint) reply_int (reply, 0);
+  *max_size = (guint) reply_int (reply, 1);
+  self->owner = (gint) reply_int (reply, 2);
+  freeReplyObject (reply);
+
+  return &self->parent;
+}
