@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A queue kept in Redis (Mpq.Queue.new_for_uri) from Python, through the
+override's pymulproc calls, against a redis-server this module starts on a
+unix socket in a temporary directory and stops by pid. Skipped without
+Redis support in the library or without redis-server."""
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+
+import pytest
+from gi.repository import GLib, Gio, Mpq
+
+REDIS_SERVER = shutil.which('redis-server')
+_names = itertools.count()
+
+
+@pytest.fixture(scope='module')
+def redis_uri():
+    if REDIS_SERVER is None:
+        pytest.skip('redis-server is not installed')
+    tmp = tempfile.mkdtemp(prefix='mpq-redis-')
+    sock = os.path.join(tmp, 'redis.sock')
+    proc = subprocess.Popen(
+        [REDIS_SERVER, '--port', '0', '--unixsocket', sock, '--save', '',
+         '--appendonly', 'no', '--daemonize', 'no', '--dir', tmp],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ready = threading.Event()
+
+    def drain():
+        # The server says when it is ready; then its log is read to the end
+        # so that a full pipe never stalls it.
+        for line in proc.stdout:
+            if 'eady to accept connections' in line:
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    ready.wait()
+    if proc.poll() is not None:
+        pytest.fail('redis-server exited before it was ready')
+    uri = 'redis+unix://' + sock
+    try:
+        Mpq.Queue.new_for_uri(uri, 'probe', 0).close()
+    except GLib.Error as e:
+        proc.terminate()
+        proc.wait()
+        if e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_SUPPORTED):
+            pytest.skip('pymulproc was built without Redis support')
+        raise
+    yield uri
+    proc.terminate()
+    proc.wait()
+    reader.join()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def new_queue(uri, name=None, max_size=0):
+    return Mpq.Queue.new_for_uri(uri, name or 'py-%d' % next(_names), max_size)
+
+
+def test_send_receive_in_order(redis_uri):
+    """pymulproc's calls on a remote queue: FIFO per producer, the sender
+    is the participant's queue-wide id, False when nothing is there."""
+    name = 'py-fifo'
+    producer = new_queue(redis_uri, name)
+    consumer = new_queue(redis_uri, name)
+    for i in range(20):
+        producer.send(Mpq.REQ_DO, data={'value': i})
+    got = [consumer.receive() for _ in range(20)]
+    assert [m[3]['value'] for m in got] == list(range(20))
+    assert {m[Mpq.S_PID_OFFSET] for m in got} == {producer.props.pid}
+    assert consumer.receive() is False
+    assert consumer.is_empty()
+    consumer.join(0)
+
+
+def test_routing_and_filter(redis_uri):
+    name = 'py-route'
+    a = new_queue(redis_uri, name)
+    b = new_queue(redis_uri, name)
+    a.send(Mpq.REQ_DO, recipient_pid=b.props.pid, data=1)
+    a.send(Mpq.REQ_DO, data=2)
+    assert a.receive_for_me(0) is None
+    assert b.receive(func=lambda msg: msg[3] == 2) is False   # 1 to the back
+    assert b.receive()[3] == 2
+    assert b.receive_for_me(0).dup_data_json() == '1'
+
+
+def test_bounded_send_full(redis_uri):
+    q = new_queue(redis_uri, max_size=1)
+    q.props.put_timeout = 0
+    q.send(Mpq.REQ_DO, data=1)
+    with pytest.raises(GLib.Error) as info:
+        q.send(Mpq.REQ_DO, data=2)
+    assert info.value.matches(Mpq.error_quark(), Mpq.Error.FULL)
+
+
+def test_spawned_child_answers(redis_uri):
+    """A child spawned through the library joins with new_for_child and
+    answers each task; the parent collects with receive_for_me."""
+    q = new_queue(redis_uri)
+    child = os.path.join(os.environ['G_TEST_BUILDDIR'], 'mpq-queue-test-child')
+    proc = q.spawn([child, 'for-me-worker'])
+    for i in range(10):
+        q.send(Mpq.REQ_DO, data={'value': i})
+    answers = [q.receive_for_me(-1) for _ in range(10)]
+    assert [json_value(m) for m in answers] == list(range(10))
+    worker = answers[0].get_sender_pid()
+    assert worker != q.props.pid
+    q.send(Mpq.REQ_DIE, recipient_pid=worker)
+    proc.wait_check()
+    q.join(-1)
+
+
+def json_value(message):
+    return json.loads(message.dup_data_json())['value']

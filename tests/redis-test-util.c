@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include <glib/gstdio.h>
+
+#include "redis-test-util.h"
+
+struct _RedisTestServer
+{
+  GSubprocess *process;
+  GThread     *reader;      /* reads its log to the end (a full pipe would stall it) */
+  GMutex       lock;
+  GCond        cond;
+  gboolean     ready;       /* under lock */
+  gboolean     ended;       /* under lock: its log ended */
+  char        *dir;
+  char        *socket_path;
+  char        *uri;
+};
+
+/* The reader thread: waits for the "ready" line, then drains the log. */
+static gpointer
+read_log (gpointer data)
+{
+  RedisTestServer *server = data;
+  GInputStream *out = g_subprocess_get_stdout_pipe (server->process);
+  g_autoptr(GDataInputStream) lines = g_data_input_stream_new (out);
+
+  for (;;)
+    {
+      g_autofree char *line = g_data_input_stream_read_line (lines, NULL, NULL, NULL);
+
+      if (line == NULL)
+        break;
+      if (g_getenv ("MPQ_TEST_REDIS_LOG") != NULL)
+        g_printerr ("# redis: %s\n", line);
+      /* 7.0 on a unix socket only: "The server is now ready to accept
+       * connections at PATH"; on TCP: "Ready to accept connections". */
+      if (strstr (line, "eady to accept connections") != NULL)
+        {
+          g_mutex_lock (&server->lock);
+          server->ready = TRUE;
+          g_cond_broadcast (&server->cond);
+          g_mutex_unlock (&server->lock);
+        }
+    }
+
+  g_mutex_lock (&server->lock);
+  server->ended = TRUE;
+  g_cond_broadcast (&server->cond);
+  g_mutex_unlock (&server->lock);
+  return NULL;
+}
+
+/* Between fork and exec: a test that crashes takes its server with it. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+RedisTestServer *
+redis_test_server_start (const char  *program,
+                         GError     **error)
+{
+  RedisTestServer *server = g_new0 (RedisTestServer, 1);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  const char *argv[16];
+  guint argc = 0;
+
+  g_mutex_init (&server->lock);
+  g_cond_init (&server->cond);
+  server->dir = g_dir_make_tmp ("mpq-redis-XXXXXX", error);
+  if (server->dir == NULL)
+    {
+      redis_test_server_stop (server);
+      return NULL;
+    }
+  server->socket_path = g_build_filename (server->dir, "redis.sock", NULL);
+  server->uri = g_strconcat ("redis+unix://", server->socket_path, NULL);
+
+  argv[argc++] = program;
+  argv[argc++] = "--port";
+  argv[argc++] = "0";
+  argv[argc++] = "--unixsocket";
+  argv[argc++] = server->socket_path;
+  argv[argc++] = "--save";
+  argv[argc++] = "";
+  argv[argc++] = "--appendonly";
+  argv[argc++] = "no";
+  argv[argc++] = "--daemonize";
+  argv[argc++] = "no";
+  argv[argc++] = "--dir";
+  argv[argc++] = server->dir;
+  argv[argc] = NULL;
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  server->process = g_subprocess_launcher_spawnv (launcher, argv, error);
+  if (server->process == NULL)
+    {
+      redis_test_server_stop (server);
+      return NULL;
+    }
+  server->reader = g_thread_new ("redis-log", read_log, server);
+
+  g_mutex_lock (&server->lock);
+  while (!server->ready && !server->ended)
+    g_cond_wait (&server->cond, &server->lock);
+  g_mutex_unlock (&server->lock);
+
+  if (!server->ready)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s exited before it was ready",
+                   program);
+      redis_test_server_stop (server);
+      return NULL;
+    }
+  return server;
+}
+
+const char *
+redis_test_server_uri (RedisTestServer *server)
+{
+  return server->uri;
+}
+
+void
+redis_test_server_stop (RedisTestServer *server)
+{
+  if (server->process != NULL)
+    {
+      g_subprocess_send_signal (server->process, SIGTERM);
+      g_subprocess_wait (server->process, NULL, NULL);
+    }
+  if (server->reader != NULL)
+    g_thread_join (server->reader);
+  g_clear_object (&server->process);
+  if (server->socket_path != NULL)
+    g_unlink (server->socket_path);
+  if (server->dir != NULL)
+    g_rmdir (server->dir);
+  g_free (server->socket_path);
+  g_free (server->uri);
+  g_free (server->dir);
+  g_mutex_clear (&server->lock);
+  g_cond_clear (&server->cond);
+  g_free (server);
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* A redis-server of the test's own: a plain child process on a unix
+ * socket in a fresh temporary directory, no TCP port, no snapshots,
+ * stopped by pid. Never a system service. */
+typedef struct _RedisTestServer RedisTestServer;
+
+/* NULL with @error set when redis-server could not start. Returns once it
+ * said it accepts connections (its log line: no polling, no sleep). */
+RedisTestServer *redis_test_server_start (const char       *program,
+                                          GError          **error);
+/* "redis+unix:///TMPDIR/redis.sock" */
+const char      *redis_test_server_uri   (RedisTestServer  *server);
+/* Stops it (SIGTERM, then waits), removes the directory, frees. */
+void             redis_test_server_stop  (RedisTestServer  *server);
+
+G_END_DECLS
