@@ -82,7 +82,8 @@
   "  if hold == '1' then\n" \
   "    local recipient = '0'\n" \
   "    if string.sub (s, 1, 1) == 'r' then recipient = string.sub (s, 2) end\n" \
-  "    redis.call ('HSET', P .. 'held', seq, me .. ' ' .. from .. ' ' .. recipient .. ' ' .. line)\n" \
+  "    local held = me .. ' ' .. from .. ' ' .. recipient .. ' ' .. line\n" \
+  "    redis.call ('HSET', P .. 'held', seq, held)\n" \
   "  end\n" \
   "  tick ('took')\n" \
   "  return {1, line, seq}\n" \

@@ -5,24 +5,23 @@
 
 #include "mpq-channel-private.h"
 #include "mpq-codec-private.h"
+#include "mpq-debug-private.h"
 #include "mpq-error.h"
 #include "mpq-protocol.h"
 #include "mpq-queue-redis-private.h"
 #include "mpq-source-private.h"
 #include "mpq-spawn-private.h"
 
-/* A queue kept in Redis Streams as an MpqQueue backend (the connection,
- * the keys and the scripts: mpq-queue-redis-scripts.c). Phase 1 of issue 14: the blocking
- * calls. Each is one script run over this participant's own blocking
- * hiredis connection, in the caller's thread; a call that must wait reads
- * a tick stream with XREAD BLOCK from the tick its script saw, then runs
- * the script again.
+/* A queue kept in Redis Streams as an MpqQueue backend (connection, keys
+ * and scripts: mpq-queue-redis-scripts.c). Issue 14, phase 1: the blocking
+ * calls, each one script over this participant's own blocking hiredis
+ * connection; a call that must wait reads a tick stream with XREAD BLOCK
+ * from the tick its script saw, then runs the script again.
  *
  * Threads: only the queue's user's thread (one at a time, as for every
  * channel) touches a RedisBackend and its connection; the library starts
  * no thread for it, so no field needs a lock. Dispatch, the async calls,
- * leases and reconnection are not built yet: they fail with
- * G_IO_ERROR_NOT_SUPPORTED (docs/redis.md). */
+ * leases and reconnection are not built yet: G_IO_ERROR_NOT_SUPPORTED. */
 
 typedef struct
 {
@@ -216,6 +215,7 @@ take_line (RedisBackend    *self,
         {
           *line = g_strndup (reply->element[1]->str, reply->element[1]->len);
           *length = reply->element[1]->len;
+          MPQ_DEBUG_LINE ("<", *line, *length);
           *seq = g_strndup (reply->element[2]->str, reply->element[2]->len);
           freeReplyObject (reply);
           return TRUE;
