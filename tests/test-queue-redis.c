@@ -477,6 +477,35 @@ test_spawned_child (void)
   g_assert_no_error (error);
 }
 
+/* A send waiting for room and a join end when another process takes:
+ * its take's tick wakes them (whether they already waited or not). */
+static void
+test_waits_end_on_others_takes (void)
+{
+  g_autofree char *name = queue_name ();
+  g_autoptr(MpqQueue) queue = open_queue (name, 1);
+  g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
+  const char *argv[] = { path, "take", "2", NULL };
+  g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(GError) error = NULL;
+
+  send_value (queue, MPQ_REQ_DO, 0, 1);
+  child = mpq_queue_spawn (queue, argv, &error);
+  g_assert_no_error (error);
+
+  /* Full until the child takes the first: one attempt that waits for
+   * as long as a test may take. */
+  mpq_queue_set_put_timeout (queue, G_MAXINT);
+  mpq_queue_set_put_attempts (queue, 1);
+  send_value (queue, MPQ_REQ_DO, 0, 2);
+
+  g_assert_true (mpq_queue_join (queue, -1, &error));
+  g_assert_no_error (error);
+  assert_exits_zero (child);
+  g_assert_true (mpq_queue_is_empty (queue, &error));
+  g_assert_no_error (error);
+}
+
 /* Another "host": a process started without the library, that shares
  * only the URI and the name, sends to the queue's parent. */
 static void
@@ -536,6 +565,8 @@ main (int   argc,
   g_test_add_func ("/Mpq/QueueRedis/server-lost", test_server_lost);
 #endif
   g_test_add_func ("/Mpq/QueueRedis/spawned-child", test_spawned_child);
+  g_test_add_func ("/Mpq/QueueRedis/waits-end-on-others-takes",
+                   test_waits_end_on_others_takes);
   g_test_add_func ("/Mpq/QueueRedis/shared-uri-only", test_shared_uri_only);
 
 #ifdef MPQ_TEST_REDIS_SERVER
