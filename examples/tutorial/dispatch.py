@@ -5,8 +5,6 @@ GLib.MainLoop, on both sides of an Mpq.Queue.
     /usr/bin/python3 dispatch.py
 """
 
-import json
-
 import gi
 
 gi.require_version('Mpq', '1.0')
@@ -21,7 +19,7 @@ def worker(queue):
     loop = GLib.MainLoop()
 
     def on_do(queue, message):
-        n = json.loads(message.dup_data_json())
+        n = message.data
         queue.send(Mpq.REQ_FINISHED, recipient_pid=queue.get_parent_pid(), data=n * n)
 
     queue.connect('message-received::DO', on_do)
@@ -38,7 +36,7 @@ if __name__ == '__main__':
     answers = []
 
     def on_finished(queue, message):
-        answers.append(json.loads(message.dup_data_json()))
+        answers.append(message.data)
         if len(answers) == N_TASKS:
             loop.quit()
 

@@ -245,3 +245,37 @@ def test_messages_of_dispatch_convert(pair):
     run_loop(loop)
     child.stop()
     assert got == [['SIGNALLED', parent.get_pid(), 42, [1]]]
+
+
+def test_a_signalled_message_names_its_fields(pair):
+    """What a message-received handler gets reads in plain values, as a
+    received list does: .request, .sender_pid, .recipient_pid (None for
+    anyone), .data, and .unpack () for pymulproc's list."""
+    parent, child = pair
+    parent.send('NAMED', data={'value': 3, 'list': [None, 'ü']})
+    parent.send('TO', recipient_pid=42)
+    loop = GLib.MainLoop()
+    got = []
+
+    def on_message(_channel, message):
+        got.append((message.request, message.sender_pid, message.recipient_pid,
+                    message.data, message.unpack()))
+        if len(got) == 2:
+            loop.quit()
+
+    child.connect('message-received', on_message)
+    child.start()
+    run_loop(loop)
+    child.stop()
+    pid = parent.get_pid()
+    assert got[0][:4] == ('NAMED', pid, None, {'value': 3, 'list': [None, 'ü']})
+    assert got[0][4] == ['NAMED', pid, None, {'value': 3, 'list': [None, 'ü']}]
+    assert isinstance(got[0][4], Mpq.MessageList)
+    assert got[1][:4] == ('TO', pid, 42, None)
+    assert got[1][4].recipient_pid == 42 and got[1][4].data is None
+    # The typelib's GObject properties stay where they were.
+    message = Mpq.Message.new_with_data_json('DO', 7, 9, '[1]')
+    assert (message.props.request, message.props.sender_pid,
+            message.props.recipient_pid) == ('DO', 7, 9)
+    assert (message.request, message.sender_pid, message.recipient_pid, message.data) == \
+        ('DO', 7, 9, [1])

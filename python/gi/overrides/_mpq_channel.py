@@ -324,7 +324,32 @@ class QueueMixin(ChannelMixin):
 
 
 class MessageMixin:
-    """Mpq.Message's calls that return tuples in the typelib."""
+    """Mpq.Message in plain values: what a ``message-received`` handler
+    gets reads as a received list does (``msg.data``, ``msg.request``,
+    ``msg.sender_pid``, ``msg.recipient_pid``: None when there is none;
+    ``msg.unpack ()``: the :class:`MessageList`), and the calls that return
+    tuples in the typelib return one value."""
+
+    request = property(lambda self: self.get_request(),
+                       doc='The request (``get_request ()``).')
+    sender_pid = property(lambda self: self.get_sender_pid(),
+                          doc='The sender\'s pid (``get_sender_pid ()``).')
+    recipient_pid = property(lambda self: self.get_recipient_pid() or None,
+                             doc='The recipient\'s pid, None for anyone.')
+
+    @property
+    def data(self):
+        """The data as a plain value (``json.loads`` of ``dup_data_json
+        ()``; None for null or no data). Each read decodes it anew: keep
+        what it gives rather than reading it again."""
+        text = self.dup_data_json()
+        return None if text is None else json.loads(text)
+
+    def unpack(self):
+        """The message as pymulproc's list, ``[request, sender_pid,
+        recipient_pid, data]`` (a :class:`MessageList`), as ``receive ()``
+        gives it: ``request, sender, _, data = msg.unpack ()``."""
+        return MessageList.from_message(self)
 
     def to_json(self):
         """The message's line, compact JSON text; None for data with no
