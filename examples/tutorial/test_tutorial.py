@@ -47,8 +47,13 @@ POOL = ['square of 7: 49', 'map: [1,4,9,16,25,36,49,64,81,100]',
         re.compile(r'square of "seven" failed: .*not a whole number: .*seven.*'),
         'the pool is shut down']
 
-# name: (argv, expected lines of stdout: strings or patterns to fullmatch)
+# name: (argv, expected lines of stdout: strings or patterns to fullmatch[,
+# the directory to run in: this one when not given])
 EXAMPLES = {
+    # The README's: its C parent spawns child.py from where it runs.
+    'readme/parent.c': ([built('readme-parent')],
+                        [re.compile(r'FINISHED from [1-9][0-9]*: \{"value":49\}')],
+                        source('readme')),
     'pipe.c': ([built('pipe')], SQUARES_1_TO_3),
     'pipe.py': (python('pipe.py'), SQUARES_1_TO_3),
     'pipe.js': (gjs('pipe.js'), SQUARES_1_TO_3),
@@ -74,14 +79,14 @@ def uses_gjs(argv):
 
 @pytest.mark.parametrize('name', EXAMPLES)
 def test_example(name):
-    argv, expected = EXAMPLES[name]
+    argv, expected, *where = EXAMPLES[name]
     if uses_gjs(argv) and GJS is None:
         pytest.skip('gjs is not installed')
     if not BUILDDIR and any(word.startswith(os.path.join(BUILDDIR, 'tutorial-'))
                             for word in argv if BUILDDIR):
         pytest.skip('MPQ_TUTORIAL_BUILDDIR is not set')
     # The time-out only turns a hang into a failure.
-    done = subprocess.run(argv, cwd=HERE, capture_output=True, text=True, timeout=120,
+    done = subprocess.run(argv, cwd=where[0] if where else HERE, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0, f'{name} exited {done.returncode}:\n{done.stderr}'
     lines = done.stdout.splitlines()
@@ -95,9 +100,9 @@ def test_example(name):
 
 # A snippet is a fenced block right after a line that ends with
 # "`examples/tutorial/FILE`:" (blank lines between allowed).
-SNIPPET = re.compile(r'`examples/tutorial/([\w.-]+)`[^\n`]*:\n\s*\n?```[a-z]*\n(.*?)\n```',
+SNIPPET = re.compile(r'`examples/tutorial/([\w./-]+)`[^\n`]*:\n\s*\n?```[a-z]*\n(.*?)\n```',
                      re.DOTALL)
-PAGES = ['tutorial.md', 'from-pymulproc.md']
+PAGES = ['tutorial.md', 'from-pymulproc.md', os.path.join('..', 'README.md')]
 
 
 def snippets(page):
@@ -109,10 +114,37 @@ def snippets(page):
 def test_snippets_are_in_their_files(page):
     found = snippets(page)
     assert found or page != 'tutorial.md', 'the tutorial quotes no example'
+    if page.endswith('README.md'):
+        assert sorted(name for name, _ in found) == \
+            ['readme/child.js', 'readme/child.py', 'readme/parent.c'], found
     for name, block in found:
         with open(source(name), encoding='utf-8') as f:
             text = f.read()
         assert block in text, f'{page}: this snippet is no longer in {name}:\n{block}'
+
+
+def test_readme_js_child():
+    """The README's JavaScript child, spawned as it says (gjs -m
+    child.js), answers as its Python child does."""
+    if GJS is None:
+        pytest.skip('gjs is not installed')
+    import gi
+    gi.require_version('Mpq', '1.0')
+    from gi.repository import Mpq
+
+    pipe = Mpq.Pipe()
+    child = pipe.spawn(gjs('readme/child.js'))
+    try:
+        pipe.send(Mpq.REQ_DO, data={'value': 7})
+        # The time-out only turns a hang into a failure.
+        answer = pipe.receive(block=True, timeout=120)
+        assert answer == [Mpq.REQ_FINISHED, int(child.get_identifier()), pipe.pid,
+                          {'value': 49}]
+        pipe.send(Mpq.REQ_DIE)
+    except BaseException:
+        child.force_exit()
+        raise
+    assert child.wait_check()
 
 
 def test_every_example_is_in_the_tutorial():
