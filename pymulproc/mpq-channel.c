@@ -465,8 +465,8 @@ mpq_channel_receive_finish (MpqChannel    *self,
  * @self: a channel
  *
  * Starts emitting [signal@Mpq.Channel::message-received] for every message
- * this process takes, in the thread-default main context of the caller.
- * Messages already waiting are emitted first.
+ * this process takes, in the thread-default main context of the caller,
+ * waiting ones first (`MPQ_DEBUG=1` tells of a channel never started nor read).
  */
 void
 mpq_channel_start (MpqChannel *self)

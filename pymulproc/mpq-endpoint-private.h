@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "mpq-debug-idle-private.h"
 #include "mpq-line-reader-private.h"
 #include "mpq-source-private.h"
 #include "mpq-writer-private.h"
@@ -27,6 +28,8 @@ typedef struct
   const char *type_name;     /* in messages: "MpqPipe" */
   const char *closed_text;   /* MPQ_ERROR_CLOSED's message */
   gsize       line_overhead; /* what a line may carry past max-message-size */
+  const char *idle_what;     /* MPQ_DEBUG: "pipe" to say when messages wait
+                              * unread in the socket (mpq-debug-idle.c), or NULL */
 
   /* A whole line came, without its newline. FALSE with @error set: a bad
    * line, and reading stops there. */
@@ -62,6 +65,7 @@ typedef struct
   MpqReadSources  sources;         /* on @context while someone wants lines */
   GSource        *flush;           /* writes out before @context waits */
   GSource        *closed_idle;     /* emits ::closed, or NULL */
+  MpqDebugIdle   *idle;            /* MPQ_DEBUG, until the owner reads or starts */
 
   guint           read_done : 1;   /* EOF or a bad line: nothing more to read */
   guint           closed : 1;      /* closed by the owner */

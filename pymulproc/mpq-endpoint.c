@@ -40,6 +40,8 @@ _mpq_endpoint_open (MpqEndpoint *ep,
   ep->io = g_io_channel_unix_new (fd);
   g_io_channel_set_encoding (ep->io, NULL, NULL);
   g_io_channel_set_buffered (ep->io, FALSE);
+  if (ep->klass->idle_what != NULL)
+    ep->idle = _mpq_debug_idle_new (fd, ep->klass->idle_what, ep->klass->type_name, ep->owner);
 }
 
 /* Writes out what was sent (waiting at most @flush_timeout_ms), stops
@@ -55,6 +57,7 @@ _mpq_endpoint_close (MpqEndpoint *ep,
       g_clear_pointer (&ep->writer, _mpq_writer_free);
     }
   ep->closed = TRUE;
+  _mpq_debug_idle_stop (&ep->idle);
   if (!ep->read_done)
     _mpq_endpoint_stop_reading (ep, NULL);
   _mpq_fds_close_all (ep->fds);
@@ -72,6 +75,7 @@ _mpq_endpoint_clear (MpqEndpoint *ep)
 {
   g_assert (ep->fd == -1 && ep->writer == NULL);
 
+  _mpq_debug_idle_stop (&ep->idle);
   _mpq_clear_source (&ep->closed_idle);
   _mpq_read_sources_clear (&ep->sources);
   _mpq_clear_source (&ep->flush);
@@ -289,6 +293,8 @@ _mpq_endpoint_acquire_context (MpqEndpoint *ep)
 {
   g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
 
+  /* Started, or a receive_async: the owner takes what comes. */
+  _mpq_debug_idle_stop (&ep->idle);
   if (ep->context == NULL)
     {
       ep->context = g_steal_pointer (&context);

@@ -233,6 +233,7 @@ const MpqEndpointClass _mpq_pipe_endpoint_class = {
   .type_name = "MpqPipe",
   .closed_text = "The pipe is closed",
   .line_overhead = 0,
+  .idle_what = "pipe",
   .line = pipe_line,
   .holding = pipe_holding,
   .deliver = pipe_deliver,
@@ -260,6 +261,8 @@ wait_for_buffered (MpqPipe  *self,
 
   if (!_mpq_pipe_ensure_open (self, error))
     return FALSE;
+  /* A receive of any kind: MPQ_DEBUG's idle check has nothing to say. */
+  _mpq_debug_idle_stop (&self->ep.idle);
   if (self->ep.closed || (self->eos_taken && !has_buffered (self)))
     {
       _mpq_endpoint_set_closed_error (&self->ep, error);

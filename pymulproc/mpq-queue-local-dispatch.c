@@ -26,6 +26,7 @@ _mpq_queue_server_start_local (MpqQueueServer *server,
     }
   server->local.slots.prefetch = MAX (prefetch, 1);
   server->local.slots.started = TRUE;
+  server->local.asked = TRUE;
   if (server->local_inbox.length > 0)
     g_source_set_ready_time (wake, 0);
   _mpq_queue_kick_locked (server);

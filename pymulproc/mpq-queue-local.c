@@ -308,6 +308,7 @@ _mpq_queue_server_take (MpqQueueServer    *server,
   MpqMessage *message;
 
   _mpq_mutex_lock (&server->lock);
+  server->local.asked = TRUE;
   if (server->all.length == 0 && deadline == 0)
     _mpq_queue_sync_locked (server);
   if (server->all.length > 0 && server->gets.length == 0)
@@ -395,6 +396,7 @@ _mpq_queue_server_take_for_me (MpqQueueServer  *server,
   gboolean closed;
 
   _mpq_mutex_lock (&server->lock);
+  server->local.asked = TRUE;
   /* First in line: what can be routed to us now is ours without a turn
    * of the thread. */
   if (g_queue_is_empty (&server->local_wants))
@@ -539,6 +541,7 @@ _mpq_queue_server_want_async (MpqQueueServer *server,
 
   want->task = g_object_ref (task);
   _mpq_mutex_lock (&server->lock);
+  server->local.asked = TRUE;
   g_queue_push_tail (&server->local_wants, want);
   server->local.n_wants++;
   _mpq_queue_kick_locked (server);

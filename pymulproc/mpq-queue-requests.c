@@ -373,6 +373,7 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       return apply_hello (conn, frame, error);
 
     case MPQ_FRAME_GET:
+      conn->peer.asked = TRUE;
       if (server->all.length > 0 && server->gets.length == 0)
         conn_deliver (conn, _mpq_queue_pop_front_locked (server), frame->id);
       else if (frame->timeout == 0)
@@ -385,6 +386,7 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
     case MPQ_FRAME_WANT:
       /* Without a time-out (receive_async, and children before 1.2), it
        * waits until it is served or cancelled. */
+      conn->peer.asked = TRUE;
       return add_pending (conn, &conn->wants, MPQ_PENDING_WANT, frame->id, frame->timeout,
                           error);
 
@@ -394,6 +396,7 @@ _mpq_queue_conn_apply_frame_locked (MpqQueueConn  *conn,
       return TRUE;
 
     case MPQ_FRAME_START:
+      conn->peer.asked = TRUE;
       conn->peer.slots.started = TRUE;
       conn->peer.slots.prefetch = (guint) MIN (frame->prefetch, MPQ_QUEUE_MAX_PREFETCH);
       return TRUE;

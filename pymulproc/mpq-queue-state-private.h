@@ -140,6 +140,10 @@ struct _MpqQueuePeer
   gint                     pid;       /* messages addressed to it are routed here */
   MpqQueueSlots            slots;
   guint                    n_wants;   /* routed receives waiting */
+  gboolean                 asked;     /* it received (any way) or started, ever */
+  gboolean                 idle_said; /* MPQ_DEBUG: it was told that messages wait */
+  guint64                  idle_mark; /* MPQ_DEBUG: 1 + the seq of the oldest message
+                                       * routable to it at the last tick, or 0 */
 };
 
 struct _MpqQueueServer
@@ -185,6 +189,8 @@ struct _MpqQueueServer
   GThread      *thread;        /* constant while running */
   GMainContext *context;       /* constant */
   GSource      *kick;          /* constant until close */
+  GSource      *debug_idle;    /* MPQ_DEBUG's idle check (mpq-debug-idle.c), or
+                                * NULL; constant until close */
   GQueue        incoming;      /* @lock: children spawned, not yet adopted */
   gboolean      limits_changed; /* @lock: max_message_size changed */
   guint64       sync_requested; /* @lock: by the parent: read what was written */
@@ -242,6 +248,8 @@ MpqQueueEntry *_mpq_queue_pop_front_locked   (MpqQueueServer *server);
 MpqQueueEntry *_mpq_queue_pick_locked        (MpqQueueServer *server,
                                               MpqQueuePeer   *peer);
 MpqQueueEntry *_mpq_queue_take_for_locked    (MpqQueueServer *server,
+                                              MpqQueuePeer   *peer);
+MpqQueueEntry *_mpq_queue_peek_for_locked    (MpqQueueServer *server,
                                               MpqQueuePeer   *peer);
 guint          _mpq_queue_drop_for_locked    (MpqQueueServer *server,
                                               gint            pid);

@@ -415,6 +415,15 @@ _mpq_queue_take_for_locked (MpqQueueServer *server,
   return entry;
 }
 
+/* The oldest message @peer's routed receive would take, left where it is
+ * (MPQ_DEBUG's idle check). */
+MpqQueueEntry *
+_mpq_queue_peek_for_locked (MpqQueueServer *server,
+                            MpqQueuePeer   *peer)
+{
+  return candidate_locked (server, peer->pid, TRUE);
+}
+
 /* Drops every message waiting for @pid (a process gone for good, whose
  * pid must not inherit them): each counts as taken. Returns how many. */
 guint

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include "mpq-debug-idle-private.h"
 #include "mpq-frame-private.h"
 #include "mpq-protocol.h"
 #include "mpq-queue-conn-private.h"
@@ -164,6 +165,7 @@ _mpq_queue_server_new (guint    max_size,
   server->context = g_main_context_new ();
   server->kick = _mpq_source_attach (_mpq_wake_source_new (), server->context,
                                      "[mpq] queue kick", kick_cb, server);
+  server->debug_idle = _mpq_queue_debug_idle_new (server);
 
   server->refs = 1;
   server->thread = g_thread_try_new ("mpq-queue", server_thread, server, error);
@@ -212,6 +214,7 @@ _mpq_queue_server_close (MpqQueueServer *server)
 
   _mpq_queue_local_clear (server);
 
+  _mpq_clear_source (&server->debug_idle);
   if (server->kick != NULL)
     {
       g_source_destroy (server->kick);
