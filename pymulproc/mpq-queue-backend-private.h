@@ -90,7 +90,15 @@ struct _MpqQueueBackend
 {
   const MpqQueueBackendClass *klass;
   MpqChannel                 *channel;   /* the queue; not a reference */
+  GSource                    *closed_idle; /* ::closed on its way */
 };
+
+/* mpq-queue-channel.c, the queue's user's thread: ::closed on the queue
+ * from an idle of the thread-default context, after the close () that
+ * scheduled it returned, as a pipe does. A backend's free () clears
+ * @closed_idle (_mpq_clear_source ()). */
+void _mpq_queue_backend_schedule_closed (MpqQueueBackend *backend,
+                                         const char      *name);
 
 MpqQueueBackend *_mpq_queue_parent_backend_new (MpqChannel  *channel,
                                                 guint        max_size,

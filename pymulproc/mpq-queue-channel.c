@@ -9,6 +9,7 @@
 #include "mpq-protocol.h"
 #include "mpq-queue-private.h"
 #include "mpq-queue-redis-private.h"
+#include "mpq-source-private.h"
 #include "mpq-spawn-private.h"
 
 #include <unistd.h>
@@ -365,4 +366,25 @@ _mpq_queue_channel_iface_init (MpqChannelInterface *iface)
   iface->stop = mpq_queue_stop;
   iface->close = mpq_queue_close;
   iface->flush = mpq_queue_flush;
+}
+
+static gboolean
+emit_closed_cb (gpointer user_data)
+{
+  MpqQueueBackend *backend = user_data;
+
+  g_clear_pointer (&backend->closed_idle, g_source_unref);
+  _mpq_channel_emit_closed (backend->channel);
+  return G_SOURCE_REMOVE;
+}
+
+void
+_mpq_queue_backend_schedule_closed (MpqQueueBackend *backend,
+                                    const char      *name)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+
+  if (backend->closed_idle == NULL)
+    backend->closed_idle = _mpq_source_attach (g_idle_source_new (), context, name,
+                                               emit_closed_cb, backend);
 }

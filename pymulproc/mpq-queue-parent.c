@@ -27,7 +27,6 @@ typedef struct
   GSource         *wake;
   gboolean         started;
 
-  GSource         *closed_idle;
 } ParentBackend;
 
 static gboolean
@@ -238,23 +237,10 @@ parent_stop (MpqQueueBackend *backend)
     _mpq_queue_server_stop_local (self->server);
 }
 
-/* ::closed comes from the main context, after close() returned, as it does
- * for a pipe. */
-static gboolean
-emit_closed_cb (gpointer user_data)
-{
-  ParentBackend *self = user_data;
-
-  g_clear_pointer (&self->closed_idle, g_source_unref);
-  _mpq_channel_emit_closed (self->parent.channel);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 parent_close (MpqQueueBackend *backend)
 {
   ParentBackend *self = (ParentBackend *) backend;
-  g_autoptr(GMainContext) context = NULL;
 
   if (self->server == NULL)
     return;
@@ -264,9 +250,7 @@ parent_close (MpqQueueBackend *backend)
   g_clear_pointer (&self->server, _mpq_queue_server_unref);
   clear_wake (self);
 
-  context = g_main_context_ref_thread_default ();
-  self->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
-                                          "[mpq] queue closed", emit_closed_cb, self);
+  _mpq_queue_backend_schedule_closed (backend, "[mpq] queue closed");
 }
 
 static gboolean
@@ -345,7 +329,7 @@ parent_free (MpqQueueBackend *backend)
   ParentBackend *self = (ParentBackend *) backend;
 
   parent_close (backend);
-  _mpq_clear_source (&self->closed_idle);
+  _mpq_clear_source (&self->parent.closed_idle);
   g_free (self);
 }
 

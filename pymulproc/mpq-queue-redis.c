@@ -35,7 +35,6 @@ typedef struct
   gint             id;                /* this participant's, from the server */
   gint             owner;             /* the first creator's id, 0: unknown yet */
   gsize            max_message_size;
-  GSource         *closed_idle;
 } RedisBackend;
 
 #define REDIS(backend) ((RedisBackend *) (backend))
@@ -415,29 +414,16 @@ redis_stop (MpqQueueBackend *backend)
 {
 }
 
-static gboolean
-emit_closed_cb (gpointer user_data)
-{
-  RedisBackend *self = user_data;
-
-  g_clear_pointer (&self->closed_idle, g_source_unref);
-  _mpq_channel_emit_closed (self->parent.channel);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 redis_close (MpqQueueBackend *backend)
 {
   RedisBackend *self = REDIS (backend);
-  g_autoptr(GMainContext) context = NULL;
 
   if (self->redis == NULL)
     return;
 
   g_clear_pointer (&self->redis, redisFree);
-  context = g_main_context_ref_thread_default ();
-  self->closed_idle = _mpq_source_attach (g_idle_source_new (), context,
-                                          "[mpq] redis queue closed", emit_closed_cb, self);
+  _mpq_queue_backend_schedule_closed (backend, "[mpq] redis queue closed");
 }
 
 static gboolean
@@ -512,7 +498,7 @@ redis_free (MpqQueueBackend *backend)
   RedisBackend *self = REDIS (backend);
 
   g_clear_pointer (&self->redis, redisFree);
-  _mpq_clear_source (&self->closed_idle);
+  _mpq_clear_source (&self->parent.closed_idle);
   _mpq_redis_scripts_clear (&self->scripts);
   g_free (self->uri);
   g_free (self->name);
@@ -585,7 +571,7 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
     {
       /* run () closed it if the connection failed: no ::closed for a
        * queue that never was. */
-      _mpq_clear_source (&self->closed_idle);
+      _mpq_clear_source (&self->parent.closed_idle);
       redis_free (&self->parent);
       return NULL;
     }
