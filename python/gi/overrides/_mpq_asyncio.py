@@ -221,11 +221,6 @@ def gio_future(start, finish, convert, cancellable=None, on_cancel=None):
     return future
 
 
-def _reply_value(reply):
-    text = reply.dup_data_json()
-    return None if text is None else json.loads(text)
-
-
 def task_future(task):
     """``await task``: the task's result as a plain value, or its
     ``GLib.Error``. Cancelling the awaiter cancels the task, as
@@ -233,7 +228,7 @@ def task_future(task):
     return gio_future(lambda cancellable, callback: Mpq.Task.wait_async(task, cancellable,
                                                                          callback),
                       lambda result: Mpq.Task.wait_finish(task, result),
-                      _reply_value,
+                      _mpq_channel.message_data,
                       on_cancel=lambda: Mpq.Task.cancel(task))
 
 

@@ -54,6 +54,13 @@ def invalid(text):
     return GLib.Error.new_literal(Mpq.error_quark(), text, Mpq.Error.PROTOCOL)
 
 
+def message_data(message):
+    """The data of the ``Mpq.Message`` @message as a plain value
+    (``json.loads`` of its JSON text; None for null or no data)."""
+    text = message.dup_data_json()
+    return None if text is None else json.loads(text)
+
+
 class MessageList(list):
     """A message as pymulproc has it, ``[request, sender_pid,
     recipient_pid, data]``: it indexes, unpacks and compares as that list
@@ -72,10 +79,8 @@ class MessageList(list):
     def from_message(cls, message):
         """The list of the ``Mpq.Message`` @message (its data through
         ``json.loads``)."""
-        text = message.dup_data_json()
         return cls((message.get_request(), message.get_sender_pid(),
-                    message.get_recipient_pid() or None,
-                    None if text is None else json.loads(text)))
+                    message.get_recipient_pid() or None, message_data(message)))
 
 
 def _check_request(request):
@@ -342,8 +347,7 @@ class MessageMixin:
         """The data as a plain value (``json.loads`` of ``dup_data_json
         ()``; None for null or no data). Each read decodes it anew: keep
         what it gives rather than reading it again."""
-        text = self.dup_data_json()
-        return None if text is None else json.loads(text)
+        return message_data(self)
 
     def unpack(self):
         """The message as pymulproc's list, ``[request, sender_pid,

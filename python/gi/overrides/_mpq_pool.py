@@ -32,12 +32,6 @@ Mpq = get_introspection_module('Mpq')
 _FINAL = (Mpq.TaskState.DONE, Mpq.TaskState.FAILED, Mpq.TaskState.CANCELLED)
 
 
-def _value(reply):
-    """The plain value of a task's reply (its data through json.loads)."""
-    text = reply.dup_data_json()
-    return None if text is None else json.loads(text)
-
-
 class TaskMixin:
     """concurrent.futures.Future's calls on Mpq.Task. The typelib's
     (``wait``, ``wait_async``, ``get_state``...) stay as they are."""
@@ -61,7 +55,7 @@ class TaskMixin:
         ``TimeoutError``) and the task goes on. The wait runs the pool's
         main context, so call it from the thread that made the pool.
         """
-        return _value(self._reply(timeout))
+        return _mpq_channel.message_data(self._reply(timeout))
 
     def exception(self, timeout=None):
         """Waits as :meth:`result` does; returns the task's
