@@ -212,13 +212,17 @@ gboolean
 _mpq_queue_conn_read (MpqQueueConn *conn,
                       gsize        *n_read)
 {
-  g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (Item));
+  GArray *items;
   gsize before = conn->reader.end - conn->reader.start;
   GError *error = NULL;
   GError *stop_error = NULL;
   gboolean eof = FALSE;
   const char *line;
   gsize length;
+
+  if (conn->server->read_items == NULL)
+    conn->server->read_items = g_array_new (FALSE, FALSE, sizeof (Item));
+  items = conn->server->read_items;
 
   *n_read = 0;
   switch (_mpq_line_reader_fill (&conn->reader, conn->fd, conn->fds, &error))
@@ -251,6 +255,7 @@ _mpq_queue_conn_read (MpqQueueConn *conn,
     }
 
   apply_items (conn, items, &error);
+  g_array_set_size (items, 0);
 
   if (error == NULL && stop_error == NULL)
     _mpq_fds_check_held (conn->fds, &stop_error);
@@ -292,6 +297,7 @@ in_watch_cb (GIOChannel   *channel,
   MpqQueueServer *server = conn->server;
   gsize n_read;
 
+  _mpq_queue_free_spent (server);
   _mpq_queue_conn_read (conn, &n_read);
   _mpq_queue_flush_all (server);
   return G_SOURCE_CONTINUE;

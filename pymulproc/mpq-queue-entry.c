@@ -221,6 +221,63 @@ _mpq_queue_entry_free (MpqQueueEntry *entry)
   g_free (entry);
 }
 
+/* An entry the parent's thread is done with goes back to the queue
+ * thread, which made it, to be freed there: glibc gives each thread its
+ * own malloc arena, and a free into another thread's arena takes that
+ * arena's lock while its thread mallocs the next entries. In W3 (four
+ * children put, the parent takes) those frees and the page faults of the
+ * arena shrinking and growing again were 40% of the parent's time
+ * (docs/performance.md). Lock-free: a stack that many threads push and
+ * the queue thread empties at once, so a popped entry is never looked
+ * at again. Bounded: past MPQ_QUEUE_SPENT_BYTES, or for a long line,
+ * the caller frees the entry itself. Any thread. */
+void
+_mpq_queue_entry_give_back (MpqQueueServer *server,
+                            MpqQueueEntry  *entry)
+{
+  gint cost = (gint) (sizeof (MpqQueueEntry) + entry->length);
+  MpqQueueEntry *head;
+
+  forget_ahead (entry);
+  forget_fd (entry);
+  g_clear_object (&entry->message);
+  if (entry->length > MPQ_QUEUE_SPENT_MAX_LINE ||
+      g_atomic_int_add (&server->spent_bytes, cost) + cost > MPQ_QUEUE_SPENT_BYTES)
+    {
+      if (entry->length <= MPQ_QUEUE_SPENT_MAX_LINE)
+        g_atomic_int_add (&server->spent_bytes, -cost);
+      g_free (entry);
+      return;
+    }
+
+  do
+    {
+      head = g_atomic_pointer_get (&server->spent);
+      entry->spent_next = head;
+    }
+  while (!g_atomic_pointer_compare_and_exchange (&server->spent, head, entry));
+}
+
+/* Frees what the parent's threads gave back: the queue thread while it
+ * runs, then whoever frees the server. */
+void
+_mpq_queue_free_spent (MpqQueueServer *server)
+{
+  MpqQueueEntry *entry = g_atomic_pointer_exchange (&server->spent, NULL);
+  gint freed = 0;
+
+  while (entry != NULL)
+    {
+      MpqQueueEntry *next = entry->spent_next;
+
+      freed += (gint) (sizeof (MpqQueueEntry) + entry->length);
+      g_free (entry);
+      entry = next;
+    }
+  if (freed > 0)
+    g_atomic_int_add (&server->spent_bytes, -freed);
+}
+
 MpqQueueEntry *
 _mpq_queue_pop_entry_head (GQueue *queue)
 {

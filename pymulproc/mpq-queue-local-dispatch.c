@@ -69,7 +69,7 @@ _mpq_queue_server_pop_local (MpqQueueServer *server,
   if (entry != NULL)
     {
       message = _mpq_queue_entry_take_message (entry);
-      _mpq_queue_entry_free (entry);
+      _mpq_queue_entry_give_back (server, entry);
     }
   return message;
 }

@@ -353,7 +353,7 @@ _mpq_queue_server_take (MpqQueueServer    *server,
       _mpq_queue_finished_locked (server);
       _mpq_queue_unlock_and_complete (server);
       message = _mpq_queue_entry_take_message (entry);
-      _mpq_queue_entry_free (entry);
+      _mpq_queue_entry_give_back (server, entry);
       return message;
     }
   _mpq_mutex_unlock (&server->lock);
@@ -431,7 +431,7 @@ _mpq_queue_server_take_for_me (MpqQueueServer  *server,
   _mpq_queue_finished_locked (server);
   _mpq_queue_unlock_and_complete (server);
   message = _mpq_queue_entry_take_message (want.served);
-  _mpq_queue_entry_free (want.served);
+  _mpq_queue_entry_give_back (server, want.served);
   return message;
 }
 

@@ -59,6 +59,12 @@ typedef struct
 #define MPQ_QUEUE_AHEAD_BYTES (512 * 1024)
 #define MPQ_QUEUE_AHEAD_COST 512
 
+/* How much the parent's threads hand back to the queue thread to free
+ * (lines of at most MPQ_QUEUE_SPENT_MAX_LINE bytes), before they free
+ * entries themselves: see _mpq_queue_entry_give_back (). */
+#define MPQ_QUEUE_SPENT_BYTES (1024 * 1024)
+#define MPQ_QUEUE_SPENT_MAX_LINE 4096
+
 /* The most messages one child may ask to have in hand through dispatch. */
 #define MPQ_QUEUE_MAX_PREFETCH 65536
 
@@ -98,6 +104,7 @@ struct _MpqQueueEntry
   MpqQueueQuota *quota;       /* the putting child's, while @fd counts */
   MpqQueueServer *ahead;     /* while @message was decoded ahead by the
                                * queue thread: its server, to give back room */
+  MpqQueueEntry *spent_next;  /* in MpqQueueServer.spent */
   gsize          length;
   char           line[];
 };
@@ -158,6 +165,9 @@ struct _MpqQueueServer
   gint          pid;           /* the parent's; constant */
   gint          decoded_ahead; /* atomic: the cost of the messages the thread
                                 * decoded for the parent, not yet taken */
+  MpqQueueEntry *spent;        /* atomic: entries the parent's threads are done
+                                * with, for the queue thread to free */
+  gint          spent_bytes;   /* atomic: what @spent holds */
   GQueue        all;           /* MpqQueueEntry waiting, oldest first */
   GPtrArray    *anyone;        /* MpqQueueRoute for nobody, by origin */
   GHashTable   *by_pid;        /* recipient → MpqQueueRoute */
@@ -192,6 +202,9 @@ struct _MpqQueueServer
   GSource      *debug_idle;    /* MPQ_DEBUG's idle check (mpq-debug-idle.c), or
                                 * NULL; constant until close */
   GQueue        incoming;      /* @lock: children spawned, not yet adopted */
+  GArray       *read_items;    /* the thread's: what one read of a child brought
+                                * (mpq-queue-conn.c), one array for all, kept:
+                                * no regrowth per read */
   gboolean      limits_changed; /* @lock: max_message_size changed */
   guint64       sync_requested; /* @lock: by the parent: read what was written */
   guint64       sync_done;      /* @lock */
@@ -205,6 +218,9 @@ MpqQueueEntry *_mpq_queue_entry_new          (const char     *line,
                                               gint            recipient,
                                               gint            origin);
 MpqMessage    *_mpq_queue_entry_take_message (MpqQueueEntry  *entry);
+void           _mpq_queue_entry_give_back    (MpqQueueServer *server,
+                                              MpqQueueEntry  *entry);
+void           _mpq_queue_free_spent         (MpqQueueServer *server);
 void           _mpq_queue_entry_write_inline (MpqQueueEntry  *entry,
                                               GString        *out);
 void           _mpq_queue_entry_set_fd       (MpqQueueEntry  *entry,

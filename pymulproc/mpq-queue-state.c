@@ -185,6 +185,7 @@ _mpq_queue_state_clear (MpqQueueServer *server)
 {
   while (server->all.length > 0)
     _mpq_queue_entry_free (_mpq_queue_pop_front_locked (server));
+  _mpq_queue_free_spent (server);
   g_clear_pointer (&server->peers, g_ptr_array_unref);
   g_clear_pointer (&server->by_pid, g_hash_table_unref);
   g_clear_pointer (&server->anyone, g_ptr_array_unref);

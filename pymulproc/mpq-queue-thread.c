@@ -230,6 +230,7 @@ _mpq_queue_server_unref (MpqQueueServer *server)
     return;
 
   _mpq_queue_state_clear (server);
+  g_clear_pointer (&server->read_items, g_array_unref);
   g_main_context_unref (server->context);
   g_free (server);
 }
