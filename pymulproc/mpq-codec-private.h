@@ -41,12 +41,30 @@ MpqMessage *_mpq_codec_decode_full (const char  *line,
 MpqMessage *_mpq_codec_read_message (MpqJsonReader  *reader,
                                      GArray         *fds,
                                      GError        **error);
-gboolean    _mpq_codec_check_full (const char  *line,
-                                   gsize        length,
-                                   gboolean     fds_ok,
-                                   gint        *recipient_pid,
-                                   gsize       *fd_size,
-                                   GError     **error);
+/* Where the parts of a checked message line are, so that it can be
+ * decoded later without a second parse (_mpq_codec_decode_checked ()):
+ * offsets into the line. @plain is FALSE when that cannot be done (an
+ * escaped request, data with whitespace, a payload): decode in full. */
+typedef struct
+{
+  gboolean plain;
+  gint     sender_pid;
+  gint     recipient_pid;
+  guint32  request_start;
+  guint32  request_length;
+  guint32  data_start;     /* with @data_length 0: null data */
+  guint32  data_length;
+} MpqLineShape;
+
+gboolean    _mpq_codec_check_full (const char    *line,
+                                   gsize          length,
+                                   gboolean       fds_ok,
+                                   MpqLineShape  *shape,
+                                   gsize         *fd_size,
+                                   GError       **error);
+MpqMessage *_mpq_codec_decode_checked (const char         *line,
+                                       gsize               length,
+                                       const MpqLineShape *shape);
 gboolean    _mpq_codec_check  (const char  *line,
                                gsize        length,
                                gint        *recipient_pid,

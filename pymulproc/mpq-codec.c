@@ -91,6 +91,8 @@ typedef enum { PAYLOAD_NONE, PAYLOAD_BASE64, PAYLOAD_FD } PayloadKind;
  * size of a memfd that came with the line. */
 typedef struct
 {
+  const char *request_text;  /* the request's text in the line, between */
+  gsize       request_length; /* its quotes, escapes unread */
   char       *request;       /* owned; NULL when only checked */
   gint        sender_pid;
   gint        recipient_pid;
@@ -194,9 +196,11 @@ read_parts (MpqJsonReader  *reader,
   _mpq_json_skip_ws (reader);
   if (reader->end - reader->p < 2 || reader->p[0] != '"' || reader->p[1] == '"')
     return protocol_error (error, "The request is not a non-empty string");
+  parts->request_text = reader->p + 1;
   parts->request = _mpq_json_read_string (reader);
   if (parts->request == NULL)
     return FALSE;
+  parts->request_length = reader->p - 1 - parts->request_text;
   if (!reader->build)
     parts->request = NULL;
 
@@ -410,17 +414,34 @@ _mpq_codec_decode (const char  *line,
   return _mpq_codec_decode_full (line, length, NULL, error);
 }
 
+/* What @parts, read from @line, tell a later decode. */
+static void
+shape_from_parts (const char   *line,
+                  MpqParts     *parts,
+                  MpqLineShape *shape)
+{
+  shape->sender_pid = parts->sender_pid;
+  shape->recipient_pid = parts->recipient_pid;
+  shape->plain = parts->payload == PAYLOAD_NONE && !parts->spaced &&
+                 memchr (parts->request_text, '\\', parts->request_length) == NULL &&
+                 parts->data_length <= G_MAXUINT32;
+  shape->request_start = (guint32) (parts->request_text - line);
+  shape->request_length = (guint32) parts->request_length;
+  shape->data_start = parts->data_text != NULL ? (guint32) (parts->data_text - line) : 0;
+  shape->data_length = (guint32) parts->data_length;
+}
+
 /* Checks a line as _mpq_codec_decode_full() would decode it, building
- * nothing; gives its recipient pid and, in @fd_size, the size of a
- * payload that comes by descriptor (0: none; such a payload is allowed
- * only if @fds_ok). */
+ * nothing; gives its @shape (its pids, and where its parts are) and, in
+ * @fd_size, the size of a payload that comes by descriptor (0: none;
+ * such a payload is allowed only if @fds_ok). */
 gboolean
-_mpq_codec_check_full (const char  *line,
-                       gsize        length,
-                       gboolean     fds_ok,
-                       gint        *recipient_pid,
-                       gsize       *fd_size,
-                       GError     **error)
+_mpq_codec_check_full (const char    *line,
+                       gsize          length,
+                       gboolean       fds_ok,
+                       MpqLineShape  *shape,
+                       gsize         *fd_size,
+                       GError       **error)
 {
   MpqJsonReader reader;
   MpqParts parts;
@@ -435,7 +456,10 @@ _mpq_codec_check_full (const char  *line,
   _mpq_json_reader_clear (&reader);
   parts_clear (&parts);
 
-  *recipient_pid = parts.recipient_pid;
+  if (ok)
+    shape_from_parts (line, &parts, shape);
+  else
+    memset (shape, 0, sizeof *shape);
   if (fd_size != NULL)
     *fd_size = parts.payload == PAYLOAD_FD ? parts.fd_size : 0;
   return ok;
@@ -448,7 +472,32 @@ _mpq_codec_check (const char  *line,
                   gint        *recipient_pid,
                   GError     **error)
 {
-  return _mpq_codec_check_full (line, length, FALSE, recipient_pid, NULL, error);
+  MpqLineShape shape;
+  gboolean ok = _mpq_codec_check_full (line, length, FALSE, &shape, NULL, error);
+
+  *recipient_pid = shape.recipient_pid;
+  return ok;
+}
+
+/* Decodes @line, @length bytes that _mpq_codec_check_full () checked
+ * and shaped as @shape says (inline payloads only). A plain line is not
+ * read again: its request and data are copied from where they are. */
+MpqMessage *
+_mpq_codec_decode_checked (const char         *line,
+                           gsize               length,
+                           const MpqLineShape *shape)
+{
+  char *request;
+
+  if (!shape->plain)
+    return _mpq_codec_decode (line, length, NULL);
+
+  request = g_strndup (line + shape->request_start, shape->request_length);
+  if (shape->data_length == 0)
+    return _mpq_message_new_take (request, shape->sender_pid, shape->recipient_pid, NULL);
+  return _mpq_message_new_take_text (request, shape->sender_pid, shape->recipient_pid,
+                                     g_strndup (line + shape->data_start, shape->data_length),
+                                     shape->data_length);
 }
 
 gboolean

@@ -103,6 +103,7 @@ decode_line (MpqQueueConn  *conn,
   MpqQueueServer *server = conn->server;
   gsize max_message_size = conn->reader.max_line - MPQ_FRAME_OVERHEAD;
   MpqMessage *message;
+  MpqLineShape shape;
   gsize fd_size;
   gint recipient;
 
@@ -119,8 +120,9 @@ decode_line (MpqQueueConn  *conn,
       return FALSE;
     }
 
-  if (!_mpq_codec_check_full (line, length, TRUE, &recipient, &fd_size, error))
+  if (!_mpq_codec_check_full (line, length, TRUE, &shape, &fd_size, error))
     return FALSE;
+  recipient = shape.recipient_pid;
 
   /* A payload by descriptor: the oldest that came, checked (a memfd that
    * cannot change or vanish under a mapping), counted against the child. */
@@ -154,9 +156,10 @@ decode_line (MpqQueueConn  *conn,
    * the data stays text until the parent asks for it. */
   message = NULL;
   if (recipient == server->pid && _mpq_queue_reserve_ahead (server, length) &&
-      (message = _mpq_codec_decode (line, length, NULL)) == NULL)
+      (message = _mpq_codec_decode_checked (line, length, &shape)) == NULL)
     _mpq_queue_release_ahead (server, length);
   item->entry = _mpq_queue_entry_new (line, length, message, recipient, conn->peer.pid);
+  item->entry->shape = shape;
   if (message != NULL)
     _mpq_queue_entry_set_ahead (item->entry, server);
   return TRUE;

@@ -165,7 +165,7 @@ _mpq_queue_entry_take_message (MpqQueueEntry *entry)
         }
     }
   else if (message == NULL)
-    message = _mpq_codec_decode (entry->line, entry->length, NULL);
+    message = _mpq_codec_decode_checked (entry->line, entry->length, &entry->shape);
   g_assert (message != NULL);
   _mpq_message_set_origin (message, entry->origin);
   return message;

@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "mpq-codec-private.h"
 #include "mpq-lock-private.h"
 #include "mpq-message.h"
 
@@ -98,6 +99,8 @@ struct _MpqQueueEntry
   guint32        tag;         /* while in a child's hand */
   gboolean       pushed;      /* handed by dispatch, not asked for */
   MpqMessage    *message;
+  MpqLineShape   shape;       /* the line's, when the queue thread checked
+                               * it: decoded without a second parse */
   int            fd;          /* the payload's memfd when the line says
                                * {"fd":N} (N in @fd_size), or -1 */
   gsize          fd_size;

@@ -2,8 +2,10 @@
 
 /* The library's private wire codec, linked in from its objects: the queue's
  * thread only checks the lines children send (_mpq_codec_check) and the
- * parent decodes them later (_mpq_codec_decode), so both must give the
- * same verdict, the same error and the same recipient for every line.
+ * parent decodes them later (_mpq_codec_decode, or from the shape the
+ * check noted: _mpq_codec_decode_checked), so all must give the same
+ * verdict, the same error, the same recipient and the same message for
+ * every line.
  *
  * The queue's control frames are read without building JSON nodes
  * (_mpq_frame_parse); here they are also read the plain way, every member
@@ -36,6 +38,7 @@ test_check_agrees_with_decode (void)
   GRand *rand = g_rand_new_with_seed (99);
   guint iterations = mpq_test_fuzz_iterations ();
   guint accepted = 0;
+  guint plain = 0;
 
   for (guint i = 0; i < iterations; i++)
     {
@@ -62,9 +65,28 @@ test_check_agrees_with_decode (void)
       g_assert_no_error (check_error);
       g_assert_cmpint (recipient, ==, mpq_message_get_recipient_pid (message));
       accepted++;
+
+      /* The queue decodes a line its thread checked from its shape,
+       * without a second parse: the same message. */
+      {
+        g_autoptr(MpqMessage) shaped = NULL;
+        g_autofree char *expected = NULL;
+        g_autofree char *got = NULL;
+        MpqLineShape shape;
+
+        g_assert_true (_mpq_codec_check_full (line->str, line->len, FALSE, &shape, NULL, NULL));
+        shaped = _mpq_codec_decode_checked (line->str, line->len, &shape);
+        expected = mpq_message_to_json (message, NULL);
+        got = mpq_message_to_json (shaped, NULL);
+        g_assert_cmpstr (got, ==, expected);
+        plain += shape.plain;
+      }
     }
 
   g_assert_cmpuint (accepted, >, iterations / 20);
+  /* Both ways were taken: from the shape, and in full. */
+  g_assert_cmpuint (plain, >, 0);
+  g_assert_cmpuint (plain, <, accepted);
   g_rand_free (rand);
 }
 
