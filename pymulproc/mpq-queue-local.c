@@ -161,7 +161,7 @@ local_assign (MpqQueuePeer  *peer,
       return;
     }
 
-  _mpq_queue_slots_take (&peer->slots, entry);
+  _mpq_queue_slots_take (&peer->slots, entry->recipient);
   g_queue_push_tail_link (&server->local_inbox, &entry->all_link);
   g_source_set_ready_time (server->local_wake, 0);
 }

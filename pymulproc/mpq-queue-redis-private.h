@@ -38,10 +38,12 @@ typedef enum
 {
   MPQ_REDIS_HELLO,         /* max_size, creator → {id, max_size, owner} */
   MPQ_REDIS_PUT,           /* from, recipient, line → {1, seq} | {0, took_tick} */
-  MPQ_REDIS_TAKE,          /* me, hold, max_len → {1, line, seq} | {0, put_tick} | {-1, len} */
-  MPQ_REDIS_TAKE_FOR_ME,   /* me, max_len → as TAKE */
-  MPQ_REDIS_ACK,           /* seq → 1 */
-  MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 */
+  MPQ_REDIS_TAKE,          /* me, hold, max_len → {1, line, seq, recipient} | {0, put_tick}
+                            * | {-1, len} */
+  MPQ_REDIS_TAKE_FOR_ME,   /* me, hold, anyone too, max_len → as TAKE */
+  MPQ_REDIS_ACK,           /* seq... → 1 */
+  MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 (to the end) */
+  MPQ_REDIS_UNDO,          /* seq... → how many went back (to the front) */
   MPQ_REDIS_STATE,         /* → {waiting, held, took_tick} */
   MPQ_REDIS_OWNER,         /* → owner or 0 */
   MPQ_REDIS_N_SCRIPTS
@@ -68,8 +70,8 @@ void        _mpq_redis_scripts_clear (MpqRedisScripts  *scripts);
 /* Runs @script with @n_args arguments after the prefix (binary-safe
  * lengths in @lengths, or -1 for a C string). NULL with @error set
  * (MPQ_ERROR_CLOSED when the connection failed, MPQ_ERROR_FAILED when
- * the server said no). The caller frees the reply. The queue's user's
- * thread. */
+ * the server said no). The caller frees the reply. The thread that owns
+ * @redis. */
 redisReply *_mpq_redis_run   (redisContext     *redis,
                               MpqRedisScripts  *scripts,
                               MpqRedisScript    script,
@@ -78,6 +80,42 @@ redisReply *_mpq_redis_run   (redisContext     *redis,
                               const char      **args,
                               const gssize     *lengths,
                               GError          **error);
+
+/* The integer at @i of an array reply (scripts return numbers as
+ * integers, numbers read from keys as strings), 0 when there is none. */
+long long   _mpq_redis_reply_int (redisReply *reply,
+                                  gsize       i);
+
+/* mpq-queue-redis-thread.c: the library's thread of a queue on Redis,
+ * with its own connection; it serves receive_async, join_async and
+ * dispatch, and never runs user code (it completes GTasks and makes
+ * sources ready in the user's contexts). mpq-queue-redis-async.c is the
+ * user's side of it. */
+typedef struct _MpqRedisThread MpqRedisThread;
+
+/* The queue's user's thread. */
+MpqRedisThread *_mpq_redis_thread_new     (MpqChannel      *channel,
+                                           const char      *uri,
+                                           const char      *prefix,
+                                           gint             id,
+                                           gsize            max_message_size,
+                                           GError         **error);
+/* Ends the thread (what dispatch had not emitted goes back to the front
+ * first); waiting tasks fail with MPQ_ERROR_CLOSED. Drops the caller's
+ * reference. */
+void            _mpq_redis_thread_close   (MpqRedisThread  *thread);
+gboolean        _mpq_redis_thread_is_lost (MpqRedisThread  *thread);
+void            _mpq_redis_thread_set_max_message_size (MpqRedisThread *thread,
+                                                        gsize           size);
+void            _mpq_redis_thread_want_async  (MpqRedisThread  *thread,
+                                               GTask           *task);
+MpqMessage     *_mpq_redis_thread_finish_want (GTask           *task,
+                                               GError         **error);
+void            _mpq_redis_thread_join_async  (MpqRedisThread  *thread,
+                                               GTask           *task);
+void            _mpq_redis_thread_start   (MpqRedisThread  *thread,
+                                           guint            prefetch);
+void            _mpq_redis_thread_stop    (MpqRedisThread  *thread);
 
 #endif
 

@@ -29,17 +29,23 @@
  *                front of the whole queue
  *   P.."afront"  the same for the "a" streams only (routed takes)
  *   P.."held"    hash: number → "HOLDER FROM RECIPIENT LINE", messages in
- *                a participant's hand (a filter deciding), not waiting
+ *                a participant's hand (a filter deciding, a receive_async's
+ *                result, dispatch's window), not waiting
+ *   P.."b"..S    sorted set: numbers of the messages of stream S that came
+ *                back to its front (undo), scored by their number; their
+ *                text in P.."backm" (number → "FROM LINE")
  *   P.."put", P.."took"  streams of one entry (MAXLEN 1), "0-TICK",
  *                added to at each put and at each take: a client that
  *                must wait reads them with XREAD BLOCK from the tick its
  *                script saw, so nothing that happens after that script is
- *                missed
+ *                missed; each tick is also PUBLISHed on P.."ev" for the
+ *                library's thread (mpq-queue-redis-thread.c)
  *
  * A message's entry id is "0-NUMBER", the number from the queue-wide
  * counter, so ids grow in every stream and the queue's order is the
  * numbers' order. Entries hold "m" (the line) and "f" (the putter's id).
- * The queue's user's thread calls these, one at a time per connection. */
+ * Whoever owns a connection (the queue's user's thread, or the library's
+ * thread for its own) calls these, one at a time per connection. */
 
 #define PRELUDE \
   "local P = ARGV[1]\n" \
@@ -47,46 +53,85 @@
   "local function tick (which)\n" \
   "  local t = redis.call ('HINCRBY', META, which .. 'tick', 1)\n" \
   "  redis.call ('XADD', P .. which, 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
+  "  redis.call ('PUBLISH', P .. 'ev', which)\n" \
   "end\n" \
   "local function now_tick (which)\n" \
   "  return tonumber (redis.call ('HGET', META, which .. 'tick') or '0')\n" \
   "end\n" \
+  /* The first message of stream @s: its number and where it is, from the \
+   * stream or from the messages that came back to its front; a peer may \
+   * have written anything there: a malformed entry reads as an empty \
+   * line (a protocol error for that message), never a script error. */ \
+  "local function head (s)\n" \
+  "  local b = redis.call ('ZRANGE', P .. 'b' .. s, 0, 0, 'WITHSCORES')\n" \
+  "  local e = redis.call ('XRANGE', P .. s, '-', '+', 'COUNT', 1)\n" \
+  "  local es = e[1] and tonumber (string.match (e[1][1], '^0%-(%d+)$') or '0')\n" \
+  "  local bs = b[1] and tonumber (b[2])\n" \
+  "  if bs and (not es or bs < es) then return bs, 'b', b[1] end\n" \
+  "  if es then return es, 'e', e[1] end\n" \
+  "  return nil\n" \
+  "end\n" \
+  "local function refront (s)\n" \
+  "  local seq = head (s)\n" \
+  "  if seq then\n" \
+  "    redis.call ('ZADD', P .. 'front', seq, s)\n" \
+  "    if string.sub (s, 1, 1) == 'a' then redis.call ('ZADD', P .. 'afront', seq, s) end\n" \
+  "  else\n" \
+  "    redis.call ('ZREM', P .. 'front', s)\n" \
+  "    redis.call ('ZREM', P .. 'afront', s)\n" \
+  "  end\n" \
+  "end\n" \
+  "local function stream_of (recipient, from)\n" \
+  "  if recipient ~= '0' then return 'r' .. recipient end\n" \
+  "  return 'a' .. from\n" \
+  "end\n" \
   "local function append (recipient, from, line)\n" \
   "  local seq = redis.call ('HINCRBY', META, 'seq', 1)\n" \
-  "  local s\n" \
-  "  if recipient ~= '0' then s = 'r' .. recipient else s = 'a' .. from end\n" \
+  "  local s = stream_of (recipient, from)\n" \
   "  redis.call ('XADD', P .. s, '0-' .. seq, 'm', line, 'f', from)\n" \
-  "  if redis.call ('XLEN', P .. s) == 1 then\n" \
-  "    redis.call ('ZADD', P .. 'front', seq, s)\n" \
-  "    if recipient == '0' then redis.call ('ZADD', P .. 'afront', seq, s) end\n" \
-  "  end\n" \
+  "  refront (s)\n" \
   "  redis.call ('HINCRBY', META, 'waiting', 1)\n" \
   "  tick ('put')\n" \
   "  return seq\n" \
   "end\n" \
   "local function take_from (s, me, hold, max_len)\n" \
-  "  local e = redis.call ('XRANGE', P .. s, '-', '+', 'COUNT', 2)\n" \
-  "  local line, from = e[1][2][2], e[1][2][4]\n" \
-  "  if #line > tonumber (max_len) then return {-1, #line} end\n" \
-  "  local seq = string.sub (e[1][1], 3)\n" \
-  "  redis.call ('XDEL', P .. s, e[1][1])\n" \
-  "  if e[2] then\n" \
-  "    local next = string.sub (e[2][1], 3)\n" \
-  "    redis.call ('ZADD', P .. 'front', next, s)\n" \
-  "    if string.sub (s, 1, 1) == 'a' then redis.call ('ZADD', P .. 'afront', next, s) end\n" \
+  "  local seq, where, x = head (s)\n" \
+  "  if not seq then refront (s); return nil end\n" \
+  "  local line, from = '', '0'\n" \
+  "  if where == 'b' then\n" \
+  "    local v = redis.call ('HGET', P .. 'backm', x) or ''\n" \
+  "    from, line = string.match (v, '^(%d+) (.*)$')\n" \
+  "    if not from then from, line = '0', '' end\n" \
   "  else\n" \
-  "    redis.call ('ZREM', P .. 'front', s)\n" \
-  "    redis.call ('ZREM', P .. 'afront', s)\n" \
+  "    for i = 1, #x[2] - 1, 2 do\n" \
+  "      if x[2][i] == 'm' then line = x[2][i + 1] elseif x[2][i] == 'f' then from = x[2][i + 1] end\n" \
+  "    end\n" \
+  "    if not string.match (from, '^%d+$') then from = '0' end\n" \
   "  end\n" \
+  "  if #line > tonumber (max_len) then return {-1, #line} end\n" \
+  "  if where == 'b' then\n" \
+  "    redis.call ('ZREM', P .. 'b' .. s, x)\n" \
+  "    redis.call ('HDEL', P .. 'backm', x)\n" \
+  "  else\n" \
+  "    redis.call ('XDEL', P .. s, x[1])\n" \
+  "  end\n" \
+  "  refront (s)\n" \
   "  redis.call ('HINCRBY', META, 'waiting', -1)\n" \
+  "  local recipient = '0'\n" \
+  "  if string.sub (s, 1, 1) == 'r' then recipient = string.sub (s, 2) end\n" \
   "  if hold == '1' then\n" \
-  "    local recipient = '0'\n" \
-  "    if string.sub (s, 1, 1) == 'r' then recipient = string.sub (s, 2) end\n" \
-  "    local held = me .. ' ' .. from .. ' ' .. recipient .. ' ' .. line\n" \
-  "    redis.call ('HSET', P .. 'held', seq, held)\n" \
+  "    redis.call ('HSET', P .. 'held', seq, me .. ' ' .. from .. ' ' .. recipient .. ' ' .. line)\n" \
   "  end\n" \
   "  tick ('took')\n" \
-  "  return {1, line, seq}\n" \
+  "  return {1, line, tostring (seq), tonumber (recipient)}\n" \
+  "end\n" \
+  /* A message in hand, by its number: holder, from, recipient, line. */ \
+  "local function held (seq)\n" \
+  "  local v = redis.call ('HGET', P .. 'held', seq)\n" \
+  "  if not v then return nil end\n" \
+  "  local holder, from, recipient, line = string.match (v, '^(%d+) (%d+) (%d+) (.*)$')\n" \
+  "  if not holder then redis.call ('HDEL', P .. 'held', seq); return nil end\n" \
+  "  return holder, from, recipient, line\n" \
   "end\n"
 
 static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
@@ -110,40 +155,64 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
   /* The front of the whole queue, whoever it is for. */
   [MPQ_REDIS_TAKE] = PRELUDE
     "local f = redis.call ('ZRANGE', P .. 'front', 0, 0)\n"
-    "if #f == 0 then return {0, now_tick ('put')} end\n"
-    "return take_from (f[1], ARGV[2], ARGV[3], ARGV[4])\n",
+    "local r = f[1] and take_from (f[1], ARGV[2], ARGV[3], ARGV[4])\n"
+    "if not r then return {0, now_tick ('put')} end\n"
+    "return r\n",
 
-  /* The oldest of: the first message addressed to me, and the first one
-   * for anyone that another participant put. */
+  /* The oldest of: the first message addressed to me, and (unless
+   * ARGV[4] is '0') the first one for anyone that another participant
+   * put. */
   [MPQ_REDIS_TAKE_FOR_ME] = PRELUDE
     "local me = ARGV[2]\n"
     "local best, score = nil, nil\n"
     "local r = redis.call ('ZSCORE', P .. 'front', 'r' .. me)\n"
     "if r then best = 'r' .. me; score = tonumber (r) end\n"
-    "local a = redis.call ('ZRANGE', P .. 'afront', 0, 1, 'WITHSCORES')\n"
+    "local a = {}\n"
+    "if ARGV[4] ~= '0' then a = redis.call ('ZRANGE', P .. 'afront', 0, 1, 'WITHSCORES') end\n"
     "for i = 1, #a, 2 do\n"
     "  if a[i] ~= 'a' .. me then\n"
     "    if best == nil or tonumber (a[i + 1]) < score then best = a[i] end\n"
     "    break\n"
     "  end\n"
     "end\n"
-    "if best == nil then return {0, now_tick ('put')} end\n"
-    "return take_from (best, me, '0', ARGV[3])\n",
+    "local t = best and take_from (best, me, ARGV[3], ARGV[5])\n"
+    "if not t then return {0, now_tick ('put')} end\n"
+    "return t\n",
 
+  /* Done with: taken for good. */
   [MPQ_REDIS_ACK] = PRELUDE
-    "redis.call ('HDEL', P .. 'held', ARGV[2])\n"
+    "for i = 2, #ARGV do redis.call ('HDEL', P .. 'held', ARGV[i]) end\n"
     "tick ('took')\n"
     "return 1\n",
 
   /* Back at the end of the queue, as a local queue's filter puts it;
    * even into a full queue (a put-back never fails). */
   [MPQ_REDIS_PUT_BACK] = PRELUDE
-    "local v = redis.call ('HGET', P .. 'held', ARGV[2])\n"
-    "if not v then return 0 end\n"
-    "local holder, from, recipient, line = string.match (v, '^(%d+) (%d+) (%d+) (.*)$')\n"
+    "local holder, from, recipient, line = held (ARGV[2])\n"
+    "if not holder then return 0 end\n"
     "redis.call ('HDEL', P .. 'held', ARGV[2])\n"
     "append (recipient, from, line)\n"
     "return 1\n",
+
+  /* Handed out and not taken: back to the front of its stream, with its
+   * own number, so before everything put after it (as a local queue
+   * puts back what a process was handed and did not take). */
+  [MPQ_REDIS_UNDO] = PRELUDE
+    "local n = 0\n"
+    "for i = 2, #ARGV do\n"
+    "  local holder, from, recipient, line = held (ARGV[i])\n"
+    "  if holder then\n"
+    "    local s = stream_of (recipient, from)\n"
+    "    redis.call ('HDEL', P .. 'held', ARGV[i])\n"
+    "    redis.call ('ZADD', P .. 'b' .. s, ARGV[i], ARGV[i])\n"
+    "    redis.call ('HSET', P .. 'backm', ARGV[i], from .. ' ' .. line)\n"
+    "    redis.call ('HINCRBY', META, 'waiting', 1)\n"
+    "    refront (s)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "if n > 0 then tick ('put') end\n"
+    "return n\n",
 
   [MPQ_REDIS_STATE] = PRELUDE
     "return {tonumber (redis.call ('HGET', META, 'waiting') or '0'),\n"
@@ -347,6 +416,22 @@ _mpq_redis_run (redisContext     *redis,
         return NULL;
       return reply;
     }
+}
+
+long long
+_mpq_redis_reply_int (redisReply *reply,
+                      gsize       i)
+{
+  redisReply *element;
+
+  if (reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
+    return 0;
+  element = reply->element[i];
+  if (element->type == REDIS_REPLY_INTEGER)
+    return element->integer;
+  if (element->type == REDIS_REPLY_STRING)
+    return g_ascii_strtoll (element->str, NULL, 10);
+  return 0;
 }
 
 /* Connecting ----------------------------------------------------------- */

@@ -13,21 +13,25 @@
 #include "mpq-spawn-private.h"
 
 /* A queue kept in Redis Streams as an MpqQueue backend (connection, keys
- * and scripts: mpq-queue-redis-scripts.c). Issue 14, phase 1: the blocking
- * calls, each one script over this participant's own blocking hiredis
- * connection; a call that must wait reads a tick stream with XREAD BLOCK
- * from the tick its script saw, then runs the script again.
+ * and scripts: mpq-queue-redis-scripts.c). The blocking calls are each one
+ * script over this participant's own blocking hiredis connection, in the
+ * caller's thread; a call that must wait reads a tick stream with XREAD
+ * BLOCK from the tick its script saw, then runs the script again.
+ * receive_async, join_async and dispatch go to the library's thread of the
+ * queue, which has connections of its own (mpq-queue-redis-thread.c,
+ * mpq-queue-redis-async.c).
  *
  * Threads: only the queue's user's thread (one at a time, as for every
- * channel) touches a RedisBackend and its connection; the library starts
- * no thread for it, so no field needs a lock. Dispatch, the async calls,
- * leases and reconnection are not built yet: G_IO_ERROR_NOT_SUPPORTED. */
+ * channel) touches a RedisBackend and its connection, so no field here
+ * needs a lock; what it shares with the library's thread is in
+ * MpqRedisThread, under that one's lock. */
 
 typedef struct
 {
   MpqQueueBackend  parent;
 
   redisContext    *redis;             /* NULL once closed */
+  MpqRedisThread  *thread;            /* NULL once closed */
   MpqRedisScripts  scripts;
   char            *uri;
   char            *name;
@@ -75,24 +79,6 @@ run (RedisBackend    *self,
   if (local_error != NULL)
     g_propagate_error (error, local_error);
   return reply;
-}
-
-/* The integer at @i of an array reply; scripts return numbers as integers,
- * numbers read from keys as strings. */
-static long long
-reply_int (redisReply *reply,
-           gsize       i)
-{
-  redisReply *element;
-
-  if (reply->type != REDIS_REPLY_ARRAY || i >= reply->elements)
-    return 0;
-  element = reply->element[i];
-  if (element->type == REDIS_REPLY_INTEGER)
-    return element->integer;
-  if (element->type == REDIS_REPLY_STRING)
-    return g_ascii_strtoll (element->str, NULL, 10);
-  return 0;
 }
 
 /* Waits until the tick stream @which moves past @tick, or @deadline
@@ -155,8 +141,8 @@ redis_put (MpqQueueBackend  *backend,
 
       if (reply == NULL)
         return FALSE;
-      done = reply_int (reply, 0);
-      tick = reply_int (reply, 1);
+      done = _mpq_redis_reply_int (reply, 0);
+      tick = _mpq_redis_reply_int (reply, 1);
       freeReplyObject (reply);
       if (done == 1)
         return TRUE;
@@ -196,7 +182,7 @@ take_line (RedisBackend    *self,
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
   char me[16], max_len[24];
   const char *take_args[3] = { me, hold ? "1" : "0", max_len };
-  const char *for_me_args[2] = { me, max_len };
+  const char *for_me_args[4] = { me, "0", "1", max_len };
 
   g_snprintf (me, sizeof me, "%d", self->id);
   g_snprintf (max_len, sizeof max_len, "%" G_GSIZE_FORMAT, self->max_message_size);
@@ -204,13 +190,14 @@ take_line (RedisBackend    *self,
     {
       redisReply *reply = script == MPQ_REDIS_TAKE
                           ? run (self, script, 3, take_args, NULL, error)
-                          : run (self, script, 2, for_me_args, NULL, error);
+                          : run (self, script, 4, for_me_args, NULL, error);
       long long status, tick;
 
       if (reply == NULL)
         return FALSE;
-      status = reply_int (reply, 0);
-      if (status == 1 && reply->elements == 3)
+      status = _mpq_redis_reply_int (reply, 0);
+      if (status == 1 && reply->elements == 4 && reply->element[1]->type == REDIS_REPLY_STRING &&
+          reply->element[2]->type == REDIS_REPLY_STRING)
         {
           *line = g_strndup (reply->element[1]->str, reply->element[1]->len);
           *length = reply->element[1]->len;
@@ -219,7 +206,7 @@ take_line (RedisBackend    *self,
           freeReplyObject (reply);
           return TRUE;
         }
-      tick = reply_int (reply, 1);
+      tick = _mpq_redis_reply_int (reply, 1);
       freeReplyObject (reply);
       if (status == -1)
         {
@@ -316,9 +303,9 @@ get_state (RedisBackend  *self,
 
   if (reply == NULL)
     return FALSE;
-  *waiting = reply_int (reply, 0);
-  *held = reply_int (reply, 1);
-  *tick = reply_int (reply, 2);
+  *waiting = _mpq_redis_reply_int (reply, 0);
+  *held = _mpq_redis_reply_int (reply, 1);
+  *tick = _mpq_redis_reply_int (reply, 2);
   freeReplyObject (reply);
   return TRUE;
 }
@@ -363,25 +350,17 @@ redis_join (MpqQueueBackend  *backend,
 }
 
 static void
-return_not_supported (GTask      *task,
-                      const char *what)
-{
-  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           "%s is not built yet for a queue on Redis", what);
-}
-
-static void
 redis_join_async (MpqQueueBackend *backend,
                   GTask           *task)
 {
-  return_not_supported (task, "join_async");
+  _mpq_redis_thread_join_async (REDIS (backend)->thread, task);
 }
 
 static void
 redis_want_async (MpqQueueBackend *backend,
                   GTask           *task)
 {
-  return_not_supported (task, "receive_async");
+  _mpq_redis_thread_want_async (REDIS (backend)->thread, task);
 }
 
 static MpqMessage *
@@ -389,7 +368,7 @@ redis_want_finish (MpqQueueBackend  *backend,
                    GTask            *task,
                    GError          **error)
 {
-  return g_task_propagate_pointer (task, error);
+  return _mpq_redis_thread_finish_want (task, error);
 }
 
 /* Every call was written and answered before it returned. */
@@ -405,13 +384,13 @@ static void
 redis_start (MpqQueueBackend *backend,
              guint            prefetch)
 {
-  g_warning ("Dispatch (mpq_channel_start) is not built yet for a queue on Redis: "
-             "use receive or receive_for_me");
+  _mpq_redis_thread_start (REDIS (backend)->thread, prefetch);
 }
 
 static void
 redis_stop (MpqQueueBackend *backend)
 {
+  _mpq_redis_thread_stop (REDIS (backend)->thread);
 }
 
 static void
@@ -422,6 +401,7 @@ redis_close (MpqQueueBackend *backend)
   if (self->redis == NULL)
     return;
 
+  g_clear_pointer (&self->thread, _mpq_redis_thread_close);
   g_clear_pointer (&self->redis, redisFree);
   _mpq_queue_backend_schedule_closed (backend, "[mpq] redis queue closed");
 }
@@ -429,7 +409,9 @@ redis_close (MpqQueueBackend *backend)
 static gboolean
 redis_is_closed (MpqQueueBackend *backend)
 {
-  return REDIS (backend)->redis == NULL;
+  RedisBackend *self = REDIS (backend);
+
+  return self->redis == NULL || _mpq_redis_thread_is_lost (self->thread);
 }
 
 static gint
@@ -462,6 +444,8 @@ redis_set_max_message_size (MpqQueueBackend *backend,
                             gsize            size)
 {
   REDIS (backend)->max_message_size = size;
+  if (REDIS (backend)->thread != NULL)
+    _mpq_redis_thread_set_max_message_size (REDIS (backend)->thread, size);
   return size;
 }
 
@@ -497,6 +481,7 @@ redis_free (MpqQueueBackend *backend)
 {
   RedisBackend *self = REDIS (backend);
 
+  g_clear_pointer (&self->thread, _mpq_redis_thread_close);
   g_clear_pointer (&self->redis, redisFree);
   _mpq_clear_source (&self->parent.closed_idle);
   _mpq_redis_scripts_clear (&self->scripts);
@@ -575,10 +560,18 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
       redis_free (&self->parent);
       return NULL;
     }
-  self->id = (gint) reply_int (reply, 0);
-  *max_size = (guint) reply_int (reply, 1);
-  self->owner = (gint) reply_int (reply, 2);
+  self->id = (gint) _mpq_redis_reply_int (reply, 0);
+  *max_size = (guint) _mpq_redis_reply_int (reply, 1);
+  self->owner = (gint) _mpq_redis_reply_int (reply, 2);
   freeReplyObject (reply);
+
+  self->thread = _mpq_redis_thread_new (channel, uri, self->prefix, self->id, max_message_size,
+                                        error);
+  if (self->thread == NULL)
+    {
+      redis_free (&self->parent);
+      return NULL;
+    }
 
   return &self->parent;
 }

@@ -27,7 +27,7 @@ conn_deliver (MpqQueueConn  *conn,
   entry->tag = ++conn->next_tag;
   entry->pushed = (id == 0);
   if (entry->pushed)
-    _mpq_queue_slots_take (&conn->peer.slots, entry);
+    _mpq_queue_slots_take (&conn->peer.slots, entry->recipient);
   g_queue_push_tail_link (&conn->held, &entry->all_link);
 
   if (entry->fd >= 0 && conn->takes_fds)

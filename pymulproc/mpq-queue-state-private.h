@@ -74,7 +74,7 @@ typedef struct
 #define MPQ_QUEUE_ADDRESSED_WINDOW 1024
 
 /* What dispatch may still hand a process (see slots_window ()). Guarded
- * by the server's lock. */
+ * by the server's lock (a queue on Redis: its thread's lock). */
 typedef struct
 {
   gboolean started;
@@ -246,11 +246,13 @@ MpqQueueEntry *_mpq_queue_pop_entry_head     (GQueue         *queue);
 MpqQueueEntry *_mpq_queue_pop_entry_tail     (GQueue         *queue);
 
 void           _mpq_queue_slots_take         (MpqQueueSlots  *slots,
-                                              MpqQueueEntry  *entry);
+                                              gint            recipient);
 void           _mpq_queue_slots_release      (MpqQueueSlots  *slots,
                                               gint            recipient);
 void           _mpq_queue_slots_done         (MpqQueueSlots  *slots,
                                               gint64          work_us);
+gboolean       _mpq_queue_slots_have_room    (MpqQueueSlots  *slots,
+                                              gboolean        anyone);
 
 void           _mpq_queue_state_init         (MpqQueueServer *server,
                                               guint           max_size);

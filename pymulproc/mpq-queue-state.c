@@ -35,10 +35,10 @@ struct _MpqQueueRoute
 
 void
 _mpq_queue_slots_take (MpqQueueSlots *slots,
-                       MpqQueueEntry *entry)
+                       gint           recipient)
 {
   slots->pushed++;
-  if (entry->recipient != 0)
+  if (recipient != 0)
     return;
   if (slots->pushed_any++ == 0)
     slots->busy_since = g_get_monotonic_time ();
@@ -84,14 +84,20 @@ slots_window (MpqQueueSlots *slots)
   return (guint) CLAMP (window, 1, (gint64) slots->prefetch);
 }
 
+/* Whether dispatch may hand one more message: one addressed to the
+ * process, or, with @anyone, one for anyone too. */
+gboolean
+_mpq_queue_slots_have_room (MpqQueueSlots *slots,
+                            gboolean       anyone)
+{
+  return slots->started && slots->pushed < MPQ_QUEUE_ADDRESSED_WINDOW &&
+         (!anyone || slots->pushed_any < slots_window (slots));
+}
+
 static gboolean
 peer_has_room (MpqQueuePeer *peer)
 {
-  MpqQueueSlots *slots = &peer->slots;
-
-  return peer->n_wants > 0 ||
-         (slots->started && slots->pushed_any < slots_window (slots) &&
-          slots->pushed < MPQ_QUEUE_ADDRESSED_WINDOW);
+  return peer->n_wants > 0 || _mpq_queue_slots_have_room (&peer->slots, TRUE);
 }
 
 /* Routes ----------------------------------------------------------------- */

@@ -80,6 +80,17 @@ take (MpqQueue *queue,
   return message;
 }
 
+/* The value of the message taken, which must be there. */
+static gint64
+take_value (MpqQueue *queue,
+            gint      timeout_ms)
+{
+  g_autoptr(MpqMessage) message = take (queue, timeout_ms);
+
+  g_assert_nonnull (message);
+  return value_of (message);
+}
+
 static MpqMessage *
 take_for_me (MpqQueue *queue,
              gint      timeout_ms)
@@ -341,32 +352,234 @@ keep_result (GObject      *source,
   *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
-/* Not built yet: a clear error, never a crash. */
+static MpqMessage *
+finish_receive (MpqQueue     *queue,
+                GAsyncResult *result)
+{
+  g_autoptr(GError) error = NULL;
+  MpqMessage *message = mpq_channel_receive_finish (MPQ_CHANNEL (queue), result, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (message);
+  return message;
+}
+
 static void
-test_not_built_yet (void)
+wait_result (GAsyncResult **result)
+{
+  while (*result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+/* receive_async gets the next message for this participant from the
+ * library's thread; join_async ends once it was taken, in our context. */
+static void
+test_receive_async (void)
 {
   g_autofree char *name = queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
+  g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(GAsyncResult) want = NULL;
   g_autoptr(GAsyncResult) join = NULL;
   g_autoptr(MpqMessage) message = NULL;
   g_autoptr(GError) error = NULL;
 
   mpq_channel_receive_async (MPQ_CHANNEL (a), NULL, keep_result, &want);
-  mpq_queue_join_async (a, NULL, keep_result, &join);
-  while (want == NULL || join == NULL)
+  send_value (b, MPQ_REQ_DO, 0, 7);
+  wait_result (&want);
+
+  /* In a's hand until finish: b's join waits for it. */
+  mpq_queue_join_async (b, NULL, keep_result, &join);
+  g_assert_false (mpq_queue_join (b, 0, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+
+  message = finish_receive (a, want);
+  g_assert_cmpint (value_of (message), ==, 7);
+  g_assert_cmpint (mpq_message_get_sender_pid (message), ==, pid_of (b));
+  wait_result (&join);
+  g_assert_true (mpq_queue_join_finish (b, join, &error));
+  g_assert_no_error (error);
+}
+
+/* A cancelled receive_async fails CANCELLED and takes nothing; one whose
+ * result is dropped unfinished puts its message back at the front. */
+static void
+test_receive_async_cancel_and_drop (void)
+{
+  g_autofree char *name = queue_name ();
+  g_autoptr(MpqQueue) a = open_queue (name, 0);
+  g_autoptr(MpqQueue) b = open_queue (name, 0);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) cancelled = NULL;
+  GAsyncResult *dropped = NULL;
+  g_autoptr(GError) error = NULL;
+
+  mpq_channel_receive_async (MPQ_CHANNEL (a), cancellable, keep_result, &cancelled);
+  g_cancellable_cancel (cancellable);
+  wait_result (&cancelled);
+  g_assert_null (mpq_channel_receive_finish (MPQ_CHANNEL (a), cancelled, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  send_value (b, MPQ_REQ_DO, 0, 1);
+  send_value (b, MPQ_REQ_DO, 0, 2);
+  mpq_channel_receive_async (MPQ_CHANNEL (a), NULL, keep_result, &dropped);
+  wait_result (&dropped);
+  g_assert_cmpint (take_value (b, 0), ==, 2);
+  send_value (b, MPQ_REQ_DO, 0, 3);
+
+  /* Dropped unfinished, then the queue closed: once close returned, the
+   * message is back, before 3. */
+  g_object_unref (dropped);
+  mpq_channel_close (MPQ_CHANNEL (a));
+  g_assert_cmpint (take_value (b, 0), ==, 1);
+  g_assert_cmpint (take_value (b, 0), ==, 3);
+  g_assert_true (mpq_queue_join (b, 0, &error));
+  g_assert_no_error (error);
+}
+
+/* A result not finished when the queue closes went back: its finish says
+ * CLOSED, and another takes the message. */
+static void
+test_receive_async_closed_before_finish (void)
+{
+  g_autofree char *name = queue_name ();
+  g_autoptr(MpqQueue) a = open_queue (name, 0);
+  g_autoptr(MpqQueue) b = open_queue (name, 0);
+  g_autoptr(GAsyncResult) want = NULL;
+  g_autoptr(GError) error = NULL;
+
+  send_value (b, MPQ_REQ_DO, 0, 5);
+  mpq_channel_receive_async (MPQ_CHANNEL (a), NULL, keep_result, &want);
+  wait_result (&want);
+  mpq_channel_close (MPQ_CHANNEL (a));
+  g_assert_null (mpq_channel_receive_finish (MPQ_CHANNEL (a), want, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_assert_cmpint (take_value (b, 0), ==, 5);
+}
+
+typedef struct
+{
+  GPtrArray *values;     /* gint64 as pointers, in the order emitted */
+  guint      stop_at;    /* stop dispatch once this many came, or 0 */
+  MpqQueue  *queue;
+} Received;
+
+static void
+on_message (MpqChannel *channel,
+            MpqMessage *message,
+            Received   *received)
+{
+  g_ptr_array_add (received->values, GINT_TO_POINTER ((gint) value_of (message)));
+  if (received->values->len == received->stop_at)
+    mpq_channel_stop (channel);
+}
+
+/* Dispatch: message-received in the context of start ()'s caller, in
+ * order; each is done with once its handlers returned, so a join of
+ * another participant ends. Only DO's detail is heard by the DO handler. */
+static void
+test_dispatch (void)
+{
+  g_autofree char *name = queue_name ();
+  g_autoptr(MpqQueue) a = open_queue (name, 0);
+  g_autoptr(MpqQueue) b = open_queue (name, 0);
+  g_autoptr(GPtrArray) values = g_ptr_array_new ();
+  Received received = { values, 0, a };
+  g_autoptr(GAsyncResult) join = NULL;
+  g_autoptr(GError) error = NULL;
+  const guint n = 200;
+
+  g_signal_connect (a, "message-received::" MPQ_REQ_DO, G_CALLBACK (on_message), &received);
+  mpq_channel_start (MPQ_CHANNEL (a));
+  for (guint i = 0; i < n; i++)
+    send_value (b, MPQ_REQ_DO, 0, i);
+  /* Addressed to a: dispatched too; a's own sends for anyone are not. */
+  send_value (b, MPQ_REQ_DO, pid_of (a), n);
+  send_value (a, MPQ_REQ_FINISHED, 0, -1);
+
+  while (values->len < n + 1)
     g_main_context_iteration (NULL, TRUE);
+  /* What is addressed to a is handed over ahead of the window, as a
+   * local queue does: nobody else could take it. */
+  g_assert_true (g_ptr_array_remove (values, GINT_TO_POINTER (n)));
+  for (guint i = 0; i < n; i++)
+    g_assert_cmpint (GPOINTER_TO_INT (values->pdata[i]), ==, i);
 
-  message = mpq_channel_receive_finish (MPQ_CHANNEL (a), want, &error);
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
-  g_assert_null (message);
-  g_clear_error (&error);
-  g_assert_false (mpq_queue_join_finish (a, join, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
-  g_clear_error (&error);
+  /* a's FINISHED is for someone else: b takes it, then the join ends. */
+  g_assert_cmpint (take_value (b, -1), ==, -1);
+  mpq_queue_join_async (b, NULL, keep_result, &join);
+  wait_result (&join);
+  g_assert_true (mpq_queue_join_finish (b, join, &error));
+  g_assert_no_error (error);
+  mpq_channel_stop (MPQ_CHANNEL (a));
+}
 
-  /* Every call was answered before it returned: nothing to flush. */
-  g_assert_true (mpq_channel_flush (MPQ_CHANNEL (a), 0, &error));
+/* A stop in a handler: that message counts as handled, nothing more is
+ * emitted, and what a had not emitted goes back to the front for b. */
+static void
+test_dispatch_stop (void)
+{
+  g_autofree char *name = queue_name ();
+  g_autoptr(MpqQueue) a = open_queue (name, 0);
+  g_autoptr(MpqQueue) b = open_queue (name, 0);
+  g_autoptr(GPtrArray) values = g_ptr_array_new ();
+  Received received = { values, 1, a };
+  g_autoptr(GError) error = NULL;
+
+  g_signal_connect (a, "message-received", G_CALLBACK (on_message), &received);
+  for (guint i = 0; i < 10; i++)
+    send_value (b, MPQ_REQ_DO, 0, i);
+  mpq_channel_start (MPQ_CHANNEL (a));
+  while (values->len < 1)
+    g_main_context_iteration (NULL, TRUE);
+  /* Whatever the thread took ahead is back once the queue is closed. */
+  mpq_channel_close (MPQ_CHANNEL (a));
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (values->len, ==, 1);
+  for (guint i = 1; i < 10; i++)
+    g_assert_cmpint (take_value (b, 0), ==, i);
+  g_assert_true (mpq_queue_join (b, 0, &error));
+  g_assert_no_error (error);
+}
+
+/* Dispatch in another process: a worker child (the same program as for a
+ * local queue) answers each DO; the parent collects with receive_async. */
+static void
+test_dispatch_worker (void)
+{
+  g_autofree char *name = queue_name ();
+  g_autoptr(MpqQueue) queue = open_queue (name, 0);
+  g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
+  const char *argv[] = { path, "worker", NULL };
+  g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+  gint worker = 0;
+  const guint n = 50;
+
+  child = mpq_queue_spawn (queue, argv, &error);
+  g_assert_no_error (error);
+  for (guint i = 1; i <= n; i++)
+    send_value (queue, MPQ_REQ_DO, 0, i);
+
+  while (g_hash_table_size (seen) < n)
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(MpqMessage) message = NULL;
+
+      mpq_channel_receive_async (MPQ_CHANNEL (queue), NULL, keep_result, &result);
+      wait_result (&result);
+      message = finish_receive (queue, result);
+      worker = mpq_message_get_sender_pid (message);
+      if (g_strcmp0 (mpq_message_get_request (message), MPQ_REQ_FINISHED) == 0)
+        g_hash_table_add (seen, GINT_TO_POINTER ((gint) value_of (message)));
+    }
+  send_value (queue, MPQ_REQ_DIE, worker, 0);
+  assert_exits_zero (child);
+  g_assert_true (mpq_queue_join (queue, -1, &error));
   g_assert_no_error (error);
 }
 
@@ -559,7 +772,14 @@ main (int   argc,
   g_test_add_func ("/Mpq/QueueRedis/filter-puts-back", test_filter_puts_back);
   g_test_add_func ("/Mpq/QueueRedis/bounded-send-full", test_bounded_send_full);
   g_test_add_func ("/Mpq/QueueRedis/too-large", test_too_large);
-  g_test_add_func ("/Mpq/QueueRedis/not-built-yet", test_not_built_yet);
+  g_test_add_func ("/Mpq/QueueRedis/receive-async", test_receive_async);
+  g_test_add_func ("/Mpq/QueueRedis/receive-async-cancel-and-drop",
+                   test_receive_async_cancel_and_drop);
+  g_test_add_func ("/Mpq/QueueRedis/receive-async-closed-before-finish",
+                   test_receive_async_closed_before_finish);
+  g_test_add_func ("/Mpq/QueueRedis/dispatch", test_dispatch);
+  g_test_add_func ("/Mpq/QueueRedis/dispatch-stop", test_dispatch_stop);
+  g_test_add_func ("/Mpq/QueueRedis/dispatch-worker", test_dispatch_worker);
   g_test_add_func ("/Mpq/QueueRedis/close", test_close);
 #ifdef MPQ_TEST_REDIS_SERVER
   g_test_add_func ("/Mpq/QueueRedis/server-lost", test_server_lost);

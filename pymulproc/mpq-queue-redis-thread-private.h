@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "mpq-queue-redis-private.h"
+#include "mpq-queue-state-private.h"
+
+G_BEGIN_DECLS
+
+/* Between mpq-queue-redis-thread.c (the library's thread of a queue on
+ * Redis: its connections and its loop) and mpq-queue-redis-async.c (the
+ * user's side: tasks, their results, dispatch). */
+
+/* A message the thread took and holds on the server for this process,
+ * until it is acknowledged (done with) or undone (back to the front). */
+typedef struct
+{
+  char       *seq;        /* its number on the server */
+  gint        recipient;  /* 0: for anyone */
+  MpqMessage *message;    /* NULL when its line was malformed */
+  GError     *error;      /* ... and why */
+} MpqRedisTaken;
+
+struct _MpqRedisThread
+{
+  gint             refs;            /* atomic: the backend, each result in flight */
+
+  /* Set before the thread starts, read-only after: any thread. */
+  MpqChannel      *channel;         /* the queue, unowned; emitted on in the user's thread */
+  char            *uri;
+  char            *prefix;
+  char             me[16];          /* this participant's id, as text */
+  int              wake_fd;         /* eventfd: any thread writes, the thread reads */
+  GThread         *thread;
+
+  /* The library's thread only (made before it starts, freed after it
+   * ended). */
+  redisContext    *redis;           /* scripts */
+  redisContext    *events;          /* SUBSCRIBEd to PREFIX "ev" while it waits */
+  MpqRedisScripts  scripts;
+  gboolean         subscribed;
+
+  /* Guarded by @lock. */
+  GMutex           lock;
+  GQueue           wants;           /* GTask (a reference), receive_async's, oldest first */
+  GQueue           joins;           /* GTask (a reference), join_async's */
+  GPtrArray       *acks;            /* char *seq: done with, to acknowledge */
+  GPtrArray       *undos;           /* char *seq: handed out, not taken: to the front */
+  GHashTable      *in_hand;         /* char *seq (owned) → itself: held on the server by us */
+  GQueue           inbox;           /* MpqRedisTaken: dispatch's, not emitted yet */
+  MpqQueueSlots    slots;           /* dispatch's window, as a local queue's */
+  gsize            max_message_size;
+  GSource         *deliver;         /* dispatch's wake source, in the context of start () */
+  gboolean         quit;            /* close () asked the thread to end */
+  gboolean         lost;            /* the thread lost the server */
+
+  /* The user's thread only (dispatch). */
+  gboolean         delivering;      /* in deliver, maybe in a handler's main loop */
+};
+
+/* Any thread. */
+MpqRedisThread *_mpq_redis_thread_ref       (MpqRedisThread *thread);
+void            _mpq_redis_thread_unref     (MpqRedisThread *thread);
+void            _mpq_redis_thread_wake      (MpqRedisThread *thread);
+void            _mpq_redis_taken_free       (MpqRedisTaken  *taken);
+/* Any thread, with the lock: @seq is no longer in our hand; it goes to
+ * @to (acks or undos). FALSE when it was not in our hand (the thread
+ * ended and put it back already). */
+gboolean        _mpq_redis_thread_settle_locked (MpqRedisThread *thread,
+                                                 const char     *seq,
+                                                 GPtrArray      *to);
+
+/* mpq-queue-redis-async.c, called by the thread without the lock: hands
+ * @task its result (@taken, owned, or @error, owned, or TRUE for a join)
+ * in its own main context. */
+void            _mpq_redis_complete_later   (MpqRedisThread *thread,
+                                             GTask          *task,
+                                             MpqRedisTaken  *taken,
+                                             GError         *error);
+
+G_END_DECLS

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "mpq-codec-private.h"
+#include "mpq-error.h"
+#include "mpq-queue-redis-thread-private.h"
+
+/* The library's thread of a queue on Redis (issue 14, phase 2). It has
+ * two connections of its own: one runs the scripts, the other is
+ * SUBSCRIBEd to the queue's events (every put and take PUBLISHes one) for
+ * as long as the thread waits for something; it polls that one and an
+ * eventfd by which the user's thread wakes it, so it never blocks in the
+ * server and a wake-up is never a round trip. Each turn it
+ *
+ *   - acknowledges what the user is done with, and puts back at the
+ *     front what was handed out and not taken (undo);
+ *   - takes, holding it on the server, the next message for this process
+ *     for the oldest receive_async, or for dispatch while its window (a
+ *     local queue's MpqQueueSlots) has room;
+ *   - answers join_async once nothing waits and nothing is in hand;
+ *   - then waits for an event, or for the user's thread.
+ *
+ * It never runs user code: results go to their task's main context
+ * (mpq-queue-redis-async.c), dispatch's messages to an inbox whose wake
+ * source runs in the context of mpq_channel_start()'s caller. */
+
+static MpqRedisTaken *
+taken_new (const char  *line,
+           gsize        length,
+           const char  *seq,
+           gint         recipient)
+{
+  MpqRedisTaken *taken = g_new0 (MpqRedisTaken, 1);
+
+  taken->seq = g_strdup (seq);
+  taken->recipient = recipient;
+  taken->message = _mpq_codec_decode (line, length, &taken->error);
+  return taken;
+}
+
+void
+_mpq_redis_taken_free (MpqRedisTaken *taken)
+{
+  g_free (taken->seq);
+  g_clear_object (&taken->message);
+  g_clear_error (&taken->error);
+  g_free (taken);
+}
+
+/* Any thread. */
+MpqRedisThread *
+_mpq_redis_thread_ref (MpqRedisThread *thread)
+{
+  g_atomic_int_inc (&thread->refs);
+  return thread;
+}
+
+/* Any thread; the last reference goes after the thread ended. */
+void
+_mpq_redis_thread_unref (MpqRedisThread *thread)
+{
+  if (!g_atomic_int_dec_and_test (&thread->refs))
+    return;
+
+  g_assert (thread->thread == NULL);
+  g_assert (g_queue_is_empty (&thread->wants) && g_queue_is_empty (&thread->joins));
+  g_queue_clear_full (&thread->inbox, (GDestroyNotify) _mpq_redis_taken_free);
+  g_ptr_array_unref (thread->acks);
+  g_ptr_array_unref (thread->undos);
+  g_hash_table_unref (thread->in_hand);
+  g_clear_pointer (&thread->redis, redisFree);
+  g_clear_pointer (&thread->events, redisFree);
+  _mpq_redis_scripts_clear (&thread->scripts);
+  if (thread->wake_fd >= 0)
+    close (thread->wake_fd);
+  g_mutex_clear (&thread->lock);
+  g_free (thread->uri);
+  g_free (thread->prefix);
+  g_free (thread);
+}
+
+/* Any thread: the thread runs a turn soon. */
+void
+_mpq_redis_thread_wake (MpqRedisThread *thread)
+{
+  guint64 one = 1;
+
+  while (write (thread->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
+}
+
+/* Any thread, with the lock. */
+gboolean
+_mpq_redis_thread_settle_locked (MpqRedisThread *thread,
+                                 const char     *seq,
+                                 GPtrArray      *to)
+{
+  gpointer key;
+
+  if (!g_hash_table_steal_extended (thread->in_hand, seq, &key, NULL))
+    return FALSE;
+  g_ptr_array_add (to, key);
+  return TRUE;
+}
+
+/* The thread ------------------------------------------------------------- */
+
+/* Runs @script on the thread's connection with @seqs as its arguments.
+ * The library's thread. */
+static gboolean
+settle (MpqRedisThread  *thread,
+        MpqRedisScript   script,
+        GPtrArray       *seqs,
+        GError         **error)
+{
+  /* _mpq_redis_run () takes at most 11 arguments. */
+  for (guint i = 0; i < seqs->len; i += 10)
+    {
+      redisReply *reply = _mpq_redis_run (thread->redis, &thread->scripts, script, thread->prefix,
+                                          MIN (seqs->len - i, 10),
+                                          (const char **) seqs->pdata + i, NULL, error);
+
+      if (reply == NULL)
+        return FALSE;
+      freeReplyObject (reply);
+    }
+  return TRUE;
+}
+
+/* A message the thread took: to the oldest receive_async, or to
+ * dispatch's inbox, or, if nobody wants it any more, back to the front.
+ * The library's thread, with the lock, which it lets go. */
+static void
+hand_over_unlock (MpqRedisThread *thread,
+                  MpqRedisTaken  *taken)
+{
+  GTask *task = g_queue_pop_head (&thread->wants);
+
+  g_hash_table_add (thread->in_hand, g_strdup (taken->seq));
+  if (task != NULL)
+    {
+      g_mutex_unlock (&thread->lock);
+      _mpq_redis_complete_later (thread, task, taken, NULL);
+      return;
+    }
+
+  if (taken->message == NULL)
+    {
+      /* Dispatch has nobody to tell: a malformed message costs itself. */
+      g_warning ("A malformed message in the Redis queue %s was dropped: %s", thread->prefix,
+                 taken->error->message);
+      _mpq_redis_thread_settle_locked (thread, taken->seq, thread->acks);
+      _mpq_redis_taken_free (taken);
+    }
+  else if (thread->slots.started)
+    {
+      _mpq_queue_slots_take (&thread->slots, taken->recipient);
+      g_queue_push_tail (&thread->inbox, taken);
+      g_source_set_ready_time (thread->deliver, 0);
+    }
+  else
+    {
+      _mpq_redis_thread_settle_locked (thread, taken->seq, thread->undos);
+      _mpq_redis_taken_free (taken);
+    }
+  g_mutex_unlock (&thread->lock);
+}
+
+/* Takes the next message for this process (addressed to it, or, when
+ * @anyone, put for anyone by another), held on the server: 1 when it
+ * took one, 0 when there was none, -1 when the server is lost (@error).
+ * The library's thread. */
+static int
+take_one (MpqRedisThread  *thread,
+          gboolean         anyone,
+          gsize            max_len,
+          GError         **error)
+{
+  char max_text[24];
+  const char *args[4] = { thread->me, "1", anyone ? "1" : "0", max_text };
+  redisReply *reply;
+  long long status;
+
+  g_snprintf (max_text, sizeof max_text, "%" G_GSIZE_FORMAT, max_len);
+  reply = _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_TAKE_FOR_ME,
+                          thread->prefix, 4, args, NULL, error);
+  if (reply == NULL)
+    return -1;
+
+  status = _mpq_redis_reply_int (reply, 0);
+  if (status == 1 && reply->elements == 4 && reply->element[1]->type == REDIS_REPLY_STRING &&
+      reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+      MpqRedisTaken *taken = taken_new (reply->element[1]->str, reply->element[1]->len,
+                                        reply->element[2]->str,
+                                        (gint) _mpq_redis_reply_int (reply, 3));
+
+      freeReplyObject (reply);
+      g_mutex_lock (&thread->lock);
+      hand_over_unlock (thread, taken);
+      return 1;
+    }
+
+  if (status == -1)
+    {
+      /* It stays for a participant whose limit is higher. */
+      long long length = _mpq_redis_reply_int (reply, 1);
+      GTask *task;
+
+      g_mutex_lock (&thread->lock);
+      task = g_queue_pop_head (&thread->wants);
+      g_mutex_unlock (&thread->lock);
+      if (task != NULL)
+        _mpq_redis_complete_later (thread, task, NULL,
+                                   g_error_new (MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
+                                                "The message at the front is %lld bytes, "
+                                                "longer than %" G_GSIZE_FORMAT,
+                                                length, max_len));
+    }
+  freeReplyObject (reply);
+  return 0;
+}
+
+/* join_async's: done once nothing waits and nothing is in anyone's hand.
+ * The library's thread. */
+static gboolean
+check_joins (MpqRedisThread  *thread,
+             GError         **error)
+{
+  redisReply *reply = _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_STATE,
+                                      thread->prefix, 0, NULL, NULL, error);
+  GQueue joins = G_QUEUE_INIT;
+  gboolean done;
+  GTask *task;
+
+  if (reply == NULL)
+    return FALSE;
+  done = _mpq_redis_reply_int (reply, 0) == 0 && _mpq_redis_reply_int (reply, 1) == 0;
+  freeReplyObject (reply);
+  if (!done)
+    return TRUE;
+
+  g_mutex_lock (&thread->lock);
+  joins = thread->joins;
+  g_queue_init (&thread->joins);
+  g_mutex_unlock (&thread->lock);
+  while ((task = g_queue_pop_head (&joins)) != NULL)
+    _mpq_redis_complete_later (thread, task, NULL, NULL);
+  return TRUE;
+}
+
+/* SUBSCRIBE or UNSUBSCRIBE, and its confirmation (events before an
+ * UNSUBSCRIBE's are dropped: nobody waits for them). The library's
+ * thread. */
+static gboolean
+set_subscribed (MpqRedisThread  *thread,
+                gboolean         subscribed,
+                GError         **error)
+{
+  g_autofree char *channel = g_strconcat (thread->prefix, "ev", NULL);
+  const char *argv[2] = { subscribed ? "SUBSCRIBE" : "UNSUBSCRIBE", channel };
+  void *reply = NULL;
+
+  redisAppendCommandArgv (thread->events, 2, argv, NULL);
+  for (;;)
+    {
+      redisReply *r;
+      gboolean confirmed;
+
+      if (redisGetReply (thread->events, &reply) != REDIS_OK)
+        {
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "Lost the Redis server: %s",
+                       thread->events->errstr);
+          return FALSE;
+        }
+      r = reply;
+      confirmed = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                  r->element[0]->type == REDIS_REPLY_STRING &&
+                  g_ascii_strcasecmp (r->element[0]->str, argv[0]) == 0;
+      freeReplyObject (reply);
+      if (confirmed)
+        break;
+    }
+  thread->subscribed = subscribed;
+  return TRUE;
+}
+
+/* Whether an event was read already (hiredis buffers what it read). */
+static gboolean
+drain_events (MpqRedisThread *thread)
+{
+  gboolean any = FALSE;
+  void *reply = NULL;
+
+  while (redisGetReplyFromReader (thread->events, &reply) == REDIS_OK && reply != NULL)
+    {
+      freeReplyObject (reply);
+      any = TRUE;
+    }
+  return any;
+}
+
+/* Waits for an event of the queue (when @interested) or for a wake-up
+ * from the user's thread. The library's thread. */
+static gboolean
+wait_event (MpqRedisThread  *thread,
+            gboolean         interested,
+            GError         **error)
+{
+  struct pollfd fds[2] = {
+    { thread->wake_fd, POLLIN, 0 },
+    { thread->events->fd, POLLIN, 0 },
+  };
+  guint64 count;
+
+  if (interested != thread->subscribed)
+    {
+      if (!set_subscribed (thread, interested, error))
+        return FALSE;
+      /* What happened before the subscription was not heard: look again. */
+      if (interested)
+        return TRUE;
+    }
+  if (thread->subscribed && drain_events (thread))
+    return TRUE;
+
+  while (poll (fds, thread->subscribed ? 2 : 1, -1) < 0 && errno == EINTR)
+    ;
+  if (fds[0].revents != 0)
+    while (read (thread->wake_fd, &count, sizeof count) < 0 && errno == EINTR)
+      ;
+  if (thread->subscribed && fds[1].revents != 0)
+    {
+      if (redisBufferRead (thread->events) != REDIS_OK)
+        {
+          g_set_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "Lost the Redis server: %s",
+                       thread->events->errstr[0] != '\0' ? thread->events->errstr
+                                                         : "connection closed");
+          return FALSE;
+        }
+      drain_events (thread);
+    }
+  return TRUE;
+}
+
+/* The server is gone: what waits fails with @error (CLOSED), and
+ * dispatch's source runs so that the queue closes. The library's
+ * thread. */
+static void
+lose (MpqRedisThread *thread,
+      GError         *error)
+{
+  GQueue tasks = G_QUEUE_INIT;
+  GTask *task;
+
+  g_mutex_lock (&thread->lock);
+  thread->lost = TRUE;
+  while ((task = g_queue_pop_head (&thread->wants)) != NULL)
+    g_queue_push_tail (&tasks, task);
+  while ((task = g_queue_pop_head (&thread->joins)) != NULL)
+    g_queue_push_tail (&tasks, task);
+  if (thread->deliver != NULL)
+    g_source_set_ready_time (thread->deliver, 0);
+  g_mutex_unlock (&thread->lock);
+
+  while ((task = g_queue_pop_head (&tasks)) != NULL)
+    _mpq_redis_complete_later (thread, task, NULL, g_error_copy (error));
+  g_error_free (error);
+}
+
+/* One turn; FALSE once the thread ends. The library's thread. */
+static gboolean
+turn (MpqRedisThread *thread)
+{
+  g_autoptr(GPtrArray) acks = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) undos = g_ptr_array_new_with_free_func (g_free);
+  gboolean quit, take, anyone, join;
+  GError *error = NULL;
+  gsize max_len;
+  int took = 0;
+
+  g_mutex_lock (&thread->lock);
+  quit = thread->quit;
+  if (quit)
+    {
+      /* What is still in our hand goes back for others. */
+      GHashTableIter iter;
+      gpointer key;
+
+      g_hash_table_iter_init (&iter, thread->in_hand);
+      while (g_hash_table_iter_next (&iter, &key, NULL))
+        {
+          g_hash_table_iter_steal (&iter);
+          g_ptr_array_add (thread->undos, key);
+        }
+    }
+  g_ptr_array_extend_and_steal (acks, g_steal_pointer (&thread->acks));
+  g_ptr_array_extend_and_steal (undos, g_steal_pointer (&thread->undos));
+  thread->acks = g_ptr_array_new_with_free_func (g_free);
+  thread->undos = g_ptr_array_new_with_free_func (g_free);
+  take = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, FALSE);
+  anyone = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, TRUE);
+  join = thread->joins.length > 0;
+  max_len = thread->max_message_size;
+  g_mutex_unlock (&thread->lock);
+
+  if (!settle (thread, MPQ_REDIS_ACK, acks, &error) ||
+      !settle (thread, MPQ_REDIS_UNDO, undos, &error))
+    goto lost;
+  if (quit)
+    return FALSE;
+
+  if (take && (took = take_one (thread, anyone, max_len, &error)) < 0)
+    goto lost;
+  if (join && !check_joins (thread, &error))
+    goto lost;
+  if (took > 0)
+    return TRUE;
+  if (!wait_event (thread, take || join, &error))
+    goto lost;
+  return TRUE;
+
+lost:
+  lose (thread, error);
+  return FALSE;
+}
+
+static gpointer
+thread_main (gpointer data)
+{
+  MpqRedisThread *thread = data;
+  sigset_t pipe_set;
+
+  /* A write to a server that went away raises SIGPIPE: in this thread,
+   * never; the library does not change the process's signal handling. */
+  sigemptyset (&pipe_set);
+  sigaddset (&pipe_set, SIGPIPE);
+  pthread_sigmask (SIG_BLOCK, &pipe_set, NULL);
+
+  while (turn (thread))
+    ;
+  return NULL;
+}
+
+/* The user's side ---------------------------------------------------------- */
+
+MpqRedisThread *
+_mpq_redis_thread_new (MpqChannel  *channel,
+                       const char  *uri,
+                       const char  *prefix,
+                       gint         id,
+                       gsize        max_message_size,
+                       GError     **error)
+{
+  MpqRedisThread *thread = g_new0 (MpqRedisThread, 1);
+
+  thread->refs = 1;
+  thread->channel = channel;
+  thread->uri = g_strdup (uri);
+  thread->prefix = g_strdup (prefix);
+  g_snprintf (thread->me, sizeof thread->me, "%d", id);
+  g_mutex_init (&thread->lock);
+  thread->acks = g_ptr_array_new_with_free_func (g_free);
+  thread->undos = g_ptr_array_new_with_free_func (g_free);
+  thread->in_hand = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  thread->slots.prefetch = 1;
+  thread->max_message_size = max_message_size;
+  thread->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (thread->wake_fd < 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), "eventfd: %s",
+                   g_strerror (saved));
+      _mpq_redis_thread_unref (thread);
+      return NULL;
+    }
+
+  thread->redis = _mpq_redis_connect (uri, error);
+  if (thread->redis != NULL)
+    thread->events = _mpq_redis_connect (uri, error);
+  if (thread->events == NULL)
+    {
+      _mpq_redis_thread_unref (thread);
+      return NULL;
+    }
+
+  thread->thread = g_thread_new ("mpq-redis", thread_main, thread);
+  return thread;
+}
+
+gboolean
+_mpq_redis_thread_is_lost (MpqRedisThread *thread)
+{
+  gboolean lost;
+
+  g_mutex_lock (&thread->lock);
+  lost = thread->lost;
+  g_mutex_unlock (&thread->lock);
+  return lost;
+}
+
+void
+_mpq_redis_thread_set_max_message_size (MpqRedisThread *thread,
+                                        gsize           size)
+{
+  g_mutex_lock (&thread->lock);
+  thread->max_message_size = size;
+  g_mutex_unlock (&thread->lock);
+}
