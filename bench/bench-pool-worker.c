@@ -2,9 +2,9 @@
 
 /* The C worker of the pool benchmark (W7, W8; bench-pool.c is the
  * parent): an MpqWorker that answers each "square" task, its data an
- * integer n, with n * n, and each batch of a map (W8) whole. The data is
- * read as the JsonNode the library decoded, and anything but an integer
- * fails the run.
+ * integer n, with n * n, and each batch of a map (W8) whole. A task's
+ * data is read as the JsonNode the library decoded, a batch's items as
+ * integers from its JSON text; anything but integers fails the run.
  *
  * mpq-bench-pool spawns it through mpq_pool_new (); run by hand it has no
  * pool to serve and says so. */
@@ -12,6 +12,9 @@
 #include <pymulproc/pymulproc.h>
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "bench-pool-ints.h"
 
 static void
 on_task (MpqWorker     *worker,
@@ -41,40 +44,35 @@ on_task (MpqWorker     *worker,
     }
 }
 
-/* A map's batch (W8), whole: the items read as the JsonArray the library
- * decoded, the results written as one JSON array. */
+/* A map's batch (W8), whole: its items read as integers from the batch's
+ * JSON text (strictly: anything else fails the run), their squares
+ * written as one JSON array, as the parent writes and reads them. */
 static void
 on_batch (MpqWorker     *worker,
           MpqInvocation *invocation,
           gpointer       user_data)
 {
-  JsonNode *data = mpq_invocation_get_data (invocation);
-  g_autoptr(GString) results = g_string_sized_new (16 * mpq_invocation_get_n_items (invocation));
+  guint n_items = mpq_invocation_get_n_items (invocation);
+  g_autofree char *items_json = mpq_invocation_dup_data_json (invocation);
+  g_autoptr(GArray) items = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n_items);
+  g_autoptr(GString) results = g_string_sized_new (16 * n_items + 2);
   g_autoptr(GError) error = NULL;
-  JsonArray *items;
 
   if (!g_str_equal (mpq_invocation_get_request (invocation), "square") ||
-      data == NULL || !JSON_NODE_HOLDS_ARRAY (data))
+      !bench_pool_read_int_array (items_json, strlen (items_json), items))
     {
-      g_printerr ("bench worker %d FAILED: not a batch of square tasks\n",
+      g_printerr ("bench worker %d FAILED: not a batch of square tasks on integers\n",
                   mpq_worker_get_pid (worker));
       exit (1);
     }
-  items = json_node_get_array (data);
   g_string_append_c (results, '[');
-  for (guint i = 0; i < json_array_get_length (items); i++)
+  for (guint i = 0; i < items->len; i++)
     {
-      JsonNode *item = json_array_get_element (items, i);
-      gint64 n;
+      gint64 n = g_array_index (items, gint64, i);
 
-      if (!JSON_NODE_HOLDS_VALUE (item) || json_node_get_value_type (item) != G_TYPE_INT64)
-        {
-          g_printerr ("bench worker %d FAILED: an item that is not an integer\n",
-                      mpq_worker_get_pid (worker));
-          exit (1);
-        }
-      n = json_node_get_int (item);
-      g_string_append_printf (results, i > 0 ? ",%" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, n * n);
+      if (i > 0)
+        g_string_append_c (results, ',');
+      bench_pool_append_int (results, n * n);
     }
   g_string_append_c (results, ']');
   if (!mpq_invocation_return_json (invocation, results->str, &error))

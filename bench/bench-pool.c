@@ -22,6 +22,7 @@
  * included), from getrusage (). */
 
 #include "bench-common.h"
+#include "bench-pool-ints.h"
 
 #include <pymulproc/pymulproc.h>
 
@@ -38,6 +39,7 @@ typedef struct
   gint64      warmup;
   char       *worker_exe;
   gboolean    messages;   /* W8: mpq_pool_map (), a message per item */
+  gboolean    json_glib;  /* W8: map_json's results read by json-glib's parser */
 } PoolArgs;
 
 typedef struct
@@ -115,43 +117,58 @@ one_by_one (MpqPool *pool,
     timing->total_ns = bench_now_ns () - start;
 }
 
-/* W8's: one mpq_pool_map_json () of [0, ..., @n - 1], made inside the
- * timing; the results read back as one JsonArray (json-glib's parser). */
+/* W8's: one mpq_pool_map_json () of [0, ..., @n - 1], its text made inside
+ * the timing; the results read back as integers (bench_pool_read_int_array (), or
+ * with --json-glib as one JsonArray by json-glib's parser). */
 static void
-map_json_all (MpqPool *pool,
-              gint64   n,
-              Timing  *timing)
+map_json_all (MpqPool  *pool,
+              gint64    n,
+              gboolean  json_glib,
+              Timing   *timing)
 {
   g_autoptr(GString) items = g_string_sized_new (8 * n);
+  g_autoptr(GArray) values = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) results = NULL;
   g_autofree char *text = NULL;
   gint64 start = bench_now_ns ();
-  JsonArray *array;
   gint64 i;
 
   g_string_append_c (items, '[');
   for (i = 0; i < n; i++)
-    g_string_append_printf (items, i > 0 ? ",%" G_GINT64_FORMAT : "%" G_GINT64_FORMAT, i);
+    {
+      if (i > 0)
+        g_string_append_c (items, ',');
+      bench_pool_append_int (items, i);
+    }
   g_string_append_c (items, ']');
   text = mpq_pool_map_json (pool, "square", items->str, NULL, &error);
   if (text == NULL)
     bench_fail ("mpq_pool_map_json: %s", error->message);
-  results = json_from_string (text, &error);
-  if (results == NULL || !JSON_NODE_HOLDS_ARRAY (results))
-    bench_fail ("map_json gave no array: %s", error != NULL ? error->message : text);
-  array = json_node_get_array (results);
-  if (json_array_get_length (array) != (guint) n)
-    bench_fail ("map gave %u results for %" G_GINT64_FORMAT " items",
-                json_array_get_length (array), n);
-  for (i = 0; i < n; i++)
+  if (json_glib)
     {
-      JsonNode *value = json_array_get_element (array, i);
+      JsonArray *array;
 
-      if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_INT64 ||
-          json_node_get_int (value) != i * i)
-        bench_fail ("item %" G_GINT64_FORMAT " came back wrong", i);
+      results = json_from_string (text, &error);
+      if (results == NULL || !JSON_NODE_HOLDS_ARRAY (results))
+        bench_fail ("map_json gave no array: %s", error != NULL ? error->message : text);
+      array = json_node_get_array (results);
+      for (guint k = 0; k < json_array_get_length (array); k++)
+        {
+          JsonNode *value = json_array_get_element (array, k);
+
+          if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_INT64)
+            bench_fail ("item %u came back as no integer", k);
+          g_array_append_val (values, (gint64) { json_node_get_int (value) });
+        }
     }
+  else if (!bench_pool_read_int_array (text, strlen (text), values))
+    bench_fail ("map_json gave no compact array of integers: %.200s", text);
+  if (values->len != (guint) n)
+    bench_fail ("map gave %u results for %" G_GINT64_FORMAT " items", values->len, n);
+  for (i = 0; i < n; i++)
+    if (g_array_index (values, gint64, i) != i * i)
+      bench_fail ("item %" G_GINT64_FORMAT " came back wrong", i);
   if (timing != NULL)
     timing->total_ns = bench_now_ns () - start;
 }
@@ -204,13 +221,25 @@ default_worker_exe (void)
   return g_build_filename (dir, "mpq-bench-pool-worker", NULL);
 }
 
+static void
+measure (PoolArgs *args,
+         MpqPool  *pool,
+         gint64    n,
+         Timing   *timing)
+{
+  if (!g_str_equal (args->workload, "w8"))
+    one_by_one (pool, n, timing);
+  else if (args->messages)
+    map_all (pool, n, timing);
+  else
+    map_json_all (pool, n, args->json_glib, timing);
+}
+
 static int
 run (PoolArgs *args)
 {
   const char *argv[] = { args->worker_exe, NULL };
   gboolean map = g_str_equal (args->workload, "w8");
-  void (*measure) (MpqPool *, gint64, Timing *) =
-    !map ? one_by_one : args->messages ? map_all : map_json_all;
   g_autoptr(MpqPool) pool = NULL;
   g_autoptr(GError) error = NULL;
   BenchArgs result_args = { 0 };
@@ -227,17 +256,18 @@ run (PoolArgs *args)
     g_main_context_iteration (NULL, TRUE);
 
   if (args->warmup > 0)
-    measure (pool, args->warmup, NULL);
+    measure (args, pool, args->warmup, NULL);
 
   parent_cpu = cpu_seconds (RUSAGE_SELF);
-  measure (pool, args->count, &timing);
+  measure (args, pool, args->count, &timing);
   parent_cpu = cpu_seconds (RUSAGE_SELF) - parent_cpu;
 
   if (!mpq_pool_shutdown (pool, -1, &error))
     bench_fail ("mpq_pool_shutdown: %s", error->message);
 
   result_args.workload_name = args->workload;
-  result_args.variant = (char *) (!map ? "submit" : args->messages ? "map" : "map_json");
+  result_args.variant = (char *) (!map ? "submit" : args->messages ? "map" :
+                                  args->json_glib ? "map_json_glib" : "map_json");
   result = bench_result_new (&result_args, "mpq-pool");
   bench_result_int (result, "count", args->count);
   bench_result_int (result, "workers", args->workers);
@@ -264,6 +294,8 @@ main (int   argc,
     { "warmup", 0, 0, G_OPTION_ARG_INT64, &args.warmup, "Tasks run before timing", "N" },
     { "worker-exe", 0, 0, G_OPTION_ARG_FILENAME, &args.worker_exe, "The C worker", "PATH" },
     { "messages", 0, 0, G_OPTION_ARG_NONE, &args.messages, "W8: mpq_pool_map (), not map_json", NULL },
+    { "json-glib", 0, 0, G_OPTION_ARG_NONE, &args.json_glib,
+      "W8: read map_json's results with json-glib's parser", NULL },
     { NULL }
   };
   int status;

@@ -115,6 +115,22 @@ static const char *const member_names[MPQ_POOL_N_MEMBERS] = {
   [MPQ_POOL_MEMBER_PID] = "pid",
 };
 
+/* The element where @reader stands, checked, to @item. Plain integers,
+ * most of a map's items and results, take the short way. */
+static gboolean
+next_element (MpqJsonReader *reader,
+              MpqPoolItem   *item)
+{
+  gint64 value;
+
+  _mpq_json_skip_ws (reader);
+  item->text = reader->p;
+  if (!_mpq_json_try_plain_int (reader, &value) && !_mpq_json_skip_value (reader))
+    return FALSE;
+  item->length = reader->p - item->text;
+  return TRUE;
+}
+
 /* The array where @reader stands: its elements counted, and (@spans not
  * NULL) where each is, as MpqPoolItems. */
 static gboolean
@@ -132,11 +148,8 @@ walk_array (MpqJsonReader *reader,
         {
           MpqPoolItem item;
 
-          _mpq_json_skip_ws (reader);
-          item.text = reader->p;
-          if (!_mpq_json_skip_value (reader))
+          if (!next_element (reader, &item))
             return FALSE;
-          item.length = reader->p - item.text;
           if (spans != NULL)
             g_array_append_val (spans, item);
           n++;
@@ -235,6 +248,24 @@ member_reader (MpqPoolFrame  *frame,
                          MPQ_MAX_DEPTH, NULL);
 }
 
+/* Where @member's value is in its message's data text: FALSE when the
+ * frame was read from a text of its own (@owned), not the message's. */
+gboolean
+_mpq_pool_frame_offset (MpqPoolFrame  *frame,
+                        MpqPoolMember  member,
+                        gsize         *offset)
+{
+  gsize length;
+  const char *text = _mpq_message_peek_data_text (frame->message, &length);
+
+  if (frame->owned != NULL || text == NULL || frame->value[member] == NULL)
+    return FALSE;
+  g_assert (frame->value[member] >= text &&
+            frame->value[member] + frame->length[member] <= text + length);
+  *offset = frame->value[member] - text;
+  return TRUE;
+}
+
 /* @member as an id (or a pid): a non-negative integer. */
 gboolean
 _mpq_pool_frame_get_id (MpqPoolFrame  *frame,
@@ -307,6 +338,56 @@ _mpq_pool_read_array (const char  *text,
   if (!ok && error != NULL && *error == NULL)
     g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL, "Not one JSON array");
   return ok;
+}
+
+/* A map's items, taken one after the other: the spans of an array, or
+ * the elements of a JSON array's text that _mpq_pool_read_array ()
+ * checked, found as they are taken (100,000 spans would be 1.6 MB of
+ * fresh memory to fault in; the text is read again instead). */
+void
+_mpq_pool_items_init_spans (MpqPoolItems      *items,
+                            const MpqPoolItem *spans,
+                            guint              n_items)
+{
+  memset (items, 0, sizeof *items);
+  items->spans = spans;
+  items->n_items = n_items;
+}
+
+void
+_mpq_pool_items_init_text (MpqPoolItems *items,
+                           const char   *text,
+                           gsize         length,
+                           guint         n_items)
+{
+  memset (items, 0, sizeof *items);
+  items->n_items = n_items;
+  _mpq_json_reader_init (&items->reader, text, length, MPQ_MAX_DEPTH - 3, NULL);
+  if (!_mpq_json_expect (&items->reader, '['))
+    g_assert_not_reached ();
+}
+
+/* The next item to @item, or FALSE when all were taken. */
+gboolean
+_mpq_pool_items_next (MpqPoolItems *items,
+                      MpqPoolItem  *item)
+{
+  if (items->next == items->n_items)
+    return FALSE;
+  if (items->spans != NULL)
+    *item = items->spans[items->next];
+  else if ((items->next > 0 && !_mpq_json_expect (&items->reader, ',')) ||
+           !next_element (&items->reader, item))
+    g_assert_not_reached ();
+  items->next++;
+  return TRUE;
+}
+
+void
+_mpq_pool_items_clear (MpqPoolItems *items)
+{
+  if (items->spans == NULL)
+    _mpq_json_reader_clear (&items->reader);
 }
 
 /* Whether @member is an array, and how long. */

@@ -38,7 +38,7 @@ mpq_pool_map_json_async (MpqPool             *self,
                          gpointer             user_data)
 {
   g_autoptr(GTask) map = NULL;
-  g_autoptr(GArray) items = NULL;
+  g_auto(MpqPoolItems) items = { 0 };
   GError *error = NULL;
   gboolean compact;
   gsize length;
@@ -50,24 +50,23 @@ mpq_pool_map_json_async (MpqPool             *self,
   map = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (map, mpq_pool_map_json_async);
 
-  /* Checked whole first: nothing starts when it is not an array. */
+  /* Checked whole first: nothing starts when it is not an array. Where
+   * each item is, is found again as the batches are cut. */
   length = items_json != NULL ? strlen (items_json) : 0;
-  /* An element takes two bytes at least. */
-  items = g_array_sized_new (FALSE, FALSE, sizeof (MpqPoolItem), length / 2 + 1);
   if (items_json == NULL || !_mpq_utf8_validate_len (items_json, length))
     {
       g_task_return_new_error (map, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
                                "The items are not a JSON array: not valid UTF-8");
       return;
     }
-  if (!_mpq_pool_read_array (items_json, length, items, &n_items, &compact, &error))
+  if (!_mpq_pool_read_array (items_json, length, NULL, &n_items, &compact, &error))
     {
       g_prefix_error (&error, "The items are not a JSON array: ");
       g_task_return_error (map, error);
       return;
     }
-  _mpq_pool_run_map (self, map, request, (MpqPoolItem *) (void *) items->data, n_items,
-                     compact, TRUE);
+  _mpq_pool_items_init_text (&items, items_json, length, n_items);
+  _mpq_pool_run_map (self, map, request, &items, compact, TRUE);
 }
 
 /**

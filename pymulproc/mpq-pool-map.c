@@ -101,9 +101,12 @@ _mpq_pool_iterate_until (GMainContext  *context,
 
 typedef struct
 {
-  GPtrArray *tasks;      /* MpqTask (an item, or a batch of them), in input order */
+  GPtrArray *tasks;      /* MpqTask (an item, or a batch of them), in input order;
+                          * NULL once its results went to @out */
   guint      n_items;
   gboolean   as_text;    /* the replies as one JSON array, not messages */
+  GString   *out;        /* as_text: "[r0,r1" of the tasks before @n_out */
+  guint      n_out;
   guint      remaining;  /* waits not called back yet */
   gboolean   returned;
 } MapData;
@@ -128,8 +131,7 @@ add_replies (GPtrArray *replies,
     }
   results = g_array_new (FALSE, FALSE, sizeof (MpqPoolItem));
   /* Checked when it came: an array of as many results as items. */
-  text = _mpq_message_peek_data_text (reply, &length);
-  g_assert (text != NULL);
+  text = _mpq_task_peek_results (task, &length);
   _mpq_pool_read_array (text, length, results, &n, NULL, NULL);
   for (guint i = 0; i < results->len; i++)
     {
@@ -142,35 +144,66 @@ add_replies (GPtrArray *replies,
     }
 }
 
-/* @task's reply, or a batch's replies, to @out: "[r0,r1" grows. */
+/* @task's reply, or a batch's replies, to @out: "[r0,r1" grows.
+ * @n_tasks: how many tasks the map has, to size @out at the first. */
 static void
 append_results (GString *out,
-                MpqTask *task)
+                MpqTask *task,
+                guint    n_tasks)
 {
-  g_autoptr(MpqMessage) reply = mpq_task_wait (task, 0, NULL);
+  g_autoptr(MpqMessage) reply = NULL;
   g_autofree char *written = NULL;
   const char *text;
   gsize length;
 
-  text = _mpq_message_peek_data_text (reply, &length);
-  if (text == NULL)
-    {
-      /* null, or built here: written once. */
-      written = mpq_message_dup_data_json (reply);
-      text = written;
-      length = strlen (written);
-    }
   if (_mpq_task_get_batch (task) > 0)
     {
       /* "[...]": its elements, without the brackets (compact text). */
-      text++;
+      text = _mpq_task_peek_results (task, &length) + 1;
       length -= 2;
-      if (length == 0)
-        return;
     }
+  else
+    {
+      reply = mpq_task_wait (task, 0, NULL);
+      text = _mpq_message_peek_data_text (reply, &length);
+      if (text == NULL)
+        {
+          /* null, or built here: written once. */
+          written = mpq_message_dup_data_json (reply);
+          text = written;
+          length = strlen (text);
+        }
+    }
+  if (out->len == 1)
+    {
+      /* Sized at the first: 100,000 small results make a megabyte,
+       * which doubling from nothing would copy and fault in twice. */
+      g_string_set_size (out, (length + 1) * n_tasks + n_tasks / 4 + 2);
+      g_string_truncate (out, 1);
+    }
+  if (length == 0)
+    return;
   if (out->len > 1)
     g_string_append_c (out, ',');
   g_string_append_len (out, text, length);
+}
+
+/* as_text: the results of the tasks that ended, in order, to @out, as
+ * they come (while the workers are still busy with the rest); each task
+ * is let go then, and its reply with it. */
+static void
+append_ended (MapData *data)
+{
+  while (data->n_out < data->tasks->len)
+    {
+      MpqTask *task = g_ptr_array_index (data->tasks, data->n_out);
+
+      if (mpq_task_get_state (task) != MPQ_TASK_DONE)
+        return;
+      append_results (data->out, task, data->tasks->len);
+      g_object_unref (task);
+      data->tasks->pdata[data->n_out++] = NULL;
+    }
 }
 
 static void
@@ -180,12 +213,10 @@ return_replies (GTask   *map,
   data->returned = TRUE;
   if (data->as_text)
     {
-      GString *out = g_string_new ("[");
-
-      for (guint i = 0; i < data->tasks->len; i++)
-        append_results (out, g_ptr_array_index (data->tasks, i));
-      g_string_append_c (out, ']');
-      g_task_return_pointer (map, g_string_free (out, FALSE), g_free);
+      append_ended (data);
+      g_assert (data->n_out == data->tasks->len);
+      g_string_append_c (data->out, ']');
+      g_task_return_pointer (map, g_string_free (g_steal_pointer (&data->out), FALSE), g_free);
     }
   else
     {
@@ -208,6 +239,7 @@ split_done (GObject      *source,
   g_autoptr(MpqMessage) reply = NULL;
   GError *error = NULL;
   char *results = g_task_propagate_pointer (G_TASK (result), &error);
+  gsize length;
 
   g_hash_table_remove (self->splits, batch);
   if (results == NULL)
@@ -215,10 +247,11 @@ split_done (GObject      *source,
       _mpq_task_fail (batch, error);
       return;
     }
+  length = strlen (results);
   reply = _mpq_message_new_take_text (g_strdup (MPQ_REQ_FINISHED), 0, self->pid,
-                                      results, strlen (results));
+                                      results, length);
   if (!_mpq_task_is_final (batch))
-    _mpq_task_complete (batch, reply);
+    _mpq_task_complete_batch (batch, reply, 0, length);
 }
 
 /* @batch, taken off the queue, runs as a map of its items, one task each
@@ -229,55 +262,16 @@ _mpq_pool_split_batch (MpqPool *self,
                        MpqTask *batch)
 {
   const char *items_json = _mpq_task_peek_data_json (batch);
-  g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (MpqPoolItem));
   GCancellable *cancellable = g_cancellable_new ();
   g_autoptr(GTask) map = g_task_new (self, cancellable, split_done, g_object_ref (batch));
-  gboolean compact;
-  guint n;
+  g_auto(MpqPoolItems) items = { 0 };
 
   g_task_set_source_tag (map, _mpq_pool_split_batch);
   g_hash_table_insert (self->splits, batch, cancellable);
   /* The map made it: a JSON array of that many items. */
-  _mpq_pool_read_array (items_json, strlen (items_json), items, &n, &compact, NULL);
-  _mpq_pool_run_map (self, map, mpq_task_get_request (batch),
-                     (MpqPoolItem *) (void *) items->data, n, compact, TRUE);
-}
-
-/* Submits @items[@from, @to) as one batch: [x, y, ...]. @contiguous:
- * they are the elements of one JSON array's text, in order. */
-static MpqTask *
-submit_batch (MpqPool            *self,
-              const char         *request,
-              const MpqPoolItem  *items,
-              guint               from,
-              guint               to,
-              gboolean            contiguous,
-              gboolean            compact,
-              GError            **error)
-{
-  const char *start = items[from].text;
-  const char *end = items[to - 1].text + items[to - 1].length;
-  g_autoptr(GString) batch = NULL;
-
-  if (contiguous)
-    {
-      /* Elements of one JSON array: the text between them is theirs. */
-      batch = g_string_sized_new (end - start + 2);
-      g_string_append_c (batch, '[');
-      g_string_append_len (batch, start, end - start);
-    }
-  else
-    {
-      batch = g_string_new ("[");
-      for (guint i = from; i < to; i++)
-        {
-          if (i > from)
-            g_string_append_c (batch, ',');
-          g_string_append_len (batch, items[i].text, items[i].length);
-        }
-    }
-  g_string_append_c (batch, ']');
-  return _mpq_pool_submit_batch (self, request, batch->str, to - from, compact, error);
+  _mpq_pool_items_init_text (&items, items_json, strlen (items_json), _mpq_task_get_batch (batch));
+  _mpq_pool_run_map (self, map, mpq_task_get_request (batch), &items,
+                     _mpq_task_is_compact (batch), TRUE);
 }
 
 static MpqTask *
@@ -310,19 +304,29 @@ batch_size (MpqPool *self,
   return MAX (size, 1);
 }
 
+/* A task of @tasks, or NULL: its results went to @out already. */
+static void
+unref_task (gpointer task)
+{
+  if (task != NULL)
+    g_object_unref (task);
+}
+
 static void
 map_data_free (gpointer user_data)
 {
   MapData *data = user_data;
 
   g_ptr_array_unref (data->tasks);
+  if (data->out != NULL)
+    g_string_free (data->out, TRUE);
   g_free (data);
 }
 
 static void
 cancel_all (MapData *data)
 {
-  for (guint i = 0; i < data->tasks->len; i++)
+  for (guint i = data->n_out; i < data->tasks->len; i++)
     mpq_task_cancel (g_ptr_array_index (data->tasks, i));
 }
 
@@ -354,6 +358,8 @@ item_cb (GObject      *source,
     }
   if (data->remaining == 0)
     return_replies (map, data);
+  else if (data->as_text)
+    append_ended (data);
 }
 
 static gboolean
@@ -366,43 +372,94 @@ map_cancelled (GCancellable *cancellable,
   return G_SOURCE_REMOVE;
 }
 
+/* The next batch of @items, from @item (taken already) on: at most
+ * @size items and MPQ_POOL_BATCH_BYTES, as one JSON array's text; @item
+ * becomes the one after it, and FALSE is returned when there is none.
+ * @contiguous: the items are the elements of one JSON array's text, in
+ * order, and the text between them is theirs. */
+static gboolean
+take_batch (MpqPoolItems *items,
+            MpqPoolItem  *item,
+            guint         size,
+            gboolean      contiguous,
+            GString      *batch,
+            guint        *n_items)
+{
+  const char *start = item->text;
+  const char *end;
+  gsize bytes = item->length;
+  gboolean more;
+  guint n = 0;
+
+  g_string_append_c (batch, '[');
+  for (;;)
+    {
+      if (!contiguous)
+        {
+          if (n > 0)
+            g_string_append_c (batch, ',');
+          g_string_append_len (batch, item->text, item->length);
+        }
+      end = item->text + item->length;
+      n++;
+      more = _mpq_pool_items_next (items, item);
+      if (!more || n >= size || bytes + item->length >= MPQ_POOL_BATCH_BYTES)
+        break;
+      bytes += item->length + 1;
+    }
+  if (contiguous)
+    g_string_append_len (batch, start, end - start);
+  g_string_append_c (batch, ']');
+  *n_items = n;
+  return more;
+}
+
 /* Runs @map: @request on each of @items (checked JSON already, and
  * @compact when known to be; with @as_text, the elements of one array's
- * text), in batches when the workers take them; the replies come as messages, or
- * (@as_text) as one JSON array. The map of both map_async () and
- * map_json_async (). */
+ * text), in batches when the workers take them; the replies come as
+ * messages, or (@as_text) as one JSON array. The map of both map_async ()
+ * and map_json_async (). */
 void
-_mpq_pool_run_map (MpqPool           *self,
-                   GTask             *map,
-                   const char        *request,
-                   const MpqPoolItem *items,
-                   guint              n_items,
-                   gboolean           compact,
-                   gboolean           as_text)
+_mpq_pool_run_map (MpqPool      *self,
+                   GTask        *map,
+                   const char   *request,
+                   MpqPoolItems *items,
+                   gboolean      compact,
+                   gboolean      as_text)
 {
   GCancellable *cancellable = g_task_get_cancellable (map);
   MapData *data = g_new0 (MapData, 1);
-  guint size = batch_size (self, n_items);
+  guint size = batch_size (self, items->n_items);
+  MpqPoolItem item;
+  gboolean more;
 
-  data->tasks = g_ptr_array_new_with_free_func (g_object_unref);
-  data->n_items = n_items;
+  data->tasks = g_ptr_array_new_with_free_func (unref_task);
+  data->n_items = items->n_items;
   data->as_text = as_text;
+  if (as_text)
+    data->out = g_string_new ("[");
   g_task_set_task_data (map, data, map_data_free);
 
-  for (guint i = 0; i < n_items;)
+  more = _mpq_pool_items_next (items, &item);
+  while (more)
     {
       GError *error = NULL;
-      guint end = i + 1;
-      gsize bytes = items[i].length;
       MpqTask *task;
 
-      while (end < n_items && end - i < size &&
-             bytes + items[end].length < MPQ_POOL_BATCH_BYTES)
-        bytes += items[end++].length + 1;
       if (size > 1)
-        task = submit_batch (self, request, items, i, end, as_text, compact, &error);
+        {
+          GString *batch = g_string_new (NULL);
+          guint n;
+
+          more = take_batch (items, &item, size, as_text, batch, &n);
+          task = _mpq_pool_submit_batch (self, request, g_string_free (batch, FALSE), n,
+                                         compact, &error);
+        }
       else
-        task = submit_one (self, request, &items[i], &error);
+        {
+          task = submit_one (self, request, &item, &error);
+          more = _mpq_pool_items_next (items, &item);
+        }
       if (task == NULL)
         {
           cancel_all (data);
@@ -411,7 +468,6 @@ _mpq_pool_run_map (MpqPool           *self,
           return;
         }
       g_ptr_array_add (data->tasks, task);
-      i = end;
     }
   if (data->tasks->len == 0)
     {
@@ -461,6 +517,7 @@ mpq_pool_map_async (MpqPool             *self,
 {
   g_autoptr(GTask) map = NULL;
   g_autofree MpqPoolItem *items = NULL;
+  MpqPoolItems spans;
   guint n_items = 0;
 
   g_return_if_fail (MPQ_IS_POOL (self));
@@ -486,7 +543,8 @@ mpq_pool_map_async (MpqPool             *self,
       items[i].text = data_json[i];
       items[i].length = strlen (data_json[i]);
     }
-  _mpq_pool_run_map (self, map, request, items, n_items, FALSE, FALSE);
+  _mpq_pool_items_init_spans (&spans, items, n_items);
+  _mpq_pool_run_map (self, map, request, &spans, FALSE, FALSE);
 }
 
 /**

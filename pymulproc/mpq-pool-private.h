@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "mpq-json-private.h"
 #include "mpq-pool.h"
 #include "mpq-queue.h"
 #include "mpq-worker.h"
@@ -142,7 +143,7 @@ void      _mpq_pool_startup_failed   (MpqPool       *pool,
                                       const char    *what);
 MpqTask  *_mpq_pool_submit_batch     (MpqPool       *pool,
                                       const char    *request,
-                                      const char    *items_json,
+                                      char          *items_json,
                                       guint          n_items,
                                       gboolean       compact,
                                       GError       **error);
@@ -187,7 +188,7 @@ gboolean  _mpq_pool_iterate_until    (GMainContext  *context,
 MpqTask  *_mpq_task_new              (MpqPool       *pool,
                                       guint64        id,
                                       const char    *request,
-                                      const char    *data_json);
+                                      char          *data_json);
 const char *_mpq_task_peek_data_json (MpqTask       *task);
 void      _mpq_task_set_batch        (MpqTask       *task,
                                       guint          n_items,
@@ -201,6 +202,12 @@ void      _mpq_task_set_queued       (MpqTask       *task);
 guint     _mpq_task_add_death        (MpqTask       *task);
 void      _mpq_task_complete         (MpqTask       *task,
                                       MpqMessage    *reply);
+void      _mpq_task_complete_batch   (MpqTask       *task,
+                                      MpqMessage    *reply,
+                                      gsize          offset,
+                                      gsize          length);
+const char *_mpq_task_peek_results   (MpqTask       *task,
+                                      gsize         *length);
 void      _mpq_task_fail             (MpqTask       *task,
                                       GError        *error);
 void      _mpq_task_progress         (MpqTask       *task,
@@ -245,6 +252,9 @@ typedef struct
 gboolean    _mpq_pool_frame_read       (MpqPoolFrame  *frame,
                                         MpqMessage    *message);
 void        _mpq_pool_frame_clear      (MpqPoolFrame  *frame);
+gboolean    _mpq_pool_frame_offset     (MpqPoolFrame  *frame,
+                                        MpqPoolMember  member,
+                                        gsize         *offset);
 gboolean    _mpq_pool_frame_get_id     (MpqPoolFrame  *frame,
                                         MpqPoolMember  member,
                                         guint64       *id);
@@ -281,6 +291,24 @@ gboolean    _mpq_pool_read_array       (const char    *text,
                                         guint         *n_elements,
                                         gboolean      *compact,
                                         GError       **error);
+typedef struct
+{
+  const MpqPoolItem *spans;    /* NULL: the elements of @reader's array */
+  guint              n_items;
+  guint              next;
+  MpqJsonReader      reader;
+} MpqPoolItems;
+
+void        _mpq_pool_items_init_spans (MpqPoolItems      *items,
+                                        const MpqPoolItem *spans,
+                                        guint              n_items);
+void        _mpq_pool_items_init_text  (MpqPoolItems      *items,
+                                        const char        *text,
+                                        gsize              length,
+                                        guint              n_items);
+gboolean    _mpq_pool_items_next       (MpqPoolItems      *items,
+                                        MpqPoolItem       *item);
+void        _mpq_pool_items_clear      (MpqPoolItems      *items);
 gboolean    _mpq_pool_check_results    (const char    *results_json,
                                         guint          n_items,
                                         gboolean      *compact,
@@ -294,6 +322,7 @@ gboolean    _mpq_pool_send_frame       (MpqQueue      *queue,
                                         GError       **error);
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MpqPoolFrame, _mpq_pool_frame_clear)
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MpqPoolItems, _mpq_pool_items_clear)
 
 /* mpq-pool-map.c: the map of map_async () and map_json_async (). */
 GAsyncResult *_mpq_pool_map_sync     (MpqPool            *self,
@@ -307,8 +336,7 @@ void        _mpq_pool_split_batch      (MpqPool           *self,
 void        _mpq_pool_run_map          (MpqPool           *self,
                                         GTask             *map,
                                         const char        *request,
-                                        const MpqPoolItem *items,
-                                        guint              n_items,
+                                        MpqPoolItems      *items,
                                         gboolean           compact,
                                         gboolean           as_text);
 

@@ -427,6 +427,8 @@ on_answer (MpqPool       *pool,
   g_auto(MpqPoolFrame) frame = { 0 };
   g_autoptr(MpqTask) task = NULL;
   g_autoptr(MpqMessage) reply = NULL;
+  gboolean batch_done = FALSE;
+  gsize results_at = 0;
   GError *failure = NULL;
   MpqPoolSlot *slot;
   gboolean was_head;
@@ -473,8 +475,13 @@ on_answer (MpqPool       *pool,
           reject_worker (pool, worker, "a batch answered with the wrong number of results");
           return;
         }
-      /* Kept as text: a map splits it only if asked for messages. */
-      reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULTS, MPQ_REQ_FINISHED);
+      /* Kept as it came: a map takes the results' text where it stands
+       * (a copy only of a frame this process wrote). */
+      batch_done = TRUE;
+      if (_mpq_pool_frame_offset (&frame, MPQ_POOL_MEMBER_RESULTS, &results_at))
+        reply = g_object_ref (message);
+      else
+        reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULTS, MPQ_REQ_FINISHED);
     }
   else if (task != NULL && finished)
     reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULT, MPQ_REQ_FINISHED);
@@ -494,7 +501,9 @@ on_answer (MpqPool       *pool,
 
   /* Last: the task's waiters may run code that changes the pool, this
    * worker included. */
-  if (reply != NULL)
+  if (batch_done)
+    _mpq_task_complete_batch (task, reply, results_at, frame.length[MPQ_POOL_MEMBER_RESULTS]);
+  else if (reply != NULL)
     _mpq_task_complete (task, reply);
   else if (failure != NULL)
     _mpq_task_fail (task, failure);

@@ -496,19 +496,19 @@ mpq_pool_submit (MpqPool     *self,
 
   if (!check_usable (self, error) || !check_request (request, data_json, error))
     return NULL;
-  task = _mpq_task_new (self, ++self->next_id, request, data_json);
+  task = _mpq_task_new (self, ++self->next_id, request, g_strdup (data_json));
   g_queue_push_tail (&self->pending, g_object_ref (task));
   _mpq_pool_schedule (self);
   return task;
 }
 
-/* A batch of @n_items of a map (their data in @items_json, an array the
- * map made of checked values, @compact when known to be): for workers
- * that take batches. */
+/* A batch of @n_items of a map (their data in @items_json, taken: an
+ * array the map made of checked values, @compact when known to be): for
+ * workers that take batches. */
 MpqTask *
 _mpq_pool_submit_batch (MpqPool     *self,
                         const char  *request,
-                        const char  *items_json,
+                        char        *items_json,
                         guint        n_items,
                         gboolean     compact,
                         GError     **error)
@@ -516,7 +516,10 @@ _mpq_pool_submit_batch (MpqPool     *self,
   MpqTask *task;
 
   if (!check_usable (self, error) || !check_request (request, NULL, error))
-    return NULL;
+    {
+      g_free (items_json);
+      return NULL;
+    }
   task = _mpq_task_new (self, ++self->next_id, request, items_json);
   _mpq_task_set_batch (task, n_items, compact);
   g_queue_push_tail (&self->pending, g_object_ref (task));

@@ -3,6 +3,7 @@
 
 #include "mpq-enum-types.h"
 #include "mpq-error.h"
+#include "mpq-message-private.h"
 #include "mpq-pool-private.h"
 
 /**
@@ -37,6 +38,8 @@ struct _MpqTask
   guint         n_items;    /* a map's batch of items, or 0 */
   gboolean      compact;    /* a batch's data is known to be compact JSON */
   MpqMessage   *reply;      /* DONE */
+  gsize         results_at; /* a batch's: where its results are in @reply's data */
+  gsize         results_length;
   GError       *error;      /* FAILED, CANCELLED */
   GQueue        waits;      /* GTask of wait_async */
 };
@@ -193,11 +196,12 @@ mpq_task_init (MpqTask *self)
 
 /* Pool side ----------------------------------------------------------- */
 
+/* A task of @pool, its data @data_json (taken; nullable: null). */
 MpqTask *
 _mpq_task_new (MpqPool    *pool,
                guint64     id,
                const char *request,
-               const char *data_json)
+               char       *data_json)
 {
   MpqTask *self = g_object_new (MPQ_TYPE_TASK, NULL);
 
@@ -207,7 +211,7 @@ _mpq_task_new (MpqPool    *pool,
   self->context = g_main_context_ref (pool->context);
   self->id = id;
   self->request = g_strdup (request);
-  self->data_json = g_strdup (data_json);
+  self->data_json = data_json;
   return self;
 }
 
@@ -319,6 +323,35 @@ _mpq_task_complete (MpqTask    *task,
   g_return_if_fail (!_mpq_task_is_final (task));
   task->reply = g_object_ref (reply);
   end (task, MPQ_TASK_DONE);
+}
+
+/* A batch ended: its results are the @length bytes at @offset in
+ * @reply's data text (the worker's frame, kept as it came: a batch's
+ * results are not copied out of it). */
+void
+_mpq_task_complete_batch (MpqTask    *task,
+                          MpqMessage *reply,
+                          gsize       offset,
+                          gsize       length)
+{
+  g_assert (task->n_items > 0);
+  task->results_at = offset;
+  task->results_length = length;
+  _mpq_task_complete (task, reply);
+}
+
+/* A DONE batch's results: the JSON array's text (not nul-terminated). */
+const char *
+_mpq_task_peek_results (MpqTask *task,
+                        gsize   *length)
+{
+  gsize data_length;
+  const char *data = _mpq_message_peek_data_text (task->reply, &data_length);
+
+  g_assert (task->n_items > 0 && task->state == MPQ_TASK_DONE && data != NULL);
+  g_assert (task->results_at + task->results_length <= data_length);
+  *length = task->results_length;
+  return data + task->results_at;
 }
 
 /* Takes @error; G_IO_ERROR_CANCELLED makes it CANCELLED. */
