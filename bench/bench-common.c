@@ -66,6 +66,7 @@ parse_args (BenchArgs    *args,
     { "mode", 0, 0, G_OPTION_ARG_STRING, &args->mode, "Mpq W4: task addressing", "M" },
     { "data", 0, 0, G_OPTION_ARG_STRING, &args->data, "Mpq: send data as json or node", "D" },
     { "parent-pid", 0, 0, G_OPTION_ARG_INT, &args->parent_pid, "Child: parent pid", "P" },
+    { "uri", 0, 0, G_OPTION_ARG_STRING, &args->uri, "Mpq W3, W4: a queue on Redis", "URI" },
     { NULL }
   };
 
@@ -136,6 +137,7 @@ args_clear (BenchArgs *args)
   g_clear_pointer (&args->rss_file, g_free);
   g_clear_pointer (&args->mode, g_free);
   g_clear_pointer (&args->data, g_free);
+  g_clear_pointer (&args->uri, g_free);
 }
 
 int

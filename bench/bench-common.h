@@ -51,6 +51,7 @@ typedef struct
   char         *mode;         /* Mpq W4: how tasks are addressed */
   char         *data;         /* Mpq senders: "json" text or a JsonNode ("node") */
   gint          parent_pid;   /* child: the parent's pid, when it needs it */
+  char         *uri;          /* Mpq W3, W4: the queue is on Redis there */
 } BenchArgs;
 
 gboolean  bench_is_loop         (const BenchArgs *args);

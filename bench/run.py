@@ -22,7 +22,9 @@ import sys
 import time
 import uuid
 
-from run_cases import CASES, SYSTEMS, add_faster_pipe, advantage, targets, wanted_systems
+import bench_redis
+from run_cases import (CASES, REDIS_SYSTEMS, SYSTEMS, add_faster_pipe, advantage, targets,
+                       wanted_systems)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
@@ -143,8 +145,21 @@ def pin_to_cpu0():
 
 
 def measure(args, env, system, case, sizes):
-    """Runs one measurement: (status, result or reason)."""
-    cmd = command(args, system, case, sizes)
+    """Runs one measurement: (status, result or reason). A system on Redis
+    gets a server of its own, and its peak RSS is in the result."""
+    if system not in REDIS_SYSTEMS:
+        return measure_one(args, env, system, case, sizes)
+    if not bench_redis.available():
+        return "missing", "no redis-server"
+    with bench_redis.Server() as server:
+        status, result = measure_one(args, env, system, case, sizes, ["--uri=" + server.uri])
+        if status == "ok":
+            result["server_rss_kib"] = server.peak_rss_kib()
+    return status, result
+
+
+def measure_one(args, env, system, case, sizes, more=()):
+    cmd = command(args, system, case, sizes) + list(more)
     if not os.path.exists(cmd[2] if cmd[0] == PYTHON else cmd[0]):
         return "missing", f"{os.path.basename(cmd[0])} is not built"
     if system in ("mpq-py", "mpq-pool-py") and not os.path.exists(

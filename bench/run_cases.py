@@ -20,6 +20,9 @@ SYSTEMS = {
     "jsonrpc": ("jsonrpc-glib", "mpq-bench-jsonrpc", []),
     "gdbus": ("GDBus peer-to-peer", "mpq-bench-gdbus", []),
     "zmq": ("ZeroMQ + json-glib", "mpq-bench-zmq", []),
+    # Issue 14: the queue kept in a private redis-server on a unix socket
+    # (run.py starts one per measurement and passes --uri).
+    "mpq-redis": ("Mpq, queue on Redis", "mpq-bench-mpq", []),
     # The pool (W7, W8; bench-pool.c, bench_pool.py): Mpq's pool against
     # the standard library's, each squaring integers on 4 workers.
     "mpq-pool": ("Mpq pool, C parent and workers", "mpq-bench-pool", []),
@@ -39,6 +42,9 @@ SYSTEMS = {
 # "mp" there is measured as it is.
 MP_PIPES = ["mp-duplex", "mp-simplex"]
 
+# Systems that need a redis-server of their own.
+REDIS_SYSTEMS = ["mpq-redis"]
+
 PEERS = ["raw", "raw-json", "mp", "jsonrpc", "gdbus", "zmq"]
 PIPE_PEERS = ["raw", "raw-json"] + MP_PIPES + ["jsonrpc", "gdbus", "zmq"]
 # Every peer that decodes what it receives: all but the bare socketpair.
@@ -53,6 +59,7 @@ P99 = ("p99_us", "µs", False)
 PARENT_RSS = ("parent_rss_kib", "MiB", False)
 CHILD_RSS = ("child_rss_kib", "MiB", False)
 GB_S = ("gb_s", "GB/s", True)
+SERVER_RSS = ("server_rss_kib", "MiB", False)
 
 
 class Case:
@@ -97,10 +104,10 @@ CASES = [
          [MEDIAN, P99], ["mpq", "raw", "raw-json", "zmq"], *W2_SIZES,
          extra=["--variant=loop"]),
     Case("W3", "w3", "fan-in: 4 children send, the parent takes all",
-         [RATE], ["mpq"] + PEERS,
+         [RATE, SERVER_RSS], ["mpq"] + PEERS + REDIS_SYSTEMS,
          {"count": 50000, "children": 4}, {"count": 500, "children": 4}),
     Case("W4", "w4", "work distribution: 4 children answer the parent's tasks",
-         [TASKS], ["mpq"] + PEERS,
+         [TASKS, SERVER_RSS], ["mpq"] + PEERS + REDIS_SYSTEMS,
          {"count": 100000, "children": 4}, {"count": 1000, "children": 4}),
     Case("W5", "w5", "slow reader: W1, the parent spends 200 µs per message",
          [RATE, PARENT_RSS, CHILD_RSS], ["mpq"] + PIPE_PEERS,
