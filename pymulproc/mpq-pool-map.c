@@ -177,8 +177,10 @@ append_results (GString *out,
   if (out->len == 1)
     {
       /* Sized at the first: 100,000 small results make a megabyte,
-       * which doubling from nothing would copy and fault in twice. */
-      g_string_set_size (out, (length + 1) * n_tasks + n_tasks / 4 + 2);
+       * which doubling from nothing would copy and fault in twice.
+       * Twice the guess: later results may be longer, and pages never
+       * written cost nothing. */
+      g_string_set_size (out, 2 * (length + 1) * n_tasks + 2);
       g_string_truncate (out, 1);
     }
   if (length == 0)

@@ -106,12 +106,17 @@ def _check_pid(pid, what):
     return pid
 
 
+# json.dumps () with arguments makes an encoder at each call: 2-3 us of a
+# pool task's 16 in its Python parent (W7, docs/performance.md).
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(',', ':'))
+
+
 def dumps(value, what='data'):
     """@value as compact JSON text (the library keeps compact text as it
     is; spaces would make it parse and write the value again), or the
     GLib.Error of a value with no JSON form."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(',', ':'))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as error:
         raise invalid(f'The {what} has no JSON form: {error}') from error
 
