@@ -79,6 +79,10 @@ typedef struct
                                         gsize            size);
   /* The limit in force (a child's: MIN of its own and its parent's). */
   gsize        (*get_max_message_size) (MpqQueueBackend *backend);
+  /* A queue on a server's: how long a message in hand stays ours
+   * without renewal (lease-time); NULL for the others. */
+  void         (*set_lease_time) (MpqQueueBackend    *backend,
+                                  guint               lease_time_ms);
   GSubprocess *(*spawn)        (MpqQueueBackend      *backend,
                                 GSubprocessLauncher  *launcher,
                                 const char * const   *argv,

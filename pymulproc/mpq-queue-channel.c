@@ -43,6 +43,7 @@ make_backend (GInitable  *initable,
     {
       self->uri = g_strdup (g_getenv (MPQ_QUEUE_URI_ENV));
       self->name = g_strdup (g_getenv (MPQ_QUEUE_NAME_ENV));
+      _mpq_queue_redis_lease_time_from_env (&self->lease_time);
       if (self->name == NULL || self->name[0] == '\0')
         {
           g_set_error (error, MPQ_ERROR, MPQ_ERROR_NOT_A_CHILD,
@@ -62,6 +63,8 @@ make_backend (GInitable  *initable,
     self->backend = _mpq_queue_parent_backend_new (MPQ_CHANNEL (self), self->max_size, error);
   if (self->backend == NULL)
     return FALSE;
+  if (self->backend->klass->set_lease_time != NULL)
+    self->backend->klass->set_lease_time (self->backend, self->lease_time);
   if (self->max_message_size != MPQ_DEFAULT_MAX_MESSAGE_SIZE)
     self->max_message_size = self->backend->klass->set_max_message_size (self->backend,
                                                                          self->max_message_size);

@@ -17,6 +17,7 @@ struct _MpqQueue
   gint             put_timeout;
   guint            put_attempts;
   guint            prefetch;
+  guint            lease_time;  /* ms, for a queue on a server */
   char            *uri;       /* a queue on a server (mpq-queue-redis.c), or NULL */
   char            *name;
 

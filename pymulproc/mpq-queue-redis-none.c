@@ -19,3 +19,8 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
                "(meson feature 'redis', needs hiredis)", uri);
   return NULL;
 }
+
+void
+_mpq_queue_redis_lease_time_from_env (guint *lease_time_ms)
+{
+}

@@ -26,6 +26,14 @@ MpqQueueBackend *_mpq_queue_redis_backend_new (MpqChannel  *channel,
                                                gsize        max_message_size,
                                                GError     **error);
 
+/* A child started by mpq_queue_spawn () on a queue on a server starts
+ * with its parent's lease-time, given in this variable. */
+#define MPQ_QUEUE_LEASE_TIME_ENV "MPQ_QUEUE_LEASE_TIME"
+
+/* Sets *@lease_time_ms from MPQ_QUEUE_LEASE_TIME when it holds a valid
+ * one. */
+void _mpq_queue_redis_lease_time_from_env (guint *lease_time_ms);
+
 #ifdef MPQ_HAVE_REDIS
 
 #include <hiredis/hiredis.h>
@@ -38,12 +46,14 @@ typedef enum
 {
   MPQ_REDIS_HELLO,         /* max_size, creator → {id, max_size, owner} */
   MPQ_REDIS_PUT,           /* from, recipient, line → {1, seq} | {0, took_tick} */
-  MPQ_REDIS_TAKE,          /* me, hold, max_len → {1, line, seq, recipient} | {0, put_tick}
-                            * | {-1, len} */
-  MPQ_REDIS_TAKE_FOR_ME,   /* me, hold, anyone too, max_len → as TAKE */
+  MPQ_REDIS_TAKE,          /* me, hold, max_len, lease_ms → {1, line, seq, recipient}
+                            * | {0, put_tick} | {-1, len} */
+  MPQ_REDIS_TAKE_FOR_ME,   /* me, hold, anyone too, max_len, lease_ms → as TAKE */
   MPQ_REDIS_ACK,           /* seq... → 1 */
   MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 (to the end) */
   MPQ_REDIS_UNDO,          /* seq... → how many went back (to the front) */
+  MPQ_REDIS_RENEW,         /* me, lease_ms, seq... → how many were not ours any more */
+  MPQ_REDIS_RECLAIM,       /* → {how many went back, ms to the next lease's end | -1} */
   MPQ_REDIS_STATE,         /* → {waiting, held, took_tick} */
   MPQ_REDIS_OWNER,         /* → owner or 0 */
   MPQ_REDIS_N_SCRIPTS
@@ -81,6 +91,9 @@ redisReply *_mpq_redis_run   (redisContext     *redis,
                               const gssize     *lengths,
                               GError          **error);
 
+/* At most this many arguments after the prefix. */
+#define MPQ_REDIS_MAX_ARGS 40
+
 /* The integer at @i of an array reply (scripts return numbers as
  * integers, numbers read from keys as strings), 0 when there is none. */
 long long   _mpq_redis_reply_int (redisReply *reply,
@@ -107,6 +120,14 @@ void            _mpq_redis_thread_close   (MpqRedisThread  *thread);
 gboolean        _mpq_redis_thread_is_lost (MpqRedisThread  *thread);
 void            _mpq_redis_thread_set_max_message_size (MpqRedisThread *thread,
                                                         gsize           size);
+void            _mpq_redis_thread_set_lease_time (MpqRedisThread *thread,
+                                                  guint           lease_time_ms);
+/* A message the user's thread holds (a filter deciding): the thread
+ * renews its lease until unhold. */
+void            _mpq_redis_thread_hold    (MpqRedisThread  *thread,
+                                           const char      *seq);
+void            _mpq_redis_thread_unhold  (MpqRedisThread  *thread,
+                                           const char      *seq);
 void            _mpq_redis_thread_want_async  (MpqRedisThread  *thread,
                                                GTask           *task);
 MpqMessage     *_mpq_redis_thread_finish_want (GTask           *task,

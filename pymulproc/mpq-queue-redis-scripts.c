@@ -31,6 +31,9 @@
  *   P.."held"    hash: number → "HOLDER FROM RECIPIENT LINE", messages in
  *                a participant's hand (a filter deciding, a receive_async's
  *                result, dispatch's window), not waiting
+ *   P.."lease"   sorted set: the numbers in P.."held" with a lease, scored
+ *                by when it ends (the server's TIME, ms); RECLAIM puts those
+ *                past it back to the front, RENEW moves them on
  *   P.."b"..S    sorted set: numbers of the messages of stream S that came
  *                back to its front (undo), scored by their number; their
  *                text in P.."backm" (number → "FROM LINE")
@@ -94,7 +97,11 @@
   "  tick ('put')\n" \
   "  return seq\n" \
   "end\n" \
-  "local function take_from (s, me, hold, max_len)\n" \
+  "local function now_ms ()\n" \
+  "  local t = redis.call ('TIME')\n" \
+  "  return tonumber (t[1]) * 1000 + math.floor (tonumber (t[2]) / 1000)\n" \
+  "end\n" \
+  "local function take_from (s, me, hold, max_len, lease)\n" \
   "  local seq, where, x = head (s)\n" \
   "  if not seq then refront (s); return nil end\n" \
   "  local line, from = '', '0'\n" \
@@ -121,6 +128,7 @@
   "  if string.sub (s, 1, 1) == 'r' then recipient = string.sub (s, 2) end\n" \
   "  if hold == '1' then\n" \
   "    redis.call ('HSET', P .. 'held', seq, me .. ' ' .. from .. ' ' .. recipient .. ' ' .. line)\n" \
+  "    redis.call ('ZADD', P .. 'lease', now_ms () + tonumber (lease), seq)\n" \
   "  end\n" \
   "  tick ('took')\n" \
   "  return {1, line, tostring (seq), tonumber (recipient)}\n" \
@@ -132,6 +140,23 @@
   "  local holder, from, recipient, line = string.match (v, '^(%d+) (%d+) (%d+) (.*)$')\n" \
   "  if not holder then redis.call ('HDEL', P .. 'held', seq); return nil end\n" \
   "  return holder, from, recipient, line\n" \
+  "end\n" \
+  "local function unhold (seq)\n" \
+  "  redis.call ('HDEL', P .. 'held', seq)\n" \
+  "  redis.call ('ZREM', P .. 'lease', seq)\n" \
+  "end\n" \
+  /* Back to the front of its stream, with its own number, so before \
+   * everything put after it. 1 when it was in someone's hand. */ \
+  "local function undo (seq)\n" \
+  "  local holder, from, recipient, line = held (seq)\n" \
+  "  unhold (seq)\n" \
+  "  if not holder then return 0 end\n" \
+  "  local s = stream_of (recipient, from)\n" \
+  "  redis.call ('ZADD', P .. 'b' .. s, seq, seq)\n" \
+  "  redis.call ('HSET', P .. 'backm', seq, from .. ' ' .. line)\n" \
+  "  redis.call ('HINCRBY', META, 'waiting', 1)\n" \
+  "  refront (s)\n" \
+  "  return 1\n" \
   "end\n"
 
 static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
@@ -155,7 +180,7 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
   /* The front of the whole queue, whoever it is for. */
   [MPQ_REDIS_TAKE] = PRELUDE
     "local f = redis.call ('ZRANGE', P .. 'front', 0, 0)\n"
-    "local r = f[1] and take_from (f[1], ARGV[2], ARGV[3], ARGV[4])\n"
+    "local r = f[1] and take_from (f[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n"
     "if not r then return {0, now_tick ('put')} end\n"
     "return r\n",
 
@@ -175,13 +200,13 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
     "    break\n"
     "  end\n"
     "end\n"
-    "local t = best and take_from (best, me, ARGV[3], ARGV[5])\n"
+    "local t = best and take_from (best, me, ARGV[3], ARGV[5], ARGV[6])\n"
     "if not t then return {0, now_tick ('put')} end\n"
     "return t\n",
 
   /* Done with: taken for good. */
   [MPQ_REDIS_ACK] = PRELUDE
-    "for i = 2, #ARGV do redis.call ('HDEL', P .. 'held', ARGV[i]) end\n"
+    "for i = 2, #ARGV do unhold (ARGV[i]) end\n"
     "tick ('took')\n"
     "return 1\n",
 
@@ -190,29 +215,43 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
   [MPQ_REDIS_PUT_BACK] = PRELUDE
     "local holder, from, recipient, line = held (ARGV[2])\n"
     "if not holder then return 0 end\n"
-    "redis.call ('HDEL', P .. 'held', ARGV[2])\n"
+    "unhold (ARGV[2])\n"
     "append (recipient, from, line)\n"
     "return 1\n",
 
-  /* Handed out and not taken: back to the front of its stream, with its
-   * own number, so before everything put after it (as a local queue
-   * puts back what a process was handed and did not take). */
+  /* Handed out and not taken: back to the front, as a local queue puts
+   * back what a process was handed and did not take. */
   [MPQ_REDIS_UNDO] = PRELUDE
     "local n = 0\n"
-    "for i = 2, #ARGV do\n"
-    "  local holder, from, recipient, line = held (ARGV[i])\n"
-    "  if holder then\n"
-    "    local s = stream_of (recipient, from)\n"
-    "    redis.call ('HDEL', P .. 'held', ARGV[i])\n"
-    "    redis.call ('ZADD', P .. 'b' .. s, ARGV[i], ARGV[i])\n"
-    "    redis.call ('HSET', P .. 'backm', ARGV[i], from .. ' ' .. line)\n"
-    "    redis.call ('HINCRBY', META, 'waiting', 1)\n"
-    "    refront (s)\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "end\n"
+    "for i = 2, #ARGV do n = n + undo (ARGV[i]) end\n"
     "if n > 0 then tick ('put') end\n"
     "return n\n",
+
+  /* The holder ARGV[2] still has them: their leases end ARGV[3] ms from
+   * now. How many were not its own any more (taken back: too late). */
+  [MPQ_REDIS_RENEW] = PRELUDE
+    "local deadline = now_ms () + tonumber (ARGV[3])\n"
+    "local lost = 0\n"
+    "for i = 4, #ARGV do\n"
+    "  local holder = held (ARGV[i])\n"
+    "  if holder == ARGV[2] then redis.call ('ZADD', P .. 'lease', 'XX', deadline, ARGV[i])\n"
+    "  else lost = lost + 1 end\n"
+    "end\n"
+    "return lost\n",
+
+  /* Messages whose lease ended (their holder died, or hung) go back to
+   * the front, at most 100 a call; {how many, ms until the next lease
+   * ends or -1}. */
+  [MPQ_REDIS_RECLAIM] = PRELUDE
+    "local now = now_ms ()\n"
+    "local over = redis.call ('ZRANGEBYSCORE', P .. 'lease', '-inf', now, 'LIMIT', 0, 100)\n"
+    "local n = 0\n"
+    "for i = 1, #over do n = n + undo (over[i]) end\n"
+    "if n > 0 then tick ('put') end\n"
+    "local next = redis.call ('ZRANGE', P .. 'lease', 0, 0, 'WITHSCORES')\n"
+    "if #over == 100 then return {n, 0} end\n"
+    "if not next[2] then return {n, -1} end\n"
+    "return {n, math.max (0, tonumber (next[2]) - now)}\n",
 
   [MPQ_REDIS_STATE] = PRELUDE
     "return {tonumber (redis.call ('HGET', META, 'waiting') or '0'),\n"
@@ -374,11 +413,11 @@ _mpq_redis_run (redisContext     *redis,
                 GError          **error)
 {
   g_autofree char *meta = g_strconcat (prefix, "meta", NULL);
-  const char *argv[16];
-  size_t argvlen[16];
+  const char *argv[48];
+  size_t argvlen[48];
   guint argc = 0;
 
-  g_assert (n_args + 5 <= G_N_ELEMENTS (argv));
+  g_assert (n_args <= MPQ_REDIS_MAX_ARGS && n_args + 5 <= G_N_ELEMENTS (argv));
 
   if (scripts->sha[script] == NULL && !load (redis, scripts, script, error))
     return NULL;

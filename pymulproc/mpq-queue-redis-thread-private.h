@@ -38,6 +38,8 @@ struct _MpqRedisThread
   redisContext    *events;          /* SUBSCRIBEd to PREFIX "ev" while it waits */
   MpqRedisScripts  scripts;
   gboolean         subscribed;
+  gint64           next_renew;      /* monotonic µs: renew what we hold then */
+  gint64           next_reclaim;    /* ... look for leases that ended then */
 
   /* Guarded by @lock. */
   GMutex           lock;
@@ -49,6 +51,7 @@ struct _MpqRedisThread
   GQueue           inbox;           /* MpqRedisTaken: dispatch's, not emitted yet */
   MpqQueueSlots    slots;           /* dispatch's window, as a local queue's */
   gsize            max_message_size;
+  guint            lease_ms;
   GSource         *deliver;         /* dispatch's wake source, in the context of start () */
   gboolean         quit;            /* close () asked the thread to end */
   gboolean         lost;            /* the thread lost the server */
@@ -68,6 +71,23 @@ void            _mpq_redis_taken_free       (MpqRedisTaken  *taken);
 gboolean        _mpq_redis_thread_settle_locked (MpqRedisThread *thread,
                                                  const char     *seq,
                                                  GPtrArray      *to);
+
+/* mpq-queue-redis-lease.c, the library's thread: @script with @first
+ * (at most 2) then @seqs as its arguments, in as many calls as it takes;
+ * settle () with none first; keep_leases () renews what we hold and
+ * reclaims what others held past their lease, when it is time to. */
+gboolean        _mpq_redis_thread_run_for_seqs (MpqRedisThread  *thread,
+                                                MpqRedisScript   script,
+                                                guint            n_first,
+                                                const char     **first,
+                                                GPtrArray       *seqs,
+                                                GError         **error);
+gboolean        _mpq_redis_thread_settle       (MpqRedisThread  *thread,
+                                                MpqRedisScript   script,
+                                                GPtrArray       *seqs,
+                                                GError         **error);
+gboolean        _mpq_redis_thread_keep_leases  (MpqRedisThread  *thread,
+                                                GError         **error);
 
 /* mpq-queue-redis-async.c, called by the thread without the lock: hands
  * @task its result (@taken, owned, or @error, owned, or TRUE for a join)

@@ -11,6 +11,7 @@
 
 #include "mpq-codec-private.h"
 #include "mpq-error.h"
+#include "mpq-queue.h"
 #include "mpq-queue-redis-thread-private.h"
 
 /* The library's thread of a queue on Redis (issue 14, phase 2). It has
@@ -113,28 +114,6 @@ _mpq_redis_thread_settle_locked (MpqRedisThread *thread,
 
 /* The thread ------------------------------------------------------------- */
 
-/* Runs @script on the thread's connection with @seqs as its arguments.
- * The library's thread. */
-static gboolean
-settle (MpqRedisThread  *thread,
-        MpqRedisScript   script,
-        GPtrArray       *seqs,
-        GError         **error)
-{
-  /* _mpq_redis_run () takes at most 11 arguments. */
-  for (guint i = 0; i < seqs->len; i += 10)
-    {
-      redisReply *reply = _mpq_redis_run (thread->redis, &thread->scripts, script, thread->prefix,
-                                          MIN (seqs->len - i, 10),
-                                          (const char **) seqs->pdata + i, NULL, error);
-
-      if (reply == NULL)
-        return FALSE;
-      freeReplyObject (reply);
-    }
-  return TRUE;
-}
-
 /* A message the thread took: to the oldest receive_async, or to
  * dispatch's inbox, or, if nobody wants it any more, back to the front.
  * The library's thread, with the lock, which it lets go. */
@@ -155,8 +134,8 @@ hand_over_unlock (MpqRedisThread *thread,
   if (taken->message == NULL)
     {
       /* Dispatch has nobody to tell: a malformed message costs itself. */
-      g_warning ("A malformed message in the Redis queue %s was dropped: %s", thread->prefix,
-                 taken->error->message);
+      g_debug ("A malformed message in the Redis queue %s was dropped: %s", thread->prefix,
+               taken->error->message);
       _mpq_redis_thread_settle_locked (thread, taken->seq, thread->acks);
       _mpq_redis_taken_free (taken);
     }
@@ -184,14 +163,17 @@ take_one (MpqRedisThread  *thread,
           gsize            max_len,
           GError         **error)
 {
-  char max_text[24];
-  const char *args[4] = { thread->me, "1", anyone ? "1" : "0", max_text };
+  char max_text[24], lease[16];
+  const char *args[5] = { thread->me, "1", anyone ? "1" : "0", max_text, lease };
   redisReply *reply;
   long long status;
 
   g_snprintf (max_text, sizeof max_text, "%" G_GSIZE_FORMAT, max_len);
+  g_mutex_lock (&thread->lock);
+  g_snprintf (lease, sizeof lease, "%u", thread->lease_ms);
+  g_mutex_unlock (&thread->lock);
   reply = _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_TAKE_FOR_ME,
-                          thread->prefix, 4, args, NULL, error);
+                          thread->prefix, 5, args, NULL, error);
   if (reply == NULL)
     return -1;
 
@@ -319,6 +301,8 @@ wait_event (MpqRedisThread  *thread,
     { thread->wake_fd, POLLIN, 0 },
     { thread->events->fd, POLLIN, 0 },
   };
+  gint64 wake_at = MIN (thread->next_renew, thread->next_reclaim);
+  gint64 timeout_ms = MAX (wake_at - g_get_monotonic_time () + 999, 0) / 1000;
   guint64 count;
 
   if (interested != thread->subscribed)
@@ -332,7 +316,8 @@ wait_event (MpqRedisThread  *thread,
   if (thread->subscribed && drain_events (thread))
     return TRUE;
 
-  while (poll (fds, thread->subscribed ? 2 : 1, -1) < 0 && errno == EINTR)
+  while (poll (fds, thread->subscribed ? 2 : 1, (int) MIN (timeout_ms, G_MAXINT)) < 0 &&
+         errno == EINTR)
     ;
   if (fds[0].revents != 0)
     while (read (thread->wake_fd, &count, sizeof count) < 0 && errno == EINTR)
@@ -412,11 +397,13 @@ turn (MpqRedisThread *thread)
   max_len = thread->max_message_size;
   g_mutex_unlock (&thread->lock);
 
-  if (!settle (thread, MPQ_REDIS_ACK, acks, &error) ||
-      !settle (thread, MPQ_REDIS_UNDO, undos, &error))
+  if (!_mpq_redis_thread_settle (thread, MPQ_REDIS_ACK, acks, &error) ||
+      !_mpq_redis_thread_settle (thread, MPQ_REDIS_UNDO, undos, &error))
     goto lost;
   if (quit)
     return FALSE;
+  if (!_mpq_redis_thread_keep_leases (thread, &error))
+    goto lost;
 
   if (take && (took = take_one (thread, anyone, max_len, &error)) < 0)
     goto lost;
@@ -473,6 +460,7 @@ _mpq_redis_thread_new (MpqChannel  *channel,
   thread->in_hand = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   thread->slots.prefetch = 1;
   thread->max_message_size = max_message_size;
+  thread->lease_ms = MPQ_DEFAULT_LEASE_TIME;
   thread->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (thread->wake_fd < 0)
     {

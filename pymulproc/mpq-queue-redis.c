@@ -8,6 +8,7 @@
 #include "mpq-debug-private.h"
 #include "mpq-error.h"
 #include "mpq-protocol.h"
+#include "mpq-queue.h"
 #include "mpq-queue-redis-private.h"
 #include "mpq-source-private.h"
 #include "mpq-spawn-private.h"
@@ -38,6 +39,7 @@ typedef struct
   char            *prefix;            /* "mpq:{NAME}:" */
   gint             id;                /* this participant's, from the server */
   gint             owner;             /* the first creator's id, 0: unknown yet */
+  guint            lease_ms;          /* lease-time */
   gsize            max_message_size;
 } RedisBackend;
 
@@ -180,17 +182,18 @@ take_line (RedisBackend    *self,
            GError         **error)
 {
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
-  char me[16], max_len[24];
-  const char *take_args[3] = { me, hold ? "1" : "0", max_len };
-  const char *for_me_args[4] = { me, "0", "1", max_len };
+  char me[16], max_len[24], lease[16];
+  const char *take_args[4] = { me, hold ? "1" : "0", max_len, lease };
+  const char *for_me_args[5] = { me, "0", "1", max_len, lease };
 
   g_snprintf (me, sizeof me, "%d", self->id);
   g_snprintf (max_len, sizeof max_len, "%" G_GSIZE_FORMAT, self->max_message_size);
+  g_snprintf (lease, sizeof lease, "%u", self->lease_ms);
   for (;;)
     {
       redisReply *reply = script == MPQ_REDIS_TAKE
-                          ? run (self, script, 3, take_args, NULL, error)
-                          : run (self, script, 4, for_me_args, NULL, error);
+                          ? run (self, script, 4, take_args, NULL, error)
+                          : run (self, script, 5, for_me_args, NULL, error);
       long long status, tick;
 
       if (reply == NULL)
@@ -260,12 +263,20 @@ redis_take (MpqQueueBackend   *backend,
       return g_steal_pointer (&message);
     }
 
-  /* In our hand while the filter, user code, decides (docs/redis.md: a
-   * process that dies meanwhile holds it until leases are built). */
-  if (message != NULL && !filter (message, user_data))
+  /* In our hand while the filter, user code, decides: the library's
+   * thread renews its lease meanwhile. */
+  if (message != NULL)
     {
-      settle (self, MPQ_REDIS_PUT_BACK, seq, error);
-      return NULL;
+      gboolean keep;
+
+      _mpq_redis_thread_hold (self->thread, seq);
+      keep = filter (message, user_data);
+      _mpq_redis_thread_unhold (self->thread, seq);
+      if (!keep)
+        {
+          settle (self, MPQ_REDIS_PUT_BACK, seq, error);
+          return NULL;
+        }
     }
   if (!settle (self, MPQ_REDIS_ACK, seq, message != NULL ? error : NULL) || message == NULL)
     {
@@ -457,6 +468,17 @@ redis_get_max_message_size (MpqQueueBackend *backend)
 
 /* The child finds the queue by the environment; it opens its own
  * connection, nothing is inherited. */
+static void
+redis_set_lease_time (MpqQueueBackend *backend,
+                      guint            lease_time_ms)
+{
+  RedisBackend *self = REDIS (backend);
+
+  self->lease_ms = lease_time_ms;
+  if (self->thread != NULL)
+    _mpq_redis_thread_set_lease_time (self->thread, lease_time_ms);
+}
+
 static GSubprocess *
 redis_spawn (MpqQueueBackend      *backend,
              GSubprocessLauncher  *launcher,
@@ -465,11 +487,14 @@ redis_spawn (MpqQueueBackend      *backend,
 {
   RedisBackend *self = REDIS (backend);
   g_autoptr(GSubprocessLauncher) own = NULL;
+  g_autofree char *lease = NULL;
 
   if (launcher == NULL)
     launcher = own = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_URI_ENV, self->uri, TRUE);
   g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_NAME_ENV, self->name, TRUE);
+  lease = g_strdup_printf ("%u", self->lease_ms);
+  g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_LEASE_TIME_ENV, lease, TRUE);
   g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FD_ENV);
   g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_KIND_ENV);
   g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FDS_ENV);
@@ -510,6 +535,7 @@ static const MpqQueueBackendClass redis_class = {
   .get_pid = redis_get_pid,
   .set_max_message_size = redis_set_max_message_size,
   .get_max_message_size = redis_get_max_message_size,
+  .set_lease_time = redis_set_lease_time,
   .spawn = redis_spawn,
   .free = redis_free,
 };
@@ -549,6 +575,7 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
   self->name = g_strdup (name);
   self->prefix = g_strdup_printf ("mpq:{%s}:", name);
   self->max_message_size = max_message_size;
+  self->lease_ms = MPQ_DEFAULT_LEASE_TIME;
 
   g_snprintf (max_text, sizeof max_text, "%u", *max_size);
   reply = run (self, MPQ_REDIS_HELLO, 2, args, NULL, error);

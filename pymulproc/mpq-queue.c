@@ -58,6 +58,7 @@ enum
   PROP_PUT_TIMEOUT,
   PROP_PUT_ATTEMPTS,
   PROP_PREFETCH,
+  PROP_LEASE_TIME,
   PROP_URI,
   PROP_NAME,
   N_PROPS
@@ -147,6 +148,10 @@ mpq_queue_get_property (GObject    *object,
       g_value_set_uint (value, self->prefetch);
       break;
 
+    case PROP_LEASE_TIME:
+      g_value_set_uint (value, self->lease_time);
+      break;
+
     case PROP_URI:
       g_value_set_string (value, self->uri);
       break;
@@ -199,6 +204,10 @@ mpq_queue_set_property (GObject      *object,
 
     case PROP_PREFETCH:
       mpq_queue_set_prefetch (self, g_value_get_uint (value));
+      break;
+
+    case PROP_LEASE_TIME:
+      mpq_queue_set_lease_time (self, g_value_get_uint (value));
       break;
 
     case PROP_URI:
@@ -281,6 +290,27 @@ mpq_queue_class_init (MpqQueueClass *klass)
                        G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
   /**
+   * MpqQueue:lease-time: (getter get_lease_time) (setter set_lease_time)
+   *
+   * On a queue kept on a server ([ctor@Mpq.Queue.new_for_uri]), how long
+   * in milliseconds a message in this participant's hand (handed by
+   * dispatch and not yet handled, a [method@Mpq.Channel.receive_async]
+   * result not yet finished, a filter deciding) stays its own without
+   * being renewed. The library's thread renews it while the process
+   * lives; once a participant dies, its messages go back to the front of
+   * the queue after at most about this long, for others. A child started
+   * by [method@Mpq.Queue.spawn] starts with its parent's. It does not
+   * matter to a local queue, which sees a child die at once. Defaults to
+   * [const@Mpq.DEFAULT_LEASE_TIME] (10,000).
+   *
+   * Since: 1.2
+   */
+  properties[PROP_LEASE_TIME] =
+    g_param_spec_uint ("lease-time", NULL, NULL,
+                       1, G_MAXINT, MPQ_DEFAULT_LEASE_TIME,
+                       G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
    * MpqQueue:uri:
    *
    * Where a queue kept on a server lives, such as `redis+unix:///run/redis.sock`
@@ -320,6 +350,7 @@ mpq_queue_init (MpqQueue *self)
   self->put_timeout = MPQ_DEFAULT_PUT_TIMEOUT;
   self->put_attempts = MPQ_DEFAULT_PUT_ATTEMPTS;
   self->prefetch = MPQ_DEFAULT_PREFETCH;
+  self->lease_time = MPQ_DEFAULT_LEASE_TIME;
   self->line = g_string_sized_new (256);
 }
 
@@ -534,4 +565,49 @@ mpq_queue_set_prefetch (MpqQueue *self,
     return;
   self->prefetch = prefetch;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PREFETCH]);
+}
+
+/**
+ * mpq_queue_get_lease_time: (get-property lease-time)
+ * @self: a queue
+ *
+ * Gets how long a message in this participant's hand stays its own
+ * without being renewed, on a queue kept on a server.
+ *
+ * Returns: the time in milliseconds
+ *
+ * Since: 1.2
+ */
+guint
+mpq_queue_get_lease_time (MpqQueue *self)
+{
+  g_return_val_if_fail (MPQ_IS_QUEUE (self), 0);
+
+  return self->lease_time;
+}
+
+/**
+ * mpq_queue_set_lease_time: (set-property lease-time)
+ * @self: a queue
+ * @lease_time_ms: the time in milliseconds, at least 1
+ *
+ * Sets how long a message in this participant's hand stays its own
+ * without being renewed, on a queue kept on a server; it counts for the
+ * messages taken from then on.
+ *
+ * Since: 1.2
+ */
+void
+mpq_queue_set_lease_time (MpqQueue *self,
+                          guint     lease_time_ms)
+{
+  g_return_if_fail (MPQ_IS_QUEUE (self));
+  g_return_if_fail (lease_time_ms >= 1 && lease_time_ms <= G_MAXINT);
+
+  if (self->lease_time == lease_time_ms)
+    return;
+  self->lease_time = lease_time_ms;
+  if (self->backend != NULL && self->backend->klass->set_lease_time != NULL)
+    self->backend->klass->set_lease_time (self->backend, lease_time_ms);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LEASE_TIME]);
 }

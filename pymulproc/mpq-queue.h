@@ -36,6 +36,17 @@ G_BEGIN_DECLS
  */
 #define MPQ_DEFAULT_PREFETCH 256
 
+/**
+ * MPQ_DEFAULT_LEASE_TIME:
+ *
+ * How long, in milliseconds, a message in a participant's hand stays
+ * its own on a queue kept on a server without being renewed: the default
+ * of [property@Mpq.Queue:lease-time].
+ *
+ * Since: 1.2
+ */
+#define MPQ_DEFAULT_LEASE_TIME 10000
+
 #define MPQ_TYPE_QUEUE (mpq_queue_get_type ())
 
 MPQ_AVAILABLE_IN_ALL
@@ -95,5 +106,10 @@ guint        mpq_queue_get_prefetch        (MpqQueue              *self);
 MPQ_AVAILABLE_IN_ALL
 void         mpq_queue_set_prefetch        (MpqQueue              *self,
                                             guint                  prefetch);
+MPQ_AVAILABLE_IN_1_2
+guint        mpq_queue_get_lease_time      (MpqQueue              *self);
+MPQ_AVAILABLE_IN_1_2
+void         mpq_queue_set_lease_time      (MpqQueue              *self,
+                                            guint                  lease_time_ms);
 
 G_END_DECLS

@@ -4,6 +4,9 @@
 #include <sys/prctl.h>
 
 #include <glib/gstdio.h>
+#ifdef MPQ_TEST_REDIS_SERVER
+#include <hiredis/hiredis.h>
+#endif
 
 #include "redis-test-util.h"
 
@@ -127,6 +130,28 @@ redis_test_server_uri (RedisTestServer *server)
 {
   return server->uri;
 }
+
+#ifdef MPQ_TEST_REDIS_SERVER
+void
+redis_test_server_run (RedisTestServer *server,
+                       const char      *format,
+                       ...)
+{
+  redisContext *redis = redisConnectUnix (server->socket_path);
+  redisReply *reply;
+  va_list args;
+
+  g_assert_nonnull (redis);
+  g_assert_cmpint (redis->err, ==, 0);
+  va_start (args, format);
+  reply = redisvCommand (redis, format, args);
+  va_end (args);
+  g_assert_nonnull (reply);
+  g_assert_cmpint (reply->type, !=, REDIS_REPLY_ERROR);
+  freeReplyObject (reply);
+  redisFree (redis);
+}
+#endif
 
 void
 redis_test_server_stop (RedisTestServer *server)

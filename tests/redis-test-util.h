@@ -16,6 +16,11 @@ RedisTestServer *redis_test_server_start (const char       *program,
                                           GError          **error);
 /* "redis+unix:///TMPDIR/redis.sock" */
 const char      *redis_test_server_uri   (RedisTestServer  *server);
+/* Runs one command on a connection of its own (as a hostile peer
+ * would), asserting that the server answered; the reply is dropped. */
+void             redis_test_server_run   (RedisTestServer  *server,
+                                          const char       *format,
+                                          ...);
 /* Stops it (SIGTERM, then waits), removes the directory, frees. */
 void             redis_test_server_stop  (RedisTestServer  *server);
 
