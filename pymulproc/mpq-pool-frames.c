@@ -390,6 +390,40 @@ _mpq_pool_items_clear (MpqPoolItems *items)
     _mpq_json_reader_clear (&items->reader);
 }
 
+/* Appends the @length bytes of checked JSON at @text to @out without the
+ * whitespace between its tokens: the same value, as compact text (a
+ * batch that is compact goes out as it is, not parsed and written again
+ * by the channel). */
+void
+_mpq_pool_append_compact (GString    *out,
+                          const char *text,
+                          gsize       length)
+{
+  const char *end = text + length;
+  const char *run = text;
+  gboolean in_string = FALSE;
+
+  for (const char *p = text; p < end; p++)
+    {
+      if (in_string)
+        {
+          /* Checked JSON: a backslash escapes one more character. */
+          if (*p == '\\')
+            p++;
+          else if (*p == '"')
+            in_string = FALSE;
+        }
+      else if (*p == '"')
+        in_string = TRUE;
+      else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        {
+          g_string_append_len (out, run, p - run);
+          run = p + 1;
+        }
+    }
+  g_string_append_len (out, run, end - run);
+}
+
 /* Whether @member is an array, and how long. */
 gboolean
 _mpq_pool_frame_count (MpqPoolFrame  *frame,

@@ -374,16 +374,31 @@ map_cancelled (GCancellable *cancellable,
   return G_SOURCE_REMOVE;
 }
 
+/* Appends @length bytes of checked JSON at @text to @batch, compact. */
+static void
+append_json (GString    *batch,
+             const char *text,
+             gsize       length,
+             gboolean    compact)
+{
+  if (compact)
+    g_string_append_len (batch, text, length);
+  else
+    _mpq_pool_append_compact (batch, text, length);
+}
+
 /* The next batch of @items, from @item (taken already) on: at most
- * @size items and MPQ_POOL_BATCH_BYTES, as one JSON array's text; @item
- * becomes the one after it, and FALSE is returned when there is none.
- * @contiguous: the items are the elements of one JSON array's text, in
- * order, and the text between them is theirs. */
+ * @size items and MPQ_POOL_BATCH_BYTES, as one compact JSON array's text;
+ * @item becomes the one after it, and FALSE is returned when there is
+ * none. @contiguous: the items are the elements of one JSON array's text,
+ * in order, and the text between them is theirs; @compact: they are
+ * compact already. */
 static gboolean
 take_batch (MpqPoolItems *items,
             MpqPoolItem  *item,
             guint         size,
             gboolean      contiguous,
+            gboolean      compact,
             GString      *batch,
             guint        *n_items)
 {
@@ -400,7 +415,7 @@ take_batch (MpqPoolItems *items,
         {
           if (n > 0)
             g_string_append_c (batch, ',');
-          g_string_append_len (batch, item->text, item->length);
+          append_json (batch, item->text, item->length, compact);
         }
       end = item->text + item->length;
       n++;
@@ -410,7 +425,7 @@ take_batch (MpqPoolItems *items,
       bytes += item->length + 1;
     }
   if (contiguous)
-    g_string_append_len (batch, start, end - start);
+    append_json (batch, start, end - start, compact);
   g_string_append_c (batch, ']');
   *n_items = n;
   return more;
@@ -453,9 +468,9 @@ _mpq_pool_run_map (MpqPool      *self,
           GString *batch = g_string_new (NULL);
           guint n;
 
-          more = take_batch (items, &item, size, as_text, batch, &n);
+          more = take_batch (items, &item, size, as_text, compact, batch, &n);
           task = _mpq_pool_submit_batch (self, request, g_string_free (batch, FALSE), n,
-                                         compact, &error);
+                                         TRUE, &error);
         }
       else
         {

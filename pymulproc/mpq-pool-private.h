@@ -309,6 +309,9 @@ void        _mpq_pool_items_init_text  (MpqPoolItems      *items,
 gboolean    _mpq_pool_items_next       (MpqPoolItems      *items,
                                         MpqPoolItem       *item);
 void        _mpq_pool_items_clear      (MpqPoolItems      *items);
+void        _mpq_pool_append_compact   (GString           *out,
+                                        const char        *text,
+                                        gsize              length);
 gboolean    _mpq_pool_check_results    (const char    *results_json,
                                         guint          n_items,
                                         gboolean      *compact,
