@@ -56,6 +56,7 @@ typedef enum
   MPQ_REDIS_RECLAIM,       /* → {how many went back, ms to the next lease's end | -1} */
   MPQ_REDIS_STATE,         /* → {waiting, held, took_tick} */
   MPQ_REDIS_OWNER,         /* → owner or 0 */
+  MPQ_REDIS_IDS,           /* → the last participant id given (0: no such queue) */
   MPQ_REDIS_N_SCRIPTS
 } MpqRedisScript;
 
@@ -118,6 +119,13 @@ MpqRedisThread *_mpq_redis_thread_new     (MpqChannel      *channel,
  * reference. */
 void            _mpq_redis_thread_close   (MpqRedisThread  *thread);
 gboolean        _mpq_redis_thread_is_lost (MpqRedisThread  *thread);
+/* The user's thread, once its own connection failed: waits until the
+ * library's thread has the server again (TRUE), or gave it up, or
+ * @deadline (monotonic µs, -1: none) passed (FALSE, @error set:
+ * MPQ_ERROR_CLOSED). */
+gboolean        _mpq_redis_thread_wait_server (MpqRedisThread  *thread,
+                                               gint64           deadline,
+                                               GError         **error);
 void            _mpq_redis_thread_set_max_message_size (MpqRedisThread *thread,
                                                         gsize           size);
 void            _mpq_redis_thread_set_lease_time (MpqRedisThread *thread,

@@ -259,6 +259,9 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
 
   [MPQ_REDIS_OWNER] = PRELUDE
     "return tonumber (redis.call ('HGET', META, 'owner') or '0')\n",
+
+  [MPQ_REDIS_IDS] = PRELUDE
+    "return tonumber (redis.call ('HGET', META, 'ids') or '0')\n",
 };
 
 void
@@ -338,7 +341,10 @@ check_reply (redisContext  *redis,
     }
   if (reply->type == REDIS_REPLY_ERROR)
     {
-      g_set_error (error, MPQ_ERROR, MPQ_ERROR_FAILED, "Redis: %s", reply->str);
+      /* A server loading its data after a restart is not there yet. */
+      g_set_error (error, MPQ_ERROR,
+                   g_str_has_prefix (reply->str, "LOADING") ? MPQ_ERROR_CLOSED : MPQ_ERROR_FAILED,
+                   "Redis: %s", reply->str);
       freeReplyObject (reply);
       return FALSE;
     }

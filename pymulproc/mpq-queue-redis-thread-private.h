@@ -26,6 +26,7 @@ struct _MpqRedisThread
 
   /* Set before the thread starts, read-only after: any thread. */
   MpqChannel      *channel;         /* the queue, unowned; emitted on in the user's thread */
+  GMainContext    *context;         /* its maker's thread-default: where giving up closes it */
   char            *uri;
   char            *prefix;
   char             me[16];          /* this participant's id, as text */
@@ -54,7 +55,10 @@ struct _MpqRedisThread
   guint            lease_ms;
   GSource         *deliver;         /* dispatch's wake source, in the context of start () */
   gboolean         quit;            /* close () asked the thread to end */
-  gboolean         lost;            /* the thread lost the server */
+  gboolean         lost;            /* the thread gave the server up: the queue closes */
+  gboolean         outage;          /* the thread has no connection now, and tries again */
+  gboolean         probe;           /* the user's connection failed: the thread looks */
+  GCond            cond;            /* outage or probe ended, or lost */
 
   /* The user's thread only (dispatch). */
   gboolean         delivering;      /* in deliver, maybe in a handler's main loop */
@@ -88,6 +92,15 @@ gboolean        _mpq_redis_thread_settle       (MpqRedisThread  *thread,
                                                 GError         **error);
 gboolean        _mpq_redis_thread_keep_leases  (MpqRedisThread  *thread,
                                                 GError         **error);
+
+/* mpq-queue-redis-outage.c, the library's thread: its connection failed
+ * (@error, taken): it connects again with back-off; TRUE once it did,
+ * FALSE when the thread must end (closed, or it gave up: see
+ * docs/redis.md). */
+gboolean        _mpq_redis_thread_reconnect    (MpqRedisThread  *thread,
+                                                GError          *error);
+/* ... the thread's connection works: ends a probe. */
+void            _mpq_redis_thread_probed       (MpqRedisThread  *thread);
 
 /* mpq-queue-redis-async.c, called by the thread without the lock: hands
  * @task its result (@taken, owned, or @error, owned, or TRUE for a join)

@@ -27,7 +27,10 @@
  *     for the oldest receive_async, or for dispatch while its window (a
  *     local queue's MpqQueueSlots) has room;
  *   - answers join_async once nothing waits and nothing is in hand;
- *   - then waits for an event, or for the user's thread.
+ *   - then waits for an event, or for the user's thread, or for the time
+ *     to renew leases (mpq-queue-redis-lease.c).
+ *
+ * When the server is lost it connects again (mpq-queue-redis-outage.c).
  *
  * It never runs user code: results go to their task's main context
  * (mpq-queue-redis-async.c), dispatch's messages to an inbox whose wake
@@ -83,6 +86,8 @@ _mpq_redis_thread_unref (MpqRedisThread *thread)
   if (thread->wake_fd >= 0)
     close (thread->wake_fd);
   g_mutex_clear (&thread->lock);
+  g_cond_clear (&thread->cond);
+  g_main_context_unref (thread->context);
   g_free (thread->uri);
   g_free (thread->prefix);
   g_free (thread);
@@ -336,29 +341,19 @@ wait_event (MpqRedisThread  *thread,
   return TRUE;
 }
 
-/* The server is gone: what waits fails with @error (CLOSED), and
- * dispatch's source runs so that the queue closes. The library's
- * thread. */
+/* A turn failed: what it was to settle is settled after the outage
+ * (acknowledging and undoing twice are harmless). The library's thread. */
 static void
-lose (MpqRedisThread *thread,
-      GError         *error)
+requeue (MpqRedisThread *thread,
+         GPtrArray      *acks,
+         GPtrArray      *undos)
 {
-  GQueue tasks = G_QUEUE_INIT;
-  GTask *task;
-
   g_mutex_lock (&thread->lock);
-  thread->lost = TRUE;
-  while ((task = g_queue_pop_head (&thread->wants)) != NULL)
-    g_queue_push_tail (&tasks, task);
-  while ((task = g_queue_pop_head (&thread->joins)) != NULL)
-    g_queue_push_tail (&tasks, task);
-  if (thread->deliver != NULL)
-    g_source_set_ready_time (thread->deliver, 0);
+  g_ptr_array_extend_and_steal (acks, g_steal_pointer (&thread->acks));
+  g_ptr_array_extend_and_steal (undos, g_steal_pointer (&thread->undos));
+  thread->acks = g_ptr_array_ref (acks);
+  thread->undos = g_ptr_array_ref (undos);
   g_mutex_unlock (&thread->lock);
-
-  while ((task = g_queue_pop_head (&tasks)) != NULL)
-    _mpq_redis_complete_later (thread, task, NULL, g_error_copy (error));
-  g_error_free (error);
 }
 
 /* One turn; FALSE once the thread ends. The library's thread. */
@@ -367,7 +362,7 @@ turn (MpqRedisThread *thread)
 {
   g_autoptr(GPtrArray) acks = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) undos = g_ptr_array_new_with_free_func (g_free);
-  gboolean quit, take, anyone, join;
+  gboolean quit, take, anyone, join, probed;
   GError *error = NULL;
   gsize max_len;
   int took = 0;
@@ -395,7 +390,12 @@ turn (MpqRedisThread *thread)
   anyone = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, TRUE);
   join = thread->joins.length > 0;
   max_len = thread->max_message_size;
+  probed = thread->probe;
   g_mutex_unlock (&thread->lock);
+
+  /* The user's connection failed: ours is tried now. */
+  if (probed)
+    thread->next_reclaim = 0;
 
   if (!_mpq_redis_thread_settle (thread, MPQ_REDIS_ACK, acks, &error) ||
       !_mpq_redis_thread_settle (thread, MPQ_REDIS_UNDO, undos, &error))
@@ -404,6 +404,8 @@ turn (MpqRedisThread *thread)
     return FALSE;
   if (!_mpq_redis_thread_keep_leases (thread, &error))
     goto lost;
+  if (probed)
+    _mpq_redis_thread_probed (thread);
 
   if (take && (took = take_one (thread, anyone, max_len, &error)) < 0)
     goto lost;
@@ -416,8 +418,8 @@ turn (MpqRedisThread *thread)
   return TRUE;
 
 lost:
-  lose (thread, error);
-  return FALSE;
+  requeue (thread, acks, undos);
+  return _mpq_redis_thread_reconnect (thread, error);
 }
 
 static gpointer
@@ -451,10 +453,12 @@ _mpq_redis_thread_new (MpqChannel  *channel,
 
   thread->refs = 1;
   thread->channel = channel;
+  thread->context = g_main_context_ref_thread_default ();
   thread->uri = g_strdup (uri);
   thread->prefix = g_strdup (prefix);
   g_snprintf (thread->me, sizeof thread->me, "%d", id);
   g_mutex_init (&thread->lock);
+  g_cond_init (&thread->cond);
   thread->acks = g_ptr_array_new_with_free_func (g_free);
   thread->undos = g_ptr_array_new_with_free_func (g_free);
   thread->in_hand = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);

@@ -31,8 +31,9 @@ typedef struct
 {
   MpqQueueBackend  parent;
 
-  redisContext    *redis;             /* NULL once closed */
+  redisContext    *redis;             /* NULL once closed, or while the server is lost */
   MpqRedisThread  *thread;            /* NULL once closed */
+  gboolean         closed;
   MpqRedisScripts  scripts;
   char            *uri;
   char            *name;
@@ -45,33 +46,67 @@ typedef struct
 
 #define REDIS(backend) ((RedisBackend *) (backend))
 
-static void redis_close (MpqQueueBackend *backend);
-
 /* Connection ------------------------------------------------------------ */
 
-/* Runs @script with its arguments; a lost connection closes the queue
- * (no reconnection yet: phase 2). The queue's user's thread. */
+/* Our connection failed: once the library's thread has the server again
+ * (mpq-queue-redis-outage.c), within @deadline, connect again. Before
+ * the thread exists (the hello), there is nothing to wait for. The
+ * queue's user's thread. */
+static gboolean
+recover (RedisBackend  *self,
+         gint64         deadline,
+         GError       **error)
+{
+  g_clear_pointer (&self->redis, redisFree);
+  if (self->thread == NULL)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "Lost the Redis server");
+      return FALSE;
+    }
+  for (;;)
+    {
+      if (!_mpq_redis_thread_wait_server (self->thread, deadline, error))
+        return FALSE;
+      self->redis = _mpq_redis_connect (self->uri, NULL);
+      if (self->redis != NULL)
+        return TRUE;
+    }
+}
+
+/* Runs @script with its arguments; through an outage, as long as
+ * @deadline (monotonic µs; -1: none) allows (a script cut off by it may
+ * have run: it runs again). The queue's user's thread. */
 static redisReply *
 run (RedisBackend    *self,
      MpqRedisScript   script,
      guint            n_args,
      const char     **args,
      const gssize    *lengths,
+     gint64           deadline,
      GError         **error)
 {
   GError *local_error = NULL;
-  redisReply *reply;
+  redisReply *reply = NULL;
 
-  if (self->redis == NULL)
+  if (self->closed)
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
       return NULL;
     }
-
-  reply = _mpq_redis_run (self->redis, &self->scripts, script, self->prefix, n_args, args,
-                          lengths, &local_error);
-  if (reply == NULL && g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
-    redis_close (&self->parent);
+  while (local_error == NULL)
+    {
+      if (self->redis == NULL && !recover (self, deadline, &local_error))
+        break;
+      reply = _mpq_redis_run (self->redis, &self->scripts, script, self->prefix, n_args, args,
+                              lengths, &local_error);
+      if (reply == NULL && g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
+        {
+          g_clear_error (&local_error);
+          g_clear_pointer (&self->redis, redisFree);
+        }
+      else
+        break;
+    }
   if (reply != NULL && reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_INTEGER)
     {
       g_set_error (&local_error, MPQ_ERROR, MPQ_ERROR_FAILED, "Redis: unexpected reply type %d",
@@ -84,8 +119,8 @@ run (RedisBackend    *self,
 }
 
 /* Waits until the tick stream @which moves past @tick, or @deadline
- * passes (see _mpq_redis_wait_tick ()); a lost connection closes the
- * queue. The queue's user's thread. */
+ * passes (see _mpq_redis_wait_tick ()); after an outage it says "moved":
+ * the caller looks again. The queue's user's thread. */
 static gboolean
 wait_tick (RedisBackend  *self,
            const char    *which,
@@ -97,13 +132,13 @@ wait_tick (RedisBackend  *self,
   gboolean moved;
 
   if (self->redis == NULL)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
-      return FALSE;
-    }
+    return recover (self, deadline, error);
   moved = _mpq_redis_wait_tick (self->redis, self->prefix, which, tick, deadline, &local_error);
   if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
-    redis_close (&self->parent);
+    {
+      g_clear_error (&local_error);
+      return recover (self, deadline, error);
+    }
   if (local_error != NULL)
     g_propagate_error (error, local_error);
   return moved;
@@ -138,7 +173,7 @@ redis_put (MpqQueueBackend  *backend,
   for (;;)
     {
       g_autoptr(GError) local_error = NULL;
-      redisReply *reply = run (self, MPQ_REDIS_PUT, 3, args, lengths, error);
+      redisReply *reply = run (self, MPQ_REDIS_PUT, 3, args, lengths, deadline, error);
       long long done, tick;
 
       if (reply == NULL)
@@ -192,8 +227,8 @@ take_line (RedisBackend    *self,
   for (;;)
     {
       redisReply *reply = script == MPQ_REDIS_TAKE
-                          ? run (self, script, 4, take_args, NULL, error)
-                          : run (self, script, 5, for_me_args, NULL, error);
+                          ? run (self, script, 4, take_args, NULL, deadline, error)
+                          : run (self, script, 5, for_me_args, NULL, deadline, error);
       long long status, tick;
 
       if (reply == NULL)
@@ -230,7 +265,9 @@ settle (RedisBackend    *self,
         const char      *seq,
         GError         **error)
 {
-  redisReply *reply = run (self, script, 1, &seq, NULL, error);
+  /* What we held is settled, however long the server is away (until
+   * the queue gives it up). */
+  redisReply *reply = run (self, script, 1, &seq, NULL, -1, error);
 
   if (reply == NULL)
     return FALSE;
@@ -305,12 +342,13 @@ redis_take_for_me (MpqQueueBackend  *backend,
 /* waiting, held and the took tick. */
 static gboolean
 get_state (RedisBackend  *self,
+           gint64         deadline,
            long long     *waiting,
            long long     *held,
            long long     *tick,
            GError       **error)
 {
-  redisReply *reply = run (self, MPQ_REDIS_STATE, 0, NULL, NULL, error);
+  redisReply *reply = run (self, MPQ_REDIS_STATE, 0, NULL, NULL, deadline, error);
 
   if (reply == NULL)
     return FALSE;
@@ -327,7 +365,8 @@ redis_is_empty (MpqQueueBackend  *backend,
 {
   long long waiting, held, tick;
 
-  return get_state (REDIS (backend), &waiting, &held, &tick, error) && waiting == 0;
+  /* No time-out of its own: through an outage until the queue gives up. */
+  return get_state (REDIS (backend), -1, &waiting, &held, &tick, error) && waiting == 0;
 }
 
 /* Done once nothing waits and nothing is in anyone's hand. */
@@ -344,7 +383,7 @@ redis_join (MpqQueueBackend  *backend,
       g_autoptr(GError) local_error = NULL;
       long long waiting, held, tick;
 
-      if (!get_state (self, &waiting, &held, &tick, error))
+      if (!get_state (self, deadline, &waiting, &held, &tick, error))
         return FALSE;
       if (waiting == 0 && held == 0)
         return TRUE;
@@ -409,9 +448,10 @@ redis_close (MpqQueueBackend *backend)
 {
   RedisBackend *self = REDIS (backend);
 
-  if (self->redis == NULL)
+  if (self->closed)
     return;
 
+  self->closed = TRUE;
   g_clear_pointer (&self->thread, _mpq_redis_thread_close);
   g_clear_pointer (&self->redis, redisFree);
   _mpq_queue_backend_schedule_closed (backend, "[mpq] redis queue closed");
@@ -422,7 +462,7 @@ redis_is_closed (MpqQueueBackend *backend)
 {
   RedisBackend *self = REDIS (backend);
 
-  return self->redis == NULL || _mpq_redis_thread_is_lost (self->thread);
+  return self->closed || _mpq_redis_thread_is_lost (self->thread);
 }
 
 static gint
@@ -431,9 +471,9 @@ redis_get_parent_pid (MpqQueueBackend *backend)
   RedisBackend *self = REDIS (backend);
 
   /* A child that joined before its creator said who owns the queue. */
-  if (self->owner == 0 && self->redis != NULL)
+  if (self->owner == 0 && !self->closed)
     {
-      redisReply *reply = run (self, MPQ_REDIS_OWNER, 0, NULL, NULL, NULL);
+      redisReply *reply = run (self, MPQ_REDIS_OWNER, 0, NULL, NULL, 0, NULL);
 
       if (reply != NULL)
         {
@@ -578,12 +618,9 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
   self->lease_ms = MPQ_DEFAULT_LEASE_TIME;
 
   g_snprintf (max_text, sizeof max_text, "%u", *max_size);
-  reply = run (self, MPQ_REDIS_HELLO, 2, args, NULL, error);
+  reply = run (self, MPQ_REDIS_HELLO, 2, args, NULL, 0, error);
   if (reply == NULL)
     {
-      /* run () closed it if the connection failed: no ::closed for a
-       * queue that never was. */
-      _mpq_clear_source (&self->parent.closed_idle);
       redis_free (&self->parent);
       return NULL;
     }

@@ -13,6 +13,8 @@
 struct _RedisTestServer
 {
   GSubprocess *process;
+  char        *program;
+  gboolean     persistent;  /* an append-only file, fsynced at each write */
   GThread     *reader;      /* reads its log to the end (a full pipe would stall it) */
   GMutex       lock;
   GCond        cond;
@@ -64,27 +66,16 @@ die_with_parent (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGTERM);
 }
 
-RedisTestServer *
-redis_test_server_start (const char  *program,
-                         GError     **error)
+/* Starts the server process and waits until it said it is ready. */
+static gboolean
+launch (RedisTestServer  *server,
+        GError          **error)
 {
-  RedisTestServer *server = g_new0 (RedisTestServer, 1);
   g_autoptr(GSubprocessLauncher) launcher = NULL;
-  const char *argv[16];
+  const char *argv[20];
   guint argc = 0;
 
-  g_mutex_init (&server->lock);
-  g_cond_init (&server->cond);
-  server->dir = g_dir_make_tmp ("mpq-redis-XXXXXX", error);
-  if (server->dir == NULL)
-    {
-      redis_test_server_stop (server);
-      return NULL;
-    }
-  server->socket_path = g_build_filename (server->dir, "redis.sock", NULL);
-  server->uri = g_strconcat ("redis+unix://", server->socket_path, NULL);
-
-  argv[argc++] = program;
+  argv[argc++] = server->program;
   argv[argc++] = "--port";
   argv[argc++] = "0";
   argv[argc++] = "--unixsocket";
@@ -92,22 +83,30 @@ redis_test_server_start (const char  *program,
   argv[argc++] = "--save";
   argv[argc++] = "";
   argv[argc++] = "--appendonly";
-  argv[argc++] = "no";
+  if (server->persistent)
+    {
+      /* Every write on disk before it is answered: what a client was
+       * told is done survives a SIGKILL. */
+      argv[argc++] = "yes";
+      argv[argc++] = "--appendfsync";
+      argv[argc++] = "always";
+    }
+  else
+    argv[argc++] = "no";
   argv[argc++] = "--daemonize";
   argv[argc++] = "no";
   argv[argc++] = "--dir";
   argv[argc++] = server->dir;
   argv[argc] = NULL;
 
+  server->ready = FALSE;
+  server->ended = FALSE;
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
                                         G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   server->process = g_subprocess_launcher_spawnv (launcher, argv, error);
   if (server->process == NULL)
-    {
-      redis_test_server_stop (server);
-      return NULL;
-    }
+    return FALSE;
   server->reader = g_thread_new ("redis-log", read_log, server);
 
   g_mutex_lock (&server->lock);
@@ -118,11 +117,75 @@ redis_test_server_start (const char  *program,
   if (!server->ready)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s exited before it was ready",
-                   program);
+                   server->program);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Ends the process with @signal_number and reaps it and its log. */
+static void
+end_process (RedisTestServer *server,
+             int              signal_number)
+{
+  if (server->process != NULL)
+    {
+      g_subprocess_send_signal (server->process, signal_number);
+      g_subprocess_wait (server->process, NULL, NULL);
+    }
+  if (server->reader != NULL)
+    g_thread_join (g_steal_pointer (&server->reader));
+  g_clear_object (&server->process);
+}
+
+static RedisTestServer *
+start (const char  *program,
+       gboolean     persistent,
+       GError     **error)
+{
+  RedisTestServer *server = g_new0 (RedisTestServer, 1);
+
+  g_mutex_init (&server->lock);
+  g_cond_init (&server->cond);
+  server->program = g_strdup (program);
+  server->persistent = persistent;
+  server->dir = g_dir_make_tmp ("mpq-redis-XXXXXX", error);
+  if (server->dir == NULL)
+    {
+      redis_test_server_stop (server);
+      return NULL;
+    }
+  server->socket_path = g_build_filename (server->dir, "redis.sock", NULL);
+  server->uri = g_strconcat ("redis+unix://", server->socket_path, NULL);
+
+  if (!launch (server, error))
+    {
       redis_test_server_stop (server);
       return NULL;
     }
   return server;
+}
+
+RedisTestServer *
+redis_test_server_start (const char  *program,
+                         GError     **error)
+{
+  return start (program, FALSE, error);
+}
+
+RedisTestServer *
+redis_test_server_start_persistent (const char  *program,
+                                    GError     **error)
+{
+  return start (program, TRUE, error);
+}
+
+void
+redis_test_server_restart (RedisTestServer  *server,
+                           GError          **error)
+{
+  end_process (server, SIGKILL);
+  launch (server, error);
 }
 
 const char *
@@ -156,18 +219,26 @@ redis_test_server_run (RedisTestServer *server,
 void
 redis_test_server_stop (RedisTestServer *server)
 {
-  if (server->process != NULL)
-    {
-      g_subprocess_send_signal (server->process, SIGTERM);
-      g_subprocess_wait (server->process, NULL, NULL);
-    }
-  if (server->reader != NULL)
-    g_thread_join (server->reader);
-  g_clear_object (&server->process);
+  end_process (server, SIGTERM);
   if (server->socket_path != NULL)
     g_unlink (server->socket_path);
   if (server->dir != NULL)
-    g_rmdir (server->dir);
+    {
+      /* What a persistent server wrote. */
+      g_autofree char *aof = g_build_filename (server->dir, "appendonlydir", NULL);
+      g_autoptr(GDir) dir = g_dir_open (aof, 0, NULL);
+      const char *name;
+
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (aof, name, NULL);
+
+          g_unlink (path);
+        }
+      g_rmdir (aof);
+      g_rmdir (server->dir);
+    }
+  g_free (server->program);
   g_free (server->socket_path);
   g_free (server->uri);
   g_free (server->dir);

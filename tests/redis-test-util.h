@@ -14,6 +14,14 @@ typedef struct _RedisTestServer RedisTestServer;
  * said it accepts connections (its log line: no polling, no sleep). */
 RedisTestServer *redis_test_server_start (const char       *program,
                                           GError          **error);
+/* The same with an append-only file fsynced at every write, so that a
+ * restart keeps what the server acknowledged. */
+RedisTestServer *redis_test_server_start_persistent (const char  *program,
+                                                     GError     **error);
+/* SIGKILLs it and starts it again on the same socket and directory;
+ * returns once it is ready again (its data loaded). */
+void             redis_test_server_restart (RedisTestServer  *server,
+                                            GError          **error);
 /* "redis+unix:///TMPDIR/redis.sock" */
 const char      *redis_test_server_uri   (RedisTestServer  *server);
 /* Runs one command on a connection of its own (as a hostile peer

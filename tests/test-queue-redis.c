@@ -815,8 +815,10 @@ test_close (void)
   g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
 }
 
-/* The server goes away: the next call fails with CLOSED (never a
- * SIGPIPE), ::closed is emitted once; no reconnection yet. */
+/* The server goes away for good: a send waits as its time-out allows,
+ * then fails with CLOSED (never a SIGPIPE); a receive that waits for
+ * ever fails once the queue gives the server up, a lease-time later;
+ * ::closed is emitted once, then. */
 #ifdef MPQ_TEST_REDIS_SERVER
 static void
 test_server_lost (void)
@@ -830,6 +832,8 @@ test_server_lost (void)
   g_assert_no_error (error);
   queue = mpq_queue_new_for_uri (redis_test_server_uri (own), "lost", 0, &error);
   g_assert_no_error (error);
+  /* It gives the server up after a lease-time without it. */
+  mpq_queue_set_lease_time (queue, 300);
   g_signal_connect (queue, "closed", G_CALLBACK (on_closed), &closed);
   send_value (queue, MPQ_REQ_DO, 0, 1);
   redis_test_server_stop (own);
@@ -844,6 +848,68 @@ test_server_lost (void)
   while (g_main_context_iteration (NULL, FALSE))
     ;
   g_assert_cmpuint (closed, ==, 1);
+}
+#endif
+
+#ifdef MPQ_TEST_REDIS_SERVER
+/* The server SIGKILLed and started again mid-run, its append-only file
+ * keeping what it acknowledged: the parent and a worker on dispatch
+ * connect again and go on; every task is answered (a task may be done
+ * twice, never lost) and join ends. */
+static void
+test_server_restarted (void)
+{
+  g_autoptr(GError) error = NULL;
+  RedisTestServer *own = redis_test_server_start_persistent (MPQ_TEST_REDIS_SERVER, &error);
+  g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
+  const char *argv[] = { path, "worker", NULL };
+  g_autoptr(GHashTable) answered = g_hash_table_new (NULL, NULL);
+  g_autoptr(MpqQueue) queue = NULL;
+  g_autoptr(GSubprocess) worker = NULL;
+  gboolean restarted = FALSE;
+  guint closed = 0;
+  gint worker_id = 0;
+  const guint n = 40;
+
+  g_assert_no_error (error);
+  queue = mpq_queue_new_for_uri (redis_test_server_uri (own), "restarted", 0, &error);
+  g_assert_no_error (error);
+  g_signal_connect (queue, "closed", G_CALLBACK (on_closed), &closed);
+  worker = mpq_queue_spawn (queue, argv, &error);
+  g_assert_no_error (error);
+  for (guint i = 1; i <= n / 2; i++)
+    send_task (queue, i);
+
+  /* A quarter answered: the restart; the second half is sent after it,
+   * so both ends must have the server again. */
+  while (g_hash_table_size (answered) < n)
+    {
+      g_autoptr(MpqMessage) message = take_for_me (queue, -1);
+
+      if (g_strcmp0 (mpq_message_get_request (message), MPQ_REQ_FINISHED) != 0)
+        continue;
+      worker_id = mpq_message_get_sender_pid (message);
+      g_assert_cmpint (answer_value (message), >=, 1);
+      g_assert_cmpint (answer_value (message), <=, n);
+      g_hash_table_add (answered, GINT_TO_POINTER ((gint) answer_value (message)));
+      if (!restarted && g_hash_table_size (answered) >= n / 4)
+        {
+          redis_test_server_restart (own, &error);
+          g_assert_no_error (error);
+          restarted = TRUE;
+          for (guint i = n / 2 + 1; i <= n; i++)
+            send_task (queue, i);
+        }
+    }
+  send_value (queue, MPQ_REQ_DIE, worker_id, 0);
+  assert_exits_zero (worker);
+  g_assert_true (mpq_queue_join (queue, -1, &error));
+  g_assert_no_error (error);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (closed, ==, 0);
+  g_clear_object (&queue);
+  redis_test_server_stop (own);
 }
 #endif
 
@@ -993,6 +1059,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/QueueRedis/close", test_close);
 #ifdef MPQ_TEST_REDIS_SERVER
   g_test_add_func ("/Mpq/QueueRedis/server-lost", test_server_lost);
+  g_test_add_func ("/Mpq/QueueRedis/server-restarted", test_server_restarted);
 #endif
   g_test_add_func ("/Mpq/QueueRedis/spawned-child", test_spawned_child);
   g_test_add_func ("/Mpq/QueueRedis/waits-end-on-others-takes",
