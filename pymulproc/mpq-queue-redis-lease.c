@@ -132,6 +132,31 @@ _mpq_redis_thread_hold (MpqRedisThread *thread,
 
 /* The user's thread. */
 void
+_mpq_redis_thread_done (MpqRedisThread *thread,
+                        const char     *seq)
+{
+  g_mutex_lock (&thread->lock);
+  g_ptr_array_add (thread->acks, g_strdup (seq));
+  thread->acks_queued++;
+  g_mutex_unlock (&thread->lock);
+  _mpq_redis_thread_wake (thread);
+}
+
+/* The user's thread. */
+void
+_mpq_redis_thread_flush_acks (MpqRedisThread *thread)
+{
+  guint64 target;
+
+  g_mutex_lock (&thread->lock);
+  target = thread->acks_queued;
+  while (thread->acks_done < target && !thread->lost && !thread->outage && !thread->quit)
+    g_cond_wait (&thread->cond, &thread->lock);
+  g_mutex_unlock (&thread->lock);
+}
+
+/* The user's thread. */
+void
 _mpq_redis_thread_unhold (MpqRedisThread *thread,
                           const char     *seq)
 {

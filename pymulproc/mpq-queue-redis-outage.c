@@ -47,6 +47,15 @@ give_up (MpqRedisThread *thread,
   GTask *task;
   GSource *source;
 
+  /* Before anyone hears it gave up: whoever sees a call fail for it
+   * finds ::closed on its way. */
+  source = g_idle_source_new ();
+  g_source_set_callback (source, give_up_cb, _mpq_redis_thread_ref (thread),
+                         (GDestroyNotify) _mpq_redis_thread_unref);
+  g_source_set_static_name (source, "[mpq] redis queue gave up");
+  g_source_attach (source, thread->context);
+  g_source_unref (source);
+
   g_mutex_lock (&thread->lock);
   thread->lost = TRUE;
   g_cond_broadcast (&thread->cond);
@@ -61,13 +70,6 @@ give_up (MpqRedisThread *thread,
   while ((task = g_queue_pop_head (&tasks)) != NULL)
     _mpq_redis_complete_later (thread, task, NULL, g_error_copy (error));
   g_error_free (error);
-
-  source = g_idle_source_new ();
-  g_source_set_callback (source, give_up_cb, _mpq_redis_thread_ref (thread),
-                         (GDestroyNotify) _mpq_redis_thread_unref);
-  g_source_set_static_name (source, "[mpq] redis queue gave up");
-  g_source_attach (source, thread->context);
-  g_source_unref (source);
 }
 
 /* Both connections, to a server that still has the queue: TRUE; FALSE

@@ -136,6 +136,13 @@ void            _mpq_redis_thread_hold    (MpqRedisThread  *thread,
                                            const char      *seq);
 void            _mpq_redis_thread_unhold  (MpqRedisThread  *thread,
                                            const char      *seq);
+/* A message the user's thread took for good: the thread acknowledges it
+ * (on the server it is held, with a lease, until then). */
+void            _mpq_redis_thread_done    (MpqRedisThread  *thread,
+                                           const char      *seq);
+/* Waits until what the user's thread took so far was acknowledged (a
+ * turn of the thread), unless the server is lost meanwhile. */
+void            _mpq_redis_thread_flush_acks (MpqRedisThread *thread);
 void            _mpq_redis_thread_want_async  (MpqRedisThread  *thread,
                                                GTask           *task);
 MpqMessage     *_mpq_redis_thread_finish_want (GTask           *task,

@@ -47,6 +47,8 @@ struct _MpqRedisThread
   GQueue           wants;           /* GTask (a reference), receive_async's, oldest first */
   GQueue           joins;           /* GTask (a reference), join_async's */
   GPtrArray       *acks;            /* char *seq: done with, to acknowledge */
+  guint64          acks_queued;     /* how many were ever put in @acks */
+  guint64          acks_done;       /* ... of them acknowledged on the server (@cond) */
   GPtrArray       *undos;           /* char *seq: handed out, not taken: to the front */
   GHashTable      *in_hand;         /* char *seq (owned) → itself: held on the server by us */
   GQueue           inbox;           /* MpqRedisTaken: dispatch's, not emitted yet */

@@ -114,6 +114,8 @@ _mpq_redis_thread_settle_locked (MpqRedisThread *thread,
   if (!g_hash_table_steal_extended (thread->in_hand, seq, &key, NULL))
     return FALSE;
   g_ptr_array_add (to, key);
+  if (to == thread->acks)
+    thread->acks_queued++;
   return TRUE;
 }
 
@@ -341,37 +343,23 @@ wait_event (MpqRedisThread  *thread,
   return TRUE;
 }
 
-/* A turn failed: what it was to settle is settled after the outage
- * (acknowledging and undoing twice are harmless). The library's thread. */
-static void
-requeue (MpqRedisThread *thread,
-         GPtrArray      *acks,
-         GPtrArray      *undos)
-{
-  g_mutex_lock (&thread->lock);
-  g_ptr_array_extend_and_steal (acks, g_steal_pointer (&thread->acks));
-  g_ptr_array_extend_and_steal (undos, g_steal_pointer (&thread->undos));
-  thread->acks = g_ptr_array_ref (acks);
-  thread->undos = g_ptr_array_ref (undos);
-  g_mutex_unlock (&thread->lock);
-}
-
-/* One turn; FALSE once the thread ends. The library's thread. */
+/* Acknowledges what the user is done with and puts back what was not
+ * taken (at close, all we hold); on failure they wait for the next try
+ * (acknowledging and undoing twice are harmless). Nothing of it is left
+ * on the heap once it returns, so nothing is lost while the thread waits.
+ * The library's thread. */
 static gboolean
-turn (MpqRedisThread *thread)
+settle_pending (MpqRedisThread  *thread,
+                gboolean         quit,
+                GError         **error)
 {
   g_autoptr(GPtrArray) acks = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) undos = g_ptr_array_new_with_free_func (g_free);
-  gboolean quit, take, anyone, join, probed;
-  GError *error = NULL;
-  gsize max_len;
-  int took = 0;
+  guint64 acks_queued;
 
   g_mutex_lock (&thread->lock);
-  quit = thread->quit;
   if (quit)
     {
-      /* What is still in our hand goes back for others. */
       GHashTableIter iter;
       gpointer key;
 
@@ -386,6 +374,39 @@ turn (MpqRedisThread *thread)
   g_ptr_array_extend_and_steal (undos, g_steal_pointer (&thread->undos));
   thread->acks = g_ptr_array_new_with_free_func (g_free);
   thread->undos = g_ptr_array_new_with_free_func (g_free);
+  acks_queued = thread->acks_queued;
+  g_mutex_unlock (&thread->lock);
+
+  if (!_mpq_redis_thread_settle (thread, MPQ_REDIS_ACK, acks, error) ||
+      !_mpq_redis_thread_settle (thread, MPQ_REDIS_UNDO, undos, error))
+    {
+      g_mutex_lock (&thread->lock);
+      g_ptr_array_extend (thread->acks, acks, (GCopyFunc) (void (*) (void)) g_strdup, NULL);
+      g_ptr_array_extend (thread->undos, undos, (GCopyFunc) (void (*) (void)) g_strdup, NULL);
+      g_mutex_unlock (&thread->lock);
+      return FALSE;
+    }
+  if (acks->len > 0)
+    {
+      g_mutex_lock (&thread->lock);
+      thread->acks_done = acks_queued;
+      g_cond_broadcast (&thread->cond);
+      g_mutex_unlock (&thread->lock);
+    }
+  return TRUE;
+}
+
+/* One turn; FALSE once the thread ends. The library's thread. */
+static gboolean
+turn (MpqRedisThread *thread)
+{
+  gboolean quit, take, anyone, join, probed;
+  GError *error = NULL;
+  gsize max_len;
+  int took = 0;
+
+  g_mutex_lock (&thread->lock);
+  quit = thread->quit;
   take = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, FALSE);
   anyone = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, TRUE);
   join = thread->joins.length > 0;
@@ -397,8 +418,7 @@ turn (MpqRedisThread *thread)
   if (probed)
     thread->next_reclaim = 0;
 
-  if (!_mpq_redis_thread_settle (thread, MPQ_REDIS_ACK, acks, &error) ||
-      !_mpq_redis_thread_settle (thread, MPQ_REDIS_UNDO, undos, &error))
+  if (!settle_pending (thread, quit, &error))
     goto lost;
   if (quit)
     return FALSE;
@@ -418,7 +438,7 @@ turn (MpqRedisThread *thread)
   return TRUE;
 
 lost:
-  requeue (thread, acks, undos);
+  g_debug ("The Redis queue %s lost the server: %s", thread->prefix, error->message);
   return _mpq_redis_thread_reconnect (thread, error);
 }
 

@@ -205,11 +205,12 @@ redis_takes_fds (MpqQueueBackend *backend)
 
 /* One take or take_for_me, waiting as @timeout_ms says: the line in
  * *@line (freed by the caller) and its number in *@seq. FALSE without
- * error when nothing came in time. */
+ * error when nothing came in time. The message is held on the server,
+ * with a lease, until the caller acknowledges it: one whose answer an
+ * outage cut off comes back when its lease ends, not lost. */
 static gboolean
 take_line (RedisBackend    *self,
            MpqRedisScript   script,
-           gboolean         hold,
            gint             timeout_ms,
            char           **line,
            gsize           *length,
@@ -218,8 +219,8 @@ take_line (RedisBackend    *self,
 {
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
   char me[16], max_len[24], lease[16];
-  const char *take_args[4] = { me, hold ? "1" : "0", max_len, lease };
-  const char *for_me_args[5] = { me, "0", "1", max_len, lease };
+  const char *take_args[4] = { me, "1", max_len, lease };
+  const char *for_me_args[5] = { me, "1", "1", max_len, lease };
 
   g_snprintf (me, sizeof me, "%d", self->id);
   g_snprintf (max_len, sizeof max_len, "%" G_GSIZE_FORMAT, self->max_message_size);
@@ -289,12 +290,13 @@ redis_take (MpqQueueBackend   *backend,
   GError *decode_error = NULL;
   gsize length = 0;
 
-  if (!take_line (self, MPQ_REDIS_TAKE, filter != NULL, timeout_ms, &line, &length, &seq, error))
+  if (!take_line (self, MPQ_REDIS_TAKE, timeout_ms, &line, &length, &seq, error))
     return NULL;
 
   message = _mpq_codec_decode (line, length, &decode_error);
   if (filter == NULL)
     {
+      _mpq_redis_thread_done (self->thread, seq);
       if (message == NULL)
         g_propagate_error (error, decode_error);
       return g_steal_pointer (&message);
@@ -315,12 +317,9 @@ redis_take (MpqQueueBackend   *backend,
           return NULL;
         }
     }
-  if (!settle (self, MPQ_REDIS_ACK, seq, message != NULL ? error : NULL) || message == NULL)
-    {
-      if (message == NULL)
-        g_propagate_error (error, decode_error);
-      return NULL;
-    }
+  _mpq_redis_thread_done (self->thread, seq);
+  if (message == NULL)
+    g_propagate_error (error, decode_error);
   return g_steal_pointer (&message);
 }
 
@@ -333,9 +332,10 @@ redis_take_for_me (MpqQueueBackend  *backend,
   g_autofree char *seq = NULL;
   gsize length = 0;
 
-  if (!take_line (REDIS (backend), MPQ_REDIS_TAKE_FOR_ME, FALSE, timeout_ms, &line, &length,
-                  &seq, error))
+  if (!take_line (REDIS (backend), MPQ_REDIS_TAKE_FOR_ME, timeout_ms, &line, &length, &seq,
+                  error))
     return NULL;
+  _mpq_redis_thread_done (REDIS (backend)->thread, seq);
   return _mpq_codec_decode (line, length, error);
 }
 
@@ -383,6 +383,8 @@ redis_join (MpqQueueBackend  *backend,
       g_autoptr(GError) local_error = NULL;
       long long waiting, held, tick;
 
+      /* What this process took is acknowledged by its thread: first. */
+      _mpq_redis_thread_flush_acks (self->thread);
       if (!get_state (self, deadline, &waiting, &held, &tick, error))
         return FALSE;
       if (waiting == 0 && held == 0)
