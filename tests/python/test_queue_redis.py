@@ -4,6 +4,7 @@ override's pymulproc calls, against a redis-server this module starts on a
 unix socket in a temporary directory and stops by pid. Skipped without
 Redis support in the library or without redis-server."""
 
+import asyncio
 import itertools
 import json
 import os
@@ -14,6 +15,8 @@ import threading
 
 import pytest
 from gi.repository import GLib, Gio, Mpq
+
+from mpq_helpers import PROMPT_S, data_of, run_loop
 
 REDIS_SERVER = shutil.which('redis-server')
 _names = itertools.count()
@@ -120,3 +123,59 @@ def test_spawned_child_answers(redis_uri):
 
 def json_value(message):
     return json.loads(message.dup_data_json())['value']
+
+
+def test_receive_async_and_join_async(redis_uri):
+    """receive_async and join_async on a remote queue, awaited from asyncio:
+    the library's thread takes the message, the result comes back in the
+    awaiting thread; join_async ends once it was taken for good."""
+    name = 'py-async-%d' % next(_names)
+    a = new_queue(redis_uri, name)
+    b = new_queue(redis_uri, name)
+
+    async def main():
+        pending = asyncio.ensure_future(a.receive_async())
+        b.send(Mpq.REQ_DO, data={'value': 7})
+        got = await asyncio.wait_for(pending, PROMPT_S)
+        joined = await asyncio.wait_for(b.join_async(), PROMPT_S)
+        return got, joined
+
+    got, joined = asyncio.run(main())
+    assert got.request == Mpq.REQ_DO
+    assert got.data == {'value': 7}
+    assert got.sender_pid == b.props.pid
+    assert joined is True
+    a.close()
+    b.close()
+
+
+def test_dispatch_in_order(redis_uri):
+    """Dispatch on a remote queue: message-received::DO in this thread's
+    main loop, every task once and in order, then the other participant's
+    join_async ends."""
+    name = 'py-dispatch-%d' % next(_names)
+    a = new_queue(redis_uri, name)
+    b = new_queue(redis_uri, name)
+    loop = GLib.MainLoop()
+    seen, joined = [], []
+    n = 50
+
+    def on_do(channel, message):
+        seen.append(data_of(message))
+        if len(seen) == n:
+            b.join_async(None, on_joined)
+
+    def on_joined(source, result):
+        joined.append(source.join_finish(result))
+        loop.quit()
+
+    a.connect('message-received::' + Mpq.REQ_DO, on_do)
+    a.start()
+    for i in range(n):
+        b.send(Mpq.REQ_DO, data=i)
+    run_loop(loop)
+    a.stop()
+    assert seen == list(range(n))
+    assert joined == [True]
+    a.close()
+    b.close()
