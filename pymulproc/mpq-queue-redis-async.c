@@ -32,9 +32,9 @@ held_release (gpointer data)
 
   if (held->taken != NULL)
     {
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       _mpq_redis_thread_settle_locked (thread, held->taken->seq, thread->undos);
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       _mpq_redis_thread_wake (thread);
       _mpq_redis_taken_free (held->taken);
     }
@@ -60,9 +60,9 @@ _mpq_redis_thread_finish_want (GTask   *task,
 
   thread = held->thread;
   taken = g_steal_pointer (&held->taken);
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   ours = _mpq_redis_thread_settle_locked (thread, taken->seq, thread->acks);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   _mpq_redis_thread_wake (thread);
 
   if (!ours)
@@ -144,9 +144,9 @@ cancelled_cb (GCancellable *cancellable,
   MpqRedisThread *thread = g_task_get_task_data (task);
   gboolean removed;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   removed = g_queue_remove (&thread->wants, task) || g_queue_remove (&thread->joins, task);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   if (removed)
     {
@@ -167,11 +167,11 @@ enqueue (MpqRedisThread *thread,
 
   g_task_set_task_data (task, _mpq_redis_thread_ref (thread),
                         (GDestroyNotify) _mpq_redis_thread_unref);
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   lost = thread->lost;
   if (!lost)
     g_queue_push_tail (line, g_object_ref (task));
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   if (lost)
     {
@@ -221,31 +221,31 @@ deliver_cb (gpointer user_data)
       MpqRedisTaken *taken;
       gint64 work_us;
 
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       taken = thread->slots.started ? g_queue_pop_head (&thread->inbox) : NULL;
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       if (taken == NULL)
         break;
 
       work_us = _mpq_dispatch_batch_emit (&batch, channel, taken->message);
 
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       _mpq_queue_slots_release (&thread->slots, taken->recipient);
       if (taken->recipient == 0)
         _mpq_queue_slots_done (&thread->slots, work_us);
       _mpq_redis_thread_settle_locked (thread, taken->seq, thread->acks);
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       _mpq_redis_taken_free (taken);
     }
   thread->delivering = FALSE;
   _mpq_redis_thread_wake (thread);
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   more = thread->slots.started && thread->inbox.length > 0;
   lost = thread->lost;
   if (more)
     g_source_set_ready_time (thread->deliver, 0);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   /* The server is gone (no reconnection yet): the queue closes. */
   if (lost)
@@ -268,7 +268,7 @@ _mpq_redis_thread_start (MpqRedisThread *thread,
     deliver = _mpq_source_attach (_mpq_wake_source_new (), context, "[mpq] redis dispatch",
                                   deliver_cb, thread);
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   if (deliver != NULL)
     {
       if (thread->deliver != NULL)
@@ -280,7 +280,7 @@ _mpq_redis_thread_start (MpqRedisThread *thread,
   thread->slots.started = TRUE;
   if (thread->inbox.length > 0 || thread->lost)
     g_source_set_ready_time (thread->deliver, 0);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   _mpq_redis_thread_wake (thread);
 }
 
@@ -304,9 +304,9 @@ stop_locked (MpqRedisThread *thread)
 void
 _mpq_redis_thread_stop (MpqRedisThread *thread)
 {
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   stop_locked (thread);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   _mpq_redis_thread_wake (thread);
 }
 
@@ -318,14 +318,14 @@ _mpq_redis_thread_close (MpqRedisThread *thread)
   GQueue tasks = G_QUEUE_INIT;
   GTask *task;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   stop_locked (thread);
   thread->quit = TRUE;
   while ((task = g_queue_pop_head (&thread->wants)) != NULL)
     g_queue_push_tail (&tasks, task);
   while ((task = g_queue_pop_head (&thread->joins)) != NULL)
     g_queue_push_tail (&tasks, task);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   _mpq_redis_thread_wake (thread);
   g_thread_join (g_steal_pointer (&thread->thread));

@@ -51,6 +51,18 @@ _mpq_redis_thread_settle (MpqRedisThread  *thread,
   return _mpq_redis_thread_run_for_seqs (thread, script, 0, NULL, seqs, error);
 }
 
+/* Any thread, with the lock: the deferred ones go to @acks, counted. */
+static guint
+defer_to_acks_locked (MpqRedisThread *thread)
+{
+  guint n = thread->deferred->len;
+
+  g_ptr_array_extend_and_steal (thread->acks, g_steal_pointer (&thread->deferred));
+  thread->deferred = g_ptr_array_new_with_free_func (g_free);
+  thread->acks_queued += n;
+  return n;
+}
+
 /* Leases: what this process holds is renewed every quarter of the
  * lease-time, so a late turn of a loaded machine does not lose it; what
  * any participant held past its lease goes back to the front when the
@@ -59,14 +71,15 @@ _mpq_redis_thread_settle (MpqRedisThread  *thread,
  * library's thread. */
 gboolean
 _mpq_redis_thread_keep_leases (MpqRedisThread  *thread,
+                               gboolean        *more,
                                GError         **error)
 {
   gint64 now = g_get_monotonic_time ();
   gint64 lease_us;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   lease_us = (gint64) thread->lease_ms * 1000;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   /* A shorter lease-time, or a message held by the user's thread (its
    * lease is the shorter one then), counts from now. */
   thread->next_renew = MIN (thread->next_renew, now + MAX (lease_us / 4, 1));
@@ -79,16 +92,22 @@ _mpq_redis_thread_keep_leases (MpqRedisThread  *thread,
       GHashTableIter iter;
       gpointer key;
 
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       g_snprintf (lease, sizeof lease, "%u", thread->lease_ms);
       g_hash_table_iter_init (&iter, thread->in_hand);
       while (g_hash_table_iter_next (&iter, &key, NULL))
         g_ptr_array_add (seqs, g_strdup (key));
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
 
       if (!_mpq_redis_thread_run_for_seqs (thread, MPQ_REDIS_RENEW, 2, first, seqs, error))
         return FALSE;
       thread->next_renew = now + MAX (lease_us / 4, 1);
+
+      /* What the user's thread took and made no call since: acknowledged
+       * well before its lease ends. */
+      _mpq_mutex_lock (&thread->lock);
+      *more = defer_to_acks_locked (thread) > 0;
+      _mpq_mutex_unlock (&thread->lock);
     }
 
   if (now >= thread->next_reclaim)
@@ -113,9 +132,9 @@ void
 _mpq_redis_thread_set_lease_time (MpqRedisThread *thread,
                                   guint           lease_time_ms)
 {
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   thread->lease_ms = lease_time_ms;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   _mpq_redis_thread_wake (thread);
 }
 
@@ -124,9 +143,9 @@ void
 _mpq_redis_thread_hold (MpqRedisThread *thread,
                         const char     *seq)
 {
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   g_hash_table_add (thread->in_hand, g_strdup (seq));
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   _mpq_redis_thread_wake (thread);
 }
 
@@ -135,11 +154,34 @@ void
 _mpq_redis_thread_done (MpqRedisThread *thread,
                         const char     *seq)
 {
-  g_mutex_lock (&thread->lock);
-  g_ptr_array_add (thread->acks, g_strdup (seq));
-  thread->acks_queued++;
-  g_mutex_unlock (&thread->lock);
-  _mpq_redis_thread_wake (thread);
+  _mpq_mutex_lock (&thread->lock);
+  g_ptr_array_add (thread->deferred, g_strdup (seq));
+  _mpq_mutex_unlock (&thread->lock);
+}
+
+/* The user's thread. */
+GPtrArray *
+_mpq_redis_thread_steal_deferred (MpqRedisThread *thread,
+                                  guint           max)
+{
+  GPtrArray *seqs = g_ptr_array_new_with_free_func (g_free);
+
+  _mpq_mutex_lock (&thread->lock);
+  while (thread->deferred->len > 0 && seqs->len < max)
+    g_ptr_array_add (seqs, g_ptr_array_steal_index_fast (thread->deferred,
+                                                         thread->deferred->len - 1));
+  _mpq_mutex_unlock (&thread->lock);
+  return seqs;
+}
+
+/* The user's thread. */
+void
+_mpq_redis_thread_return_deferred (MpqRedisThread *thread,
+                                   GPtrArray      *seqs)
+{
+  _mpq_mutex_lock (&thread->lock);
+  g_ptr_array_extend_and_steal (thread->deferred, seqs);
+  _mpq_mutex_unlock (&thread->lock);
 }
 
 /* The user's thread. */
@@ -148,11 +190,15 @@ _mpq_redis_thread_flush_acks (MpqRedisThread *thread)
 {
   guint64 target;
 
-  g_mutex_lock (&thread->lock);
+  /* Dispatch wakes the thread once per batch: a join from a handler
+   * must not wait for the batch's end. */
+  _mpq_redis_thread_wake (thread);
+  _mpq_mutex_lock (&thread->lock);
+  defer_to_acks_locked (thread);
   target = thread->acks_queued;
   while (thread->acks_done < target && !thread->lost && !thread->outage && !thread->quit)
-    g_cond_wait (&thread->cond, &thread->lock);
-  g_mutex_unlock (&thread->lock);
+    _mpq_cond_wait (&thread->cond, &thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 }
 
 /* The user's thread. */
@@ -160,9 +206,9 @@ void
 _mpq_redis_thread_unhold (MpqRedisThread *thread,
                           const char     *seq)
 {
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   g_hash_table_remove (thread->in_hand, seq);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 }
 
 void

@@ -29,9 +29,9 @@ give_up_cb (gpointer user_data)
   MpqRedisThread *thread = user_data;
   gboolean quit;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   quit = thread->quit;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   if (!quit)
     mpq_channel_close (thread->channel);
   return G_SOURCE_REMOVE;
@@ -56,16 +56,16 @@ give_up (MpqRedisThread *thread,
   g_source_attach (source, thread->context);
   g_source_unref (source);
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   thread->lost = TRUE;
-  g_cond_broadcast (&thread->cond);
+  _mpq_cond_broadcast (&thread->cond);
   while ((task = g_queue_pop_head (&thread->wants)) != NULL)
     g_queue_push_tail (&tasks, task);
   while ((task = g_queue_pop_head (&thread->joins)) != NULL)
     g_queue_push_tail (&tasks, task);
   if (thread->deliver != NULL)
     g_source_set_ready_time (thread->deliver, 0);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   while ((task = g_queue_pop_head (&tasks)) != NULL)
     _mpq_redis_complete_later (thread, task, NULL, g_error_copy (error));
@@ -115,11 +115,11 @@ _mpq_redis_thread_reconnect (MpqRedisThread *thread,
       g_clear_pointer (&thread->events, redisFree);
       thread->subscribed = FALSE;
 
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       thread->outage = TRUE;
       quit = thread->quit;
       give_up_at = since + (gint64) thread->lease_ms * 1000;
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       if (quit)
         {
           g_error_free (error);
@@ -128,10 +128,10 @@ _mpq_redis_thread_reconnect (MpqRedisThread *thread,
 
       if (connect_again (thread, &gone))
         {
-          g_mutex_lock (&thread->lock);
+          _mpq_mutex_lock (&thread->lock);
           thread->outage = FALSE;
-          g_cond_broadcast (&thread->cond);
-          g_mutex_unlock (&thread->lock);
+          _mpq_cond_broadcast (&thread->cond);
+          _mpq_mutex_unlock (&thread->lock);
           /* Renew what we hold, and look at the others', at once. */
           thread->next_renew = 0;
           thread->next_reclaim = 0;
@@ -168,10 +168,10 @@ _mpq_redis_thread_reconnect (MpqRedisThread *thread,
 void
 _mpq_redis_thread_probed (MpqRedisThread *thread)
 {
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   thread->probe = FALSE;
-  g_cond_broadcast (&thread->cond);
-  g_mutex_unlock (&thread->lock);
+  _mpq_cond_broadcast (&thread->cond);
+  _mpq_mutex_unlock (&thread->lock);
 }
 
 /* The user's thread. */
@@ -182,12 +182,12 @@ _mpq_redis_thread_wait_server (MpqRedisThread  *thread,
 {
   gboolean back = FALSE, lost;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   thread->probe = TRUE;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   _mpq_redis_thread_wake (thread);
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   for (;;)
     {
       if (thread->lost)
@@ -198,12 +198,12 @@ _mpq_redis_thread_wait_server (MpqRedisThread  *thread,
           break;
         }
       if (deadline < 0)
-        g_cond_wait (&thread->cond, &thread->lock);
-      else if (!g_cond_wait_until (&thread->cond, &thread->lock, deadline))
+        _mpq_cond_wait (&thread->cond, &thread->lock);
+      else if (!_mpq_cond_wait_until (&thread->cond, &thread->lock, deadline))
         break;
     }
   lost = thread->lost;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   if (!back)
     g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED,

@@ -45,10 +45,12 @@ void _mpq_queue_redis_lease_time_from_env (guint *lease_time_ms);
 typedef enum
 {
   MPQ_REDIS_HELLO,         /* max_size, creator → {id, max_size, owner} */
-  MPQ_REDIS_PUT,           /* from, recipient, line → {1, seq} | {0, took_tick} */
-  MPQ_REDIS_TAKE,          /* me, hold, max_len, lease_ms → {1, line, seq, recipient}
+  /* PUT, TAKE and TAKE_FOR_ME first acknowledge the seqs given after
+   * their own arguments (what the caller took for good before). */
+  MPQ_REDIS_PUT,           /* from, recipient, line, seq... → {1, seq} | {0, took_tick} */
+  MPQ_REDIS_TAKE,          /* me, hold, max_len, lease_ms, seq... → {1, line, seq, recipient}
                             * | {0, put_tick} | {-1, len} */
-  MPQ_REDIS_TAKE_FOR_ME,   /* me, hold, anyone too, max_len, lease_ms → as TAKE */
+  MPQ_REDIS_TAKE_FOR_ME,   /* me, hold, anyone too, max_len, lease_ms, seq... → as TAKE */
   MPQ_REDIS_ACK,           /* seq... → 1 */
   MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 (to the end) */
   MPQ_REDIS_UNDO,          /* seq... → how many went back (to the front) */
@@ -136,10 +138,18 @@ void            _mpq_redis_thread_hold    (MpqRedisThread  *thread,
                                            const char      *seq);
 void            _mpq_redis_thread_unhold  (MpqRedisThread  *thread,
                                            const char      *seq);
-/* A message the user's thread took for good: the thread acknowledges it
- * (on the server it is held, with a lease, until then). */
+/* A message the user's thread took for good: on the server it is held,
+ * with a lease, until acknowledged; the user's next script does it
+ * (steal_deferred), or the thread within a quarter of the lease-time, or
+ * a join's flush. */
 void            _mpq_redis_thread_done    (MpqRedisThread  *thread,
                                            const char      *seq);
+/* Up to @max of those, for the user's next script (freed by the caller
+ * once it ran; given back with return_deferred if it did not). */
+GPtrArray      *_mpq_redis_thread_steal_deferred  (MpqRedisThread *thread,
+                                                   guint           max);
+void            _mpq_redis_thread_return_deferred (MpqRedisThread *thread,
+                                                   GPtrArray      *seqs);
 /* Waits until what the user's thread took so far was acknowledged (a
  * turn of the thread), unless the server is lost meanwhile. */
 void            _mpq_redis_thread_flush_acks (MpqRedisThread *thread);

@@ -157,6 +157,12 @@
   "  redis.call ('HINCRBY', META, 'waiting', 1)\n" \
   "  refront (s)\n" \
   "  return 1\n" \
+  "end\n" \
+  /* Messages this caller took for good before: ARGV[i] on. */ \
+  "local function ack_from (i)\n" \
+  "  if #ARGV < i then return end\n" \
+  "  for j = i, #ARGV do unhold (ARGV[j]) end\n" \
+  "  tick ('took')\n" \
   "end\n"
 
 static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
@@ -172,6 +178,7 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
   /* Full means max waiting messages, as in a local queue: messages in
    * hand do not count. */
   [MPQ_REDIS_PUT] = PRELUDE
+    "ack_from (5)\n"
     "local max = tonumber (redis.call ('HGET', META, 'max') or '0')\n"
     "local waiting = tonumber (redis.call ('HGET', META, 'waiting') or '0')\n"
     "if max > 0 and waiting >= max then return {0, now_tick ('took')} end\n"
@@ -179,6 +186,7 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
 
   /* The front of the whole queue, whoever it is for. */
   [MPQ_REDIS_TAKE] = PRELUDE
+    "ack_from (6)\n"
     "local f = redis.call ('ZRANGE', P .. 'front', 0, 0)\n"
     "local r = f[1] and take_from (f[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n"
     "if not r then return {0, now_tick ('put')} end\n"
@@ -188,6 +196,7 @@ static const char * const sources[MPQ_REDIS_N_SCRIPTS] = {
    * ARGV[4] is '0') the first one for anyone that another participant
    * put. */
   [MPQ_REDIS_TAKE_FOR_ME] = PRELUDE
+    "ack_from (7)\n"
     "local me = ARGV[2]\n"
     "local best, score = nil, nil\n"
     "local r = redis.call ('ZSCORE', P .. 'front', 'r' .. me)\n"

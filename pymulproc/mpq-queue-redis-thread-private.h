@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "mpq-lock-private.h"
 #include "mpq-queue-redis-private.h"
 #include "mpq-queue-state-private.h"
 
@@ -43,12 +44,13 @@ struct _MpqRedisThread
   gint64           next_reclaim;    /* ... look for leases that ended then */
 
   /* Guarded by @lock. */
-  GMutex           lock;
+  MpqMutex         lock;
   GQueue           wants;           /* GTask (a reference), receive_async's, oldest first */
   GQueue           joins;           /* GTask (a reference), join_async's */
   GPtrArray       *acks;            /* char *seq: done with, to acknowledge */
   guint64          acks_queued;     /* how many were ever put in @acks */
   guint64          acks_done;       /* ... of them acknowledged on the server (@cond) */
+  GPtrArray       *deferred;        /* char *seq: the user's thread took them for good */
   GPtrArray       *undos;           /* char *seq: handed out, not taken: to the front */
   GHashTable      *in_hand;         /* char *seq (owned) → itself: held on the server by us */
   GQueue           inbox;           /* MpqRedisTaken: dispatch's, not emitted yet */
@@ -60,7 +62,7 @@ struct _MpqRedisThread
   gboolean         lost;            /* the thread gave the server up: the queue closes */
   gboolean         outage;          /* the thread has no connection now, and tries again */
   gboolean         probe;           /* the user's connection failed: the thread looks */
-  GCond            cond;            /* outage or probe ended, or lost */
+  MpqCond          cond;            /* outage or probe ended, or lost */
 
   /* The user's thread only (dispatch). */
   gboolean         delivering;      /* in deliver, maybe in a handler's main loop */
@@ -81,7 +83,9 @@ gboolean        _mpq_redis_thread_settle_locked (MpqRedisThread *thread,
 /* mpq-queue-redis-lease.c, the library's thread: @script with @first
  * (at most 2) then @seqs as its arguments, in as many calls as it takes;
  * settle () with none first; keep_leases () renews what we hold and
- * reclaims what others held past their lease, when it is time to. */
+ * reclaims what others held past their lease, when it is time to, and
+ * then acknowledges what the user's thread left deferred (*@more: a
+ * turn must settle them). */
 gboolean        _mpq_redis_thread_run_for_seqs (MpqRedisThread  *thread,
                                                 MpqRedisScript   script,
                                                 guint            n_first,
@@ -93,6 +97,7 @@ gboolean        _mpq_redis_thread_settle       (MpqRedisThread  *thread,
                                                 GPtrArray       *seqs,
                                                 GError         **error);
 gboolean        _mpq_redis_thread_keep_leases  (MpqRedisThread  *thread,
+                                                gboolean        *more,
                                                 GError         **error);
 
 /* mpq-queue-redis-outage.c, the library's thread: its connection failed

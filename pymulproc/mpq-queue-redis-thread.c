@@ -79,14 +79,15 @@ _mpq_redis_thread_unref (MpqRedisThread *thread)
   g_queue_clear_full (&thread->inbox, (GDestroyNotify) _mpq_redis_taken_free);
   g_ptr_array_unref (thread->acks);
   g_ptr_array_unref (thread->undos);
+  g_ptr_array_unref (thread->deferred);
   g_hash_table_unref (thread->in_hand);
   g_clear_pointer (&thread->redis, redisFree);
   g_clear_pointer (&thread->events, redisFree);
   _mpq_redis_scripts_clear (&thread->scripts);
   if (thread->wake_fd >= 0)
     close (thread->wake_fd);
-  g_mutex_clear (&thread->lock);
-  g_cond_clear (&thread->cond);
+  _mpq_mutex_clear (&thread->lock);
+  _mpq_cond_clear (&thread->cond);
   g_main_context_unref (thread->context);
   g_free (thread->uri);
   g_free (thread->prefix);
@@ -133,7 +134,7 @@ hand_over_unlock (MpqRedisThread *thread,
   g_hash_table_add (thread->in_hand, g_strdup (taken->seq));
   if (task != NULL)
     {
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       _mpq_redis_complete_later (thread, task, taken, NULL);
       return;
     }
@@ -157,7 +158,7 @@ hand_over_unlock (MpqRedisThread *thread,
       _mpq_redis_thread_settle_locked (thread, taken->seq, thread->undos);
       _mpq_redis_taken_free (taken);
     }
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 }
 
 /* Takes the next message for this process (addressed to it, or, when
@@ -176,9 +177,9 @@ take_one (MpqRedisThread  *thread,
   long long status;
 
   g_snprintf (max_text, sizeof max_text, "%" G_GSIZE_FORMAT, max_len);
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   g_snprintf (lease, sizeof lease, "%u", thread->lease_ms);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   reply = _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_TAKE_FOR_ME,
                           thread->prefix, 5, args, NULL, error);
   if (reply == NULL)
@@ -193,7 +194,7 @@ take_one (MpqRedisThread  *thread,
                                         (gint) _mpq_redis_reply_int (reply, 3));
 
       freeReplyObject (reply);
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       hand_over_unlock (thread, taken);
       return 1;
     }
@@ -204,9 +205,9 @@ take_one (MpqRedisThread  *thread,
       long long length = _mpq_redis_reply_int (reply, 1);
       GTask *task;
 
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       task = g_queue_pop_head (&thread->wants);
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       if (task != NULL)
         _mpq_redis_complete_later (thread, task, NULL,
                                    g_error_new (MPQ_ERROR, MPQ_ERROR_TOO_LARGE,
@@ -237,10 +238,10 @@ check_joins (MpqRedisThread  *thread,
   if (!done)
     return TRUE;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   joins = thread->joins;
   g_queue_init (&thread->joins);
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   while ((task = g_queue_pop_head (&joins)) != NULL)
     _mpq_redis_complete_later (thread, task, NULL, NULL);
   return TRUE;
@@ -357,11 +358,14 @@ settle_pending (MpqRedisThread  *thread,
   g_autoptr(GPtrArray) undos = g_ptr_array_new_with_free_func (g_free);
   guint64 acks_queued;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   if (quit)
     {
       GHashTableIter iter;
       gpointer key;
+
+      g_ptr_array_extend_and_steal (thread->acks, g_steal_pointer (&thread->deferred));
+      thread->deferred = g_ptr_array_new_with_free_func (g_free);
 
       g_hash_table_iter_init (&iter, thread->in_hand);
       while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -375,23 +379,23 @@ settle_pending (MpqRedisThread  *thread,
   thread->acks = g_ptr_array_new_with_free_func (g_free);
   thread->undos = g_ptr_array_new_with_free_func (g_free);
   acks_queued = thread->acks_queued;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   if (!_mpq_redis_thread_settle (thread, MPQ_REDIS_ACK, acks, error) ||
       !_mpq_redis_thread_settle (thread, MPQ_REDIS_UNDO, undos, error))
     {
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       g_ptr_array_extend (thread->acks, acks, (GCopyFunc) (void (*) (void)) g_strdup, NULL);
       g_ptr_array_extend (thread->undos, undos, (GCopyFunc) (void (*) (void)) g_strdup, NULL);
-      g_mutex_unlock (&thread->lock);
+      _mpq_mutex_unlock (&thread->lock);
       return FALSE;
     }
   if (acks->len > 0)
     {
-      g_mutex_lock (&thread->lock);
+      _mpq_mutex_lock (&thread->lock);
       thread->acks_done = acks_queued;
-      g_cond_broadcast (&thread->cond);
-      g_mutex_unlock (&thread->lock);
+      _mpq_cond_broadcast (&thread->cond);
+      _mpq_mutex_unlock (&thread->lock);
     }
   return TRUE;
 }
@@ -403,16 +407,17 @@ turn (MpqRedisThread *thread)
   gboolean quit, take, anyone, join, probed;
   GError *error = NULL;
   gsize max_len;
+  gboolean more = FALSE;
   int took = 0;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   quit = thread->quit;
   take = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, FALSE);
   anyone = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, TRUE);
   join = thread->joins.length > 0;
   max_len = thread->max_message_size;
   probed = thread->probe;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 
   /* The user's connection failed: ours is tried now. */
   if (probed)
@@ -422,7 +427,7 @@ turn (MpqRedisThread *thread)
     goto lost;
   if (quit)
     return FALSE;
-  if (!_mpq_redis_thread_keep_leases (thread, &error))
+  if (!_mpq_redis_thread_keep_leases (thread, &more, &error))
     goto lost;
   if (probed)
     _mpq_redis_thread_probed (thread);
@@ -431,7 +436,7 @@ turn (MpqRedisThread *thread)
     goto lost;
   if (join && !check_joins (thread, &error))
     goto lost;
-  if (took > 0)
+  if (took > 0 || more)
     return TRUE;
   if (!wait_event (thread, take || join, &error))
     goto lost;
@@ -477,10 +482,11 @@ _mpq_redis_thread_new (MpqChannel  *channel,
   thread->uri = g_strdup (uri);
   thread->prefix = g_strdup (prefix);
   g_snprintf (thread->me, sizeof thread->me, "%d", id);
-  g_mutex_init (&thread->lock);
-  g_cond_init (&thread->cond);
+  _mpq_mutex_init (&thread->lock);
+  _mpq_cond_init (&thread->cond);
   thread->acks = g_ptr_array_new_with_free_func (g_free);
   thread->undos = g_ptr_array_new_with_free_func (g_free);
+  thread->deferred = g_ptr_array_new_with_free_func (g_free);
   thread->in_hand = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   thread->slots.prefetch = 1;
   thread->max_message_size = max_message_size;
@@ -514,9 +520,9 @@ _mpq_redis_thread_is_lost (MpqRedisThread *thread)
 {
   gboolean lost;
 
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   lost = thread->lost;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
   return lost;
 }
 
@@ -524,7 +530,7 @@ void
 _mpq_redis_thread_set_max_message_size (MpqRedisThread *thread,
                                         gsize           size)
 {
-  g_mutex_lock (&thread->lock);
+  _mpq_mutex_lock (&thread->lock);
   thread->max_message_size = size;
-  g_mutex_unlock (&thread->lock);
+  _mpq_mutex_unlock (&thread->lock);
 }

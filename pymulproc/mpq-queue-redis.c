@@ -118,6 +118,43 @@ run (RedisBackend    *self,
   return reply;
 }
 
+/* run () with @n_args of @script's own arguments, then the messages this
+ * process took for good before, which the script acknowledges first: no
+ * round trip of their own. Given back to the thread if it did not run. */
+static redisReply *
+run_acking (RedisBackend    *self,
+            MpqRedisScript   script,
+            guint            n_args,
+            const char     **args,
+            const gssize    *lengths,
+            gint64           deadline,
+            GError         **error)
+{
+  g_autoptr(GPtrArray) seqs = NULL;
+  const char *all[MPQ_REDIS_MAX_ARGS];
+  gssize all_lengths[MPQ_REDIS_MAX_ARGS];
+  redisReply *reply;
+
+  if (self->thread == NULL)
+    return run (self, script, n_args, args, lengths, deadline, error);
+
+  seqs = _mpq_redis_thread_steal_deferred (self->thread, MPQ_REDIS_MAX_ARGS - n_args);
+  for (guint i = 0; i < n_args; i++)
+    {
+      all[i] = args[i];
+      all_lengths[i] = lengths != NULL ? lengths[i] : -1;
+    }
+  for (guint i = 0; i < seqs->len; i++)
+    {
+      all[n_args + i] = seqs->pdata[i];
+      all_lengths[n_args + i] = -1;
+    }
+  reply = run (self, script, n_args + seqs->len, all, all_lengths, deadline, error);
+  if (reply == NULL)
+    _mpq_redis_thread_return_deferred (self->thread, g_steal_pointer (&seqs));
+  return reply;
+}
+
 /* Waits until the tick stream @which moves past @tick, or @deadline
  * passes (see _mpq_redis_wait_tick ()); after an outage it says "moved":
  * the caller looks again. The queue's user's thread. */
@@ -173,7 +210,7 @@ redis_put (MpqQueueBackend  *backend,
   for (;;)
     {
       g_autoptr(GError) local_error = NULL;
-      redisReply *reply = run (self, MPQ_REDIS_PUT, 3, args, lengths, deadline, error);
+      redisReply *reply = run_acking (self, MPQ_REDIS_PUT, 3, args, lengths, deadline, error);
       long long done, tick;
 
       if (reply == NULL)
@@ -228,8 +265,8 @@ take_line (RedisBackend    *self,
   for (;;)
     {
       redisReply *reply = script == MPQ_REDIS_TAKE
-                          ? run (self, script, 4, take_args, NULL, deadline, error)
-                          : run (self, script, 5, for_me_args, NULL, deadline, error);
+                          ? run_acking (self, script, 4, take_args, NULL, deadline, error)
+                          : run_acking (self, script, 5, for_me_args, NULL, deadline, error);
       long long status, tick;
 
       if (reply == NULL)
