@@ -84,6 +84,7 @@ typedef struct
   GTask          *task;     /* a reference */
   MpqRedisTaken  *taken;    /* a receive_async's message, or NULL */
   GError         *error;
+  gint            published; /* atomic: set once the fields above are */
 } Completion;
 
 /* The task's context. */
@@ -91,8 +92,13 @@ static gboolean
 complete_cb (gpointer user_data)
 {
   Completion *completion = user_data;
-  GTask *task = completion->task;
+  GTask *task;
 
+  /* The idle orders it already (GLib's context lock), out of the sight of
+   * ThreadSanitizer: this acquire pairs with the release below, as in
+   * mpq-queue-local.c. */
+  g_assert (g_atomic_int_get (&completion->published));
+  task = completion->task;
   _mpq_task_unwatch_cancel (task);
   if (completion->error != NULL)
     g_task_return_error (task, g_steal_pointer (&completion->error));
@@ -130,6 +136,7 @@ _mpq_redis_complete_later (MpqRedisThread *thread,
   completion->task = task;
   completion->taken = taken;
   completion->error = error;
+  g_atomic_int_set (&completion->published, 1);
   g_source_unref (_mpq_source_attach (g_idle_source_new (), g_task_get_context (task),
                                       "[mpq] redis queue result", complete_cb, completion));
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -16,8 +17,9 @@ struct _RedisTestServer
   char        *program;
   gboolean     persistent;  /* an append-only file, fsynced at each write */
   GThread     *reader;      /* reads its log to the end (a full pipe would stall it) */
-  GMutex       lock;
-  GCond        cond;
+  /* pthread's, which ThreadSanitizer sees (GLib's mutexes it does not) */
+  pthread_mutex_t lock;
+  pthread_cond_t  cond;
   gboolean     ready;       /* under lock */
   gboolean     ended;       /* under lock: its log ended */
   char        *dir;
@@ -45,17 +47,17 @@ read_log (gpointer data)
        * connections at PATH"; on TCP: "Ready to accept connections". */
       if (strstr (line, "eady to accept connections") != NULL)
         {
-          g_mutex_lock (&server->lock);
+          pthread_mutex_lock (&server->lock);
           server->ready = TRUE;
-          g_cond_broadcast (&server->cond);
-          g_mutex_unlock (&server->lock);
+          pthread_cond_broadcast (&server->cond);
+          pthread_mutex_unlock (&server->lock);
         }
     }
 
-  g_mutex_lock (&server->lock);
+  pthread_mutex_lock (&server->lock);
   server->ended = TRUE;
-  g_cond_broadcast (&server->cond);
-  g_mutex_unlock (&server->lock);
+  pthread_cond_broadcast (&server->cond);
+  pthread_mutex_unlock (&server->lock);
   return NULL;
 }
 
@@ -109,10 +111,10 @@ launch (RedisTestServer  *server,
     return FALSE;
   server->reader = g_thread_new ("redis-log", read_log, server);
 
-  g_mutex_lock (&server->lock);
+  pthread_mutex_lock (&server->lock);
   while (!server->ready && !server->ended)
-    g_cond_wait (&server->cond, &server->lock);
-  g_mutex_unlock (&server->lock);
+    pthread_cond_wait (&server->cond, &server->lock);
+  pthread_mutex_unlock (&server->lock);
 
   if (!server->ready)
     {
@@ -145,8 +147,8 @@ start (const char  *program,
 {
   RedisTestServer *server = g_new0 (RedisTestServer, 1);
 
-  g_mutex_init (&server->lock);
-  g_cond_init (&server->cond);
+  pthread_mutex_init (&server->lock, NULL);
+  pthread_cond_init (&server->cond, NULL);
   server->program = g_strdup (program);
   server->persistent = persistent;
   server->dir = g_dir_make_tmp ("mpq-redis-XXXXXX", error);
@@ -242,7 +244,7 @@ redis_test_server_stop (RedisTestServer *server)
   g_free (server->socket_path);
   g_free (server->uri);
   g_free (server->dir);
-  g_mutex_clear (&server->lock);
-  g_cond_clear (&server->cond);
+  pthread_mutex_destroy (&server->lock);
+  pthread_cond_destroy (&server->cond);
   g_free (server);
 }
