@@ -78,8 +78,23 @@ send_answer (MpqWorker   *self,
              gboolean     compact,
              GError     **error)
 {
-  g_autofree char *frame = finished ? _mpq_pool_frame_task (id, field, json_or_text)
-                                    : _mpq_pool_frame_error (id, json_or_text);
+  g_autofree char *compacted = NULL;
+  g_autofree char *frame = NULL;
+
+  if (finished && !compact && json_or_text != NULL)
+    {
+      /* Checked JSON, maybe with spaces (Python's json.dumps () writes
+       * ", "): made compact here in one pass, where the channel would
+       * parse it, a JsonNode per value, and write it again. */
+      gsize length = strlen (json_or_text);
+      GString *out = g_string_sized_new (length);
+
+      _mpq_pool_append_compact (out, json_or_text, length);
+      json_or_text = compacted = g_string_free (out, FALSE);
+      compact = TRUE;
+    }
+  frame = finished ? _mpq_pool_frame_task (id, field, json_or_text)
+                   : _mpq_pool_frame_error (id, json_or_text);
 
   /* Out of this process before the next task starts: an answer still in
    * a send buffer when the next task crashes the worker would be lost,

@@ -242,6 +242,10 @@ def test_map_json(pools, script):
     assert results == items
     assert json.loads(pool.map_json('square', '[ 2, 3 ]', None)) == [4, 9]
     assert pool.map_json('square', '[]', None) == '[]'
+    # The workers' json.dumps () answers with spaces: the results come back
+    # compact, and the spaces in strings stay.
+    spaced = '[ 1, [ 2 , 3 ], {"a b" : " c, d\\" "}, "\\\\ " ]'
+    assert pool.map_json('echo', spaced, None) == '[1,[2,3],{"a b":" c, d\\" "},"\\\\ "]'
     # Not one JSON array: nothing starts.
     for bad in ['', '{}', '[1,', '[1] [2]', 'null']:
         with raises_mpq(Mpq.Error.PROTOCOL):
