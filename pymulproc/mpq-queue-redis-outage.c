@@ -116,6 +116,10 @@ _mpq_redis_thread_reconnect (MpqRedisThread *thread,
       thread->subscribed = FALSE;
 
       _mpq_mutex_lock (&thread->lock);
+      /* A join waiting for our acknowledgements goes on to wait as its
+       * own time-out says. */
+      if (!thread->outage)
+        _mpq_cond_broadcast (&thread->cond);
       thread->outage = TRUE;
       quit = thread->quit;
       give_up_at = since + (gint64) thread->lease_ms * 1000;

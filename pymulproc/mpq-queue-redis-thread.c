@@ -511,6 +511,9 @@ _mpq_redis_thread_new (MpqChannel  *channel,
       return NULL;
     }
 
+  /* Made before the thread can make it too (G_DEFINE_QUARK's lazy
+   * static is not atomic). */
+  (void) mpq_error_quark ();
   thread->thread = g_thread_new ("mpq-redis", thread_main, thread);
   return thread;
 }

@@ -183,11 +183,24 @@ redis_test_server_start_persistent (const char  *program,
 }
 
 void
+redis_test_server_kill (RedisTestServer *server)
+{
+  end_process (server, SIGKILL);
+}
+
+void
+redis_test_server_relaunch (RedisTestServer  *server,
+                            GError          **error)
+{
+  launch (server, error);
+}
+
+void
 redis_test_server_restart (RedisTestServer  *server,
                            GError          **error)
 {
-  end_process (server, SIGKILL);
-  launch (server, error);
+  redis_test_server_kill (server);
+  redis_test_server_relaunch (server, error);
 }
 
 const char *

@@ -22,6 +22,11 @@ RedisTestServer *redis_test_server_start_persistent (const char  *program,
  * returns once it is ready again (its data loaded). */
 void             redis_test_server_restart (RedisTestServer  *server,
                                             GError          **error);
+/* The two halves of a restart: SIGKILLed (its files stay), then started
+ * again; returns once it is ready. */
+void             redis_test_server_kill     (RedisTestServer  *server);
+void             redis_test_server_relaunch (RedisTestServer  *server,
+                                             GError          **error);
 /* "redis+unix:///TMPDIR/redis.sock" */
 const char      *redis_test_server_uri   (RedisTestServer  *server);
 /* Runs one command on a connection of its own (as a hostile peer

@@ -913,6 +913,76 @@ test_server_restarted (void)
 }
 #endif
 
+#ifdef MPQ_TEST_REDIS_SERVER
+/* While the server is away, a call waits as its time-out allows, then
+ * fails with CLOSED, and the queue stays open: once the server is back,
+ * the next call works and nothing was lost. */
+static void
+test_outage_calls_wait_then_fail (void)
+{
+  g_autoptr(GError) error = NULL;
+  RedisTestServer *own = redis_test_server_start_persistent (MPQ_TEST_REDIS_SERVER, &error);
+  g_autoptr(MpqQueue) queue = NULL;
+  guint closed = 0;
+
+  g_assert_no_error (error);
+  queue = mpq_queue_new_for_uri (redis_test_server_uri (own), "outage", 0, &error);
+  g_assert_no_error (error);
+  g_signal_connect (queue, "closed", G_CALLBACK (on_closed), &closed);
+  send_value (queue, MPQ_REQ_DO, 0, 1);
+  send_value (queue, MPQ_REQ_DO, 0, 2);
+  g_assert_cmpint (take_value (queue, 0), ==, 1);
+
+  redis_test_server_kill (own);
+  g_assert_null (mpq_channel_receive (MPQ_CHANNEL (queue), 100, NULL, NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_clear_error (&error);
+  g_assert_false (mpq_queue_join (queue, 0, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  g_clear_error (&error);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (closed, ==, 0);
+
+  redis_test_server_relaunch (own, &error);
+  g_assert_no_error (error);
+  /* 1 was taken for good before the outage; 2 waits. */
+  g_assert_cmpint (take_value (queue, -1), ==, 2);
+  g_assert_true (mpq_queue_join (queue, -1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (closed, ==, 0);
+  g_clear_object (&queue);
+  redis_test_server_stop (own);
+}
+
+/* A server that comes back without the queue (no persistence): the
+ * queue gives up at once, its calls fail CLOSED, ::closed once. */
+static void
+test_server_back_without_the_queue (void)
+{
+  g_autoptr(GError) error = NULL;
+  RedisTestServer *own = redis_test_server_start (MPQ_TEST_REDIS_SERVER, &error);
+  g_autoptr(MpqQueue) queue = NULL;
+  guint closed = 0;
+
+  g_assert_no_error (error);
+  queue = mpq_queue_new_for_uri (redis_test_server_uri (own), "forgotten", 0, &error);
+  g_assert_no_error (error);
+  g_signal_connect (queue, "closed", G_CALLBACK (on_closed), &closed);
+  send_value (queue, MPQ_REQ_DO, 0, 1);
+  redis_test_server_restart (own, &error);
+  g_assert_no_error (error);
+
+  g_assert_null (mpq_channel_receive (MPQ_CHANNEL (queue), -1, NULL, NULL, &error));
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (closed, ==, 1);
+  g_clear_object (&queue);
+  redis_test_server_stop (own);
+}
+#endif
+
 /* A child spawned through the library joins with new_for_child and
  * serves tasks with receive_for_me; join waits until the tasks and the
  * answers were all taken. */
@@ -1060,6 +1130,10 @@ main (int   argc,
 #ifdef MPQ_TEST_REDIS_SERVER
   g_test_add_func ("/Mpq/QueueRedis/server-lost", test_server_lost);
   g_test_add_func ("/Mpq/QueueRedis/server-restarted", test_server_restarted);
+  g_test_add_func ("/Mpq/QueueRedis/outage-calls-wait-then-fail",
+                   test_outage_calls_wait_then_fail);
+  g_test_add_func ("/Mpq/QueueRedis/server-back-without-the-queue",
+                   test_server_back_without_the_queue);
 #endif
   g_test_add_func ("/Mpq/QueueRedis/spawned-child", test_spawned_child);
   g_test_add_func ("/Mpq/QueueRedis/waits-end-on-others-takes",
