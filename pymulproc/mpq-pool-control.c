@@ -47,11 +47,13 @@ mpq_pool_set_n_workers (MpqPool *self,
                         guint    n_workers)
 {
   g_return_if_fail (MPQ_IS_POOL (self));
+  /* A pool made without a command line spawns nobody. */
+  g_return_if_fail (self->context == NULL || self->argv != NULL || n_workers == 0);
 
   if (self->n_workers == n_workers && self->broken == NULL)
     return;
   self->n_workers = n_workers;
-  if (self->queue != NULL)
+  if (self->context != NULL)
     {
       g_clear_error (&self->broken);
       self->startup_failures = 0;
@@ -59,6 +61,25 @@ mpq_pool_set_n_workers (MpqPool *self,
       _mpq_pool_adjust_workers (self);
     }
   g_object_notify_by_pspec (G_OBJECT (self), find_property (self, "n-workers"));
+}
+
+/**
+ * mpq_pool_get_queue: (get-property queue)
+ * @self: a pool
+ *
+ * The queue the pool talks to its workers through.
+ *
+ * Returns: (transfer none): [property@Mpq.Pool:queue], or %NULL before
+ *   the pool was initialized
+ *
+ * Since: 1.2
+ */
+MpqQueue *
+mpq_pool_get_queue (MpqPool *self)
+{
+  g_return_val_if_fail (MPQ_IS_POOL (self), NULL);
+
+  return self->queue;
 }
 
 /**
@@ -289,7 +310,7 @@ mpq_pool_shutdown_async (MpqPool             *self,
 
   wait = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (wait, mpq_pool_shutdown_async);
-  if (self->queue == NULL)
+  if (self->context == NULL)
     {
       g_task_return_boolean (wait, TRUE);
       g_object_unref (wait);

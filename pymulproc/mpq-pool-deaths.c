@@ -7,6 +7,7 @@
 #include "mpq-channel.h"
 #include "mpq-error.h"
 #include "mpq-pool-private.h"
+#include "mpq-protocol.h"
 #include "mpq-queue-private.h"
 #include "mpq-source-private.h"
 
@@ -17,8 +18,10 @@
  * wait) and the last answers it wrote, which the queue's thread may not
  * have read yet. Once the exit is seen, the queue is made to read
  * everything the worker wrote (_mpq_queue_sync_children ()), and the
- * pool sends itself a marker through the queue: it comes after the worker's last answer, and
- * only then are the tasks it held judged. So a worker that answers and
+ * pool sends itself a marker through the queue: it comes after the
+ * worker's last answer, and only then are the tasks it held judged (on a
+ * server's queue, the marker comes after the worker's last answers by
+ * the queue's order). So a worker that answers and
  * exits at once never has its task counted as a death. */
 
 /* The worker's wait: the pool's context. */
@@ -28,20 +31,29 @@ _mpq_pool_wait_cb (GObject      *source,
                    gpointer      user_data)
 {
   MpqPoolWorker *worker = user_data;
-  MpqPool *pool = worker->pool;
   g_autoptr(GError) error = NULL;
-  g_autofree char *marker = NULL;
 
   if (!g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error) ||
-      pool == NULL)
+      worker->pool == NULL)
     {
       /* The pool went away first: the worker is ours to free. */
       _mpq_pool_worker_free (worker);
       return;
     }
+  _mpq_pool_worker_exited (worker->pool, worker, g_subprocess_get_status (worker->process));
+}
+
+/* @worker exited (its wait, or the queue says a joined one is gone,
+ * @wait_status -1): judged once what it wrote was read. */
+void
+_mpq_pool_worker_exited (MpqPool       *pool,
+                         MpqPoolWorker *worker,
+                         gint           wait_status)
+{
+  g_autofree char *marker = NULL;
 
   worker->exited = TRUE;
-  worker->wait_status = g_subprocess_get_status (worker->process);
+  worker->wait_status = wait_status;
   _mpq_clear_source (&worker->timeout);
   _mpq_clear_source (&worker->kill);
   g_debug ("Pool worker %d exited (wait status %d)", worker->pid, worker->wait_status);
@@ -66,6 +78,8 @@ _mpq_pool_wait_cb (GObject      *source,
 static char *
 describe_status (gint wait_status)
 {
+  if (wait_status == -1)
+    return g_strdup ("it left the queue, or its lease ended");
   if (WIFSIGNALED (wait_status))
     return g_strdup_printf ("killed by signal %d (%s)", WTERMSIG (wait_status),
                             g_strsignal (WTERMSIG (wait_status)));
@@ -95,6 +109,10 @@ _mpq_pool_worker_gone (MpqPool       *pool,
    * pid later. */
   if (pid > 0)
     _mpq_queue_forget_pid (pool->queue, pid);
+  /* A joined worker the pool dropped may be alive: it still hears that
+   * it must go. */
+  if (worker->dropped)
+    mpq_channel_send_json (MPQ_CHANNEL (pool->queue), MPQ_REQ_DIE, pool->pid, pid, NULL, NULL);
   startup_failure = !worker->answered && g_queue_is_empty (&worker->window) && !expected;
 
   while ((slot = g_queue_pop_head (&worker->window)) != NULL)

@@ -295,7 +295,7 @@ static guint
 batch_size (MpqPool *self,
             guint    n_items)
 {
-  guint n_workers = MAX (_mpq_pool_count_live (self), 1);
+  guint n_workers = MAX (_mpq_pool_count_live (self, FALSE), 1);
   guint size;
 
   if (!self->batches || self->task_timeout >= 0)

@@ -18,6 +18,7 @@ G_BEGIN_DECLS
  * - mpq-pool.c: the object, its properties, submit, broadcast, shutdown;
  * - mpq-pool-workers.c: spawning workers and talking to them;
  * - mpq-pool-deaths.c: what a worker's death means, and its replacement;
+ * - mpq-pool-joined.c: workers that joined a server's queue by themselves;
  * - mpq-pool-map.c: map, and waiting in the pool's context;
  * - mpq-task.c: MpqTask, a future;
  * - mpq-pool-frames.c: the frames, for the pool and for MpqWorker;
@@ -80,6 +81,9 @@ typedef struct
   gboolean            answered;     /* it answered a task once */
   gboolean            exited;       /* waited for; @wait_status is known */
   gboolean            batches;      /* said it takes a map's items in batches */
+  gboolean            joined;       /* not spawned: it joined the server's queue
+                                     * (mpq-pool-joined.c); no @process */
+  gboolean            dropped;      /* joined, "killed": gone at the next look */
   gint                wait_status;
   GQueue              window;       /* MpqPoolSlot, oldest first */
   gint64              head_since;   /* when the oldest became the oldest */
@@ -113,6 +117,7 @@ struct _MpqPool
   GHashTable          *splits;        /* MpqTask (a batch whose items went as
                                        * tasks) → GCancellable of that map */
   GSource             *restart;
+  GSource             *watch;         /* asks who of the joined workers is gone */
   GError              *broken;        /* workers die at start-up */
 
   gboolean             shutting_down;
@@ -135,7 +140,8 @@ void      _mpq_pool_kill_worker      (MpqPool       *pool,
                                       MpqPoolWorker *worker,
                                       gboolean       at_once);
 void      _mpq_pool_worker_free      (MpqPoolWorker *worker);
-guint     _mpq_pool_count_live       (MpqPool       *pool);
+guint     _mpq_pool_count_live       (MpqPool       *pool,
+                                      gboolean       spawned_only);
 guint     _mpq_pool_broadcast_to_ready (MpqPool     *pool,
                                         const char  *request,
                                         const char  *data_json);
@@ -152,7 +158,16 @@ MpqTask  *_mpq_pool_submit_batch     (MpqPool       *pool,
 void      _mpq_pool_wait_cb          (GObject       *source,
                                       GAsyncResult  *result,
                                       gpointer       user_data);
+void      _mpq_pool_worker_exited    (MpqPool       *pool,
+                                      MpqPoolWorker *worker,
+                                      gint           wait_status);
 void      _mpq_pool_worker_gone      (MpqPool       *pool,
+                                      MpqPoolWorker *worker);
+
+/* mpq-pool-joined.c */
+MpqPoolWorker *_mpq_pool_join_worker (MpqPool       *pool,
+                                      gint           pid);
+void      _mpq_pool_drop_joined      (MpqPool       *pool,
                                       MpqPoolWorker *worker);
 
 /* mpq-pool.c */

@@ -10,6 +10,7 @@
 #include "mpq-error.h"
 #include "mpq-message-private.h"
 #include "mpq-pool-private.h"
+#include "mpq-queue-private.h"
 #include "mpq-protocol.h"
 #include "mpq-source-private.h"
 
@@ -40,8 +41,11 @@ _mpq_pool_worker_free (MpqPoolWorker *worker)
   g_free (worker);
 }
 
+/* Workers not leaving; @spawned_only: of those the pool spawned (what
+ * n-workers counts), not those that joined. */
 guint
-_mpq_pool_count_live (MpqPool *pool)
+_mpq_pool_count_live (MpqPool  *pool,
+                      gboolean  spawned_only)
 {
   GHashTableIter iter;
   MpqPoolWorker *worker;
@@ -49,7 +53,7 @@ _mpq_pool_count_live (MpqPool *pool)
 
   g_hash_table_iter_init (&iter, pool->workers);
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &worker))
-    if (worker->state != MPQ_POOL_WORKER_LEAVING)
+    if (worker->state != MPQ_POOL_WORKER_LEAVING && !(spawned_only && worker->joined))
       n++;
   return n;
 }
@@ -63,21 +67,22 @@ _mpq_pool_spawn_worker (MpqPool  *pool,
 {
   MpqPoolWorker *worker;
   GSubprocess *process;
-  const char *identifier;
+  gint pid;
 
-  process = mpq_queue_spawn_with_launcher (pool->queue, pool->launcher,
-                                           (const char * const *) pool->argv, error);
+  /* The child's pid in the queue: its OS pid, or on a server's queue the
+   * id reserved for it. */
+  process = _mpq_queue_spawn_child (pool->queue, pool->launcher,
+                                    (const char * const *) pool->argv, &pid, error);
   if (process == NULL)
     return FALSE;
 
   worker = g_new0 (MpqPoolWorker, 1);
   worker->pool = pool;
   worker->process = process;
-  /* NULL once GLib reaped a worker that exited at once (seen on a busy
+  /* 0 once GLib reaped a worker that exited at once (seen on a busy
    * machine): it is known by a number of its own below 0, reported as
    * pid 0, and nothing it wrote is its (the queue read it for pid 0). */
-  identifier = g_subprocess_get_identifier (process);
-  worker->pid = identifier != NULL ? atoi (identifier) : -(gint) ++pool->n_unknown_pids;
+  worker->pid = pid != 0 ? pid : -(gint) ++pool->n_unknown_pids;
   worker->cancellable = g_cancellable_new ();
   worker->state = MPQ_POOL_WORKER_STARTING;
   g_queue_init (&worker->window);
@@ -104,6 +109,11 @@ _mpq_pool_kill_worker (MpqPool       *pool,
                        MpqPoolWorker *worker,
                        gboolean       at_once)
 {
+  if (worker->joined)
+    {
+      _mpq_pool_drop_joined (pool, worker);
+      return;
+    }
   worker->state = MPQ_POOL_WORKER_LEAVING;
   if (worker->exited)
     return;
@@ -329,7 +339,7 @@ _mpq_pool_broadcast_to_ready (MpqPool     *pool,
 void
 _mpq_pool_adjust_workers (MpqPool *pool)
 {
-  guint live = _mpq_pool_count_live (pool);
+  guint live = _mpq_pool_count_live (pool, TRUE);
 
   if (pool->shutting_down || pool->closed)
     return;
@@ -360,7 +370,7 @@ _mpq_pool_adjust_workers (MpqPool *pool)
         {
           gboolean pick;
 
-          if (worker->state == MPQ_POOL_WORKER_LEAVING)
+          if (worker->state == MPQ_POOL_WORKER_LEAVING || worker->joined)
             continue;
           if (pass == 0)
             pick = worker->state == MPQ_POOL_WORKER_READY && g_queue_is_empty (&worker->window);
@@ -558,6 +568,8 @@ _mpq_pool_on_message (MpqPool    *pool,
   /* The queue says which child's socket a message came from: a worker
    * cannot answer for another by writing its pid. */
   worker = lookup (pool, origin);
+  if (worker == NULL && g_str_equal (request, MPQ_REQ_READY))
+    worker = _mpq_pool_join_worker (pool, origin);
   if (worker == NULL)
     {
       g_debug ("Pool: dropping %s from %d, not a worker", request, origin);

@@ -5,6 +5,7 @@
 #include "mpq-error.h"
 #include "mpq-pool-private.h"
 #include "mpq-protocol.h"
+#include "mpq-queue-private.h"
 #include "mpq-source-private.h"
 
 /**
@@ -50,6 +51,7 @@ enum
   PROP_0,
   PROP_ARGV,
   PROP_LAUNCHER,
+  PROP_QUEUE,
   PROP_N_WORKERS,
   PROP_MAX_ATTEMPTS,
   PROP_TASK_TIMEOUT,
@@ -121,6 +123,16 @@ mpq_pool_dispose (GObject *object)
               _mpq_pool_worker_free (worker);
               continue;
             }
+          if (worker->joined)
+            {
+              /* Not ours to kill: told to go, and it sees the queue's
+               * maker leave. */
+              if (!worker->die_sent)
+                mpq_channel_send_json (MPQ_CHANNEL (self->queue), MPQ_REQ_DIE, self->pid,
+                                       worker->pid, NULL, NULL);
+              _mpq_pool_worker_free (worker);
+              continue;
+            }
           g_subprocess_force_exit (worker->process);
           _mpq_clear_source (&worker->timeout);
           _mpq_clear_source (&worker->kill);
@@ -130,6 +142,7 @@ mpq_pool_dispose (GObject *object)
     }
   _mpq_clear_source (&self->restart);
   _mpq_clear_source (&self->shutdown_timer);
+  _mpq_clear_source (&self->watch);
   if (self->queue != NULL)
     {
       g_signal_handlers_disconnect_by_data (self->queue, self);
@@ -173,6 +186,9 @@ mpq_pool_get_property (GObject    *object,
     case PROP_LAUNCHER:
       g_value_set_object (value, self->launcher);
       break;
+    case PROP_QUEUE:
+      g_value_set_object (value, self->queue);
+      break;
     case PROP_N_WORKERS:
       g_value_set_uint (value, self->n_workers);
       break;
@@ -202,6 +218,9 @@ mpq_pool_set_property (GObject      *object,
       break;
     case PROP_LAUNCHER:
       self->launcher = g_value_dup_object (value);
+      break;
+    case PROP_QUEUE:
+      self->queue = g_value_dup_object (value);
       break;
     case PROP_N_WORKERS:
       mpq_pool_set_n_workers (self, g_value_get_uint (value));
@@ -248,6 +267,19 @@ mpq_pool_class_init (MpqPoolClass *klass)
    */
   properties[PROP_LAUNCHER] =
     g_param_spec_object ("launcher", NULL, NULL, G_TYPE_SUBPROCESS_LAUNCHER,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * MpqPool:queue:
+   *
+   * The queue the pool talks to its workers through: its own local queue,
+   * or the one given to [ctor@Mpq.Pool.new_for_queue] (a queue on Redis,
+   * for workers on other hosts). The pool takes it over: it receives what
+   * is addressed to the pool, and closes it when it is disposed of.
+   *
+   * Since: 1.2
+   */
+  properties[PROP_QUEUE] =
+    g_param_spec_object ("queue", NULL, NULL, MPQ_TYPE_QUEUE,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   /**
    * MpqPool:n-workers:
@@ -349,23 +381,31 @@ mpq_pool_initable_init (GInitable     *initable,
 {
   MpqPool *self = MPQ_POOL (initable);
 
-  if (self->argv == NULL || self->argv[0] == NULL)
+  if (self->context != NULL)
+    return TRUE;
+  if (self->queue == NULL && (self->argv == NULL || self->argv[0] == NULL))
     {
       g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
                            "A pool needs the workers' command line");
       return FALSE;
     }
-  if (self->queue != NULL)
-    return TRUE;
+  if (self->argv != NULL && self->argv[0] == NULL)
+    g_clear_pointer (&self->argv, g_strfreev);
+  if (self->queue != NULL && !_mpq_queue_check_open (self->queue, error))
+    return FALSE;
 
   self->context = g_main_context_ref_thread_default ();
   if (self->launcher == NULL)
     self->launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_setenv (self->launcher, MPQ_POOL_WORKER_ENV, "1", TRUE);
-  if (self->n_workers == 0)
+  /* Without a command line the pool spawns nobody: its workers join. */
+  if (self->argv == NULL)
+    self->n_workers = 0;
+  else if (self->n_workers == 0)
     self->n_workers = g_get_num_processors ();
 
-  self->queue = mpq_queue_new (0, error);
+  if (self->queue == NULL)
+    self->queue = mpq_queue_new (0, error);
   if (self->queue == NULL)
     return FALSE;
   self->pid = mpq_channel_get_pid (MPQ_CHANNEL (self->queue));
@@ -389,7 +429,7 @@ static gboolean
 check_usable (MpqPool  *self,
               GError  **error)
 {
-  if (self->queue == NULL)
+  if (self->context == NULL || self->queue == NULL)
     g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED,
                          "The pool was not initialized: make it with mpq_pool_new ()");
   else if (self->closed || self->shutting_down)
@@ -464,6 +504,47 @@ mpq_pool_new_with_launcher (GSubprocessLauncher  *launcher,
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   return g_initable_new (MPQ_TYPE_POOL, NULL, error, "argv", argv, "launcher", launcher,
+                         "n-workers", n_workers, NULL);
+}
+
+/**
+ * mpq_pool_new_for_queue:
+ * @queue: the queue to talk to the workers through, typically one on
+ *   Redis from [ctor@Mpq.Queue.new_for_uri]; the pool takes it over
+ * @argv: (nullable) (array zero-terminated=1) (element-type filename): the
+ *   command line of the workers the pool spawns, or %NULL to spawn none
+ * @n_workers: how many workers to spawn and keep; 0 for one per
+ *   processor (none without @argv)
+ * @error: return location for a #GError
+ *
+ * A pool whose workers may run on other hosts. Besides those it spawns,
+ * any process that joins @queue's queue on the server as a pool worker
+ * (an [class@Mpq.Worker] started with `MPQ_QUEUE_URI`, `MPQ_QUEUE_NAME`
+ * and `MPQ_POOL_WORKER=1` in its environment) serves the pool once it
+ * says it is ready: [signal@Mpq.Pool::worker-started] with its id in the
+ * queue. Such a worker is not counted by [property@Mpq.Pool:n-workers]
+ * and is not replaced; the pool sees it leave (told to go, or its own
+ * choice) at once, and its death when its lease ends
+ * ([property@Mpq.Queue:lease-time]): then
+ * [signal@Mpq.Pool::worker-exited] with wait status -1, and what it held
+ * is judged as for any death. On a queue on a server, every pid the pool
+ * gives is a participant id in the queue, not an OS pid. See
+ * `docs/redis.md`, "A pool on Redis".
+ *
+ * Returns: (transfer full): the pool, or %NULL with @error set
+ *
+ * Since: 1.2
+ */
+MpqPool *
+mpq_pool_new_for_queue (MpqQueue            *queue,
+                        const char * const  *argv,
+                        guint                n_workers,
+                        GError             **error)
+{
+  g_return_val_if_fail (MPQ_IS_QUEUE (queue), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_initable_new (MPQ_TYPE_POOL, NULL, error, "queue", queue, "argv", argv,
                          "n-workers", n_workers, NULL);
 }
 

@@ -6,6 +6,7 @@
 #endif
 
 #include "mpq-message.h"
+#include "mpq-queue.h"
 
 G_BEGIN_DECLS
 
@@ -59,6 +60,13 @@ MpqPool      *mpq_pool_new_with_launcher  (GSubprocessLauncher  *launcher,
                                            const char * const   *argv,
                                            guint                 n_workers,
                                            GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+MpqPool      *mpq_pool_new_for_queue      (MpqQueue             *queue,
+                                           const char * const   *argv,
+                                           guint                 n_workers,
+                                           GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+MpqQueue     *mpq_pool_get_queue          (MpqPool              *self);
 MPQ_AVAILABLE_IN_1_2
 MpqTask      *mpq_pool_submit             (MpqPool              *self,
                                            const char           *request,

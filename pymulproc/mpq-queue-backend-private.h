@@ -83,9 +83,19 @@ typedef struct
    * without renewal (lease-time); NULL for the others. */
   void         (*set_lease_time) (MpqQueueBackend    *backend,
                                   guint               lease_time_ms);
+  /* *@pid: the child's pid in the queue, when the backend knows it
+   * before the child says anything (a queue on a server); left 0
+   * otherwise (the OS pid is). */
   GSubprocess *(*spawn)        (MpqQueueBackend      *backend,
                                 GSubprocessLauncher  *launcher,
                                 const char * const   *argv,
+                                gint                 *pid,
+                                GError              **error);
+  /* A queue on a server's: @ids (gint) becomes those of them that left
+   * the queue or whose lease ended; NULL for the others (a local queue
+   * sees its children's sockets). */
+  gboolean     (*find_gone)    (MpqQueueBackend      *backend,
+                                GArray               *ids,
                                 GError              **error);
   void         (*free)         (MpqQueueBackend      *backend);
 } MpqQueueBackendClass;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <stdlib.h>
+
 #include "mpq-error.h"
 #include "mpq-queue.h"
 #include "mpq-queue-private.h"
@@ -65,9 +67,31 @@ mpq_queue_spawn_with_launcher (MpqQueue             *self,
   g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  return _mpq_queue_spawn_child (self, launcher, argv, NULL, error);
+}
+
+/* mpq_queue_spawn_with_launcher () that also says the child's pid in the
+ * queue (@pid, nullable): its id on a server's, its OS pid on a local
+ * one (0 when GLib reaped it before it could be read). The caller's
+ * thread. */
+GSubprocess *
+_mpq_queue_spawn_child (MpqQueue             *self,
+                        GSubprocessLauncher  *launcher,
+                        const char * const   *argv,
+                        gint                 *pid,
+                        GError              **error)
+{
+  GSubprocess *process;
+  gint child = 0;
+
   if (!_mpq_queue_check_open (self, error))
     return NULL;
-  return self->backend->klass->spawn (self->backend, launcher, argv, error);
+  process = self->backend->klass->spawn (self->backend, launcher, argv, &child, error);
+  if (process != NULL && child == 0 && g_subprocess_get_identifier (process) != NULL)
+    child = atoi (g_subprocess_get_identifier (process));
+  if (pid != NULL)
+    *pid = child;
+  return process;
 }
 
 /**
@@ -205,4 +229,27 @@ _mpq_queue_forget_pid (MpqQueue *self,
 {
   if (self->backend != NULL && self->backend->klass->forget_pid != NULL)
     self->backend->klass->forget_pid (self->backend, pid);
+}
+
+/* Whether the queue tells who left it (a queue on a server's): the
+ * caller must then ask, with _mpq_queue_find_gone (). */
+gboolean
+_mpq_queue_tells_gone (MpqQueue *self)
+{
+  return self->backend != NULL && self->backend->klass->find_gone != NULL;
+}
+
+/* A queue on a server's: @ids (gint) becomes those of them that left the
+ * queue or whose lease ended (see docs/redis.md). Fails at once, with
+ * @ids unchanged, when the server is away. The caller's thread. */
+gboolean
+_mpq_queue_find_gone (MpqQueue  *self,
+                      GArray    *ids,
+                      GError   **error)
+{
+  g_return_val_if_fail (_mpq_queue_tells_gone (self), FALSE);
+
+  if (!_mpq_queue_check_open (self, error))
+    return FALSE;
+  return self->backend->klass->find_gone (self->backend, ids, error);
 }

@@ -55,7 +55,8 @@ make_backend (GInitable  *initable,
   if (self->uri != NULL)
     self->backend = _mpq_queue_redis_backend_new (MPQ_CHANNEL (self), self->uri, self->name,
                                                   self->role != MPQ_ROLE_CHILD, &self->max_size,
-                                                  self->max_message_size, error);
+                                                  self->max_message_size, self->lease_time,
+                                                  error);
   else if (self->role == MPQ_ROLE_CHILD)
     self->backend = _mpq_queue_child_backend_new (MPQ_CHANNEL (self), self->max_message_size,
                                                   error);

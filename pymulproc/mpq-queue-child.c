@@ -154,6 +154,7 @@ static GSubprocess *
 child_spawn (MpqQueueBackend      *backend,
              GSubprocessLauncher  *launcher,
              const char * const   *argv,
+             gint                 *pid,
              GError              **error)
 {
   g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_FAILED, "Only the queue's parent can spawn");

@@ -287,6 +287,7 @@ static GSubprocess *
 parent_spawn (MpqQueueBackend      *backend,
               GSubprocessLauncher  *launcher,
               const char * const   *argv,
+              gint                 *pid,
               GError              **error)
 {
   ParentBackend *self = (ParentBackend *) backend;

@@ -42,6 +42,15 @@ GTask   *_mpq_queue_start_task  (MpqQueue            *self,
                                  gpointer             source_tag);
 void     _mpq_queue_channel_iface_init (MpqChannelInterface *iface);
 
+GSubprocess *_mpq_queue_spawn_child (MpqQueue             *self,
+                                     GSubprocessLauncher  *launcher,
+                                     const char * const   *argv,
+                                     gint                 *pid,
+                                     GError              **error);
+gboolean _mpq_queue_tells_gone    (MpqQueue *self);
+gboolean _mpq_queue_find_gone     (MpqQueue *self,
+                                   GArray   *ids,
+                                   GError  **error);
 void     _mpq_queue_sync_children (MpqQueue *self);
 void     _mpq_queue_forget_pid    (MpqQueue *self,
                                    gint      pid);

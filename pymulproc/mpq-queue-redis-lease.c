@@ -63,8 +63,8 @@ defer_to_acks_locked (MpqRedisThread *thread)
   return n;
 }
 
-/* Leases: what this process holds is renewed every quarter of the
- * lease-time, so a late turn of a loaded machine does not lose it; what
+/* Leases: what this process holds, and its own as a participant, are
+ * renewed every quarter of the lease-time, so a late turn of a loaded machine does not lose it; what
  * any participant held past its lease goes back to the front when the
  * server says it ended, or at the latest a lease-time after the last
  * look (a lease taken meanwhile by another ends after that). The
@@ -99,7 +99,18 @@ _mpq_redis_thread_keep_leases (MpqRedisThread  *thread,
         g_ptr_array_add (seqs, g_strdup (key));
       _mpq_mutex_unlock (&thread->lock);
 
-      if (!_mpq_redis_thread_run_for_seqs (thread, MPQ_REDIS_RENEW, 2, first, seqs, error))
+      /* With nothing in hand, it still renews the participant's own
+       * lease: others watch it (docs/redis.md, "Who is gone"). */
+      if (seqs->len == 0)
+        {
+          redisReply *reply = _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_RENEW,
+                                              thread->prefix, 2, first, NULL, error);
+
+          if (reply == NULL)
+            return FALSE;
+          freeReplyObject (reply);
+        }
+      else if (!_mpq_redis_thread_run_for_seqs (thread, MPQ_REDIS_RENEW, 2, first, seqs, error))
         return FALSE;
       thread->next_renew = now + MAX (lease_us / 4, 1);
 

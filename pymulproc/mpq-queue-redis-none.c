@@ -12,6 +12,7 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
                               gboolean     creator,
                               guint       *max_size,
                               gsize        max_message_size,
+                              guint        lease_time_ms,
                               GError     **error)
 {
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,

@@ -24,11 +24,17 @@ MpqQueueBackend *_mpq_queue_redis_backend_new (MpqChannel  *channel,
                                                gboolean     creator,
                                                guint       *max_size,
                                                gsize        max_message_size,
+                                               guint        lease_time_ms,
                                                GError     **error);
 
 /* A child started by mpq_queue_spawn () on a queue on a server starts
  * with its parent's lease-time, given in this variable. */
 #define MPQ_QUEUE_LEASE_TIME_ENV "MPQ_QUEUE_LEASE_TIME"
+
+/* A child started by mpq_queue_spawn () on a queue on a server has the
+ * participant id its parent reserved for it (the parent knows the child
+ * by it), in this variable. */
+#define MPQ_QUEUE_ID_ENV "MPQ_QUEUE_ID"
 
 /* Sets *@lease_time_ms from MPQ_QUEUE_LEASE_TIME when it holds a valid
  * one. */
@@ -44,7 +50,10 @@ void _mpq_queue_redis_lease_time_from_env (guint *lease_time_ms);
  * tag, so a Redis Cluster keeps them in one slot), then its own ARGV. */
 typedef enum
 {
-  MPQ_REDIS_HELLO,         /* max_size, creator → {id, max_size, owner} */
+  /* HELLO: @id is the one mpq_queue_spawn () gave a child (NEW_ID), or
+   * 0; another is given if it is not free. Registers the participant as
+   * live for @lease_ms. */
+  MPQ_REDIS_HELLO,         /* max_size, creator, id, lease_ms → {id, max_size, owner} */
   /* PUT, TAKE and TAKE_FOR_ME first acknowledge the seqs given after
    * their own arguments (what the caller took for good before). */
   MPQ_REDIS_PUT,           /* from, recipient, line, seq... → {1, seq} | {0, took_tick} */
@@ -54,13 +63,22 @@ typedef enum
   MPQ_REDIS_ACK,           /* seq... → 1 */
   MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 (to the end) */
   MPQ_REDIS_UNDO,          /* seq... → how many went back (to the front) */
-  MPQ_REDIS_RENEW,         /* me, lease_ms, seq... → how many were not ours any more */
+  /* RENEW also keeps the participant live; 0 when it was not any more
+   * (its lease ended, or it left): it must give up. */
+  MPQ_REDIS_RENEW,         /* me, lease_ms, seq... → {how many were not ours any more, live} */
   MPQ_REDIS_RECLAIM,       /* → {how many went back, ms to the next lease's end | -1} */
   MPQ_REDIS_STATE,         /* → {waiting, held, took_tick} */
   MPQ_REDIS_OWNER,         /* → owner or 0 */
   MPQ_REDIS_IDS,           /* → the last participant id given (0: no such queue) */
+  MPQ_REDIS_NEW_ID,        /* → an id for a child to come (HELLO's) */
+  MPQ_REDIS_GONE,          /* id... → the ones that left or whose lease ended */
+  MPQ_REDIS_BYE,           /* me → 1: this participant leaves */
+  MPQ_REDIS_FORGET,        /* id → how many messages addressed to it were dropped */
   MPQ_REDIS_N_SCRIPTS
 } MpqRedisScript;
+
+/* Their text (mpq-queue-redis-lua.c). */
+extern const char * const _mpq_redis_script_sources[MPQ_REDIS_N_SCRIPTS];
 
 /* The SHA1s of the scripts the server has, per connection. */
 typedef struct
@@ -93,6 +111,12 @@ redisReply *_mpq_redis_run   (redisContext     *redis,
                               const char      **args,
                               const gssize     *lengths,
                               GError          **error);
+
+/* A message as a take gave its line: its origin (which the pool goes
+ * by) is the sender it names, all a server can tell. */
+MpqMessage *_mpq_redis_decode (const char  *line,
+                               gsize        length,
+                               GError     **error);
 
 /* At most this many arguments after the prefix. */
 #define MPQ_REDIS_MAX_ARGS 40

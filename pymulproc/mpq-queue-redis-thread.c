@@ -46,7 +46,7 @@ taken_new (const char  *line,
 
   taken->seq = g_strdup (seq);
   taken->recipient = recipient;
-  taken->message = _mpq_codec_decode (line, length, &taken->error);
+  taken->message = _mpq_redis_decode (line, length, &taken->error);
   return taken;
 }
 

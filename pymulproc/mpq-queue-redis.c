@@ -9,7 +9,7 @@
 #include "mpq-error.h"
 #include "mpq-protocol.h"
 #include "mpq-queue.h"
-#include "mpq-queue-redis-private.h"
+#include "mpq-queue-redis-backend-private.h"
 #include "mpq-source-private.h"
 #include "mpq-spawn-private.h"
 
@@ -20,166 +20,9 @@
  * BLOCK from the tick its script saw, then runs the script again.
  * receive_async, join_async and dispatch go to the library's thread of the
  * queue, which has connections of its own (mpq-queue-redis-thread.c,
- * mpq-queue-redis-async.c).
- *
- * Threads: only the queue's user's thread (one at a time, as for every
- * channel) touches a RedisBackend and its connection, so no field here
- * needs a lock; what it shares with the library's thread is in
- * MpqRedisThread, under that one's lock. */
+ * mpq-queue-redis-async.c). Threads and the backend's fields:
+ * mpq-queue-redis-backend-private.h. */
 
-typedef struct
-{
-  MpqQueueBackend  parent;
-
-  redisContext    *redis;             /* NULL once closed, or while the server is lost */
-  MpqRedisThread  *thread;            /* NULL once closed */
-  gboolean         closed;
-  MpqRedisScripts  scripts;
-  char            *uri;
-  char            *name;
-  char            *prefix;            /* "mpq:{NAME}:" */
-  gint             id;                /* this participant's, from the server */
-  gint             owner;             /* the first creator's id, 0: unknown yet */
-  guint            lease_ms;          /* lease-time */
-  gsize            max_message_size;
-} RedisBackend;
-
-#define REDIS(backend) ((RedisBackend *) (backend))
-
-/* Connection ------------------------------------------------------------ */
-
-/* Our connection failed: once the library's thread has the server again
- * (mpq-queue-redis-outage.c), within @deadline, connect again. Before
- * the thread exists (the hello), there is nothing to wait for. The
- * queue's user's thread. */
-static gboolean
-recover (RedisBackend  *self,
-         gint64         deadline,
-         GError       **error)
-{
-  g_clear_pointer (&self->redis, redisFree);
-  if (self->thread == NULL)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "Lost the Redis server");
-      return FALSE;
-    }
-  for (;;)
-    {
-      if (!_mpq_redis_thread_wait_server (self->thread, deadline, error))
-        return FALSE;
-      self->redis = _mpq_redis_connect (self->uri, NULL);
-      if (self->redis != NULL)
-        return TRUE;
-    }
-}
-
-/* Runs @script with its arguments; through an outage, as long as
- * @deadline (monotonic µs; -1: none) allows (a script cut off by it may
- * have run: it runs again). The queue's user's thread. */
-static redisReply *
-run (RedisBackend    *self,
-     MpqRedisScript   script,
-     guint            n_args,
-     const char     **args,
-     const gssize    *lengths,
-     gint64           deadline,
-     GError         **error)
-{
-  GError *local_error = NULL;
-  redisReply *reply = NULL;
-
-  if (self->closed)
-    {
-      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_CLOSED, "The queue is closed");
-      return NULL;
-    }
-  while (local_error == NULL)
-    {
-      if (self->redis == NULL && !recover (self, deadline, &local_error))
-        break;
-      reply = _mpq_redis_run (self->redis, &self->scripts, script, self->prefix, n_args, args,
-                              lengths, &local_error);
-      if (reply == NULL && g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
-        {
-          g_clear_error (&local_error);
-          g_clear_pointer (&self->redis, redisFree);
-        }
-      else
-        break;
-    }
-  if (reply != NULL && reply->type != REDIS_REPLY_ARRAY && reply->type != REDIS_REPLY_INTEGER)
-    {
-      g_set_error (&local_error, MPQ_ERROR, MPQ_ERROR_FAILED, "Redis: unexpected reply type %d",
-                   reply->type);
-      g_clear_pointer (&reply, freeReplyObject);
-    }
-  if (local_error != NULL)
-    g_propagate_error (error, local_error);
-  return reply;
-}
-
-/* run () with @n_args of @script's own arguments, then the messages this
- * process took for good before, which the script acknowledges first: no
- * round trip of their own. Given back to the thread if it did not run. */
-static redisReply *
-run_acking (RedisBackend    *self,
-            MpqRedisScript   script,
-            guint            n_args,
-            const char     **args,
-            const gssize    *lengths,
-            gint64           deadline,
-            GError         **error)
-{
-  g_autoptr(GPtrArray) seqs = NULL;
-  const char *all[MPQ_REDIS_MAX_ARGS];
-  gssize all_lengths[MPQ_REDIS_MAX_ARGS];
-  redisReply *reply;
-
-  if (self->thread == NULL)
-    return run (self, script, n_args, args, lengths, deadline, error);
-
-  seqs = _mpq_redis_thread_steal_deferred (self->thread, MPQ_REDIS_MAX_ARGS - n_args);
-  for (guint i = 0; i < n_args; i++)
-    {
-      all[i] = args[i];
-      all_lengths[i] = lengths != NULL ? lengths[i] : -1;
-    }
-  for (guint i = 0; i < seqs->len; i++)
-    {
-      all[n_args + i] = seqs->pdata[i];
-      all_lengths[n_args + i] = -1;
-    }
-  reply = run (self, script, n_args + seqs->len, all, all_lengths, deadline, error);
-  if (reply == NULL)
-    _mpq_redis_thread_return_deferred (self->thread, g_steal_pointer (&seqs));
-  return reply;
-}
-
-/* Waits until the tick stream @which moves past @tick, or @deadline
- * passes (see _mpq_redis_wait_tick ()); after an outage it says "moved":
- * the caller looks again. The queue's user's thread. */
-static gboolean
-wait_tick (RedisBackend  *self,
-           const char    *which,
-           long long      tick,
-           gint64         deadline,
-           GError       **error)
-{
-  GError *local_error = NULL;
-  gboolean moved;
-
-  if (self->redis == NULL)
-    return recover (self, deadline, error);
-  moved = _mpq_redis_wait_tick (self->redis, self->prefix, which, tick, deadline, &local_error);
-  if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
-    {
-      g_clear_error (&local_error);
-      return recover (self, deadline, error);
-    }
-  if (local_error != NULL)
-    g_propagate_error (error, local_error);
-  return moved;
-}
 
 /* The vtable ------------------------------------------------------------ */
 
@@ -210,7 +53,8 @@ redis_put (MpqQueueBackend  *backend,
   for (;;)
     {
       g_autoptr(GError) local_error = NULL;
-      redisReply *reply = run_acking (self, MPQ_REDIS_PUT, 3, args, lengths, deadline, error);
+      redisReply *reply = _mpq_redis_backend_run_acking (self, MPQ_REDIS_PUT, 3, args, lengths,
+                                                         deadline, error);
       long long done, tick;
 
       if (reply == NULL)
@@ -221,7 +65,8 @@ redis_put (MpqQueueBackend  *backend,
       if (done == 1)
         return TRUE;
 
-      if (put_attempts == 0 || !wait_tick (self, "took", tick, deadline, &local_error))
+      if (put_attempts == 0 ||
+          !_mpq_redis_backend_wait_tick (self, "took", tick, deadline, &local_error))
         {
           if (local_error != NULL)
             g_propagate_error (error, g_steal_pointer (&local_error));
@@ -265,8 +110,8 @@ take_line (RedisBackend    *self,
   for (;;)
     {
       redisReply *reply = script == MPQ_REDIS_TAKE
-                          ? run_acking (self, script, 4, take_args, NULL, deadline, error)
-                          : run_acking (self, script, 5, for_me_args, NULL, deadline, error);
+        ? _mpq_redis_backend_run_acking (self, script, 4, take_args, NULL, deadline, error)
+        : _mpq_redis_backend_run_acking (self, script, 5, for_me_args, NULL, deadline, error);
       long long status, tick;
 
       if (reply == NULL)
@@ -292,7 +137,7 @@ take_line (RedisBackend    *self,
                        tick, self->max_message_size);
           return FALSE;
         }
-      if (!wait_tick (self, "put", tick, deadline, error))
+      if (!_mpq_redis_backend_wait_tick (self, "put", tick, deadline, error))
         return FALSE;
     }
 }
@@ -305,7 +150,7 @@ settle (RedisBackend    *self,
 {
   /* What we held is settled, however long the server is away (until
    * the queue gives it up). */
-  redisReply *reply = run (self, script, 1, &seq, NULL, -1, error);
+  redisReply *reply = _mpq_redis_backend_run (self, script, 1, &seq, NULL, -1, error);
 
   if (reply == NULL)
     return FALSE;
@@ -330,7 +175,7 @@ redis_take (MpqQueueBackend   *backend,
   if (!take_line (self, MPQ_REDIS_TAKE, timeout_ms, &line, &length, &seq, error))
     return NULL;
 
-  message = _mpq_codec_decode (line, length, &decode_error);
+  message = _mpq_redis_decode (line, length, &decode_error);
   if (filter == NULL)
     {
       _mpq_redis_thread_done (self->thread, seq);
@@ -373,7 +218,7 @@ redis_take_for_me (MpqQueueBackend  *backend,
                   error))
     return NULL;
   _mpq_redis_thread_done (REDIS (backend)->thread, seq);
-  return _mpq_codec_decode (line, length, error);
+  return _mpq_redis_decode (line, length, error);
 }
 
 /* waiting, held and the took tick. */
@@ -385,7 +230,8 @@ get_state (RedisBackend  *self,
            long long     *tick,
            GError       **error)
 {
-  redisReply *reply = run (self, MPQ_REDIS_STATE, 0, NULL, NULL, deadline, error);
+  redisReply *reply = _mpq_redis_backend_run (self, MPQ_REDIS_STATE, 0, NULL, NULL, deadline,
+                                              error);
 
   if (reply == NULL)
     return FALSE;
@@ -426,7 +272,7 @@ redis_join (MpqQueueBackend  *backend,
         return FALSE;
       if (waiting == 0 && held == 0)
         return TRUE;
-      if (!wait_tick (self, "took", tick, deadline, &local_error))
+      if (!_mpq_redis_backend_wait_tick (self, "took", tick, deadline, &local_error))
         {
           if (local_error != NULL)
             g_propagate_error (error, g_steal_pointer (&local_error));
@@ -491,7 +337,10 @@ redis_close (MpqQueueBackend *backend)
     return;
 
   self->closed = TRUE;
+  /* The thread puts back what dispatch had not emitted first, so that
+   * who forgets us once we are gone drops it too. */
   g_clear_pointer (&self->thread, _mpq_redis_thread_close);
+  _mpq_redis_backend_bye (self);
   g_clear_pointer (&self->redis, redisFree);
   _mpq_queue_backend_schedule_closed (backend, "[mpq] redis queue closed");
 }
@@ -502,25 +351,6 @@ redis_is_closed (MpqQueueBackend *backend)
   RedisBackend *self = REDIS (backend);
 
   return self->closed || _mpq_redis_thread_is_lost (self->thread);
-}
-
-static gint
-redis_get_parent_pid (MpqQueueBackend *backend)
-{
-  RedisBackend *self = REDIS (backend);
-
-  /* A child that joined before its creator said who owns the queue. */
-  if (self->owner == 0 && !self->closed)
-    {
-      redisReply *reply = run (self, MPQ_REDIS_OWNER, 0, NULL, NULL, 0, NULL);
-
-      if (reply != NULL)
-        {
-          self->owner = reply->type == REDIS_REPLY_INTEGER ? (gint) reply->integer : 0;
-          freeReplyObject (reply);
-        }
-    }
-  return self->owner;
 }
 
 static gint
@@ -545,8 +375,6 @@ redis_get_max_message_size (MpqQueueBackend *backend)
   return REDIS (backend)->max_message_size;
 }
 
-/* The child finds the queue by the environment; it opens its own
- * connection, nothing is inherited. */
 static void
 redis_set_lease_time (MpqQueueBackend *backend,
                       guint            lease_time_ms)
@@ -556,28 +384,6 @@ redis_set_lease_time (MpqQueueBackend *backend,
   self->lease_ms = lease_time_ms;
   if (self->thread != NULL)
     _mpq_redis_thread_set_lease_time (self->thread, lease_time_ms);
-}
-
-static GSubprocess *
-redis_spawn (MpqQueueBackend      *backend,
-             GSubprocessLauncher  *launcher,
-             const char * const   *argv,
-             GError              **error)
-{
-  RedisBackend *self = REDIS (backend);
-  g_autoptr(GSubprocessLauncher) own = NULL;
-  g_autofree char *lease = NULL;
-
-  if (launcher == NULL)
-    launcher = own = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
-  g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_URI_ENV, self->uri, TRUE);
-  g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_NAME_ENV, self->name, TRUE);
-  lease = g_strdup_printf ("%u", self->lease_ms);
-  g_subprocess_launcher_setenv (launcher, MPQ_QUEUE_LEASE_TIME_ENV, lease, TRUE);
-  g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FD_ENV);
-  g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_KIND_ENV);
-  g_subprocess_launcher_unsetenv (launcher, MPQ_CHANNEL_FDS_ENV);
-  return g_subprocess_launcher_spawnv (launcher, argv, error);
 }
 
 static void
@@ -610,12 +416,14 @@ static const MpqQueueBackendClass redis_class = {
   .stop = redis_stop,
   .close = redis_close,
   .is_closed = redis_is_closed,
-  .get_parent_pid = redis_get_parent_pid,
+  .get_parent_pid = _mpq_redis_backend_get_parent_pid,
   .get_pid = redis_get_pid,
   .set_max_message_size = redis_set_max_message_size,
   .get_max_message_size = redis_get_max_message_size,
   .set_lease_time = redis_set_lease_time,
-  .spawn = redis_spawn,
+  .spawn = _mpq_redis_backend_spawn,
+  .forget_pid = _mpq_redis_backend_forget_pid,
+  .find_gone = _mpq_redis_backend_find_gone,
   .free = redis_free,
 };
 
@@ -626,13 +434,16 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
                               gboolean     creator,
                               guint       *max_size,
                               gsize        max_message_size,
+                              guint        lease_time_ms,
                               GError     **error)
 {
   RedisBackend *self;
   redisContext *redis;
   redisReply *reply;
-  char max_text[16];
-  const char *args[2] = { max_text, creator ? "1" : "0" };
+  char max_text[16], id_text[16], lease_text[16];
+  const char *args[4] = { max_text, creator ? "1" : "0", id_text, lease_text };
+  const char *given_id = creator ? NULL : g_getenv (MPQ_QUEUE_ID_ENV);
+  guint64 id = 0;
 
   if (name == NULL || name[0] == '\0' || strpbrk (name, "{}") != NULL)
     {
@@ -654,10 +465,17 @@ _mpq_queue_redis_backend_new (MpqChannel  *channel,
   self->name = g_strdup (name);
   self->prefix = g_strdup_printf ("mpq:{%s}:", name);
   self->max_message_size = max_message_size;
-  self->lease_ms = MPQ_DEFAULT_LEASE_TIME;
+  self->lease_ms = lease_time_ms;
 
+  /* A child spawned by mpq_queue_spawn () has its id (the parent knows
+   * it by it); one inherited by a grandchild is not free any more, and
+   * the server gives another. */
+  if (given_id != NULL)
+    g_ascii_string_to_unsigned (given_id, 10, 1, G_MAXINT, &id, NULL);
+  g_snprintf (id_text, sizeof id_text, "%" G_GUINT64_FORMAT, id);
   g_snprintf (max_text, sizeof max_text, "%u", *max_size);
-  reply = run (self, MPQ_REDIS_HELLO, 2, args, NULL, 0, error);
+  g_snprintf (lease_text, sizeof lease_text, "%u", lease_time_ms);
+  reply = _mpq_redis_backend_run (self, MPQ_REDIS_HELLO, 4, args, NULL, 0, error);
   if (reply == NULL)
     {
       redis_free (&self->parent);

@@ -32,6 +32,7 @@ struct _MpqWorker
   GMainContext *context;        /* where it was started */
   GSource      *next;           /* emits the next task */
   gboolean      in_turn;        /* next_cb hands tasks out: run_next waits */
+  GSource      *watch;          /* a server's queue: is the pool still there? */
 };
 
 /* mpq-worker.c */

@@ -8,6 +8,7 @@
 #include "mpq-error.h"
 #include "mpq-pool-private.h"
 #include "mpq-protocol.h"
+#include "mpq-queue-private.h"
 #include "mpq-source-private.h"
 #include "mpq-worker-private.h"
 
@@ -58,6 +59,7 @@ mpq_worker_dispose (GObject *object)
   _mpq_worker_clear_frames (self);
   g_clear_object (&self->current_cancellable);
   _mpq_clear_source (&self->next);
+  _mpq_clear_source (&self->watch);
   g_clear_pointer (&self->context, g_main_context_unref);
 
   G_OBJECT_CLASS (mpq_worker_parent_class)->dispose (object);
@@ -173,6 +175,46 @@ queue_closed_cb (MpqChannel *channel,
   _mpq_worker_close (MPQ_WORKER (user_data));
 }
 
+/* On a server's queue nothing ends when the pool's process does: the
+ * worker asks the queue whether its pool left, or its lease ended
+ * (docs/redis.md), every quarter of the lease-time, and leaves as a local
+ * worker does when its socket ends. */
+static gboolean
+watch_pool_cb (gpointer user_data)
+{
+  MpqWorker *self = user_data;
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint));
+  g_autoptr(GError) error = NULL;
+
+  g_array_append_val (ids, self->parent_pid);
+  if (!_mpq_queue_find_gone (self->queue, ids, &error))
+    {
+      /* A closed queue says so by itself; the server away is not the
+       * pool gone. */
+      g_debug ("Worker: cannot tell whether the pool is there: %s", error->message);
+      return G_SOURCE_CONTINUE;
+    }
+  if (ids->len == 0)
+    return G_SOURCE_CONTINUE;
+  g_debug ("Worker: the pool (%d) left the queue", self->parent_pid);
+  g_clear_pointer (&self->watch, g_source_unref);
+  _mpq_worker_close (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+watch_pool (MpqWorker *self)
+{
+  guint interval = MAX (mpq_queue_get_lease_time (self->queue) / 4, 1);
+
+  if (self->watch != NULL || !_mpq_queue_tells_gone (self->queue) || self->parent_pid <= 0)
+    return;
+  self->watch = g_timeout_source_new (interval);
+  g_source_set_callback (self->watch, watch_pool_cb, self, NULL);
+  g_source_set_static_name (self->watch, "[mpq] worker watches its pool");
+  g_source_attach (self->watch, self->context);
+}
+
 /**
  * mpq_worker_new_for_child:
  * @error: return location for a #GError
@@ -207,8 +249,8 @@ mpq_worker_new_for_child (GError **error)
   self->pid = mpq_channel_get_pid (MPQ_CHANNEL (self->queue));
   self->parent_pid = mpq_queue_get_parent_pid (self->queue);
   /* A local pool is this process's parent; a wrapper between them, or a
-   * pool elsewhere, is not watched. */
-  if (getppid () == self->parent_pid)
+   * pool elsewhere, is not watched (a pool on a server: watch_pool ()). */
+  if (!_mpq_queue_tells_gone (self->queue) && getppid () == self->parent_pid)
     self->os_parent = self->parent_pid;
   return g_steal_pointer (&self);
 }
@@ -236,6 +278,7 @@ mpq_worker_start (MpqWorker *self)
   g_signal_connect (self->queue, "message-received", G_CALLBACK (message_received_cb), self);
   g_signal_connect (self->queue, "closed", G_CALLBACK (queue_closed_cb), self);
   mpq_channel_start (MPQ_CHANNEL (self->queue));
+  watch_pool (self);
   if (!self->ready_sent)
     {
       self->ready_sent = TRUE;

@@ -16,6 +16,9 @@
  *   progress      data n: progress 1..n, then → n
  *   exit-after    → data, then exits at once
  *   later         answers data from an idle, later
+ *   hang-once     data n: the first worker to get it makes
+ *                 $MPQ_TEST_LOG_DIR/hung, reports progress "started" and
+ *                 never answers; the others report it too, → n
  *
  * With --batches it also takes a map's batches whole (MpqWorker::batch):
  *
@@ -32,6 +35,7 @@
  * --die-at-start the worker exits 3 at once. */
 #include <pymulproc/pymulproc.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +157,20 @@ task_cb (MpqWorker     *worker,
       g_free (json);
       g_object_run_dispose (G_OBJECT (worker));   /* flushes */
       _exit (0);
+    }
+  else if (g_str_equal (request, "hang-once"))
+    {
+      g_autofree char *hung = g_build_filename (g_getenv ("MPQ_TEST_LOG_DIR"), "hung", NULL);
+      int fd;
+
+      /* The file first: once "started" is seen, the one that hangs is
+       * known. */
+      fd = open (hung, O_CREAT | O_EXCL | O_WRONLY, 0600);
+      g_assert_true (mpq_invocation_send_progress_json (invocation, "\"started\"", NULL));
+      if (fd >= 0)
+        for (;;)
+          pause ();
+      answer_int (invocation, n);
     }
   else if (g_str_equal (request, "later"))
     g_idle_add_full (G_PRIORITY_DEFAULT, answer_later, g_object_ref (invocation),

@@ -48,11 +48,17 @@ new_pool_full (guint        n_workers,
   g_assert_no_error (error);
   g_assert_nonnull (pool);
   if (counts != NULL)
-    {
-      g_signal_connect (pool, "worker-started", G_CALLBACK (worker_started_cb), counts);
-      g_signal_connect (pool, "worker-exited", G_CALLBACK (worker_exited_cb), counts);
-    }
+    counts_connect (pool, counts);
   return pool;
+}
+
+/* @counts follows @pool's workers. */
+void
+counts_connect (MpqPool *pool,
+                Counts  *counts)
+{
+  g_signal_connect (pool, "worker-started", G_CALLBACK (worker_started_cb), counts);
+  g_signal_connect (pool, "worker-exited", G_CALLBACK (worker_exited_cb), counts);
 }
 
 MpqPool *

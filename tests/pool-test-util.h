@@ -18,6 +18,8 @@ MpqPool *new_pool_full    (guint        n_workers,
                            const char  *log_dir,
                            Counts      *counts);
 MpqPool *new_pool         (guint        n_workers);
+void     counts_connect   (MpqPool     *pool,
+                           Counts      *counts);
 MpqTask *submit_int       (MpqPool     *pool,
                            const char  *request,
                            gint64       n);
