@@ -7,7 +7,7 @@
 #include "mpq-queue-redis-thread-private.h"
 
 /* Leases on what a participant of a queue on Redis holds (docs/redis.md,
- * "Leases"): the scripts RENEW and RECLAIM (mpq-queue-redis-scripts.c)
+ * "Leases"): the scripts RENEW and RECLAIM (mpq-queue-redis-lua.c)
  * as the library's thread runs them, and what the user's thread tells it. */
 
 /* Runs @script on the thread's connection with @first (@n_first of

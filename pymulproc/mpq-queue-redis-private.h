@@ -44,7 +44,7 @@ void _mpq_queue_redis_lease_time_from_env (guint *lease_time_ms);
 
 #include <hiredis/hiredis.h>
 
-/* mpq-queue-redis-scripts.c: the queue's atomic operations, as Lua run by
+/* mpq-queue-redis-lua.c: the queue's atomic operations, as Lua run by
  * the server. Every script takes KEYS[1] = PREFIX "meta" and ARGV[1] =
  * PREFIX ("mpq:{NAME}:": every key of a queue carries its name as the hash
  * tag, so a Redis Cluster keeps them in one slot), then its own ARGV. */

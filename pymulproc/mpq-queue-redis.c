@@ -14,10 +14,11 @@
 #include "mpq-spawn-private.h"
 
 /* A queue kept in Redis Streams as an MpqQueue backend (connection, keys
- * and scripts: mpq-queue-redis-scripts.c). The blocking calls are each one
- * script over this participant's own blocking hiredis connection, in the
- * caller's thread; a call that must wait reads a tick stream with XREAD
- * BLOCK from the tick its script saw, then runs the script again.
+ * and scripts: mpq-queue-redis-scripts.c, mpq-queue-redis-lua.c). The
+ * blocking calls are each one script over this participant's own
+ * blocking hiredis connection, in the caller's thread; a call that must
+ * wait reads a tick stream with XREAD BLOCK from the tick its script saw,
+ * then runs the script again.
  * receive_async, join_async and dispatch go to the library's thread of the
  * queue, which has connections of its own (mpq-queue-redis-thread.c,
  * mpq-queue-redis-async.c). Threads and the backend's fields:
