@@ -16,6 +16,7 @@ G_BEGIN_DECLS
  * ("Pools").
  *
  * - mpq-pool.c: the object, its properties, submit, broadcast, shutdown;
+ * - mpq-pool-new.c: its constructors and GInitable;
  * - mpq-pool-workers.c: spawning workers and talking to them;
  * - mpq-pool-deaths.c: what a worker's death means, and its replacement;
  * - mpq-pool-joined.c: workers that joined a server's queue by themselves;
@@ -169,6 +170,9 @@ MpqPoolWorker *_mpq_pool_join_worker (MpqPool       *pool,
                                       gint           pid);
 void      _mpq_pool_drop_joined      (MpqPool       *pool,
                                       MpqPoolWorker *worker);
+
+/* mpq-pool-new.c */
+void      _mpq_pool_initable_iface_init (GInitableIface *iface);
 
 /* mpq-pool.c */
 void      _mpq_pool_check_shutdown   (MpqPool       *pool);
