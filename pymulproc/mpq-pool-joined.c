@@ -45,11 +45,23 @@ MpqPoolWorker *
 _mpq_pool_join_worker (MpqPool *pool,
                        gint     pid)
 {
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint));
+  g_autoptr(GError) error = NULL;
   MpqPoolWorker *worker;
 
   if (pid <= 0 || pid == pool->pid || !_mpq_queue_tells_gone (pool->queue) ||
       pool->shutting_down || pool->closed)
     return NULL;
+  /* Only a participant there now: a sender field is anyone's to write,
+   * and a READY in the name of an id nobody holds would have tasks
+   * handed to nobody, each counted a death when it is found gone. */
+  g_array_append_val (ids, pid);
+  if (!_mpq_queue_find_gone (pool->queue, ids, &error) || ids->len > 0)
+    {
+      g_debug ("Pool: READY from %d, not a participant now%s%s", pid,
+               error != NULL ? ": " : "", error != NULL ? error->message : "");
+      return NULL;
+    }
 
   worker = g_new0 (MpqPoolWorker, 1);
   worker->pool = pool;

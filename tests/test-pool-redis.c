@@ -233,6 +233,14 @@ exited_status_cb (MpqPool  *pool,
 }
 
 static void
+started_pid_cb (MpqPool *pool,
+                gint     pid,
+                gint    *started_pid)
+{
+  *started_pid = pid;
+}
+
+static void
 progress_cb (MpqTask    *task,
              MpqMessage *progress,
              guint      *n)
@@ -307,8 +315,9 @@ test_worker_leaves_when_pool_gone (void)
   g_assert_cmpint (g_subprocess_get_exit_status (worker), ==, 1);
 }
 
-/* A participant that says READY and then answers a task it does not
- * hold is dropped (told to go, reported gone), and costs nobody else. */
+/* A participant that says READY for ids nobody holds is not heard; one
+ * that says it in its own name and then answers a task it does not hold
+ * is dropped (told to go, reported gone), and costs nobody else. */
 static void
 test_hostile_joined (void)
 {
@@ -322,12 +331,26 @@ test_hostile_joined (void)
   g_autoptr(MpqMessage) die = NULL;
   g_autoptr(GError) error = NULL;
   gint status = 0;
+  gint started_pid = 0;
 
   g_signal_connect (pool, "worker-exited", G_CALLBACK (exited_status_cb), &status);
+  /* READY in the names of ids nobody holds: ignored (no task is handed
+   * to nobody), then in its own. */
+  for (gint fake = 1000; fake < 1010; fake++)
+    {
+      mpq_channel_send_json (MPQ_CHANNEL (hostile), MPQ_REQ_READY, fake, queue_pid (queue),
+                             NULL, &error);
+      g_assert_no_error (error);
+    }
   mpq_channel_send_json (MPQ_CHANNEL (hostile), MPQ_REQ_READY, 0, queue_pid (queue), NULL,
                          &error);
   g_assert_no_error (error);
-  run_until_counts (&counts, 1, 0);
+  /* The fakes came first: by the time it started, they were judged. */
+  g_signal_connect (pool, "worker-started", G_CALLBACK (started_pid_cb), &started_pid);
+  while (started_pid == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (started_pid, ==, queue_pid (hostile));
+  g_assert_cmpuint (counts.started, ==, 1);
   mpq_channel_send_json (MPQ_CHANNEL (hostile), MPQ_REQ_FINISHED, 0, queue_pid (queue),
                          "{\"task\":999,\"result\":1}", &error);
   g_assert_no_error (error);
