@@ -51,6 +51,7 @@ redisReply *_mpq_redis_backend_run_acking (RedisBackend    *self,
                                            GError         **error);
 gboolean    _mpq_redis_backend_wait_tick  (RedisBackend    *self,
                                            const char      *which,
+                                           const char      *also,
                                            long long        tick,
                                            gint64           deadline,
                                            GError         **error);

@@ -38,8 +38,12 @@
  *                added to at each put and at each take: a client that
  *                must wait reads them with XREAD BLOCK from the tick its
  *                script saw, so nothing that happens after that script is
- *                missed; each tick is also PUBLISHed on P.."ev" for the
- *                library's thread (mpq-queue-redis-thread.c)
+ *                missed; each tick is also PUBLISHed for the library's
+ *                thread (mpq-queue-redis-thread.c): a take's on P.."ev:took"
+ *   P.."puta", P.."putr"..ID  the same for the puts a routed take waits
+ *                for: those for anyone (published on P.."ev:a"), those for
+ *                participant ID (published on P.."ev:r"..ID), numbered as
+ *                P.."put"
  *
  * A message's entry id is "0-NUMBER", the number from the queue-wide
  * counter, so ids grow in every stream and the queue's order is the
@@ -53,7 +57,23 @@
   "local function tick (which)\n" \
   "  local t = redis.call ('HINCRBY', META, which .. 'tick', 1)\n" \
   "  redis.call ('XADD', P .. which, 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
-  "  redis.call ('PUBLISH', P .. 'ev', which)\n" \
+  "  redis.call ('PUBLISH', P .. 'ev:' .. which, which)\n" \
+  "end\n" \
+  /* A put wakes those who wait for it: every waiter of the whole \
+   * queue's front (stream "put"), and those of a routed take that it \
+   * may be for: the recipient's ("putr" ID, channel "ev:r" ID), or \
+   * anyone's ("puta", channel "ev:a"). The ids of the three streams \
+   * come from one counter. */ \
+  "local function put_tick (recipient)\n" \
+  "  local t = redis.call ('HINCRBY', META, 'puttick', 1)\n" \
+  "  redis.call ('XADD', P .. 'put', 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
+  "  if recipient == '0' then\n" \
+  "    redis.call ('XADD', P .. 'puta', 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
+  "    redis.call ('PUBLISH', P .. 'ev:a', 'put')\n" \
+  "  else\n" \
+  "    redis.call ('XADD', P .. 'putr' .. recipient, 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
+  "    redis.call ('PUBLISH', P .. 'ev:r' .. recipient, 'put')\n" \
+  "  end\n" \
   "end\n" \
   "local function now_tick (which)\n" \
   "  return tonumber (redis.call ('HGET', META, which .. 'tick') or '0')\n" \
@@ -91,7 +111,7 @@
   "  redis.call ('XADD', P .. s, '0-' .. seq, 'm', line, 'f', from)\n" \
   "  refront (s)\n" \
   "  redis.call ('HINCRBY', META, 'waiting', 1)\n" \
-  "  tick ('put')\n" \
+  "  put_tick (recipient)\n" \
   "  return seq\n" \
   "end\n" \
   "local function now_ms ()\n" \
@@ -153,6 +173,7 @@
   "  redis.call ('HSET', P .. 'backm', seq, from .. ' ' .. line)\n" \
   "  redis.call ('HINCRBY', META, 'waiting', 1)\n" \
   "  refront (s)\n" \
+  "  put_tick (recipient)\n" \
   "  return 1\n" \
   "end\n" \
   /* Messages this caller took for good before: ARGV[i] on. */ \
@@ -235,7 +256,6 @@ const char * const _mpq_redis_script_sources[MPQ_REDIS_N_SCRIPTS] = {
   [MPQ_REDIS_UNDO] = PRELUDE
     "local n = 0\n"
     "for i = 2, #ARGV do n = n + undo (ARGV[i]) end\n"
-    "if n > 0 then tick ('put') end\n"
     "return n\n",
 
   /* The holder ARGV[2] still has them, and is still there: their leases
@@ -261,7 +281,6 @@ const char * const _mpq_redis_script_sources[MPQ_REDIS_N_SCRIPTS] = {
     "local over = redis.call ('ZRANGEBYSCORE', P .. 'lease', '-inf', now, 'LIMIT', 0, 100)\n"
     "local n = 0\n"
     "for i = 1, #over do n = n + undo (over[i]) end\n"
-    "if n > 0 then tick ('put') end\n"
     "local next = redis.call ('ZRANGE', P .. 'lease', 0, 0, 'WITHSCORES')\n"
     "if #over == 100 then return {n, 0} end\n"
     "if not next[2] then return {n, -1} end\n"
@@ -306,7 +325,7 @@ const char * const _mpq_redis_script_sources[MPQ_REDIS_N_SCRIPTS] = {
     "local back = redis.call ('ZRANGE', P .. 'b' .. s, 0, -1)\n"
     "for i = 1, #back do redis.call ('HDEL', P .. 'backm', back[i]) end\n"
     "n = n + #back\n"
-    "redis.call ('DEL', P .. s, P .. 'b' .. s)\n"
+    "redis.call ('DEL', P .. s, P .. 'b' .. s, P .. 'putr' .. id)\n"
     "if n > 0 then redis.call ('HINCRBY', META, 'waiting', -n) end\n"
     "refront (s)\n"
     "local h = redis.call ('HGETALL', P .. 'held')\n"

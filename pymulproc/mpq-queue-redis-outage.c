@@ -113,7 +113,7 @@ _mpq_redis_thread_reconnect (MpqRedisThread *thread,
 
       g_clear_pointer (&thread->redis, redisFree);
       g_clear_pointer (&thread->events, redisFree);
-      thread->subscribed = FALSE;
+      thread->subscribed = 0;
 
       _mpq_mutex_lock (&thread->lock);
       /* A join waiting for our acknowledgements goes on to wait as its

@@ -93,6 +93,7 @@ redisContext *_mpq_redis_connect   (const char     *uri,
 gboolean      _mpq_redis_wait_tick (redisContext   *redis,
                                     const char     *prefix,
                                     const char     *which,
+                                    const char     *also,
                                     long long       tick,
                                     gint64          deadline,
                                     GError        **error);

@@ -37,12 +37,12 @@ recover (RedisBackend  *self,
  * have run: it runs again). The queue's user's thread. */
 redisReply *
 _mpq_redis_backend_run (RedisBackend    *self,
-     MpqRedisScript   script,
-     guint            n_args,
-     const char     **args,
-     const gssize    *lengths,
-     gint64           deadline,
-     GError         **error)
+                        MpqRedisScript   script,
+                        guint            n_args,
+                        const char     **args,
+                        const gssize    *lengths,
+                        gint64           deadline,
+                        GError         **error)
 {
   GError *local_error = NULL;
   redisReply *reply = NULL;
@@ -82,12 +82,12 @@ _mpq_redis_backend_run (RedisBackend    *self,
  * round trip of their own. Given back to the thread if it did not run. */
 redisReply *
 _mpq_redis_backend_run_acking (RedisBackend    *self,
-            MpqRedisScript   script,
-            guint            n_args,
-            const char     **args,
-            const gssize    *lengths,
-            gint64           deadline,
-            GError         **error)
+                               MpqRedisScript   script,
+                               guint            n_args,
+                               const char     **args,
+                               const gssize    *lengths,
+                               gint64           deadline,
+                               GError         **error)
 {
   g_autoptr(GPtrArray) seqs = NULL;
   const char *all[MPQ_REDIS_MAX_ARGS];
@@ -115,22 +115,24 @@ _mpq_redis_backend_run_acking (RedisBackend    *self,
   return reply;
 }
 
-/* Waits until the tick stream @which moves past @tick, or @deadline
+/* Waits until the tick stream @which (or @also) moves past @tick, or @deadline
  * passes (see _mpq_redis_wait_tick ()); after an outage it says "moved":
  * the caller looks again. The queue's user's thread. */
 gboolean
 _mpq_redis_backend_wait_tick (RedisBackend  *self,
-           const char    *which,
-           long long      tick,
-           gint64         deadline,
-           GError       **error)
+                              const char    *which,
+                              const char    *also,
+                              long long      tick,
+                              gint64         deadline,
+                              GError       **error)
 {
   GError *local_error = NULL;
   gboolean moved;
 
   if (self->redis == NULL)
     return recover (self, deadline, error);
-  moved = _mpq_redis_wait_tick (self->redis, self->prefix, which, tick, deadline, &local_error);
+  moved = _mpq_redis_wait_tick (self->redis, self->prefix, which, also, tick, deadline,
+                                &local_error);
   if (g_error_matches (local_error, MPQ_ERROR, MPQ_ERROR_CLOSED))
     {
       g_clear_error (&local_error);

@@ -63,8 +63,8 @@ command (redisContext *redis,
          guint         argc,
          ...)
 {
-  const char *argv[8];
-  size_t argvlen[8];
+  const char *argv[10];
+  size_t argvlen[10];
   va_list args;
 
   g_assert (argc <= G_N_ELEMENTS (argv));
@@ -103,19 +103,21 @@ check_reply (redisContext  *redis,
   return TRUE;
 }
 
-/* XREAD BLOCK on the tick stream @which from @tick: TRUE when it moved
- * past it (run the script again), or when it gave up early; FALSE when
+/* XREAD BLOCK on the tick stream @which (and @also, nullable) from
+ * @tick: TRUE when one moved past it (run the script again), or when it gave up early; FALSE when
  * @deadline (monotonic µs; -1: never; 0: now) passed (@error unset), or
  * with @error set (MPQ_ERROR_CLOSED: the connection is lost). */
 gboolean
 _mpq_redis_wait_tick (redisContext  *redis,
                       const char    *prefix,
                       const char    *which,
+                      const char    *also,
                       long long      tick,
                       gint64         deadline,
                       GError       **error)
 {
   g_autofree char *key = g_strconcat (prefix, which, NULL);
+  g_autofree char *also_key = also != NULL ? g_strconcat (prefix, also, NULL) : NULL;
   g_autofree char *from = g_strdup_printf ("0-%lld", tick);
   char block[32];
   redisReply *reply;
@@ -134,7 +136,11 @@ _mpq_redis_wait_tick (redisContext  *redis,
       g_snprintf (block, sizeof block, "%" G_GINT64_FORMAT, left_ms);
     }
 
-  reply = command (redis, 8, "XREAD", "COUNT", "1", "BLOCK", block, "STREAMS", key, from);
+  if (also_key != NULL)
+    reply = command (redis, 10, "XREAD", "COUNT", "1", "BLOCK", block, "STREAMS", key, also_key,
+                     from, from);
+  else
+    reply = command (redis, 8, "XREAD", "COUNT", "1", "BLOCK", block, "STREAMS", key, from);
   if (!check_reply (redis, reply, error))
     return FALSE;
   /* Nil when the time ran out; a deadline is checked again by the next

@@ -39,7 +39,7 @@ struct _MpqRedisThread
   redisContext    *redis;           /* scripts */
   redisContext    *events;          /* SUBSCRIBEd to PREFIX "ev" while it waits */
   MpqRedisScripts  scripts;
-  gboolean         subscribed;
+  guint            subscribed;      /* the event channels listened to (EVENTS_*) */
   gint64           next_renew;      /* monotonic µs: renew what we hold then */
   gint64           next_reclaim;    /* ... look for leases that ended then */
 

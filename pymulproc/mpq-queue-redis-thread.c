@@ -247,23 +247,52 @@ check_joins (MpqRedisThread  *thread,
   return TRUE;
 }
 
-/* SUBSCRIBE or UNSUBSCRIBE, and its confirmation (events before an
+/* The channels of the queue's events (mpq-queue-redis-lua.c) the thread
+ * listens to while it waits: puts for anyone (a routed take that may take
+ * them), puts for this participant, takes (a join). */
+enum
+{
+  EVENTS_ANYONE = 1 << 0,
+  EVENTS_MINE = 1 << 1,
+  EVENTS_TOOK = 1 << 2,
+};
+
+static char *
+events_channel (MpqRedisThread *thread,
+                guint           which)
+{
+  if (which == EVENTS_ANYONE)
+    return g_strconcat (thread->prefix, "ev:a", NULL);
+  if (which == EVENTS_MINE)
+    return g_strconcat (thread->prefix, "ev:r", thread->me, NULL);
+  return g_strconcat (thread->prefix, "ev:took", NULL);
+}
+
+/* SUBSCRIBE to the channels in @wanted not listened to yet and
+ * UNSUBSCRIBE from the others, with their confirmations (events before an
  * UNSUBSCRIBE's are dropped: nobody waits for them). The library's
  * thread. */
 static gboolean
 set_subscribed (MpqRedisThread  *thread,
-                gboolean         subscribed,
+                guint            wanted,
                 GError         **error)
 {
-  g_autofree char *channel = g_strconcat (thread->prefix, "ev", NULL);
-  const char *argv[2] = { subscribed ? "SUBSCRIBE" : "UNSUBSCRIBE", channel };
-  void *reply = NULL;
+  guint changes = 0;
 
-  redisAppendCommandArgv (thread->events, 2, argv, NULL);
-  for (;;)
+  for (guint which = EVENTS_ANYONE; which <= EVENTS_TOOK; which <<= 1)
+    if ((wanted & which) != (thread->subscribed & which))
+      {
+        g_autofree char *channel = events_channel (thread, which);
+        const char *argv[2] = { (wanted & which) ? "SUBSCRIBE" : "UNSUBSCRIBE", channel };
+
+        redisAppendCommandArgv (thread->events, G_N_ELEMENTS (argv), argv, NULL);
+        changes++;
+      }
+  /* Each answers once; an event that comes between is dropped. */
+  while (changes > 0)
     {
+      void *reply = NULL;
       redisReply *r;
-      gboolean confirmed;
 
       if (redisGetReply (thread->events, &reply) != REDIS_OK)
         {
@@ -272,14 +301,14 @@ set_subscribed (MpqRedisThread  *thread,
           return FALSE;
         }
       r = reply;
-      confirmed = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-                  r->element[0]->type == REDIS_REPLY_STRING &&
-                  g_ascii_strcasecmp (r->element[0]->str, argv[0]) == 0;
+      if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+          r->element[0]->type == REDIS_REPLY_STRING &&
+          (g_ascii_strcasecmp (r->element[0]->str, "subscribe") == 0 ||
+           g_ascii_strcasecmp (r->element[0]->str, "unsubscribe") == 0))
+        changes--;
       freeReplyObject (reply);
-      if (confirmed)
-        break;
     }
-  thread->subscribed = subscribed;
+  thread->subscribed = wanted;
   return TRUE;
 }
 
@@ -298,11 +327,11 @@ drain_events (MpqRedisThread *thread)
   return any;
 }
 
-/* Waits for an event of the queue (when @interested) or for a wake-up
- * from the user's thread. The library's thread. */
+/* Waits for an event of the queue among @interested (EVENTS_*) or for a
+ * wake-up from the user's thread. The library's thread. */
 static gboolean
 wait_event (MpqRedisThread  *thread,
-            gboolean         interested,
+            guint            interested,
             GError         **error)
 {
   struct pollfd fds[2] = {
@@ -315,22 +344,24 @@ wait_event (MpqRedisThread  *thread,
 
   if (interested != thread->subscribed)
     {
+      guint added = interested & ~thread->subscribed;
+
       if (!set_subscribed (thread, interested, error))
         return FALSE;
       /* What happened before the subscription was not heard: look again. */
-      if (interested)
+      if (added != 0)
         return TRUE;
     }
-  if (thread->subscribed && drain_events (thread))
+  if (thread->subscribed != 0 && drain_events (thread))
     return TRUE;
 
-  while (poll (fds, thread->subscribed ? 2 : 1, (int) MIN (timeout_ms, G_MAXINT)) < 0 &&
+  while (poll (fds, thread->subscribed != 0 ? 2 : 1, (int) MIN (timeout_ms, G_MAXINT)) < 0 &&
          errno == EINTR)
     ;
   if (fds[0].revents != 0)
     while (read (thread->wake_fd, &count, sizeof count) < 0 && errno == EINTR)
       ;
-  if (thread->subscribed && fds[1].revents != 0)
+  if (thread->subscribed != 0 && fds[1].revents != 0)
     {
       if (redisBufferRead (thread->events) != REDIS_OK)
         {
@@ -438,7 +469,8 @@ turn (MpqRedisThread *thread)
     goto lost;
   if (took > 0 || more)
     return TRUE;
-  if (!wait_event (thread, take || join, &error))
+  if (!wait_event (thread, (take ? EVENTS_MINE : 0) | (take && anyone ? EVENTS_ANYONE : 0) |
+                           (join ? EVENTS_TOOK : 0), &error))
     goto lost;
   return TRUE;
 

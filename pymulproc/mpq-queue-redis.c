@@ -67,7 +67,7 @@ redis_put (MpqQueueBackend  *backend,
         return TRUE;
 
       if (put_attempts == 0 ||
-          !_mpq_redis_backend_wait_tick (self, "took", tick, deadline, &local_error))
+          !_mpq_redis_backend_wait_tick (self, "took", NULL, tick, deadline, &local_error))
         {
           if (local_error != NULL)
             g_propagate_error (error, g_steal_pointer (&local_error));
@@ -101,11 +101,12 @@ take_line (RedisBackend    *self,
            GError         **error)
 {
   gint64 deadline = _mpq_deadline_from_timeout (timeout_ms);
-  char me[16], max_len[24], lease[16];
+  char me[16], own_puts[24], max_len[24], lease[16];
   const char *take_args[4] = { me, "1", max_len, lease };
   const char *for_me_args[5] = { me, "1", "1", max_len, lease };
 
   g_snprintf (me, sizeof me, "%d", self->id);
+  g_snprintf (own_puts, sizeof own_puts, "putr%d", self->id);
   g_snprintf (max_len, sizeof max_len, "%" G_GSIZE_FORMAT, self->max_message_size);
   g_snprintf (lease, sizeof lease, "%u", self->lease_ms);
   for (;;)
@@ -138,7 +139,10 @@ take_line (RedisBackend    *self,
                        tick, self->max_message_size);
           return FALSE;
         }
-      if (!_mpq_redis_backend_wait_tick (self, "put", tick, deadline, error))
+      /* A routed take waits for puts for anyone and for it alone. */
+      if (!(script == MPQ_REDIS_TAKE
+            ? _mpq_redis_backend_wait_tick (self, "put", NULL, tick, deadline, error)
+            : _mpq_redis_backend_wait_tick (self, "puta", own_puts, tick, deadline, error)))
         return FALSE;
     }
 }
@@ -273,7 +277,7 @@ redis_join (MpqQueueBackend  *backend,
         return FALSE;
       if (waiting == 0 && held == 0)
         return TRUE;
-      if (!_mpq_redis_backend_wait_tick (self, "took", tick, deadline, &local_error))
+      if (!_mpq_redis_backend_wait_tick (self, "took", NULL, tick, deadline, &local_error))
         {
           if (local_error != NULL)
             g_propagate_error (error, g_steal_pointer (&local_error));
