@@ -119,22 +119,38 @@ def _is_raw_map(args, kwargs):
 class PoolMixin:
     """concurrent.futures.Executor's calls on Mpq.Pool."""
 
-    def __init__(self, argv=None, n_workers=0, launcher=None, **properties):
-        """``Mpq.Pool (argv, n_workers=0, launcher=None, **properties)``:
-        spawns @n_workers workers (0: one per processor) running @argv, a
-        sequence of str, through @launcher (a ``Gio.SubprocessLauncher``)
-        when one is given. Other keywords set the pool's properties as
-        GObject has them (``max_attempts``, ``task_timeout`` in ms).
-        Raises ``GLib.Error`` when a worker cannot be spawned. The pool
-        belongs to the calling thread's main context.
-        (``Mpq.Pool.new`` and ``new_with_launcher`` are the typelib's.)"""
-        if argv is None:
-            raise TypeError('Mpq.Pool () needs the workers\' argv')
+    def __init__(self, argv=None, n_workers=0, launcher=None, queue=None, **properties):
+        """``Mpq.Pool (argv=None, n_workers=0, launcher=None, queue=None,
+        **properties)``: spawns @n_workers workers (0: one per processor)
+        running @argv, a sequence of str, through @launcher (a
+        ``Gio.SubprocessLauncher``) when one is given.
+
+        With @queue (an ``Mpq.Queue``, typically on Redis:
+        ``Mpq.Queue.new_for_uri (uri, name, 0)``) the pool runs over that
+        queue (``mpq_pool_new_for_queue``), and @argv may be None: then it
+        spawns nobody, and its workers join it, each a process started
+        anywhere with ``MPQ_QUEUE_URI``, ``MPQ_QUEUE_NAME`` and
+        ``MPQ_POOL_WORKER=1`` in its environment that runs a pool worker
+        (``Mpq.serve_worker``). Such workers join a pool with @argv too.
+        The pool takes the queue over (it closes it when disposed of).
+
+        Other keywords set the pool's properties as GObject has them
+        (``max_attempts``, ``task_timeout`` in ms). Raises ``TypeError``
+        without @argv and without @queue, ``GLib.Error`` when a worker
+        cannot be spawned. The pool belongs to the calling thread's main
+        context. (``Mpq.Pool.new``, ``new_with_launcher`` and
+        ``new_for_queue`` are the typelib's.)"""
+        if argv is None and queue is None:
+            raise TypeError('Mpq.Pool () needs the workers\' argv, or a queue they join')
         if isinstance(argv, (str, bytes)):
             raise TypeError('argv must be a sequence of str, not a string')
+        if argv is not None:
+            properties['argv'] = [str(arg) for arg in argv]
         if launcher is not None:
             properties['launcher'] = launcher
-        super().__init__(argv=[str(arg) for arg in argv], n_workers=n_workers, **properties)
+        if queue is not None:
+            properties['queue'] = queue
+        super().__init__(n_workers=n_workers, **properties)
         self.init(None)             # GInitable: spawns the workers
 
     def submit(self, request, data=None):
