@@ -8,7 +8,7 @@
 // both ends, receive_async() and join_async() as promises, FIFO per
 // producer, routed receive without a main loop, a cancelled receive.
 // Skips (TAP "1..0 # SKIP") without redis-server or without Redis support
-// in the library.
+// in the library (the server: redis-server.js).
 //
 //   gjs -m test-queue-redis.js [GJS]     (GJS: the interpreter for the children)
 //
@@ -19,13 +19,12 @@
 import Gio from 'gi://Gio';
 import GLib from 'gi://GLib';
 import Mpq from 'gi://Mpq?version=1.0';
-import system from 'system';
+import {startServerOrSkip, serverStopsTest} from './redis-server.js';
 import {assert, assertEqual, assertRejects, runTests} from './tap.js';
 
 Gio._promisify(Mpq.Queue.prototype, 'receive_async', 'receive_finish');
 Gio._promisify(Mpq.Queue.prototype, 'join_async', 'join_finish');
 Gio._promisify(Gio.Subprocess.prototype, 'wait_async', 'wait_finish');
-Gio._promisify(Gio.DataInputStream.prototype, 'read_line_async', 'read_line_finish_utf8');
 
 const SLOW = GLib.getenv('MPQ_VALGRIND') ? 10 : 1;
 const TIMEOUT_SECONDS = 100 * SLOW;  // meson's is 120 s (× 10 under valgrind)
@@ -38,37 +37,6 @@ const childScript = GLib.build_filenamev([here, 'queue-child.js']);
 const children = [];  // every Gio.Subprocess, the server too: killed on a time-out
 let uri = null;       // the server's, once it is ready
 let queues = 0;       // each test's queue has a name of its own
-
-// The server -----------------------------------------------------------------
-
-// Starts redis-server on a unix socket in a new temporary folder, without
-// persistence; resolves once its log (on its stdout) says it is ready.
-async function startServer(serverPath) {
-    const dir = GLib.dir_make_tmp('mpq-redis-js-XXXXXX');
-    const socket = GLib.build_filenamev([dir, 'redis.sock']);
-    const server = Gio.Subprocess.new(
-        [serverPath, '--port', '0', '--unixsocket', socket, '--unixsocketperm', '700',
-            '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''],
-        Gio.SubprocessFlags.STDOUT_PIPE | Gio.SubprocessFlags.STDERR_MERGE);
-    const log = new Gio.DataInputStream({base_stream: server.get_stdout_pipe()});
-
-    children.push(server);
-    for (;;) {
-        // eslint-disable-next-line no-await-in-loop
-        const [line] = await log.read_line_async(GLib.PRIORITY_DEFAULT, null);
-
-        if (line === null)
-            throw new Error('redis-server exited before it was ready');
-        // 7.0 on a unix socket only: "... ready to accept connections at PATH".
-        if (line.toLowerCase().includes('ready to accept connections'))
-            break;
-    }
-    // Keeps reading its log, so that it never blocks on a full pipe.
-    const drain = () => log.read_line_async(GLib.PRIORITY_DEFAULT, null)
-        .then(([line]) => line !== null && drain()).catch(() => {});
-    drain();
-    return [server, dir, `redis+unix://${socket}`];
-}
 
 // Helpers ------------------------------------------------------------------
 
@@ -239,44 +207,9 @@ const TESTS = [
     ['a cancelled receive_async() takes nothing, in parent and child', testCancel],
 ];
 
-const serverPath = GLib.find_program_in_path('redis-server');
-if (serverPath === null) {
-    print('1..0 # SKIP no redis-server');
-    system.exit(0);
-}
-
-// The server, then the tests, in one main loop.
-const loop = new GLib.MainLoop(null, false);
-let server = null, dir = null, startError = null;
-startServer(serverPath).then(([s, d, u]) => {
-    [server, dir, uri] = [s, d, u];
-}).catch(e => {
-    startError = e;
-}).finally(() => loop.quit());
-loop.run();
-if (startError !== null) {
-    print(`Bail out! ${startError}`);
-    system.exit(1);
-}
-
-try {
-    Mpq.Queue.new_for_uri(uri, 'js-support', 0).close();
-} catch (e) {
-    if (e instanceof GLib.Error && e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_SUPPORTED)) {
-        print('1..0 # SKIP the library was built without Redis support');
-        server.force_exit();
-        system.exit(0);
-    }
-    throw e;
-}
-
-// Last, the server goes, and its folder with it (its socket is all it
-// holds); on a time-out runTests () kills it with the children.
-TESTS.push(['the server stops when asked', async () => {
-    server.send_signal(15);
-    await server.wait_async(null);
-    assert(server.get_if_exited(), 'redis-server exited on SIGTERM');
-    GLib.unlink(GLib.build_filenamev([dir, 'redis.sock']));
-    assertEqual(GLib.rmdir(dir), 0, 'its folder removed, nothing left in it');
-}]);
+// The server, then the tests; on a time-out runTests () kills the server
+// with the children.
+const server = startServerOrSkip(children);
+uri = server.uri;
+TESTS.push(serverStopsTest(server));
 runTests(TESTS, TIMEOUT_SECONDS, children);

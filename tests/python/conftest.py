@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Fixtures: a per-test watchdog and a spawner that cleans up its children."""
+"""Fixtures: a per-test watchdog, a spawner that cleans up its children, and
+a private redis-server per test module."""
 
 import faulthandler
 import os
@@ -7,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mpq_helpers import child_argv, remember_pid  # noqa: E402  (requires the gi versions)
+from mpq_helpers import child_argv, redis_server, remember_pid  # noqa: E402  (requires the gi versions)
 
 import pytest  # noqa: E402
 from gi.repository import Mpq  # noqa: E402
@@ -32,6 +33,13 @@ def watchdog(request):
     faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(scope='module')
+def redis_uri():
+    """The URI of a redis-server of the test module's own (a unix socket in
+    a temporary directory); skips without redis-server or Redis support."""
+    yield from redis_server()
 
 
 @pytest.fixture

@@ -103,6 +103,29 @@ def run_loop(loop, timeout_s=PROMPT_S):
     assert not timed_out, f'main loop still running after {timeout_s} s'
 
 
+def run_until(condition, what, timeout_s=None):
+    """Iterates the default main context (a pool's) until @condition()
+    holds; fails after @timeout_s (default: PROMPT_S, ten times that under
+    valgrind)."""
+    if timeout_s is None:
+        timeout_s = scaled(PROMPT_S, PROMPT_S * 10)
+    context = GLib.MainContext.default()
+    expired = []
+
+    def on_timeout():
+        expired.append(True)
+        return GLib.SOURCE_REMOVE
+
+    source_id = GLib.timeout_add_seconds(timeout_s, on_timeout)
+    try:
+        while not condition():
+            assert not expired, f'{what}: not after {timeout_s} s'
+            context.iteration(True)
+    finally:
+        if not expired:
+            GLib.source_remove(source_id)
+
+
 def wait_exit(proc, timeout_s=PROMPT_S):
     """Waits for @proc to exit, in a private main context so that no source
     of the default context (a pipe's) is dispatched meanwhile."""
@@ -540,3 +563,55 @@ def new_fds(before):
 
 def count_threads():
     return len(os.listdir('/proc/self/task'))
+
+
+# A private redis-server (test_queue_redis.py, test_pool_redis.py): the
+# redis_uri fixture of conftest.py.
+
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+REDIS_SERVER = shutil.which('redis-server')
+
+
+def redis_server():
+    """Starts redis-server on a unix socket in a temporary directory, without
+    persistence, and yields its URI; stops it by pid afterwards. Skips the
+    tests without redis-server or without Redis support in the library."""
+    if REDIS_SERVER is None:
+        pytest.skip('redis-server is not installed')
+    tmp = tempfile.mkdtemp(prefix='mpq-redis-')
+    sock = os.path.join(tmp, 'redis.sock')
+    proc = subprocess.Popen(
+        [REDIS_SERVER, '--port', '0', '--unixsocket', sock, '--save', '',
+         '--appendonly', 'no', '--daemonize', 'no', '--dir', tmp],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ready = threading.Event()
+
+    def drain():
+        # The server says when it is ready; then its log is read to the end
+        # so that a full pipe never stalls it.
+        for line in proc.stdout:
+            if 'eady to accept connections' in line:
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    ready.wait()
+    if proc.poll() is not None:
+        pytest.fail('redis-server exited before it was ready')
+    uri = 'redis+unix://' + sock
+    try:
+        Mpq.Queue.new_for_uri(uri, 'probe', 0).close()
+    except GLib.Error as e:
+        proc.terminate()
+        proc.wait()
+        if e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_SUPPORTED):
+            pytest.skip('pymulproc was built without Redis support')
+        raise
+    yield uri
+    proc.terminate()
+    proc.wait()
+    reader.join()
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -1,66 +1,21 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A queue kept in Redis (Mpq.Queue.new_for_uri) from Python, through the
-override's pymulproc calls, against a redis-server this module starts on a
-unix socket in a temporary directory and stops by pid. Skipped without
-Redis support in the library or without redis-server."""
+override's pymulproc calls, against a redis-server of this module's own on a
+unix socket in a temporary directory (conftest.py's redis_uri), stopped by
+pid. Skipped without Redis support in the library or without
+redis-server."""
 
 import asyncio
 import itertools
 import json
 import os
-import shutil
-import subprocess
-import tempfile
-import threading
 
 import pytest
-from gi.repository import GLib, Gio, Mpq
+from gi.repository import GLib, Mpq
 
 from mpq_helpers import PROMPT_S, data_of, run_loop
 
-REDIS_SERVER = shutil.which('redis-server')
 _names = itertools.count()
-
-
-@pytest.fixture(scope='module')
-def redis_uri():
-    if REDIS_SERVER is None:
-        pytest.skip('redis-server is not installed')
-    tmp = tempfile.mkdtemp(prefix='mpq-redis-')
-    sock = os.path.join(tmp, 'redis.sock')
-    proc = subprocess.Popen(
-        [REDIS_SERVER, '--port', '0', '--unixsocket', sock, '--save', '',
-         '--appendonly', 'no', '--daemonize', 'no', '--dir', tmp],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ready = threading.Event()
-
-    def drain():
-        # The server says when it is ready; then its log is read to the end
-        # so that a full pipe never stalls it.
-        for line in proc.stdout:
-            if 'eady to accept connections' in line:
-                ready.set()
-        ready.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    ready.wait()
-    if proc.poll() is not None:
-        pytest.fail('redis-server exited before it was ready')
-    uri = 'redis+unix://' + sock
-    try:
-        Mpq.Queue.new_for_uri(uri, 'probe', 0).close()
-    except GLib.Error as e:
-        proc.terminate()
-        proc.wait()
-        if e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_SUPPORTED):
-            pytest.skip('pymulproc was built without Redis support')
-        raise
-    yield uri
-    proc.terminate()
-    proc.wait()
-    reader.join()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def new_queue(uri, name=None, max_size=0):
