@@ -63,16 +63,16 @@
    * queue's front (stream "put"), and those of a routed take that it \
    * may be for: the recipient's ("putr" ID, channel "ev:r" ID), or \
    * anyone's ("puta", channel "ev:a"). The ids of the three streams \
-   * come from one counter. */ \
+   * come from one counter; the events say the tick. */ \
   "local function put_tick (recipient)\n" \
   "  local t = redis.call ('HINCRBY', META, 'puttick', 1)\n" \
   "  redis.call ('XADD', P .. 'put', 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
   "  if recipient == '0' then\n" \
   "    redis.call ('XADD', P .. 'puta', 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
-  "    redis.call ('PUBLISH', P .. 'ev:a', 'put')\n" \
+  "    redis.call ('PUBLISH', P .. 'ev:a', t)\n" \
   "  else\n" \
   "    redis.call ('XADD', P .. 'putr' .. recipient, 'MAXLEN', '1', '0-' .. t, 't', t)\n" \
-  "    redis.call ('PUBLISH', P .. 'ev:r' .. recipient, 'put')\n" \
+  "    redis.call ('PUBLISH', P .. 'ev:r' .. recipient, t)\n" \
   "  end\n" \
   "end\n" \
   "local function now_tick (which)\n" \
@@ -183,6 +183,25 @@
   "  tick ('took')\n" \
   "end\n"
 
+/* The stream to take from for participant @me: the oldest of its own
+ * and (when @anyone) the first of anyone's that another one put; nil
+ * when both are empty. */
+#define FOR_ME \
+  "local function for_me (me, anyone)\n" \
+  "  local best, score = nil, nil\n" \
+  "  local r = redis.call ('ZSCORE', P .. 'front', 'r' .. me)\n" \
+  "  if r then best = 'r' .. me; score = tonumber (r) end\n" \
+  "  if not anyone then return best end\n" \
+  "  local a = redis.call ('ZRANGE', P .. 'afront', 0, 1, 'WITHSCORES')\n" \
+  "  for i = 1, #a, 2 do\n" \
+  "    if a[i] ~= 'a' .. me then\n" \
+  "      if best == nil or tonumber (a[i + 1]) < score then best = a[i] end\n" \
+  "      break\n" \
+  "    end\n" \
+  "  end\n" \
+  "  return best\n" \
+  "end\n"
+
 const char * const _mpq_redis_script_sources[MPQ_REDIS_N_SCRIPTS] = {
   /* A child spawned with an id (NEW_ID) gets it, once. */
   [MPQ_REDIS_HELLO] = PRELUDE
@@ -218,23 +237,36 @@ const char * const _mpq_redis_script_sources[MPQ_REDIS_N_SCRIPTS] = {
   /* The oldest of: the first message addressed to me, and (unless
    * ARGV[4] is '0') the first one for anyone that another participant
    * put. */
-  [MPQ_REDIS_TAKE_FOR_ME] = PRELUDE
+  [MPQ_REDIS_TAKE_FOR_ME] = PRELUDE FOR_ME
     "ack_from (7)\n"
-    "local me = ARGV[2]\n"
-    "local best, score = nil, nil\n"
-    "local r = redis.call ('ZSCORE', P .. 'front', 'r' .. me)\n"
-    "if r then best = 'r' .. me; score = tonumber (r) end\n"
-    "local a = {}\n"
-    "if ARGV[4] ~= '0' then a = redis.call ('ZRANGE', P .. 'afront', 0, 1, 'WITHSCORES') end\n"
-    "for i = 1, #a, 2 do\n"
-    "  if a[i] ~= 'a' .. me then\n"
-    "    if best == nil or tonumber (a[i + 1]) < score then best = a[i] end\n"
-    "    break\n"
-    "  end\n"
-    "end\n"
-    "local t = best and take_from (best, me, ARGV[3], ARGV[5], ARGV[6])\n"
+    "local best = for_me (ARGV[2], ARGV[4] ~= '0')\n"
+    "local t = best and take_from (best, ARGV[2], ARGV[3], ARGV[5], ARGV[6])\n"
     "if not t then return {0, now_tick ('put')} end\n"
     "return t\n",
+
+  /* Dispatch's: TAKE_FOR_ME, held, up to ARGV[5] messages, of them up
+   * to ARGV[6] for anyone, until their lines make ARGV[7] bytes; stops
+   * before a line longer than ARGV[3]. Says the put tick when it took
+   * all there was (-1 otherwise). */
+  [MPQ_REDIS_TAKE_MANY] = PRELUDE FOR_ME
+    "local me, n, n_any = ARGV[2], tonumber (ARGV[5]), tonumber (ARGV[6])\n"
+    "local budget = tonumber (ARGV[7])\n"
+    "local out = {0, -1}\n"
+    "while out[1] < n and budget > 0 do\n"
+    "  local best = for_me (me, n_any > 0)\n"
+    "  local t = best and take_from (best, me, '1', ARGV[3], ARGV[4])\n"
+    "  if not t then out[2] = now_tick ('put'); break end\n"
+    "  if t[1] == -1 then\n"
+    "    if out[1] == 0 then return t end\n"
+    "    break\n"
+    "  end\n"
+    "  out[1] = out[1] + 1\n"
+    "  out[#out + 1] = t[2]; out[#out + 1] = t[3]; out[#out + 1] = t[4]\n"
+    "  budget = budget - #t[2]\n"
+    "  if t[4] == 0 then n_any = n_any - 1 end\n"
+    "end\n"
+    "if out[1] == 0 then return {0, now_tick ('put')} end\n"
+    "return out\n",
 
   /* Done with: taken for good. */
   [MPQ_REDIS_ACK] = PRELUDE

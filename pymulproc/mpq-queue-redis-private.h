@@ -60,6 +60,9 @@ typedef enum
   MPQ_REDIS_TAKE,          /* me, hold, max_len, lease_ms, seq... → {1, line, seq, recipient}
                             * | {0, put_tick} | {-1, len} */
   MPQ_REDIS_TAKE_FOR_ME,   /* me, hold, anyone too, max_len, lease_ms, seq... → as TAKE */
+  MPQ_REDIS_TAKE_MANY,     /* me, max_len, lease_ms, n, n_anyone, bytes →
+                            * {k, put_tick when all was taken | -1, line, seq,
+                            * recipient, ... k times} | {0, put_tick} | {-1, len} */
   MPQ_REDIS_ACK,           /* seq... → 1 */
   MPQ_REDIS_PUT_BACK,      /* seq → 1 | 0 (to the end) */
   MPQ_REDIS_UNDO,          /* seq... → how many went back (to the front) */

@@ -40,6 +40,7 @@ struct _MpqRedisThread
   redisContext    *events;          /* SUBSCRIBEd to PREFIX "ev" while it waits */
   MpqRedisScripts  scripts;
   guint            subscribed;      /* the event channels listened to (EVENTS_*) */
+  long long        seen_put_tick;   /* the last take that found nothing saw this put tick */
   gint64           next_renew;      /* monotonic µs: renew what we hold then */
   gint64           next_reclaim;    /* ... look for leases that ended then */
 

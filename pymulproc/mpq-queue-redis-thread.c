@@ -161,44 +161,79 @@ hand_over_unlock (MpqRedisThread *thread,
   _mpq_mutex_unlock (&thread->lock);
 }
 
-/* Takes the next message for this process (addressed to it, or, when
- * @anyone, put for anyone by another), held on the server: 1 when it
- * took one, 0 when there was none, -1 when the server is lost (@error).
- * The library's thread. */
+/* What one script hands dispatch at most: messages, and bytes of their
+ * lines (past the first). */
+#define TAKE_MANY_MAX 64
+#define TAKE_MANY_BYTES (256 * 1024)
+
+/* Takes what is next for this process (addressed to it, or, when
+ * @anyone, put for anyone by another), held on the server: one message
+ * for a receive_async, as many as dispatch's window has room for
+ * (@room, of them @room_anyone for anyone) otherwise. How many it took,
+ * 0 when there was none, -1 when the server is lost (@error); *@drained
+ * when it took all there was. The library's thread. */
 static int
-take_one (MpqRedisThread  *thread,
-          gboolean         anyone,
-          gsize            max_len,
-          GError         **error)
+take_some (MpqRedisThread  *thread,
+           gboolean         anyone,
+           guint            room,
+           guint            room_anyone,
+           gsize            max_len,
+           gboolean        *drained,
+           GError         **error)
 {
-  char max_text[24], lease[16];
-  const char *args[5] = { thread->me, "1", anyone ? "1" : "0", max_text, lease };
+  char max_text[24], lease[16], n_text[16], n_any_text[16], bytes_text[16];
+  const char *one_args[5] = { thread->me, "1", anyone ? "1" : "0", max_text, lease };
+  const char *many_args[6] = { thread->me, max_text, lease, n_text, n_any_text, bytes_text };
+  gboolean many = room > 1;
   redisReply *reply;
   long long status;
+  int took = 0;
 
   g_snprintf (max_text, sizeof max_text, "%" G_GSIZE_FORMAT, max_len);
+  g_snprintf (n_text, sizeof n_text, "%u", MIN (room, TAKE_MANY_MAX));
+  g_snprintf (n_any_text, sizeof n_any_text, "%u", anyone ? MIN (room_anyone, TAKE_MANY_MAX) : 0);
+  g_snprintf (bytes_text, sizeof bytes_text, "%d", TAKE_MANY_BYTES);
   _mpq_mutex_lock (&thread->lock);
   g_snprintf (lease, sizeof lease, "%u", thread->lease_ms);
   _mpq_mutex_unlock (&thread->lock);
-  reply = _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_TAKE_FOR_ME,
-                          thread->prefix, 5, args, NULL, error);
+  reply = many ? _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_TAKE_MANY,
+                                 thread->prefix, G_N_ELEMENTS (many_args), many_args, NULL, error)
+               : _mpq_redis_run (thread->redis, &thread->scripts, MPQ_REDIS_TAKE_FOR_ME,
+                                 thread->prefix, G_N_ELEMENTS (one_args), one_args, NULL, error);
   if (reply == NULL)
     return -1;
 
+  /* {k, put tick or -1, line, seq, recipient, ...}; TAKE_FOR_ME's is
+   * {1, line, seq, recipient}. */
   status = _mpq_redis_reply_int (reply, 0);
-  if (status == 1 && reply->elements == 4 && reply->element[1]->type == REDIS_REPLY_STRING &&
-      reply->element[2]->type == REDIS_REPLY_STRING)
+  if (many && status >= 1 && _mpq_redis_reply_int (reply, 1) >= 0)
     {
-      MpqRedisTaken *taken = taken_new (reply->element[1]->str, reply->element[1]->len,
-                                        reply->element[2]->str,
-                                        (gint) _mpq_redis_reply_int (reply, 3));
+      /* All there was: what the events say until then is stale. */
+      thread->seen_put_tick = MAX (thread->seen_put_tick, _mpq_redis_reply_int (reply, 1));
+      *drained = TRUE;
+    }
+  for (gsize i = many ? 2 : 1; status >= 1 && i + 2 < reply->elements; i += 3)
+    {
+      MpqRedisTaken *taken;
 
-      freeReplyObject (reply);
+      if (reply->element[i]->type != REDIS_REPLY_STRING ||
+          reply->element[i + 1]->type != REDIS_REPLY_STRING)
+        break;
+      taken = taken_new (reply->element[i]->str, reply->element[i]->len,
+                         reply->element[i + 1]->str, (gint) _mpq_redis_reply_int (reply, i + 2));
       _mpq_mutex_lock (&thread->lock);
       hand_over_unlock (thread, taken);
-      return 1;
+      took++;
+    }
+  if (took > 0)
+    {
+      freeReplyObject (reply);
+      return took;
     }
 
+  /* Every put until this tick was seen (taken, by us or others). */
+  if (status == 0)
+    thread->seen_put_tick = MAX (thread->seen_put_tick, _mpq_redis_reply_int (reply, 1));
   if (status == -1)
     {
       /* It stays for a participant whose limit is higher. */
@@ -312,7 +347,9 @@ set_subscribed (MpqRedisThread  *thread,
   return TRUE;
 }
 
-/* Whether an event was read already (hiredis buffers what it read). */
+/* Whether an event that matters was read already (hiredis buffers what
+ * it read). A put's event names its tick: one no later than what a take
+ * that found nothing saw is stale (its message was taken already). */
 static gboolean
 drain_events (MpqRedisThread *thread)
 {
@@ -321,8 +358,17 @@ drain_events (MpqRedisThread *thread)
 
   while (redisGetReplyFromReader (thread->events, &reply) == REDIS_OK && reply != NULL)
     {
+      redisReply *r = reply;
+      guint64 tick;
+
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+          r->element[2]->type == REDIS_REPLY_STRING &&
+          g_ascii_string_to_unsigned (r->element[2]->str, 10, 0, G_MAXINT64, &tick, NULL) &&
+          (long long) tick <= thread->seen_put_tick)
+        ;
+      else
+        any = TRUE;
       freeReplyObject (reply);
-      any = TRUE;
     }
   return any;
 }
@@ -436,6 +482,8 @@ static gboolean
 turn (MpqRedisThread *thread)
 {
   gboolean quit, take, anyone, join, probed;
+  guint room, room_anyone;
+  gboolean drained = FALSE;
   GError *error = NULL;
   gsize max_len;
   gboolean more = FALSE;
@@ -445,6 +493,11 @@ turn (MpqRedisThread *thread)
   quit = thread->quit;
   take = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, FALSE);
   anyone = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, TRUE);
+  /* A receive_async takes one; dispatch what its window has room for. */
+  if (thread->wants.length > 0)
+    room = room_anyone = 1;
+  else
+    _mpq_queue_slots_room (&thread->slots, &room, &room_anyone);
   join = thread->joins.length > 0;
   max_len = thread->max_message_size;
   probed = thread->probe;
@@ -463,11 +516,14 @@ turn (MpqRedisThread *thread)
   if (probed)
     _mpq_redis_thread_probed (thread);
 
-  if (take && (took = take_one (thread, anyone, max_len, &error)) < 0)
+  if (take &&
+      (took = take_some (thread, anyone, room, room_anyone, max_len, &drained, &error)) < 0)
     goto lost;
   if (join && !check_joins (thread, &error))
     goto lost;
-  if (took > 0 || more)
+  /* What it took may have been the last: it looks again (unless it was
+   * told so), or waits. */
+  if ((took > 0 && !drained) || more)
     return TRUE;
   if (!wait_event (thread, (take ? EVENTS_MINE : 0) | (take && anyone ? EVENTS_ANYONE : 0) |
                            (join ? EVENTS_TOOK : 0), &error))

@@ -253,6 +253,9 @@ void           _mpq_queue_slots_done         (MpqQueueSlots  *slots,
                                               gint64          work_us);
 gboolean       _mpq_queue_slots_have_room    (MpqQueueSlots  *slots,
                                               gboolean        anyone);
+void           _mpq_queue_slots_room         (MpqQueueSlots  *slots,
+                                              guint          *addressed,
+                                              guint          *anyone);
 
 void           _mpq_queue_state_init         (MpqQueueServer *server,
                                               guint           max_size);

@@ -94,6 +94,20 @@ _mpq_queue_slots_have_room (MpqQueueSlots *slots,
          (!anyone || slots->pushed_any < slots_window (slots));
 }
 
+/* How many dispatch may hand now: in all (*@addressed, those addressed
+ * to the process), and of them for anyone (*@anyone). */
+void
+_mpq_queue_slots_room (MpqQueueSlots *slots,
+                       guint         *addressed,
+                       guint         *anyone)
+{
+  guint window = slots_window (slots);
+
+  *addressed = slots->started && slots->pushed < MPQ_QUEUE_ADDRESSED_WINDOW
+               ? MPQ_QUEUE_ADDRESSED_WINDOW - slots->pushed : 0;
+  *anyone = slots->pushed_any < window ? MIN (window - slots->pushed_any, *addressed) : 0;
+}
+
 static gboolean
 peer_has_room (MpqQueuePeer *peer)
 {
