@@ -39,7 +39,7 @@ struct _MpqRedisThread
   redisContext    *redis;           /* scripts */
   redisContext    *events;          /* SUBSCRIBEd to PREFIX "ev" while it waits */
   MpqRedisScripts  scripts;
-  guint            subscribed;      /* the event channels listened to (EVENTS_*) */
+  guint            subscribed;      /* the event channels listened to (MPQ_REDIS_EVENTS_*) */
   long long        seen_put_tick;   /* the last take that found nothing saw this put tick */
   gint64           next_renew;      /* monotonic µs: renew what we hold then */
   gint64           next_reclaim;    /* ... look for leases that ended then */
@@ -99,6 +99,21 @@ gboolean        _mpq_redis_thread_settle       (MpqRedisThread  *thread,
                                                 GError         **error);
 gboolean        _mpq_redis_thread_keep_leases  (MpqRedisThread  *thread,
                                                 gboolean        *more,
+                                                GError         **error);
+
+/* mpq-queue-redis-events.c, the library's thread: the channels of the
+ * queue's events it listens to while it waits: puts for anyone (when its
+ * take may take them), puts for this participant, takes (a join). It
+ * waits for one of @interested, or a wake-up, or the next lease's time. */
+enum
+{
+  MPQ_REDIS_EVENTS_ANYONE = 1 << 0,
+  MPQ_REDIS_EVENTS_MINE = 1 << 1,
+  MPQ_REDIS_EVENTS_TOOK = 1 << 2,
+};
+
+gboolean        _mpq_redis_thread_wait_event   (MpqRedisThread  *thread,
+                                                guint            interested,
                                                 GError         **error);
 
 /* mpq-queue-redis-outage.c, the library's thread: its connection failed
