@@ -497,7 +497,7 @@ is_for_me (MpqMessage *message,
 static int
 do_filter_worker (MpqQueue *queue)
 {
-  gint me = getpid ();
+  gint me = mpq_channel_get_pid (MPQ_CHANNEL (queue));   /* its id on a server's queue */
   gint parent = mpq_queue_get_parent_pid (queue);
 
   for (;;)
@@ -796,7 +796,7 @@ do_worker (MpqQueue   *queue,
 
   worker.queue = queue;
   worker.loop = g_main_loop_new (NULL, FALSE);
-  worker.me = getpid ();
+  worker.me = mpq_channel_get_pid (MPQ_CHANNEL (queue));
   worker.parent = mpq_queue_get_parent_pid (queue);
   worker.mode = mode;
   worker.die_how = die_how;
