@@ -40,6 +40,14 @@ mpq_pool_initable_init (GInitable     *initable,
     g_clear_pointer (&self->argv, g_strfreev);
   if (self->queue != NULL && !_mpq_queue_check_open (self->queue, error))
     return FALSE;
+  /* Only a server's queue can be joined by workers nobody spawned. */
+  if (self->argv == NULL && !_mpq_queue_tells_gone (self->queue))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "A pool that spawns no workers needs a queue on a server "
+                           "(mpq_queue_new_for_uri ()): nobody else can join a local one");
+      return FALSE;
+    }
 
   self->context = g_main_context_ref_thread_default ();
   if (self->launcher == NULL)
@@ -129,6 +137,7 @@ mpq_pool_new_with_launcher (GSubprocessLauncher  *launcher,
  *   Redis from [ctor@Mpq.Queue.new_for_uri]; the pool takes it over
  * @argv: (nullable) (array zero-terminated=1) (element-type filename): the
  *   command line of the workers the pool spawns, or %NULL to spawn none
+ *   (only on a queue on a server: `G_IO_ERROR_INVALID_ARGUMENT` otherwise)
  * @n_workers: how many workers to spawn and keep; 0 for one per
  *   processor (none without @argv)
  * @error: return location for a #GError

@@ -80,9 +80,13 @@ _mpq_redis_thread_keep_leases (MpqRedisThread  *thread,
   _mpq_mutex_lock (&thread->lock);
   lease_us = (gint64) thread->lease_ms * 1000;
   _mpq_mutex_unlock (&thread->lock);
-  /* A shorter lease-time, or a message held by the user's thread (its
-   * lease is the shorter one then), counts from now. */
+  /* A message held by the user's thread (its lease is the shorter one
+   * then) counts from now; a new lease-time is renewed with at once, so
+   * that the participant's own lease (from its hello, with the default)
+   * says it too: others watch it. */
   thread->next_renew = MIN (thread->next_renew, now + MAX (lease_us / 4, 1));
+  if (lease_us != thread->renewed_lease_us)
+    thread->next_renew = now;
 
   if (now >= thread->next_renew)
     {
@@ -113,6 +117,7 @@ _mpq_redis_thread_keep_leases (MpqRedisThread  *thread,
       else if (!_mpq_redis_thread_run_for_seqs (thread, MPQ_REDIS_RENEW, 2, first, seqs, error))
         return FALSE;
       thread->next_renew = now + MAX (lease_us / 4, 1);
+      thread->renewed_lease_us = lease_us;
 
       /* What the user's thread took and made no call since: acknowledged
        * well before its lease ends. */

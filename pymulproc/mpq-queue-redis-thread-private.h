@@ -42,6 +42,7 @@ struct _MpqRedisThread
   guint            subscribed;      /* the event channels listened to (MPQ_REDIS_EVENTS_*) */
   long long        seen_put_tick;   /* the last take that found nothing saw this put tick */
   gint64           next_renew;      /* monotonic µs: renew what we hold then */
+  gint64           renewed_lease_us; /* the lease-time the last renewal gave */
   gint64           next_reclaim;    /* ... look for leases that ended then */
 
   /* Guarded by @lock. */

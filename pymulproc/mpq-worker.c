@@ -177,8 +177,10 @@ queue_closed_cb (MpqChannel *channel,
 
 /* On a server's queue nothing ends when the pool's process does: the
  * worker asks the queue whether its pool left, or its lease ended
- * (docs/redis.md), every quarter of the lease-time, and leaves as a local
- * worker does when its socket ends. */
+ * (docs/redis.md), every quarter of the lease-time and at least every
+ * second, and leaves as a local worker does when its socket ends. */
+#define MPQ_WORKER_WATCH_MAX_MS 1000
+
 static gboolean
 watch_pool_cb (gpointer user_data)
 {
@@ -205,7 +207,7 @@ watch_pool_cb (gpointer user_data)
 static void
 watch_pool (MpqWorker *self)
 {
-  guint interval = MAX (mpq_queue_get_lease_time (self->queue) / 4, 1);
+  guint interval = CLAMP (mpq_queue_get_lease_time (self->queue) / 4, 1, MPQ_WORKER_WATCH_MAX_MS);
 
   if (self->watch != NULL || !_mpq_queue_tells_gone (self->queue) || self->parent_pid <= 0)
     return;

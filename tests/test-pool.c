@@ -369,6 +369,33 @@ test_callbacks_may_change_the_pool (void)
   shutdown_ok (pool);
 }
 
+/* A pool on a local queue that spawns nobody could never be served (only
+ * its own children can write to it): an error, not a pool. With a
+ * command line, a given local queue serves as the pool's own would. */
+static void
+test_for_local_queue (void)
+{
+  g_autofree char *worker = g_test_build_filename (G_TEST_BUILT, "mpq-pool-test-worker", NULL);
+  const char *argv[] = { worker, NULL };
+  g_autoptr(MpqQueue) queue = mpq_queue_new (0, NULL);
+  g_autoptr(MpqQueue) other = mpq_queue_new (0, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpqPool) none = mpq_pool_new_for_queue (queue, NULL, 0, &error);
+  g_autoptr(MpqPool) pool = NULL;
+  g_autoptr(MpqTask) task = NULL;
+
+  g_assert_null (none);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  pool = mpq_pool_new_for_queue (other, argv, 1, &error);
+  g_assert_no_error (error);
+  g_assert_true (mpq_pool_get_queue (pool) == other);
+  task = submit_int (pool, "square", 6);
+  g_assert_cmpint (wait_int (task), ==, 36);
+  shutdown_ok (pool);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -376,6 +403,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/Mpq/Pool/submit-and-wait", test_submit_and_wait);
+  g_test_add_func ("/Mpq/Pool/for-local-queue", test_for_local_queue);
   g_test_add_func ("/Mpq/Pool/map-in-order", test_map_in_order);
   g_test_add_func ("/Mpq/Pool/map-fails-with-first-error", test_map_fails_with_first_error);
   g_test_add_func ("/Mpq/Pool/map-in-batches", test_map_in_batches);
