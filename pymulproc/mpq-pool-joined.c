@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
-#include "mpq-channel.h"
 #include "mpq-pool-private.h"
-#include "mpq-protocol.h"
 #include "mpq-queue-private.h"
 #include "mpq-source-private.h"
 
@@ -87,12 +85,7 @@ _mpq_pool_drop_joined (MpqPool       *pool,
   if (worker->exited || worker->dropped)
     return;
   worker->dropped = TRUE;
-  if (!worker->die_sent)
-    {
-      worker->die_sent = TRUE;
-      mpq_channel_send_json (MPQ_CHANNEL (pool->queue), MPQ_REQ_DIE, pool->pid, worker->pid,
-                             NULL, NULL);
-    }
+  _mpq_pool_send_die (pool, worker);
   if (pool->watch != NULL)
     g_source_set_ready_time (pool->watch, 0);
 }

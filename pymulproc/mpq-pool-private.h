@@ -137,6 +137,8 @@ void      _mpq_pool_schedule         (MpqPool       *pool);
 void      _mpq_pool_adjust_workers   (MpqPool       *pool);
 void      _mpq_pool_tell_to_go       (MpqPool       *pool,
                                       MpqPoolWorker *worker);
+void      _mpq_pool_send_die         (MpqPool       *pool,
+                                      MpqPoolWorker *worker);
 void      _mpq_pool_kill_worker      (MpqPool       *pool,
                                       MpqPoolWorker *worker,
                                       gboolean       at_once);

@@ -143,9 +143,11 @@ reject_worker (MpqPool       *pool,
   _mpq_pool_kill_worker (pool, worker, TRUE);
 }
 
-static void
-send_die (MpqPool       *pool,
-          MpqPoolWorker *worker)
+/* DIE, once, to a worker not gone yet; one that cannot be told is
+ * killed. */
+void
+_mpq_pool_send_die (MpqPool       *pool,
+                    MpqPoolWorker *worker)
 {
   if (worker->die_sent || worker->exited)
     return;
@@ -164,7 +166,7 @@ _mpq_pool_tell_to_go (MpqPool       *pool,
   worker->told_to_go = TRUE;
   worker->state = MPQ_POOL_WORKER_LEAVING;
   if (g_queue_is_empty (&worker->window))
-    send_die (pool, worker);
+    _mpq_pool_send_die (pool, worker);
 }
 
 /* Time-outs -------------------------------------------------------------- */
@@ -506,7 +508,7 @@ on_answer (MpqPool       *pool,
   if (was_head)
     start_head_timeout (pool, worker);
   if (worker->told_to_go && g_queue_is_empty (&worker->window))
-    send_die (pool, worker);
+    _mpq_pool_send_die (pool, worker);
   _mpq_pool_schedule (pool);
 
   /* Last: the task's waiters may run code that changes the pool, this

@@ -126,9 +126,7 @@ mpq_pool_dispose (GObject *object)
             {
               /* Not ours to kill: told to go, and it sees the queue's
                * maker leave. */
-              if (!worker->die_sent)
-                mpq_channel_send_json (MPQ_CHANNEL (self->queue), MPQ_REQ_DIE, self->pid,
-                                       worker->pid, NULL, NULL);
+              _mpq_pool_send_die (self, worker);
               _mpq_pool_worker_free (worker);
               continue;
             }
