@@ -19,6 +19,7 @@ import time
 import pytest
 from gi.repository import Gio, GLib, Mpq
 
+from mpq_helpers import run_until as helpers_run_until
 from mpq_helpers import (CHILDREN, PROMPT_MS, PROMPT_S, PYTHON, UNDER_VALGRIND,
                          error_text, raises_mpq, read_line, run_loop, scaled)
 
@@ -75,23 +76,8 @@ def pools():
 
 
 def run_until(condition, what, timeout_s=WAIT_S):
-    """Iterates the default main context (the pool's) until @condition()
-    holds; fails after @timeout_s."""
-    context = GLib.MainContext.default()
-    expired = []
-
-    def on_timeout():
-        expired.append(True)
-        return GLib.SOURCE_REMOVE
-
-    source_id = GLib.timeout_add_seconds(timeout_s, on_timeout)
-    try:
-        while not condition():
-            assert not expired, f'{what}: not after {timeout_s} s'
-            context.iteration(True)
-    finally:
-        if not expired:
-            GLib.source_remove(source_id)
+    """mpq_helpers.run_until, with this file's longer default wait."""
+    helpers_run_until(condition, what, timeout_s)
 
 
 def run_until_started(pool, n):
