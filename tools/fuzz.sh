@@ -80,6 +80,9 @@ for target in $targets; do
     for f in $found; do
       cp "$findings/$f" "$corpus/regress-$f"
       echo "   kept as $corpus/regress-$f" >&2
+      # So that a CI log alone is enough to replay it (inputs are at most
+      # 4 KiB): base64 -d, then fuzz-$target FILE.
+      echo "   FINDING input $f, base64: $(base64 -w 0 "$findings/$f")" >&2
     done
   fi
 done
