@@ -139,6 +139,10 @@ test_spawned_workers (void)
   GHashTable *pids = g_hash_table_new (NULL, NULL);
 
   g_assert_true (mpq_pool_get_queue (pool) == queue);
+  /* Both ready before any task: one worker could otherwise serve them
+   * all before the other says READY (seen under valgrind), and shutdown
+   * would end it unstarted. */
+  run_until_counts (&counts, 2, 0);
   for (gint64 i = 1; i <= 20; i++)
     {
       g_autoptr(MpqTask) task = submit_int (pool, "square", i);
