@@ -432,7 +432,18 @@ function _returnResult(invocation, result) {
         _returnError(invocation, error);
         return;
     }
-    _answer(invocation, () => invocation.return_json(text));
+    _answer(invocation, () => {
+        try {
+            invocation.return_json(text);
+        } catch (error) {
+            if (_isClosed(error))
+                throw error;
+            // A result the library refuses (nesting deeper than
+            // Mpq.MAX_DEPTH) fails the task with why: left unanswered,
+            // the task would wait for ever.
+            invocation.return_error(`The result was refused: ${error.message}`);
+        }
+    });
 }
 
 function _returnError(invocation, error) {

@@ -107,6 +107,9 @@ async function testMapValues() {
     assert(rejected.startsWith('Error: rejected: '), rejected);
     await failureOf(pool.mapValues('nan', [1, 2]), Mpq.Error.TASK_FAILED,
         'a map with a result that has no JSON form');
+    const refused = await failureOf(pool.mapValues('too-deep', [1, 2]),
+        Mpq.Error.TASK_FAILED, 'a map with a result the library refuses');
+    assert(refused.startsWith('The result was refused: '), refused);
     assertEqual(await pool.mapValues('square', [5]), [25], 'the pool goes on');
     await shutdown(pool, 4);
 }
@@ -154,6 +157,7 @@ async function testHandlerErrorsFailTheTask() {
     const bigint = pool.submitValue('bigint');
     const cyclic = pool.submitValue('cyclic');
     const nan = pool.submitValue('nan');
+    const deep = pool.submitValue('too-deep');
     const after = pool.submitValue('square', 6);
 
     let text = await failureOf(fail, Mpq.Error.TASK_FAILED, 'a throwing handler');
@@ -169,7 +173,9 @@ async function testHandlerErrorsFailTheTask() {
     assert(text.startsWith('TypeError: the result has no JSON form: cyclic'), text);
     text = await failureOf(nan, Mpq.Error.TASK_FAILED, 'a NaN in the result');
     assert(text.startsWith('TypeError: the result has no JSON form: NaN'), text);
-    for (const task of [fail, reject, bare, bigint, cyclic, nan]) {
+    text = await failureOf(deep, Mpq.Error.TASK_FAILED, 'a result the library refuses');
+    assert(text.startsWith('The result was refused: '), text);
+    for (const task of [fail, reject, bare, bigint, cyclic, nan, deep]) {
         assertEqual(task.state, Mpq.TaskState.FAILED, 'state');
         assertEqual(task.attempts, 1, 'not tried again');
     }

@@ -56,6 +56,14 @@ function handle(request, data, progress) {
     }
     case 'nan':
         return [1, NaN];
+    case 'too-deep': {
+        // Deeper than the library takes: JSON.stringify writes it, the
+        // library refuses it.
+        let deep = [];
+        for (let i = 0; i < Mpq.MAX_DEPTH; i++)
+            deep = [deep];
+        return deep;
+    }
     case 'progress':
         for (let i = 1; i <= data; i++)
             progress(i);

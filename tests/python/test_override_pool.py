@@ -84,6 +84,47 @@ def test_map_in_order(pools):
     assert pool.map('square', []) == []
 
 
+def test_int_lists_as_the_encoder_writes_them(pools):
+    """A list of plain ints (written by repr () in the override, not by
+    the json encoder) goes and comes back as any other list; bools and
+    int subclasses among them keep their JSON form."""
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    pool = pools()
+    ints = list(range(-300, 300)) + [2**62, -2**62]
+    assert pool.map('echo', ints) == ints
+    assert pool.map('square', ints[:-2]) == [i * i for i in ints[:-2]]
+    assert pool.submit('echo', ints).result(PROMPT_S) == ints
+    assert pool.map('echo', [True, 1, False, 0]) == [True, 1, False, 0]
+    assert pool.map('echo', [Level.HIGH, 2]) == [3, 2]
+    assert pool.submit('echo', [1, 2.0, 3]).result(PROMPT_S) == [1, 2.0, 3]
+    # An int too long to write fails as the encoder fails, before sending.
+    huge = [1, 10 ** 5000]
+    with raises_mpq(Mpq.Error.PROTOCOL):
+        pool.map('echo', huge)
+    with raises_mpq(Mpq.Error.PROTOCOL):
+        pool.submit('echo', huge)
+    assert pool.submit('echo', [[5, -6]]).result(PROMPT_S) == [[5, -6]]
+
+
+def test_result_the_library_refuses_fails_the_task(pools):
+    """A result beyond what the library takes (here 2**124, out of 64-bit
+    range) fails its task or its map with why, and the worker goes on;
+    it used to leave the task unanswered for ever."""
+    pool = pools(1)
+    with raises_mpq(Mpq.Error.TASK_FAILED) as info:
+        pool.submit('square', 2**62).result(PROMPT_S)
+    assert info.value.message.startswith('The result was refused: ')
+    assert '64-bit' in info.value.message
+    with raises_mpq(Mpq.Error.TASK_FAILED) as info:
+        pool.map('square', [1, 2**62, 3])
+    assert info.value.message.startswith('The result was refused: ')
+    assert pool.map('square', [4, 5]) == [16, 25]
+
+
 def test_map_fails_with_the_handlers_error(pools):
     pool = pools()
     with raises_mpq(Mpq.Error.TASK_FAILED) as info:

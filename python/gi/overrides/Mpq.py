@@ -87,6 +87,19 @@ def _answer(invocation, method, text):
             raise
 
 
+def _return_result(invocation, text):
+    """Answers with @text, JSON. A result the library refuses (an int
+    beyond 64 bits, nesting deeper than Mpq.MAX_DEPTH) fails the task
+    with why: left unanswered, the task would wait for ever."""
+    try:
+        invocation.return_json(text)
+    except GLib.Error as error:
+        if _is_closed(error):             # the pool is gone: run () ends
+            return
+        _answer(invocation, Mpq.Invocation.return_error,
+                f'The result was refused: {error.message}')
+
+
 def serve_worker(handler):
     """Serves the ``Mpq.Pool`` that spawned this process, one task at a
     time, until the pool tells the worker to die.
@@ -129,11 +142,11 @@ def serve_worker(handler):
                 result = handler(invocation.get_request(), data, _Progress(invocation))
             else:
                 result = handler(invocation.get_request(), data)
-            text = json.dumps(result, allow_nan=False)
+            text = _mpq_channel.compact_json(result)
         except Exception as error:      # noqa: BLE001: every error is the task's
             _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
         else:
-            _answer(invocation, Mpq.Invocation.return_json, text)
+            _return_result(invocation, text)
 
     def on_batch(_worker, invocation):
         # A map's batch, whole: one GI call each way for all its items.
@@ -145,11 +158,11 @@ def serve_worker(handler):
                 results = [handler(request, item, progress) for item in items]
             else:
                 results = [handler(request, item) for item in items]
-            text = json.dumps(results, allow_nan=False)
+            text = _mpq_channel.compact_json(results)
         except Exception as error:      # noqa: BLE001: every error is the task's
             _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
         else:
-            _answer(invocation, Mpq.Invocation.return_json, text)
+            _return_result(invocation, text)
 
     worker.connect('task', on_task)
     worker.connect('batch', on_batch)
