@@ -7,15 +7,12 @@ Every task squares an integer: task i is answered i * i, and every result
 is checked. W7 submits every task one by one, as futures, then collects
 each in order; W8 hands all of them over at once.
 
-  --system=mpq   Mpq.Pool through GI, its workers this file run with
-                 --worker (an Mpq.Worker through GI, no helper: the "task"
-                 signal, json.loads () of the invocation's data JSON,
-                 return_json () of json.dumps () of the square). W7:
-                 pool.submit ("square", i) for each (the override's
-                 futures), then task.result () each in order. W8: json.loads (pool.map_json
-                 ("square", json.dumps (list (range (N))))), the workers
-                 taking each batch whole (the "batch" signal: json.loads
-                 of the items, json.dumps of their squares).
+  --system=mpq   Mpq.Pool through GI, as users write it: its workers
+                 this file run with --worker, Mpq.serve_worker (handler).
+                 W7: pool.submit ("square", i) for each (the override's
+                 futures), then task.result () each in order. W8:
+                 pool.map ("square", range (N)) (the override's: the
+                 workers take each batch whole, one call each way).
   --system=cf    concurrent.futures.ProcessPoolExecutor (W7 only):
                  executor.submit (square, i) for each, then .result () each
                  in order.
@@ -79,26 +76,15 @@ def load_mpq():
 
 
 def serve():
-    """--worker: a pool worker on Mpq.Worker, straight through GI."""
+    """--worker: a pool worker as users write one, Mpq.serve_worker ()."""
     _, Mpq = load_mpq()
-    worker = Mpq.Worker.new_for_child()
 
-    def on_task(worker, invocation):
-        if invocation.get_request() != "square":
-            fail(f"unknown request {invocation.get_request()}")
-        n = json.loads(invocation.dup_data_json())
-        invocation.return_json(json.dumps(square(n)))
+    def handler(request, n):
+        if request != "square":
+            fail(f"unknown request {request}")
+        return square(n)
 
-    def on_batch(worker, invocation):
-        # W8: a map's batch, whole: one GI call each way for its items.
-        if invocation.get_request() != "square":
-            fail(f"unknown request {invocation.get_request()}")
-        items = json.loads(invocation.dup_data_json())
-        invocation.return_json(json.dumps([square(n) for n in items]))
-
-    worker.connect("task", on_task)
-    worker.connect("batch", on_batch)
-    worker.run()
+    Mpq.serve_worker(handler)
 
 
 def mpq_one_by_one(pool, n):
@@ -112,30 +98,15 @@ def mpq_one_by_one(pool, n):
 
 
 def mpq_map(pool, n):
-    results = json.loads(pool.map_json("square", json.dumps(list(range(n))), None))
+    results = pool.map("square", range(n))
     if len(results) != n:
         fail(f"map gave {len(results)} results for {n} items")
     for i, value in enumerate(results):
         check(i, value)
 
 
-# GI's transfer "everything": the caller owns the container and each element.
-TRANSFER_EVERYTHING = 2
-
-
 def run_mpq(args):
     GLib, Mpq = load_mpq()
-    if args.workload == "w8" and not hasattr(Mpq.Pool, "map_json"):
-        print(json.dumps({"skipped": "Mpq.Pool.map_json is not in this build"}), flush=True)
-        sys.exit(77)
-    if args.workload == "w8" and Mpq.Pool.map.get_caller_owns() == TRANSFER_EVERYTHING:
-        # PyGObject 3.42 takes each element's reference and then frees the
-        # array, whose free function unrefs every element again: the
-        # replies are freed under Python's feet (criticals, then a crash).
-        # (transfer container) is what a GPtrArray with a free function is.
-        print(json.dumps({"skipped": "Mpq.Pool.map is (transfer full): PyGObject unrefs "
-                                     "its replies twice"}), flush=True)
-        sys.exit(77)
     argv = [PY, "-B", os.path.abspath(__file__), "--worker"]
     pool = Mpq.Pool.new(argv, args.workers)
     started = []
