@@ -37,7 +37,8 @@ class TaskMixin:
     (``wait``, ``wait_async``, ``get_state``...) stay as they are."""
 
     def _reply(self, timeout):
-        reply = Mpq.Task.wait(self, _mpq_channel._timeout_ms(True, timeout))
+        reply = Mpq.Task.wait(self, -1 if timeout is None else
+                              _mpq_channel._timeout_ms(True, timeout))
         if reply is None:
             raise concurrent.futures.TimeoutError(
                 f'task {self.get_id()} did not end within {timeout} s')
