@@ -261,3 +261,25 @@ redis_test_server_stop (RedisTestServer *server)
   pthread_cond_destroy (&server->cond);
   g_free (server);
 }
+
+char *
+redis_test_queue_name (void)
+{
+  static guint counter;
+
+  return g_strdup_printf ("%s-%u", g_test_get_path (), ++counter);
+}
+
+MpqQueue *
+redis_test_open_queue (RedisTestServer *server,
+                       const char      *name,
+                       guint            max_size)
+{
+  g_autoptr(GError) error = NULL;
+  MpqQueue *queue = mpq_queue_new_for_uri (redis_test_server_uri (server), name, max_size,
+                                           &error);
+
+  g_assert_no_error (error);
+  g_assert_true (MPQ_IS_QUEUE (queue));
+  return queue;
+}

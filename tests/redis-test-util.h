@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <pymulproc/pymulproc.h>
 
 G_BEGIN_DECLS
 
@@ -36,5 +37,13 @@ void             redis_test_server_run   (RedisTestServer  *server,
                                           ...);
 /* Stops it (SIGTERM, then waits), removes the directory, frees. */
 void             redis_test_server_stop  (RedisTestServer  *server);
+
+/* A queue name of its own per call: the test's path and a counter. */
+char            *redis_test_queue_name   (void);
+/* The queue @name on @server, of at most @max_size messages (0: no
+ * bound), asserting that it opened. */
+MpqQueue        *redis_test_open_queue   (RedisTestServer  *server,
+                                          const char       *name,
+                                          guint             max_size);
 
 G_END_DECLS

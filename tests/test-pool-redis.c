@@ -14,23 +14,10 @@
 
 static RedisTestServer *server;
 
-/* A queue name of its own per test. */
-static char *
-queue_name (void)
-{
-  static guint counter;
-
-  return g_strdup_printf ("%s-%u", g_test_get_path (), ++counter);
-}
-
 static MpqQueue *
 open_queue (const char *name)
 {
-  g_autoptr(GError) error = NULL;
-  MpqQueue *queue = mpq_queue_new_for_uri (redis_test_server_uri (server), name, 0, &error);
-
-  g_assert_no_error (error);
-  return queue;
+  return redis_test_open_queue (server, name, 0);
 }
 
 static char *
@@ -130,7 +117,7 @@ remove_dir (const char *path)
 static void
 test_spawned_workers (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name);
   Counts counts = { 0 };
   g_autoptr(MpqPool) pool = pool_for_queue (queue, TRUE, 2, &counts);
@@ -172,7 +159,7 @@ test_spawned_workers (void)
 static void
 test_spawned_worker_deaths (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name);
   Counts counts = { 0 };
   g_autoptr(MpqPool) pool = pool_for_queue (queue, TRUE, 1, &counts);
@@ -196,7 +183,7 @@ test_spawned_worker_deaths (void)
 static void
 test_joined_workers (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name);
   Counts counts = { 0 };
   g_autoptr(MpqPool) pool = pool_for_queue (queue, FALSE, 0, &counts);
@@ -258,7 +245,7 @@ progress_cb (MpqTask    *task,
 static void
 test_joined_worker_killed (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name);
   g_autofree char *log_dir = g_dir_make_tmp ("mpq-pool-redis-XXXXXX", NULL);
   g_autofree char *hung = g_build_filename (log_dir, "hung", NULL);
@@ -299,7 +286,7 @@ test_joined_worker_killed (void)
 static void
 test_worker_leaves_when_pool_gone (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name);
   g_autoptr(GSubprocess) worker = NULL;
   g_autoptr(MpqMessage) ready = NULL;
@@ -325,7 +312,7 @@ test_worker_leaves_when_pool_gone (void)
 static void
 test_hostile_joined (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name);
   g_autoptr(MpqQueue) hostile = open_queue (name);
   Counts counts = { 0 };

@@ -16,26 +16,11 @@ static RedisTestServer *server;
 
 /* Helpers --------------------------------------------------------------- */
 
-/* A queue name of its own per test and per call. */
-static char *
-queue_name (void)
-{
-  static guint counter;
-
-  return g_strdup_printf ("%s-%u", g_test_get_path (), ++counter);
-}
-
 static MpqQueue *
 open_queue (const char *name,
             guint       max_size)
 {
-  g_autoptr(GError) error = NULL;
-  MpqQueue *queue = mpq_queue_new_for_uri (redis_test_server_uri (server), name, max_size,
-                                           &error);
-
-  g_assert_no_error (error);
-  g_assert_true (MPQ_IS_QUEUE (queue));
-  return queue;
+  return redis_test_open_queue (server, name, max_size);
 }
 
 static gint
@@ -144,7 +129,7 @@ test_uri_errors (void)
 static void
 test_ids (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(MpqMessage) message = NULL;
@@ -169,7 +154,7 @@ test_ids (void)
 static void
 test_fifo (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(MpqQueue) c = open_queue (name, 0);
@@ -215,7 +200,7 @@ test_fifo (void)
 static void
 test_routing (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(MpqQueue) c = open_queue (name, 0);
@@ -258,7 +243,7 @@ reject_one (MpqMessage *message,
 static void
 test_filter_puts_back (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqMessage) m2 = NULL;
   g_autoptr(MpqMessage) m1 = NULL;
@@ -287,7 +272,7 @@ test_filter_puts_back (void)
 static void
 test_bounded_send_full (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 2);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(MpqMessage) message = NULL;
@@ -321,7 +306,7 @@ test_bounded_send_full (void)
 static void
 test_too_large (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(MpqMessage) message = NULL;
@@ -377,7 +362,7 @@ wait_result (GAsyncResult **result)
 static void
 test_receive_async (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(GAsyncResult) want = NULL;
@@ -408,7 +393,7 @@ test_receive_async (void)
 static void
 test_receive_async_cancel_and_drop (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
@@ -445,7 +430,7 @@ test_receive_async_cancel_and_drop (void)
 static void
 test_receive_async_closed_before_finish (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(GAsyncResult) want = NULL;
@@ -483,7 +468,7 @@ on_message (MpqChannel *channel,
 static void
 test_dispatch (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(GPtrArray) values = g_ptr_array_new ();
@@ -522,7 +507,7 @@ test_dispatch (void)
 static void
 test_dispatch_stop (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autoptr(GPtrArray) values = g_ptr_array_new ();
@@ -551,7 +536,7 @@ test_dispatch_stop (void)
 static void
 test_dispatch_worker (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name, 0);
   g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
   const char *argv[] = { path, "worker", NULL };
@@ -628,7 +613,7 @@ spawn_child (MpqQueue            *queue,
 static void
 test_killed_worker_task_redone (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name, 0);
   g_autoptr(GSubprocess) killed = NULL;
   g_autoptr(GSubprocess) worker = NULL;
@@ -681,7 +666,7 @@ set_flag (gpointer user_data)
 static void
 test_slow_handler_keeps_its_task (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name, 0);
   g_autoptr(MpqQueue) other = open_queue (name, 0);
   g_autoptr(GSubprocess) worker = NULL;
@@ -744,7 +729,7 @@ test_slow_handler_keeps_its_task (void)
 static void
 test_hostile_entries (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(MpqQueue) b = open_queue (name, 0);
   g_autofree char *p = g_strdup_printf ("mpq:{%s}:", name);
@@ -802,7 +787,7 @@ on_closed (MpqChannel *channel,
 static void
 test_close (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) a = open_queue (name, 0);
   g_autoptr(GError) error = NULL;
   guint closed = 0;
@@ -993,7 +978,7 @@ test_server_back_without_the_queue (void)
 static void
 test_spawned_child (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name, 0);
   g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
   const char *argv[] = { path, "for-me-worker", NULL };
@@ -1039,7 +1024,7 @@ test_spawned_child (void)
 static void
 test_waits_end_on_others_takes (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name, 1);
   g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
   const char *argv[] = { path, "take", "2", NULL };
@@ -1068,7 +1053,7 @@ test_waits_end_on_others_takes (void)
 static void
 test_shared_uri_only (void)
 {
-  g_autofree char *name = queue_name ();
+  g_autofree char *name = redis_test_queue_name ();
   g_autoptr(MpqQueue) queue = open_queue (name, 0);
   g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
   g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
