@@ -229,7 +229,7 @@ deliver_cb (gpointer user_data)
       gint64 work_us;
 
       _mpq_mutex_lock (&thread->lock);
-      taken = thread->slots.started ? g_queue_pop_head (&thread->inbox) : NULL;
+      taken = thread->slots.started ? _mpq_redis_inbox_pop_locked (thread) : NULL;
       _mpq_mutex_unlock (&thread->lock);
       if (taken == NULL)
         break;
@@ -299,7 +299,7 @@ stop_locked (MpqRedisThread *thread)
   MpqRedisTaken *taken;
 
   thread->slots.started = FALSE;
-  while ((taken = g_queue_pop_head (&thread->inbox)) != NULL)
+  while ((taken = _mpq_redis_inbox_pop_locked (thread)) != NULL)
     {
       _mpq_queue_slots_release (&thread->slots, taken->recipient);
       _mpq_redis_thread_settle_locked (thread, taken->seq, thread->undos);

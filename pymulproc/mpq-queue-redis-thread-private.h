@@ -19,7 +19,15 @@ typedef struct
   gint        recipient;  /* 0: for anyone */
   MpqMessage *message;    /* NULL when its line was malformed */
   GError     *error;      /* ... and why */
+  gsize       length;     /* its line's bytes, counted in the inbox's */
 } MpqRedisTaken;
+
+/* Dispatch's inbox takes no more once its messages' lines hold this many
+ * bytes (one message always fits, whatever its size): what a peer sends
+ * to this process waits on the server, not in its memory. The count
+ * window (MPQ_QUEUE_ADDRESSED_WINDOW) alone allowed 1,024 messages of
+ * max-message-size each. */
+#define MPQ_REDIS_INBOX_BYTES (8 * 1024 * 1024)
 
 struct _MpqRedisThread
 {
@@ -44,6 +52,7 @@ struct _MpqRedisThread
   gint64           next_renew;      /* monotonic µs: renew what we hold then */
   gint64           renewed_lease_us; /* the lease-time the last renewal gave */
   gint64           next_reclaim;    /* ... look for leases that ended then */
+  gboolean         said_inbox_full; /* the last turn found dispatch's inbox full */
 
   /* Guarded by @lock. */
   MpqMutex         lock;
@@ -56,6 +65,7 @@ struct _MpqRedisThread
   GPtrArray       *undos;           /* char *seq: handed out, not taken: to the front */
   GHashTable      *in_hand;         /* char *seq (owned) → itself: held on the server by us */
   GQueue           inbox;           /* MpqRedisTaken: dispatch's, not emitted yet */
+  gsize            inbox_bytes;     /* its lines' bytes */
   MpqQueueSlots    slots;           /* dispatch's window, as a local queue's */
   gsize            max_message_size;
   guint            lease_ms;
@@ -75,6 +85,8 @@ MpqRedisThread *_mpq_redis_thread_ref       (MpqRedisThread *thread);
 void            _mpq_redis_thread_unref     (MpqRedisThread *thread);
 void            _mpq_redis_thread_wake      (MpqRedisThread *thread);
 void            _mpq_redis_taken_free       (MpqRedisTaken  *taken);
+/* With the lock: the head of dispatch's inbox, or NULL. Any thread. */
+MpqRedisTaken  *_mpq_redis_inbox_pop_locked (MpqRedisThread *thread);
 /* Any thread, with the lock: @seq is no longer in our hand; it goes to
  * @to (acks or undos). FALSE when it was not in our hand (the thread
  * ended and put it back already). */

@@ -45,6 +45,7 @@ taken_new (const char  *line,
 
   taken->seq = g_strdup (seq);
   taken->recipient = recipient;
+  taken->length = length;
   taken->message = _mpq_redis_decode (line, length, &taken->error);
   return taken;
 }
@@ -56,6 +57,16 @@ _mpq_redis_taken_free (MpqRedisTaken *taken)
   g_clear_object (&taken->message);
   g_clear_error (&taken->error);
   g_free (taken);
+}
+
+MpqRedisTaken *
+_mpq_redis_inbox_pop_locked (MpqRedisThread *thread)
+{
+  MpqRedisTaken *taken = g_queue_pop_head (&thread->inbox);
+
+  if (taken != NULL)
+    thread->inbox_bytes -= taken->length;
+  return taken;
 }
 
 /* Any thread. */
@@ -150,6 +161,7 @@ hand_over_unlock (MpqRedisThread *thread,
     {
       _mpq_queue_slots_take (&thread->slots, taken->recipient);
       g_queue_push_tail (&thread->inbox, taken);
+      thread->inbox_bytes += taken->length;
       g_source_set_ready_time (thread->deliver, 0);
     }
   else
@@ -168,7 +180,8 @@ hand_over_unlock (MpqRedisThread *thread,
 /* Takes what is next for this process (addressed to it, or, when
  * @anyone, put for anyone by another), held on the server: one message
  * for a receive_async, as many as dispatch's window has room for
- * (@room, of them @room_anyone for anyone) otherwise. How many it took,
+ * (@room, of them @room_anyone for anyone; lines of @room_bytes past
+ * the first) otherwise. How many it took,
  * 0 when there was none, -1 when the server is lost (@error); *@drained
  * when it took all there was. The library's thread. */
 static int
@@ -177,6 +190,7 @@ take_some (MpqRedisThread  *thread,
            guint            room,
            guint            room_anyone,
            gsize            max_len,
+           gsize            room_bytes,
            gboolean        *drained,
            GError         **error)
 {
@@ -191,7 +205,8 @@ take_some (MpqRedisThread  *thread,
   g_snprintf (max_text, sizeof max_text, "%" G_GSIZE_FORMAT, max_len);
   g_snprintf (n_text, sizeof n_text, "%u", MIN (room, TAKE_MANY_MAX));
   g_snprintf (n_any_text, sizeof n_any_text, "%u", anyone ? MIN (room_anyone, TAKE_MANY_MAX) : 0);
-  g_snprintf (bytes_text, sizeof bytes_text, "%d", TAKE_MANY_BYTES);
+  g_snprintf (bytes_text, sizeof bytes_text, "%" G_GSIZE_FORMAT,
+              MIN (room_bytes, TAKE_MANY_BYTES));
   _mpq_mutex_lock (&thread->lock);
   g_snprintf (lease, sizeof lease, "%u", thread->lease_ms);
   _mpq_mutex_unlock (&thread->lock);
@@ -342,8 +357,9 @@ settle_pending (MpqRedisThread  *thread,
 static gboolean
 turn (MpqRedisThread *thread)
 {
-  gboolean quit, take, anyone, join, probed;
+  gboolean quit, take, anyone, join, probed, inbox_full;
   guint room, room_anyone;
+  gsize room_bytes;
   gboolean drained = FALSE;
   GError *error = NULL;
   gsize max_len;
@@ -352,8 +368,14 @@ turn (MpqRedisThread *thread)
 
   _mpq_mutex_lock (&thread->lock);
   quit = thread->quit;
-  take = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, FALSE);
-  anyone = thread->wants.length > 0 || _mpq_queue_slots_have_room (&thread->slots, TRUE);
+  /* Dispatch's inbox full: it waits until dispatch emptied some (its
+   * wake-up), a receive_async still takes one. */
+  inbox_full = thread->inbox_bytes >= MPQ_REDIS_INBOX_BYTES;
+  room_bytes = inbox_full ? 0 : MPQ_REDIS_INBOX_BYTES - thread->inbox_bytes;
+  take = thread->wants.length > 0 ||
+         (!inbox_full && _mpq_queue_slots_have_room (&thread->slots, FALSE));
+  anyone = thread->wants.length > 0 ||
+           (!inbox_full && _mpq_queue_slots_have_room (&thread->slots, TRUE));
   /* A receive_async takes one; dispatch what its window has room for. */
   if (thread->wants.length > 0)
     room = room_anyone = 1;
@@ -363,6 +385,11 @@ turn (MpqRedisThread *thread)
   max_len = thread->max_message_size;
   probed = thread->probe;
   _mpq_mutex_unlock (&thread->lock);
+
+  if (inbox_full && !thread->said_inbox_full)
+    g_debug ("The Redis queue %s holds %d bytes for dispatch: it takes no more until "
+             "dispatch emptied some", thread->prefix, MPQ_REDIS_INBOX_BYTES);
+  thread->said_inbox_full = inbox_full;
 
   /* The user's connection failed: ours is tried now. */
   if (probed)
@@ -378,7 +405,8 @@ turn (MpqRedisThread *thread)
     _mpq_redis_thread_probed (thread);
 
   if (take &&
-      (took = take_some (thread, anyone, room, room_anyone, max_len, &drained, &error)) < 0)
+      (took = take_some (thread, anyone, room, room_anyone, max_len, room_bytes, &drained,
+                         &error)) < 0)
     goto lost;
   if (join && !check_joins (thread, &error))
     goto lost;

@@ -210,24 +210,52 @@ redis_test_server_uri (RedisTestServer *server)
 }
 
 #ifdef MPQ_TEST_REDIS_SERVER
+/* One command on a connection of its own; its reply, not an error. */
+static redisReply *
+run_command (RedisTestServer *server,
+             const char      *format,
+             va_list          args)
+{
+  redisContext *redis = redisConnectUnix (server->socket_path);
+  redisReply *reply;
+
+  g_assert_nonnull (redis);
+  g_assert_cmpint (redis->err, ==, 0);
+  reply = redisvCommand (redis, format, args);
+  g_assert_nonnull (reply);
+  g_assert_cmpint (reply->type, !=, REDIS_REPLY_ERROR);
+  redisFree (redis);
+  return reply;
+}
+
 void
 redis_test_server_run (RedisTestServer *server,
                        const char      *format,
                        ...)
 {
-  redisContext *redis = redisConnectUnix (server->socket_path);
-  redisReply *reply;
   va_list args;
 
-  g_assert_nonnull (redis);
-  g_assert_cmpint (redis->err, ==, 0);
   va_start (args, format);
-  reply = redisvCommand (redis, format, args);
+  freeReplyObject (run_command (server, format, args));
   va_end (args);
-  g_assert_nonnull (reply);
-  g_assert_cmpint (reply->type, !=, REDIS_REPLY_ERROR);
+}
+
+long long
+redis_test_server_int (RedisTestServer *server,
+                       const char      *format,
+                       ...)
+{
+  redisReply *reply;
+  long long value;
+  va_list args;
+
+  va_start (args, format);
+  reply = run_command (server, format, args);
+  va_end (args);
+  g_assert_cmpint (reply->type, ==, REDIS_REPLY_INTEGER);
+  value = reply->integer;
   freeReplyObject (reply);
-  redisFree (redis);
+  return value;
 }
 #endif
 

@@ -35,6 +35,11 @@ const char      *redis_test_server_uri   (RedisTestServer  *server);
 void             redis_test_server_run   (RedisTestServer  *server,
                                           const char       *format,
                                           ...);
+/* Runs one command as redis_test_server_run () does and returns its
+ * reply, asserting that it is an integer. */
+long long        redis_test_server_int   (RedisTestServer  *server,
+                                          const char       *format,
+                                          ...);
 /* Stops it (SIGTERM, then waits), removes the directory, frees. */
 void             redis_test_server_stop  (RedisTestServer  *server);
 

@@ -12,7 +12,7 @@ if [ ! -f build-tsan/build.ninja ]; then
     -Dintrospection=disabled -Ddocumentation=disabled -Dexamples=false
 fi
 ninja -C build-tsan tests/test-queue tests/test-queue-edges tests/test-queue-entry tests/mpq-queue-test-child \
-  tests/test-pool tests/mpq-pool-test-worker tests/test-queue-redis tests/test-pool-redis
+  tests/test-pool tests/mpq-pool-test-worker tests/test-queue-redis tests/test-queue-redis-inbox tests/test-pool-redis
 
 # report_mutex_bugs=0: GLib's own recursive mutexes (GType registration)
 # lock and unlock inside uninstrumented code, which reads as misuse.
@@ -21,7 +21,7 @@ suppressions=$(pwd)/tests/tsan.supp"
 export G_TEST_SRCDIR="$(pwd)/tests" G_TEST_BUILDDIR="$(pwd)/build-tsan/tests"
 
 status=0
-for test in test-queue-entry test-queue-edges test-queue test-pool test-queue-redis test-pool-redis; do
+for test in test-queue-entry test-queue-edges test-queue test-pool test-queue-redis test-queue-redis-inbox test-pool-redis; do
   echo "tsan: $test"
   # 77: skipped (the Redis tests without Redis support or redis-server).
   ./build-tsan/tests/$test --tap > "build-tsan/$test.tap" 2>&1 || [ $? -eq 77 ] || status=1
