@@ -68,6 +68,18 @@ _mpq_worker_send (MpqWorker   *self,
                                 self->parent_pid, frame, error);
 }
 
+/* What was sent, out of this process before the next task starts: an
+ * answer still in a send buffer when the next task crashes the worker
+ * would be lost, and the pool would count the death against the task it
+ * answered (or, for a cancelled one, not against the task that crashed
+ * it: that one would be tried once more than max-attempts). */
+static gboolean
+flush_answers (MpqWorker  *self,
+               GError    **error)
+{
+  return mpq_channel_flush (MPQ_CHANNEL (self->queue), MPQ_DEFAULT_SEND_TIMEOUT, error);
+}
+
 /* Sends the answer of a task, or of a batch. */
 static gboolean
 send_answer (MpqWorker   *self,
@@ -96,14 +108,11 @@ send_answer (MpqWorker   *self,
   frame = finished ? _mpq_pool_frame_task (id, field, json_or_text)
                    : _mpq_pool_frame_error (id, json_or_text);
 
-  /* Out of this process before the next task starts: an answer still in
-   * a send buffer when the next task crashes the worker would be lost,
-   * and the pool would count the death against the task it answered. */
   if (self->queue == NULL)
     return _mpq_worker_send (self, MPQ_REQ_FAILED, frame, error);   /* says it is closed */
   return _mpq_pool_send_frame (self->queue, finished ? MPQ_REQ_FINISHED : MPQ_REQ_FAILED,
                                self->pid, self->parent_pid, frame, finished && compact, error) &&
-         mpq_channel_flush (MPQ_CHANNEL (self->queue), MPQ_DEFAULT_SEND_TIMEOUT, error);
+         flush_answers (self, error);
 }
 
 /* Tasks a turn of next_cb starts at most, when each is answered at once. */
@@ -339,8 +348,10 @@ cancel_task (MpqWorker *self,
 
           g_queue_delete_link (&self->frames, l);
           frame_free (frame);
-          /* Answered all the same: the pool counts what it handed. */
-          _mpq_worker_send (self, MPQ_REQ_FAILED, text, NULL);
+          /* Answered all the same: the pool counts what it handed, and
+           * keeps the task's place in the worker's window until then. */
+          if (_mpq_worker_send (self, MPQ_REQ_FAILED, text, NULL))
+            flush_answers (self, NULL);
           return;
         }
     }
