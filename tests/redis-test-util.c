@@ -311,3 +311,31 @@ redis_test_open_queue (RedisTestServer *server,
   g_assert_true (MPQ_IS_QUEUE (queue));
   return queue;
 }
+
+gboolean
+redis_test_init (int    *argc,
+                 char ***argv)
+{
+#ifndef MPQ_TEST_REDIS_SERVER
+  g_print ("pymulproc was built without Redis support, or redis-server is missing: skipped\n");
+  return FALSE;
+#else
+  g_test_init (argc, argv, NULL);
+  return TRUE;
+#endif
+}
+
+int
+redis_test_run (RedisTestServer **server)
+{
+  g_autoptr(GError) error = NULL;
+  int status;
+
+#ifdef MPQ_TEST_REDIS_SERVER
+  *server = redis_test_server_start (MPQ_TEST_REDIS_SERVER, &error);
+  g_assert_no_error (error);
+#endif
+  status = g_test_run ();
+  redis_test_server_stop (*server);
+  return status;
+}

@@ -43,6 +43,14 @@ long long        redis_test_server_int   (RedisTestServer  *server,
 /* Stops it (SIGTERM, then waits), removes the directory, frees. */
 void             redis_test_server_stop  (RedisTestServer  *server);
 
+/* g_test_init (); FALSE (having said why) when this build has no Redis
+ * support or no redis-server: main () then returns 77, skipped. */
+gboolean         redis_test_init         (int              *argc,
+                                          char           ***argv);
+/* Starts the server (into *@server, for the tests), runs the tests
+ * added, stops it: main ()'s status. */
+int              redis_test_run          (RedisTestServer **server);
+
 /* A queue name of its own per call: the test's path and a counter. */
 char            *redis_test_queue_name   (void);
 /* The queue @name on @server, of at most @max_size messages (0: no

@@ -363,15 +363,8 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autoptr(GError) error = NULL;
-  int status;
-
-#ifndef MPQ_TEST_REDIS_SERVER
-  g_print ("pymulproc was built without Redis support, or redis-server is missing: skipped\n");
-  return 77;
-#endif
-
-  g_test_init (&argc, &argv, NULL);
+  if (!redis_test_init (&argc, &argv))
+    return 77;
 
   g_test_add_func ("/Mpq/PoolRedis/spawned-workers", test_spawned_workers);
   g_test_add_func ("/Mpq/PoolRedis/spawned-worker-deaths", test_spawned_worker_deaths);
@@ -381,11 +374,5 @@ main (int   argc,
                    test_worker_leaves_when_pool_gone);
   g_test_add_func ("/Mpq/PoolRedis/hostile-joined", test_hostile_joined);
 
-#ifdef MPQ_TEST_REDIS_SERVER
-  server = redis_test_server_start (MPQ_TEST_REDIS_SERVER, &error);
-  g_assert_no_error (error);
-#endif
-  status = g_test_run ();
-  redis_test_server_stop (server);
-  return status;
+  return redis_test_run (&server);
 }

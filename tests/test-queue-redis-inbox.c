@@ -130,22 +130,11 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autoptr(GError) error = NULL;
-  int status;
-
-#ifndef MPQ_TEST_REDIS_SERVER
-  g_print ("pymulproc was built without Redis support, or redis-server is missing: skipped\n");
-  return 77;
-#endif
-
-  g_test_init (&argc, &argv, NULL);
+  if (!redis_test_init (&argc, &argv))
+    return 77;
 
 #ifdef MPQ_TEST_REDIS_SERVER
   g_test_add_func ("/Mpq/QueueRedis/inbox-bounded-in-bytes", test_inbox_bounded_in_bytes);
-  server = redis_test_server_start (MPQ_TEST_REDIS_SERVER, &error);
-  g_assert_no_error (error);
 #endif
-  status = g_test_run ();
-  redis_test_server_stop (server);
-  return status;
+  return redis_test_run (&server);
 }

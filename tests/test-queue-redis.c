@@ -464,15 +464,8 @@ int
 main (int   argc,
       char *argv[])
 {
-  g_autoptr(GError) error = NULL;
-  int status;
-
-#ifndef MPQ_TEST_REDIS_SERVER
-  g_print ("pymulproc was built without Redis support, or redis-server is missing: skipped\n");
-  return 77;
-#endif
-
-  g_test_init (&argc, &argv, NULL);
+  if (!redis_test_init (&argc, &argv))
+    return 77;
 
   g_test_add_func ("/Mpq/QueueRedis/uri-errors", test_uri_errors);
   g_test_add_func ("/Mpq/QueueRedis/ids", test_ids);
@@ -494,11 +487,5 @@ main (int   argc,
                    test_waits_end_on_others_takes);
   g_test_add_func ("/Mpq/QueueRedis/shared-uri-only", test_shared_uri_only);
 
-#ifdef MPQ_TEST_REDIS_SERVER
-  server = redis_test_server_start (MPQ_TEST_REDIS_SERVER, &error);
-  g_assert_no_error (error);
-#endif
-  status = g_test_run ();
-  redis_test_server_stop (server);
-  return status;
+  return redis_test_run (&server);
 }
