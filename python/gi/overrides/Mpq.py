@@ -73,7 +73,7 @@ class _Progress:
 
     def __call__(self, value):
         try:
-            self._invocation.send_progress_json(json.dumps(value, allow_nan=False))
+            self._invocation.send_progress_json(_mpq_channel.compact_json(value))
         except GLib.Error as error:
             if not _is_closed(error):     # the pool is gone: run () ends
                 raise
