@@ -31,6 +31,7 @@ struct _MpqInvocation
   char         *data_text;   /* compact JSON, or NULL */
   gsize         data_length;
   guint         n_items;     /* a batch's; 0: a task */
+  GBytes       *payload;     /* what came with the task, or NULL */
   GCancellable *cancellable;
   gboolean      answered;
 };
@@ -41,6 +42,7 @@ static gboolean answer (MpqInvocation  *self,
                         gboolean        finished,
                         const char     *json_or_text,
                         gboolean        compact,
+                        GBytes         *payload,
                         GError        **error);
 
 static void
@@ -49,11 +51,12 @@ mpq_invocation_finalize (GObject *object)
   MpqInvocation *self = MPQ_INVOCATION (object);
 
   if (!self->answered)
-    answer (self, FALSE, "The worker dropped the task without answering it", FALSE, NULL);
+    answer (self, FALSE, "The worker dropped the task without answering it", FALSE, NULL, NULL);
   g_clear_object (&self->worker);
   g_free (self->request);
   g_clear_pointer (&self->data, json_node_unref);
   g_free (self->data_text);
+  g_clear_pointer (&self->payload, g_bytes_unref);
   g_clear_object (&self->cancellable);
 
   G_OBJECT_CLASS (mpq_invocation_parent_class)->finalize (object);
@@ -107,6 +110,14 @@ _mpq_invocation_set_text (MpqInvocation *self,
   self->n_items = n_items;
 }
 
+/* The bytes that came with the task. */
+void
+_mpq_invocation_set_payload (MpqInvocation *self,
+                             GBytes        *payload)
+{
+  self->payload = g_bytes_ref (payload);
+}
+
 static gboolean
 check_unanswered (MpqInvocation  *self,
                   GError        **error)
@@ -127,17 +138,18 @@ check_answerable (MpqInvocation  *self,
 }
 
 /* The worker sends it (or adds it to its batch's answer); @compact: the
- * result is known to be compact JSON. */
+ * result is known to be compact JSON; @payload (nullable) goes with it. */
 static gboolean
 answer (MpqInvocation  *self,
         gboolean        finished,
         const char     *json_or_text,
         gboolean        compact,
+        GBytes         *payload,
         GError        **error)
 {
   self->answered = TRUE;
   return _mpq_worker_answer (self->worker, self->id, self->n_items, finished, json_or_text,
-                             compact, error);
+                             compact, payload, error);
 }
 
 /**
@@ -292,8 +304,64 @@ mpq_invocation_return_json (MpqInvocation  *self,
   if (self->n_items > 0)
     return check_unanswered (self, error) &&
            _mpq_pool_check_results (data_json, self->n_items, &compact, error) &&
-           answer (self, TRUE, data_json, compact, error);
-  return check_answerable (self, data_json, error) && answer (self, TRUE, data_json, FALSE, error);
+           answer (self, TRUE, data_json, compact, NULL, error);
+  return check_answerable (self, data_json, error) &&
+         answer (self, TRUE, data_json, FALSE, NULL, error);
+}
+
+/**
+ * mpq_invocation_return_bytes:
+ * @self: an invocation of a task (not of a batch)
+ * @data_json: (nullable): the result as JSON text, or %NULL for null
+ * @payload: binary data to go with the result
+ * @error: return location for a #GError
+ *
+ * Answers the task as [method@Mpq.Invocation.return_json] does, with
+ * @payload beside the result: the reply's [method@Mpq.Message.get_bytes]
+ * gives it (see [method@Mpq.Pool.submit_bytes]).
+ *
+ * Returns: %TRUE when sent; %FALSE with @error set as
+ *   [method@Mpq.Invocation.return_json] says
+ *
+ * Since: 1.2
+ */
+gboolean
+mpq_invocation_return_bytes (MpqInvocation  *self,
+                             const char     *data_json,
+                             GBytes         *payload,
+                             GError        **error)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), FALSE);
+  g_return_val_if_fail (payload != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (self->n_items > 0)
+    {
+      g_set_error_literal (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL,
+                           "A batch of a map is answered with return_json ()");
+      return FALSE;
+    }
+  return check_answerable (self, data_json, error) &&
+         answer (self, TRUE, data_json, FALSE, payload, error);
+}
+
+/**
+ * mpq_invocation_get_bytes:
+ * @self: an invocation
+ *
+ * The binary payload that came with the task
+ * ([method@Mpq.Pool.submit_bytes]).
+ *
+ * Returns: (transfer none) (nullable): the payload, or %NULL for a task
+ *   without one
+ *
+ * Since: 1.2
+ */
+GBytes *
+mpq_invocation_get_bytes (MpqInvocation *self)
+{
+  g_return_val_if_fail (MPQ_IS_INVOCATION (self), NULL);
+  return self->payload;
 }
 
 /**
@@ -323,7 +391,7 @@ mpq_invocation_return_error (MpqInvocation  *self,
     return FALSE;
   if (message == NULL || !g_utf8_validate (message, -1, NULL))
     message = "The task failed";
-  return answer (self, FALSE, message, FALSE, error);
+  return answer (self, FALSE, message, FALSE, NULL, error);
 }
 
 /**

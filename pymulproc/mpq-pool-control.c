@@ -83,6 +83,29 @@ mpq_pool_get_queue (MpqPool *self)
 }
 
 /**
+ * mpq_pool_get_worker_format:
+ * @self: a pool
+ *
+ * The format of payloads the pool's workers read, as the last worker to
+ * say it was ready named it ([method@Mpq.Worker.set_format]; a pool's
+ * workers run one program). A pool's user and its workers agree on what
+ * the name means: the Python override's `map ()` sends a map's items
+ * pickled, in payloads, when its workers say `"python-pickle"`.
+ *
+ * Returns: (nullable): the format, or %NULL when no worker named one or
+ *   none said it was ready yet
+ *
+ * Since: 1.2
+ */
+const char *
+mpq_pool_get_worker_format (MpqPool *self)
+{
+  g_return_val_if_fail (MPQ_IS_POOL (self), NULL);
+
+  return self->worker_format;
+}
+
+/**
  * mpq_pool_get_max_attempts:
  * @self: a pool
  *

@@ -113,6 +113,7 @@ static const char *const member_names[MPQ_POOL_N_MEMBERS] = {
   [MPQ_POOL_MEMBER_ERROR] = "error",
   [MPQ_POOL_MEMBER_PROGRESS] = "progress",
   [MPQ_POOL_MEMBER_PID] = "pid",
+  [MPQ_POOL_MEMBER_FORMAT] = "format",
 };
 
 /* The element where @reader stands, checked, to @item. Plain integers,
@@ -499,8 +500,9 @@ _mpq_pool_check_results (const char  *results_json,
   return FALSE;
 }
 
-/* Sends @frame from @sender to @recipient: as it is when it is known to
- * be @compact JSON (made of checked parts), else checked first. */
+/* Sends @frame from @sender to @recipient, with @payload (nullable): as
+ * it is when it is known to be @compact JSON (made of checked parts),
+ * else checked first. */
 gboolean
 _mpq_pool_send_frame (MpqQueue    *queue,
                       const char  *request,
@@ -508,10 +510,22 @@ _mpq_pool_send_frame (MpqQueue    *queue,
                       gint         recipient,
                       const char  *frame,
                       gboolean     compact,
+                      GBytes      *payload,
                       GError     **error)
 {
   MpqChannel *channel = MPQ_CHANNEL (queue);
 
+  if (payload != NULL)
+    {
+      /* A task or answer with bytes: a few per map, built as a node. */
+      g_autoptr(JsonNode) data = json_from_string (frame, error);
+      g_autoptr(MpqMessage) message = NULL;
+
+      if (data == NULL)
+        return FALSE;
+      message = mpq_message_new_with_bytes (request, sender, recipient, data, payload);
+      return mpq_channel_send_message (channel, message, error);
+    }
   if (compact)
     {
       MpqSendResult result = _mpq_channel_send_outgoing (channel, request, sender, recipient,

@@ -115,6 +115,8 @@ struct _MpqPool
   gboolean             batches;       /* the last worker ready takes batches
                                        * (TRUE before any: a pool's workers run
                                        * one program, and the helpers do) */
+  char                *worker_format; /* the payload format the last worker
+                                       * ready reads, or NULL */
   GHashTable          *splits;        /* MpqTask (a batch whose items went as
                                        * tasks) → GCancellable of that map */
   GSource             *restart;
@@ -211,6 +213,9 @@ MpqTask  *_mpq_task_new              (MpqPool       *pool,
                                       const char    *request,
                                       char          *data_json);
 const char *_mpq_task_peek_data_json (MpqTask       *task);
+void      _mpq_task_set_payload      (MpqTask       *task,
+                                      GBytes        *payload);
+GBytes   *_mpq_task_peek_payload     (MpqTask       *task);
 void      _mpq_task_set_batch        (MpqTask       *task,
                                       guint          n_items,
                                       gboolean       compact);
@@ -257,6 +262,7 @@ typedef enum
   MPQ_POOL_MEMBER_ERROR,
   MPQ_POOL_MEMBER_PROGRESS,
   MPQ_POOL_MEMBER_PID,
+  MPQ_POOL_MEMBER_FORMAT,
   MPQ_POOL_N_MEMBERS
 } MpqPoolMember;
 
@@ -343,6 +349,7 @@ gboolean    _mpq_pool_send_frame       (MpqQueue      *queue,
                                         gint           recipient,
                                         const char    *frame,
                                         gboolean       compact,
+                                        GBytes        *payload,
                                         GError       **error);
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MpqPoolFrame, _mpq_pool_frame_clear)

@@ -212,7 +212,7 @@ start_head_timeout (MpqPool       *pool,
 /* Handing tasks out ------------------------------------------------------ */
 
 /* A task's frame: {"task": id, "data": x}, or a batch's {"task": id,
- * "batch": [x, ...]}. */
+ * "batch": [x, ...]}; @payload (nullable) goes with it. */
 static gboolean
 send_task (MpqPool       *pool,
            MpqPoolWorker *worker,
@@ -221,12 +221,13 @@ send_task (MpqPool       *pool,
            gboolean       batch,
            const char    *data_json,
            gboolean       compact,
+           GBytes        *payload,
            GError       **error)
 {
   g_autofree char *frame = _mpq_pool_frame_task (id, batch ? "batch" : "data", data_json);
 
   return _mpq_pool_send_frame (pool->queue, request, pool->pid, worker->pid, frame,
-                               compact, error);
+                               compact, payload, error);
 }
 
 /* Adds @task (nullable: a broadcast) to @worker's window. */
@@ -300,7 +301,7 @@ _mpq_pool_schedule (MpqPool *pool)
 
       if (!send_task (pool, worker, mpq_task_get_id (task), mpq_task_get_request (task),
                       _mpq_task_get_batch (task) > 0, _mpq_task_peek_data_json (task),
-                      _mpq_task_is_compact (task), &error))
+                      _mpq_task_is_compact (task), _mpq_task_peek_payload (task), &error))
         {
           _mpq_task_fail (task, error);
           continue;
@@ -328,7 +329,7 @@ _mpq_pool_broadcast_to_ready (MpqPool     *pool,
       if (worker->state != MPQ_POOL_WORKER_READY)
         continue;
       id = ++pool->next_id;
-      if (send_task (pool, worker, id, request, FALSE, data_json, FALSE, NULL))
+      if (send_task (pool, worker, id, request, FALSE, data_json, FALSE, NULL, NULL))
         {
           push_slot (pool, worker, id, NULL);
           n++;
@@ -408,6 +409,8 @@ on_ready (MpqPool       *pool,
   _mpq_pool_frame_read (&frame, message);
   worker->batches = _mpq_pool_frame_is_true (&frame, MPQ_POOL_MEMBER_BATCH);
   pool->batches = worker->batches;
+  g_free (pool->worker_format);
+  pool->worker_format = _mpq_pool_frame_dup_string (&frame, MPQ_POOL_MEMBER_FORMAT);
   _mpq_pool_emit_worker_started (pool, worker->pid);
   _mpq_pool_schedule (pool);
 }
@@ -496,7 +499,11 @@ on_answer (MpqPool       *pool,
         reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULTS, MPQ_REQ_FINISHED);
     }
   else if (task != NULL && finished)
-    reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULT, MPQ_REQ_FINISHED);
+    {
+      reply = _mpq_pool_frame_message (&frame, MPQ_POOL_MEMBER_RESULT, MPQ_REQ_FINISHED);
+      if (mpq_message_get_bytes (message) != NULL)
+        _mpq_message_set_payload (reply, mpq_message_get_bytes (message));
+    }
   else if (task != NULL)
     {
       g_autofree char *what = _mpq_pool_frame_dup_string (&frame, MPQ_POOL_MEMBER_ERROR);

@@ -161,6 +161,7 @@ mpq_pool_finalize (GObject *object)
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_object (&self->launcher);
   g_strfreev (self->argv);
+  g_free (self->worker_format);
   g_clear_error (&self->broken);
   g_clear_error (&self->shutdown_error);
 
@@ -392,6 +393,26 @@ check_request (const char  *request,
   return _mpq_pool_check_json (data_json, error);
 }
 
+/* Queues a task of @data_json (copied) with @payload (nullable). */
+static MpqTask *
+submit (MpqPool     *self,
+        const char  *request,
+        const char  *data_json,
+        GBytes      *payload,
+        GError     **error)
+{
+  MpqTask *task;
+
+  if (!check_usable (self, error) || !check_request (request, data_json, error))
+    return NULL;
+  task = _mpq_task_new (self, ++self->next_id, request, g_strdup (data_json));
+  if (payload != NULL)
+    _mpq_task_set_payload (task, payload);
+  g_queue_push_tail (&self->pending, g_object_ref (task));
+  _mpq_pool_schedule (self);
+  return task;
+}
+
 /**
  * mpq_pool_submit:
  * @self: a pool
@@ -414,17 +435,45 @@ mpq_pool_submit (MpqPool     *self,
                  const char  *data_json,
                  GError     **error)
 {
-  MpqTask *task;
-
   g_return_val_if_fail (MPQ_IS_POOL (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_usable (self, error) || !check_request (request, data_json, error))
-    return NULL;
-  task = _mpq_task_new (self, ++self->next_id, request, g_strdup (data_json));
-  g_queue_push_tail (&self->pending, g_object_ref (task));
-  _mpq_pool_schedule (self);
-  return task;
+  return submit (self, request, data_json, NULL, error);
+}
+
+/**
+ * mpq_pool_submit_bytes:
+ * @self: a pool
+ * @request: what the worker is asked to do
+ * @data_json: (nullable): the task's data as JSON text, or %NULL for null
+ * @payload: binary data to go with the task: an image, a buffer
+ * @error: return location for a #GError
+ *
+ * Queues one task that carries @payload beside its data, as
+ * [method@Mpq.Channel.send_bytes] does: the worker reads it with
+ * [method@Mpq.Invocation.get_bytes], and may answer with bytes of its own
+ * ([method@Mpq.Invocation.return_bytes]), which the reply's
+ * [method@Mpq.Message.get_bytes] gives. A task handed to another worker
+ * after a death goes with the same payload. Large payloads travel as
+ * sealed memory files, not through the line.
+ *
+ * Returns: (transfer full): the task, or %NULL with @error set as
+ *   [method@Mpq.Pool.submit] says
+ *
+ * Since: 1.2
+ */
+MpqTask *
+mpq_pool_submit_bytes (MpqPool     *self,
+                       const char  *request,
+                       const char  *data_json,
+                       GBytes      *payload,
+                       GError     **error)
+{
+  g_return_val_if_fail (MPQ_IS_POOL (self), NULL);
+  g_return_val_if_fail (payload != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return submit (self, request, data_json, payload, error);
 }
 
 /* A batch of @n_items of a map (their data in @items_json, taken: an

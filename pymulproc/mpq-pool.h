@@ -73,6 +73,14 @@ MpqTask      *mpq_pool_submit             (MpqPool              *self,
                                            const char           *data_json,
                                            GError              **error) G_GNUC_WARN_UNUSED_RESULT;
 MPQ_AVAILABLE_IN_1_2
+MpqTask      *mpq_pool_submit_bytes       (MpqPool              *self,
+                                           const char           *request,
+                                           const char           *data_json,
+                                           GBytes               *payload,
+                                           GError              **error) G_GNUC_WARN_UNUSED_RESULT;
+MPQ_AVAILABLE_IN_1_2
+const char   *mpq_pool_get_worker_format  (MpqPool              *self);
+MPQ_AVAILABLE_IN_1_2
 void          mpq_pool_map_async          (MpqPool              *self,
                                            const char           *request,
                                            const char * const   *data_json,

@@ -31,6 +31,7 @@ struct _MpqTask
   guint64       id;
   char         *request;
   char         *data_json;  /* freed once final */
+  GBytes       *payload;    /* nullable; freed once final */
   MpqTaskState  state;
   guint         attempts;
   guint         deaths;
@@ -76,6 +77,7 @@ mpq_task_finalize (GObject *object)
   g_main_context_unref (self->context);
   g_free (self->request);
   g_free (self->data_json);
+  g_clear_pointer (&self->payload, g_bytes_unref);
   g_clear_object (&self->reply);
   g_clear_error (&self->error);
 
@@ -244,6 +246,21 @@ _mpq_task_peek_data_json (MpqTask *task)
   return task->data_json;
 }
 
+/* The bytes that go with the task's data, each time it is handed out. */
+void
+_mpq_task_set_payload (MpqTask *task,
+                       GBytes  *payload)
+{
+  g_assert (task->payload == NULL);
+  task->payload = g_bytes_ref (payload);
+}
+
+GBytes *
+_mpq_task_peek_payload (MpqTask *task)
+{
+  return task->payload;
+}
+
 gboolean
 _mpq_task_is_final (MpqTask *task)
 {
@@ -307,6 +324,7 @@ end (MpqTask      *task,
   GTask *wait;
 
   g_clear_pointer (&task->data_json, g_free);
+  g_clear_pointer (&task->payload, g_bytes_unref);
   set_state (task, state);
   while ((wait = g_queue_pop_head (&task->waits)) != NULL)
     {

@@ -33,6 +33,7 @@ struct _MpqWorker
   GSource      *next;           /* emits the next task */
   gboolean      in_turn;        /* next_cb hands tasks out: run_next waits */
   GSource      *watch;          /* a server's queue: is the pool still there? */
+  char         *format;         /* of the payloads it reads, said in READY */
 };
 
 /* mpq-worker.c */
@@ -58,6 +59,7 @@ gboolean       _mpq_worker_answer           (MpqWorker     *self,
                                              gboolean       finished,
                                              const char    *json_or_text,
                                              gboolean       compact,
+                                             GBytes        *payload,
                                              GError       **error);
 
 /* mpq-invocation.c */
@@ -71,5 +73,7 @@ void           _mpq_invocation_set_text     (MpqInvocation *self,
                                              const char    *data_text,
                                              gsize          length,
                                              guint          n_items);
+void           _mpq_invocation_set_payload  (MpqInvocation *self,
+                                             GBytes        *payload);
 
 G_END_DECLS

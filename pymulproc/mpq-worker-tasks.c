@@ -32,6 +32,7 @@ typedef struct
   JsonArray *items;       /* a batch's, built when its items go one by one */
   guint      next_item;   /* the next of them to hand out */
   GString   *results;     /* their answers so far: "[r0,r1" */
+  GBytes    *payload;     /* what came with the task, or NULL */
   gboolean   cancelled;
 } Frame;
 
@@ -43,6 +44,7 @@ frame_free (Frame *frame)
   g_clear_pointer (&frame->items, json_array_unref);
   if (frame->results != NULL)
     g_string_free (frame->results, TRUE);
+  g_clear_pointer (&frame->payload, g_bytes_unref);
   g_free (frame);
 }
 
@@ -80,7 +82,7 @@ flush_answers (MpqWorker  *self,
   return mpq_channel_flush (MPQ_CHANNEL (self->queue), MPQ_DEFAULT_SEND_TIMEOUT, error);
 }
 
-/* Sends the answer of a task, or of a batch. */
+/* Sends the answer of a task, or of a batch, with @payload (nullable). */
 static gboolean
 send_answer (MpqWorker   *self,
              guint64      id,
@@ -88,6 +90,7 @@ send_answer (MpqWorker   *self,
              const char  *field,
              const char  *json_or_text,
              gboolean     compact,
+             GBytes      *payload,
              GError     **error)
 {
   g_autofree char *compacted = NULL;
@@ -111,7 +114,8 @@ send_answer (MpqWorker   *self,
   if (self->queue == NULL)
     return _mpq_worker_send (self, MPQ_REQ_FAILED, frame, error);   /* says it is closed */
   return _mpq_pool_send_frame (self->queue, finished ? MPQ_REQ_FINISHED : MPQ_REQ_FAILED,
-                               self->pid, self->parent_pid, frame, finished && compact, error) &&
+                               self->pid, self->parent_pid, frame, finished && compact,
+                               finished ? payload : NULL, error) &&
          flush_answers (self, error);
 }
 
@@ -171,7 +175,7 @@ start_next (MpqWorker *self)
     {
       /* An empty batch: answered as it is. */
       frame_free (g_queue_pop_head (&self->frames));
-      send_answer (self, self->current_id, TRUE, "results", "[]", TRUE, NULL);
+      send_answer (self, self->current_id, TRUE, "results", "[]", TRUE, NULL, NULL);
       self->busy = FALSE;
     }
   else if (frame->is_batch && !_mpq_worker_takes_batches (self))
@@ -184,6 +188,8 @@ start_next (MpqWorker *self)
                                         self->current_cancellable);
       _mpq_invocation_set_text (invocation, frame->text, frame->length,
                                 frame->is_batch ? frame->n_items : 0);
+      if (frame->payload != NULL)
+        _mpq_invocation_set_payload (invocation, frame->payload);
       if (frame->is_batch)
         _mpq_worker_emit_batch (self, invocation);
       else
@@ -273,6 +279,7 @@ _mpq_worker_answer (MpqWorker   *self,
                     gboolean     finished,
                     const char  *json_or_text,
                     gboolean     compact,
+                    GBytes      *payload,
                     GError     **error)
 {
   Frame *batch = g_queue_peek_head (&self->frames);
@@ -289,7 +296,7 @@ _mpq_worker_answer (MpqWorker   *self,
     {
       batch = NULL;
       sent = send_answer (self, id, finished, n_items > 0 ? "results" : "result",
-                          json_or_text, compact, error);
+                          json_or_text, compact, payload, error);
     }
   else
     {
@@ -310,7 +317,8 @@ _mpq_worker_answer (MpqWorker   *self,
         {
           g_string_append_c (batch->results, ']');
           sent = send_answer (self, id, finished, "results",
-                              finished ? batch->results->str : json_or_text, FALSE, error);
+                              finished ? batch->results->str : json_or_text, FALSE, NULL,
+                              error);
           frame_free (g_queue_pop_head (&self->frames));
           batch = NULL;
         }
@@ -375,6 +383,8 @@ take_frame (MpqWorker    *self,
     frame->results = g_string_new ("[");
   if (!_mpq_pool_json_is_null (pool_frame->value[member], pool_frame->length[member]))
     frame->text = _mpq_pool_frame_dup_text (pool_frame, member, &frame->length);
+  if (mpq_message_get_bytes (pool_frame->message) != NULL)
+    frame->payload = g_bytes_ref (mpq_message_get_bytes (pool_frame->message));
   g_queue_push_tail (&self->frames, frame);
   _mpq_worker_run_next (self);
 }

@@ -6,6 +6,7 @@
 
 #include "mpq-channel.h"
 #include "mpq-error.h"
+#include "mpq-json-private.h"
 #include "mpq-pool-private.h"
 #include "mpq-protocol.h"
 #include "mpq-queue-private.h"
@@ -61,6 +62,7 @@ mpq_worker_dispose (GObject *object)
   _mpq_clear_source (&self->next);
   _mpq_clear_source (&self->watch);
   g_clear_pointer (&self->context, g_main_context_unref);
+  g_clear_pointer (&self->format, g_free);
 
   G_OBJECT_CLASS (mpq_worker_parent_class)->dispose (object);
 }
@@ -285,10 +287,45 @@ mpq_worker_start (MpqWorker *self)
     {
       self->ready_sent = TRUE;
       /* It takes a map's items in batches (docs/protocol.md). */
-      if (!_mpq_worker_send (self, MPQ_REQ_READY, "{\"batch\":true}", NULL))
+      GString *ready = g_string_new ("{\"batch\":true");
+
+      if (self->format != NULL)
+        {
+          g_string_append (ready, ",\"format\":");
+          _mpq_json_write_string (ready, self->format);
+        }
+      g_string_append_c (ready, '}');
+      if (!_mpq_worker_send (self, MPQ_REQ_READY, ready->str, NULL))
         _mpq_worker_close (self);
+      g_string_free (ready, TRUE);
     }
   _mpq_worker_run_next (self);
+}
+
+/**
+ * mpq_worker_set_format:
+ * @self: a worker
+ * @format: (nullable): the name of a format of payloads this worker
+ *   reads, or %NULL for none
+ *
+ * Says, in the worker's `READY`, that it reads task payloads in @format,
+ * a name its pool's user and it agree on; the pool's
+ * [method@Mpq.Pool.get_worker_format] gives it. [func@Mpq.serve_worker]
+ * in Python says `"python-pickle"`. Called before the worker starts: the
+ * pool hears it only once.
+ *
+ * Since: 1.2
+ */
+void
+mpq_worker_set_format (MpqWorker  *self,
+                       const char *format)
+{
+  g_return_if_fail (MPQ_IS_WORKER (self));
+  g_return_if_fail (format == NULL || g_utf8_validate (format, -1, NULL));
+  g_return_if_fail (!self->ready_sent);
+
+  g_free (self->format);
+  self->format = g_strdup (format);
 }
 
 /**

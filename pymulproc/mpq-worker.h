@@ -32,6 +32,9 @@ void          mpq_worker_start                  (MpqWorker      *self);
 MPQ_AVAILABLE_IN_1_2
 void          mpq_worker_stop                   (MpqWorker      *self);
 MPQ_AVAILABLE_IN_1_2
+void          mpq_worker_set_format             (MpqWorker      *self,
+                                                 const char     *format);
+MPQ_AVAILABLE_IN_1_2
 gint          mpq_worker_get_pid                (MpqWorker      *self);
 
 MPQ_AVAILABLE_IN_1_2
@@ -50,6 +53,13 @@ MPQ_AVAILABLE_IN_1_2
 gboolean      mpq_invocation_return_json        (MpqInvocation  *self,
                                                  const char     *data_json,
                                                  GError        **error);
+MPQ_AVAILABLE_IN_1_2
+gboolean      mpq_invocation_return_bytes       (MpqInvocation  *self,
+                                                 const char     *data_json,
+                                                 GBytes         *payload,
+                                                 GError        **error);
+MPQ_AVAILABLE_IN_1_2
+GBytes       *mpq_invocation_get_bytes          (MpqInvocation  *self);
 MPQ_AVAILABLE_IN_1_2
 gboolean      mpq_invocation_return_error       (MpqInvocation  *self,
                                                  const char     *message,
