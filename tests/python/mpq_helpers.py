@@ -126,6 +126,18 @@ def run_until(condition, what, timeout_s=None):
             GLib.source_remove(source_id)
 
 
+def dispose_pools(pools):
+    """A test's pools at teardown: one the test shut down says so again;
+    any other (the test failed) has its tasks failed and its workers
+    killed at once."""
+    for pool in pools:
+        try:
+            pool.shutdown(0)
+        except GLib.Error:
+            pass
+        pool.run_dispose()
+
+
 def wait_exit(proc, timeout_s=PROMPT_S):
     """Waits for @proc to exit, in a private main context so that no source
     of the default context (a pipe's) is dispatched meanwhile."""

@@ -12,7 +12,7 @@ import os
 import pytest
 from gi.repository import Gio, GLib, Mpq
 
-from mpq_helpers import CHILDREN, PROMPT_S, PYTHON, raises_mpq
+from mpq_helpers import CHILDREN, PROMPT_S, PYTHON, dispose_pools, raises_mpq
 
 WORKER = [PYTHON, os.path.join(CHILDREN, 'pool_worker.py')]
 
@@ -29,12 +29,7 @@ def pools():
         return pool
 
     yield new
-    for pool in made:
-        try:
-            pool.shutdown(0)
-        except GLib.Error:
-            pass
-        pool.run_dispose()
+    dispose_pools(made)
 
 
 def until_started(pool, task):

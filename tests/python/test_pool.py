@@ -20,8 +20,8 @@ import pytest
 from gi.repository import Gio, GLib, Mpq
 
 from mpq_helpers import run_until as helpers_run_until
-from mpq_helpers import (CHILDREN, PROMPT_MS, PROMPT_S, PYTHON, UNDER_VALGRIND,
-                         error_text, raises_mpq, read_line, run_loop, scaled)
+from mpq_helpers import (CHILDREN, PROMPT_MS, PROMPT_S, PYTHON,
+                         dispose_pools, error_text, raises_mpq, read_line, run_loop, scaled)
 
 POOL_WORKER = 'pool_worker.py'
 PLAIN_POOL_WORKER = 'plain_pool_worker.py'
@@ -58,14 +58,7 @@ class PoolKit:
         return pool
 
     def cleanup(self):
-        """A pool a test shut down says so again; any other (the test
-        failed) has its tasks failed and its workers killed at once."""
-        for pool in self.pools:
-            try:
-                pool.shutdown(0)
-            except GLib.Error:
-                pass
-            pool.run_dispose()
+        dispose_pools(self.pools)
 
 
 @pytest.fixture

@@ -100,6 +100,14 @@ def _return_result(invocation, text):
                 f'The result was refused: {error.message}')
 
 
+def _answer_bytes(invocation, payload):
+    try:
+        invocation.return_bytes(None, payload)
+    except GLib.Error as error:
+        if not _is_closed(error):         # the pool is gone: run () ends
+            raise
+
+
 def serve_worker(handler):
     """Serves the ``Mpq.Pool`` that spawned this process, one task at a
     time, until the pool tells the worker to die.
@@ -123,9 +131,10 @@ def serve_worker(handler):
     (``GLib.MainContext.default().iteration(False)``); the pool drops the
     answer to a cancelled task, so it may answer as it likes.
 
-    A map's items come in batches (``Mpq.Worker::batch``): the handler is
-    called for each item in turn, and the first exception fails the whole
-    batch (and so the map) with its text.
+    A map's items come in batches (``Mpq.Worker::batch``, or pickled from
+    a Python pool: the worker says it reads ``python-pickle``): the
+    handler is called for each item in turn, and the first exception
+    fails the whole batch (and so the map) with its text.
 
     Returns True when the pool told the worker to die, False when the
     pool's process is gone (the worker then simply ends). Raises
@@ -134,8 +143,16 @@ def serve_worker(handler):
     """
     with_progress = _wants_progress(handler)
     worker = Mpq.Worker.new_for_child()
+    # A map's batches may come pickled (_mpq_pickle.py).
+    worker.set_format(_mpq_pickle.FORMAT)
 
     def on_task(_worker, invocation):
+        payload = invocation.get_bytes()
+        if payload is not None:
+            n_items = _mpq_pickle.batch_size(invocation.dup_data_json())
+            if n_items is not None:
+                on_pickled_batch(invocation, payload, n_items)
+                return
         try:
             data = json.loads(invocation.dup_data_json())
             if with_progress:
@@ -148,19 +165,41 @@ def serve_worker(handler):
         else:
             _return_result(invocation, text)
 
+    def run_items(invocation, items):
+        # A batch's items in turn: the first exception is the batch's.
+        request = invocation.get_request()
+        if with_progress:
+            progress = _Progress(invocation)
+            return [handler(request, item, progress) for item in items]
+        return [handler(request, item) for item in items]
+
     def on_batch(_worker, invocation):
         # A map's batch, whole: one GI call each way for all its items.
-        request = invocation.get_request()
         try:
-            items = json.loads(invocation.dup_data_json())
-            if with_progress:
-                progress = _Progress(invocation)
-                results = [handler(request, item, progress) for item in items]
-            else:
-                results = [handler(request, item) for item in items]
+            results = run_items(invocation, json.loads(invocation.dup_data_json()))
             text = _mpq_channel.compact_json(results)
         except Exception as error:      # noqa: BLE001: every error is the task's
             _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
+        else:
+            _return_result(invocation, text)
+
+    def on_pickled_batch(invocation, payload, n_items):
+        try:
+            items = _mpq_pickle.loads_items(payload, n_items)
+        except ValueError as error:
+            _answer(invocation, Mpq.Invocation.return_error, str(error))
+            return
+        try:
+            results = run_items(invocation, items)
+            # Results that are not all plain go as JSON: the same values
+            # a JSON map would give.
+            plain = _mpq_pickle.all_plain(results)
+            text = None if plain else _mpq_channel.compact_json(results)
+        except Exception as error:      # noqa: BLE001: every error is the task's
+            _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
+            return
+        if plain:
+            _answer_bytes(invocation, _mpq_pickle.dumps(results))
         else:
             _return_result(invocation, text)
 
@@ -189,6 +228,7 @@ __all__.append('serve_worker')
 
 from . import override  # noqa: E402
 from . import _mpq_channel  # noqa: E402
+from . import _mpq_pickle  # noqa: E402
 
 
 @override

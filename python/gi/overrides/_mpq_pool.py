@@ -26,6 +26,7 @@ from gi.repository import GLib
 from ..module import get_introspection_module
 
 from . import _mpq_channel
+from . import _mpq_pickle
 
 Mpq = get_introspection_module('Mpq')
 
@@ -184,6 +185,14 @@ class PoolMixin:
         cancelled. Items with no JSON form raise ``MPQ_ERROR_PROTOCOL``
         before anything starts.
 
+        When the workers read pickles (``Mpq.serve_worker`` does, and the
+        pool knows once one said it is ready), no ``task_timeout`` is set
+        and the items are plain scalars (None, bool, int, float, str),
+        each batch goes pickled instead, a task whose payload is the
+        pickled list, sized as ``multiprocessing``'s ``Pool.map`` sizes
+        its chunks: the same results and errors, without JSON at each hop
+        (_mpq_pickle.py says how, and how it stays safe).
+
         The typelib's ``map (request, data_json, cancellable)`` (a list
         of JSON texts, replies as ``Mpq.Message``) is called when a third
         positional argument is given, as its callers always do.
@@ -197,8 +206,18 @@ class PoolMixin:
 
     def _map(self, request, iterable, *, cancellable=None):
         _mpq_channel._check_request(request)
-        items = _mpq_channel.dumps(list(iterable), 'items')
+        items = iterable if type(iterable) in (list, tuple, range) else list(iterable)
+        if items and self._maps_pickled(items):
+            return _pickled_map(self, request, items, cancellable)
+        items = _mpq_channel.dumps(list(items), 'items')
         return json.loads(Mpq.Pool.map_json(self, request, items, cancellable))
+
+    def _maps_pickled(self, items):
+        """Whether a map of @items goes pickled: to workers that read
+        pickles, batched (no task-timeout: as the library batches), and
+        only plain scalars."""
+        return (Mpq.Pool.get_worker_format(self) == _mpq_pickle.FORMAT and
+                Mpq.Pool.get_task_timeout(self) < 0 and _mpq_pickle.all_plain(items))
 
     def __enter__(self):
         return self
@@ -226,3 +245,63 @@ class PoolMixin:
 
     map_async.__doc__ = 'See _mpq_asyncio.pool_map_async.'
     shutdown_async.__doc__ = 'See _mpq_asyncio.pool_shutdown_async.'
+
+
+def _pickled_map(pool, request, items, cancellable):
+    """map () to workers that read pickles: a task per batch of items
+    (sized as multiprocessing's Pool.map sizes them), its payload the
+    pickled list; the results come back the same way (or as a JSON array
+    from a worker whose results are not all plain). The first batch that
+    fails cancels the others and raises its error, as map_json does."""
+    n_workers = max(Mpq.Pool.get_n_workers(pool), len(Mpq.Pool.dup_worker_pids(pool)), 1)
+    size, extra = divmod(len(items), n_workers * 4)
+    size += 1 if extra else 0
+    tasks = []
+    try:
+        for start in range(0, len(items), size):
+            batch = items[start:start + size]
+            if type(batch) is tuple:
+                batch = list(batch)
+            tasks.append(Mpq.Pool.submit_bytes(pool, request, _mpq_pickle.batch_data(len(batch)),
+                                               _mpq_pickle.dumps(batch)))
+        # As map_json: the cancel reaches the tasks in this thread, the
+        # pool's, whichever thread cancels.
+        source = _cancelled_source(cancellable, tasks) if cancellable is not None else None
+        try:
+            results = []
+            for task, start in zip(tasks, range(0, len(items), size)):
+                results += _batch_results(Mpq.Task.wait(task, -1),
+                                          min(size, len(items) - start))
+        finally:
+            if source is not None:
+                source.destroy()
+        return results
+    finally:
+        for task in tasks:          # after a failure: those not done
+            Mpq.Task.cancel(task)
+
+
+def _cancelled_source(cancellable, tasks):
+    def on_cancelled(*_args):
+        for task in tasks:
+            Mpq.Task.cancel(task)
+        return GLib.SOURCE_REMOVE
+
+    source = cancellable.source_new()
+    source.set_callback(on_cancelled)
+    source.attach(GLib.MainContext.ref_thread_default())
+    return source
+
+
+def _batch_results(reply, n_items):
+    """The results a worker answered a pickled batch of @n_items with."""
+    payload = reply.get_bytes()
+    try:
+        if payload is not None:
+            return _mpq_pickle.loads_results(payload, n_items)
+        results = _mpq_channel.message_data(reply)
+        if type(results) is not list or len(results) != n_items:
+            raise ValueError(f'The results are not a list of {n_items} values')
+        return results
+    except ValueError as error:
+        raise _mpq_channel.invalid(f'A worker answered a batch wrongly: {error}') from None
