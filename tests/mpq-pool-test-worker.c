@@ -19,6 +19,13 @@
  *   hang-once     data n: the first worker to get it makes
  *                 $MPQ_TEST_LOG_DIR/hung, reports progress "started" and
  *                 never answers; the others report it too, → n
+ *   bytes-echo    with a payload of n > 0 bytes: return_bytes, data n,
+ *                 the payload with each byte XOR 0xFF (processed, not
+ *                 just sent back); without one (or an empty one) → null
+ *   crash-unless-bytes-seen
+ *                 the first worker to get it writes the size of its
+ *                 payload (-1: none) to $MPQ_TEST_LOG_DIR/bytes-seen and
+ *                 SIGSEGVs; the others answer as bytes-echo
  *
  * With --batches it also takes a map's batches whole (MpqWorker::batch):
  *
@@ -28,11 +35,15 @@
  *   drop          the batch is dropped unanswered
  *   wrong-count   tries an array one short, and what is no array (both
  *                 must be refused), then answers each item → item
+ *   bytes-on-batch
+ *                 tries return_bytes (it must be refused: a batch has no
+ *                 payload), then answers each item → item
  *   (else)        each item → item
  *
  * Every request is appended, one per line, to $MPQ_TEST_LOG_DIR/<pid>
  * when that is set (a batch's once, as "batch <request>"). With
- * --die-at-start the worker exits 3 at once. */
+ * --die-at-start the worker exits 3 at once; with --format=NAME its READY
+ * names NAME as the format of payloads it reads (mpq_worker_set_format). */
 #include <pymulproc/pymulproc.h>
 
 #include <fcntl.h>
@@ -83,6 +94,31 @@ answer_later (gpointer user_data)
 
   g_assert_true (mpq_invocation_return_json (invocation, json, NULL));
   return G_SOURCE_REMOVE;
+}
+
+/* bytes-echo: the payload's size, and the payload XOR 0xFF. */
+static void
+answer_bytes (MpqInvocation *invocation)
+{
+  GBytes *payload = mpq_invocation_get_bytes (invocation);
+  const guint8 *in;
+  guint8 *out;
+  gsize size = 0;
+  g_autoptr(GBytes) answer = NULL;
+  g_autofree char *json = NULL;
+
+  in = payload != NULL ? g_bytes_get_data (payload, &size) : NULL;
+  if (size == 0)
+    {
+      g_assert_true (mpq_invocation_return_json (invocation, NULL, NULL));
+      return;
+    }
+  out = g_malloc (size);
+  for (gsize i = 0; i < size; i++)
+    out[i] = in[i] ^ 0xff;
+  answer = g_bytes_new_take (out, size);
+  json = g_strdup_printf ("%" G_GSIZE_FORMAT, size);
+  g_assert_true (mpq_invocation_return_bytes (invocation, json, answer, NULL));
 }
 
 static void
@@ -172,6 +208,29 @@ task_cb (MpqWorker     *worker,
           pause ();
       answer_int (invocation, n);
     }
+  else if (g_str_equal (request, "bytes-echo"))
+    answer_bytes (invocation);
+  else if (g_str_equal (request, "crash-unless-bytes-seen"))
+    {
+      g_autofree char *seen = g_build_filename (g_getenv ("MPQ_TEST_LOG_DIR"), "bytes-seen",
+                                                NULL);
+      GBytes *payload = mpq_invocation_get_bytes (invocation);
+      g_autofree char *size = g_strdup_printf ("%" G_GSSIZE_FORMAT,
+                                               payload != NULL ?
+                                               (gssize) g_bytes_get_size (payload) : -1);
+      int fd;
+
+      /* Written before the crash: the test checks the first attempt had
+       * the payload too, not only the retry. */
+      fd = open (seen, O_CREAT | O_EXCL | O_WRONLY, 0600);
+      if (fd >= 0)
+        {
+          g_assert_cmpint (write (fd, size, strlen (size)), ==, (gssize) strlen (size));
+          close (fd);
+          raise (SIGSEGV);
+        }
+      answer_bytes (invocation);
+    }
   else if (g_str_equal (request, "later"))
     g_idle_add_full (G_PRIORITY_DEFAULT, answer_later, g_object_ref (invocation),
                      g_object_unref);
@@ -204,6 +263,17 @@ batch_cb (MpqWorker     *worker,
     }
   if (g_str_equal (request, "drop"))
     return;
+  if (g_str_equal (request, "bytes-on-batch"))
+    {
+      g_autoptr(GBytes) payload = g_bytes_new_static ("xyz", 3);
+
+      /* Refused, and the batch stays to answer (below, item by item); a
+       * batch never carries bytes either. */
+      g_assert_null (mpq_invocation_get_bytes (invocation));
+      g_assert_false (mpq_invocation_return_bytes (invocation, items_json, payload, &error));
+      g_assert_error (error, MPQ_ERROR, MPQ_ERROR_PROTOCOL);
+      g_clear_error (&error);
+    }
   if (g_str_equal (request, "wrong-count"))
     {
       g_autofree char *short_one = g_strndup (items_json, strlen (items_json) - 1);
@@ -271,6 +341,8 @@ main (int   argc,
   g_signal_connect (worker, "task", G_CALLBACK (task_cb), NULL);
   if (argc > 1 && g_str_equal (argv[1], "--batches"))
     g_signal_connect (worker, "batch", G_CALLBACK (batch_cb), NULL);
+  if (argc > 1 && g_str_has_prefix (argv[1], "--format="))
+    mpq_worker_set_format (worker, argv[1] + strlen ("--format="));
   if (!mpq_worker_run (worker, &error))
     {
       g_printerr ("worker %d: %s\n", (int) getpid (), error->message);

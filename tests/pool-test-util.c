@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* What test-pool.c and test-pool-supervision.c share. */
+/* What the pool test programs (test-pool*.c) share. */
 #include "pool-test-util.h"
 
+#include <glib/gstdio.h>
 #include <sys/wait.h>
 
 static void
@@ -159,4 +160,33 @@ submit_until_cancel (MpqPool *pool)
     g_main_context_iteration (NULL, TRUE);
   g_signal_handler_disconnect (task, id);
   return task;
+}
+
+/* A JSON array of the @n integers 0 … n - 1. */
+char *
+int_array (guint n)
+{
+  GString *out = g_string_new ("[");
+
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (out, i > 0 ? ",%u" : "%u", i);
+  g_string_append_c (out, ']');
+  return g_string_free (out, FALSE);
+}
+
+/* @dir and the files in it; what is not there (or will not go) is left
+ * as it is. */
+void
+remove_dir (const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+
+      g_unlink (path);
+    }
+  g_rmdir (dir);
 }

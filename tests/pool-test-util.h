@@ -33,5 +33,8 @@ void     run_until_counts (Counts      *counts,
                            guint        started,
                            guint        exited);
 MpqTask *submit_until_cancel (MpqPool  *pool);
+char    *int_array        (guint        n);
+void     remove_dir       (const char  *dir);
 void     test_pool_add_supervision_tests (void);
 void     test_pool_add_map_tests         (void);
+void     test_pool_add_bytes_tests       (void);

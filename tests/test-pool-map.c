@@ -17,17 +17,6 @@ parse (const char *json)
 }
 
 static char *
-int_array (guint n)
-{
-  GString *out = g_string_new ("[");
-
-  for (guint i = 0; i < n; i++)
-    g_string_append_printf (out, i > 0 ? ",%u" : "%u", i);
-  g_string_append_c (out, ']');
-  return g_string_free (out, FALSE);
-}
-
-static char *
 map_json_ok (MpqPool    *pool,
              const char *request,
              const char *items)

@@ -7,8 +7,6 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <glib/gstdio.h>
-
 #include "pool-test-util.h"
 #include "redis-test-util.h"
 
@@ -90,23 +88,6 @@ static gint
 queue_pid (MpqQueue *queue)
 {
   return mpq_channel_get_pid (MPQ_CHANNEL (queue));
-}
-
-/* @path and the files in it. */
-static void
-remove_dir (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *entry;
-
-  g_assert_nonnull (dir);
-  while ((entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *file = g_build_filename (path, entry, NULL);
-
-      g_assert_cmpint (g_remove (file), ==, 0);
-    }
-  g_assert_cmpint (g_rmdir (path), ==, 0);
 }
 
 /* Tests ------------------------------------------------------------------ */

@@ -3,7 +3,6 @@
  * broadcast, growing and shrinking, shutdown. Real workers; no sleeps. */
 #include "pool-test-util.h"
 
-#include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -157,21 +156,6 @@ read_log (const char *dir,
   if (!g_file_get_contents (path, &text, NULL, NULL))
     return g_strdup ("");
   return text;
-}
-
-static void
-remove_dir (const char *dir)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-
-      g_unlink (path);
-    }
-  g_rmdir (dir);
 }
 
 /* Cancel: a queued task never reaches a worker; a running one's

@@ -418,6 +418,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pool/callbacks-may-change-the-pool", test_callbacks_may_change_the_pool);
   test_pool_add_supervision_tests ();
   test_pool_add_map_tests ();
+  test_pool_add_bytes_tests ();
 
   return g_test_run ();
 }

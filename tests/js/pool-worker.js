@@ -21,7 +21,7 @@
 
 import GLib from 'gi://GLib';
 import Mpq from 'gi://Mpq?version=1.0';
-import system from 'system';
+import {runWorker} from './worker-util.js';
 
 const logDir = GLib.getenv('MPQ_TEST_LOG_DIR');
 const worker = Mpq.Worker.new_for_child();
@@ -78,11 +78,4 @@ worker.connect('task', (_worker, invocation) => {
     }
 });
 
-let toldToDie = false;
-try {
-    toldToDie = worker.run();
-} catch (e) {
-    if (!e.matches?.(Mpq.error_quark(), Mpq.Error.CLOSED))
-        throw e;
-}
-system.exit(toldToDie ? 0 : 1);
+runWorker(worker);

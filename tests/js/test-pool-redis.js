@@ -20,6 +20,7 @@
 import Gio from 'gi://Gio';
 import GLib from 'gi://GLib';
 import Mpq from 'gi://Mpq?version=1.0';
+import {until, watchPool} from './pool-util.js';
 import {startServerOrSkip, serverStopsTest} from './redis-server.js';
 import {assert, assertEqual, runTests} from './tap.js';
 
@@ -48,15 +49,7 @@ function newQueue() {
 // A pool over @queue running @argv (null: spawning nobody), what it
 // signals kept in pool.started and pool.exited.
 function newPool(queue, argv, nWorkers) {
-    const pool = Mpq.Pool.new_for_queue(queue, argv, nWorkers);
-
-    pool.started = [];
-    pool.exited = [];
-    pool.connect('worker-started', (_pool, pid) => pool.started.push(pid));
-    pool.connect('worker-exited', (_pool, pid, status, expected) =>
-        pool.exited.push({pid, status, expected}));
-    children.push({force_exit: () => pool.run_dispose()});
-    return pool;
+    return watchPool(Mpq.Pool.new_for_queue(queue, argv, nWorkers), children);
 }
 
 // Starts pool-worker.js by hand as a worker joining the pool of @queue:
@@ -72,20 +65,6 @@ function joinWorker(queue) {
     const proc = launcher.spawnv(workerArgv);
     children.push(proc);
     return proc;
-}
-
-// Resolves once @condition() holds, checked after each of @pool's
-// signals (after the handlers of newPool () kept it).
-async function until(pool, condition) {
-    while (!condition()) {
-        // eslint-disable-next-line no-await-in-loop
-        await new Promise(resolve => {
-            const ids = ['worker-started', 'worker-exited'].map(signal => pool.connect(signal, () => {
-                ids.forEach(id => pool.disconnect(id));
-                resolve();
-            }));
-        });
-    }
 }
 
 function submit(pool, request, value) {
@@ -125,7 +104,7 @@ async function testSpawnedWorkers() {
     const tasks = Array.from({length: 60}, (_, i) => submit(pool, 'square', i));
     assertEqual(await Promise.all(tasks.map(resultOf)), tasks.map((_, i) => i * i), 'results');
     await mapSquares(pool, 200);
-    await until(pool, () => pool.started.length === 2);
+    await until(() => pool.started.length === 2, [[pool, 'worker-started']]);
     const [a, b] = pool.started;
     assert(a !== b && a > 0 && b > 0, `two participant ids, not ${pool.started}`);
     assert(a !== queue.pid && b !== queue.pid, 'not the pool\'s own id');
@@ -149,7 +128,7 @@ async function testJoinedWorker() {
 
     assertEqual(pool.n_workers, 0, 'n-workers of a pool that spawns nobody');
     const proc = joinWorker(queue);
-    await until(pool, () => pool.started.length === 1);
+    await until(() => pool.started.length === 1, [[pool, 'worker-started']]);
     const [id] = pool.started;
     assert(id > 0 && id !== queue.pid, `a participant id, not ${id}`);
     const tasks = Array.from({length: 30}, (_, i) => submit(pool, 'square', i));

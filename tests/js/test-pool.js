@@ -17,6 +17,7 @@
 import Gio from 'gi://Gio';
 import GLib from 'gi://GLib';
 import Mpq from 'gi://Mpq?version=1.0';
+import {until, watchPool} from './pool-util.js';
 import {assert, assertEqual, errorText, runTests} from './tap.js';
 
 Gio._promisify(Mpq.Task.prototype, 'wait_async', 'wait_finish');
@@ -43,35 +44,7 @@ function newPool(nWorkers, logDir = null) {
     if (logDir !== null)
         launcher.setenv('MPQ_TEST_LOG_DIR', logDir, true);
     const pool = Mpq.Pool.new_with_launcher(launcher, [gjsPath, '-m', workerScript], nWorkers);
-
-    pool.started = [];
-    pool.exited = [];
-    pool.connect('worker-started', (_pool, pid) => pool.started.push(pid));
-    pool.connect('worker-exited', (_pool, pid, status, expected) =>
-        pool.exited.push({pid, status, expected}));
-    children.push({force_exit: () => pool.run_dispose()});
-    return pool;
-}
-
-// Resolves once @condition() holds, checked after each of @pool's signals
-// and each progress of the tasks passed.
-function until(condition, emitters) {
-    return new Promise(resolve => {
-        if (condition()) {
-            resolve();
-            return;
-        }
-        const ids = [];
-        const check = () => {
-            if (!condition())
-                return;
-            for (const [emitter, id] of ids)
-                emitter.disconnect(id);
-            resolve();
-        };
-        for (const [emitter, signal] of emitters)
-            ids.push([emitter, emitter.connect(signal, check)]);
-    });
+    return watchPool(pool, children);
 }
 
 function submit(pool, request, value) {
