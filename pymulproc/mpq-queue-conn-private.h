@@ -50,6 +50,8 @@ struct _MpqQueueConn
   gboolean        wants_credit; /* @lock */
   gboolean        told_full;    /* @lock: answered "full" to this request */
   gboolean        dead;
+  gboolean        hanging_up;   /* a write failed: its backlog is read, then it is dropped */
+  gboolean        read_ended;   /* ... and reading it ended (end, or an error) */
 };
 
 /* mpq-queue-conn.c: the socket. */

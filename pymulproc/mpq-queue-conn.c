@@ -20,6 +20,7 @@
  * queue's thread only, but where a function says otherwise. */
 
 static void conn_update_watches (MpqQueueConn *conn);
+static void hang_up (MpqQueueConn *conn, GError *error);
 
 /* Writing ---------------------------------------------------------------- */
 
@@ -46,7 +47,7 @@ _mpq_queue_conn_flush (MpqQueueConn *conn)
                                    passing ? mark->fd : -1, &error);
       if (n < 0)
         {
-          _mpq_queue_conn_drop (conn, error);
+          hang_up (conn, error);
           return;
         }
       if (n == 0)
@@ -266,6 +267,13 @@ _mpq_queue_conn_read (MpqQueueConn *conn,
     error = g_steal_pointer (&stop_error);
   g_clear_error (&stop_error);
 
+  if ((error != NULL || eof) && conn->hanging_up)
+    {
+      /* hang_up () drops it once the loop that reads is done. */
+      conn->read_ended = TRUE;
+      g_clear_error (&error);
+      return FALSE;
+    }
   if (error != NULL || eof)
     {
       _mpq_queue_conn_drop (conn, error);
@@ -434,6 +442,37 @@ _mpq_queue_conn_free (MpqQueueConn *conn)
   if (conn->fd >= 0)
     close (conn->fd);
   g_free (conn);
+}
+
+/* Queue thread: a write to the child failed (@error, taken): it exited,
+ * or shut its end. Before it is dropped, what it wrote and was not read
+ * yet is read, and no more (a child that never stops writing cannot keep
+ * it): a worker that crashed has its last answers there, and a death
+ * would otherwise be counted against a task it answered. */
+static void
+hang_up (MpqQueueConn *conn,
+         GError       *error)
+{
+  gsize budget;
+  gsize n_read;
+
+  if (conn->hanging_up)
+    {
+      /* A write from the reads below failed too: the outer call drops it. */
+      g_clear_error (&error);
+      return;
+    }
+  conn->hanging_up = TRUE;
+  _mpq_clear_source (&conn->out_watch);
+  budget = _mpq_queue_conn_backlog (conn);
+  while (budget > 0 && !conn->read_ended)
+    {
+      _mpq_queue_conn_read (conn, &n_read);
+      if (n_read == 0)
+        break;
+      budget -= MIN (n_read, budget);
+    }
+  _mpq_queue_conn_drop (conn, error);
 }
 
 /* Queue thread: the child hung up or broke the protocol (@error, taken).

@@ -964,6 +964,35 @@ do_over_credit (void)
   return read_until_hang_up (fd) ? 0 : 1;
 }
 
+/* send-in-handler-then-crash N: starts dispatch; its first message's
+ * handler waits for a line on stdin (the queue goes on pushing what is
+ * addressed to it, unread), then sends N values, flushes them and dies. */
+static void
+send_then_crash_cb (MpqChannel *channel,
+                    MpqMessage *message,
+                    gpointer    user_data)
+{
+  char go[8];
+
+  if (fgets (go, sizeof go, stdin) == NULL)
+    _exit (1);
+  do_send (MPQ_QUEUE (channel), GPOINTER_TO_INT (user_data), NULL);
+  mpq_channel_flush (channel, -1, NULL);
+  raise (SIGKILL);
+}
+
+static int
+do_send_in_handler_then_crash (MpqQueue *queue,
+                               int       n)
+{
+  g_signal_connect (queue, "message-received", G_CALLBACK (send_then_crash_cb),
+                    GINT_TO_POINTER (n));
+  mpq_channel_start (MPQ_CHANNEL (queue));
+  for (;;)
+    g_main_context_iteration (NULL, TRUE);
+  return 1;
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -983,6 +1012,8 @@ main (int   argc,
 
   if (g_str_equal (mode, "send"))
     status = do_send (queue, n, argc > 3 ? argv[3] : NULL);
+  else if (g_str_equal (mode, "send-in-handler-then-crash"))
+    status = do_send_in_handler_then_crash (queue, n);
   else if (g_str_equal (mode, "send-then-crash"))
     {
       do_send (queue, n, NULL);

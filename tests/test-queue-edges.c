@@ -2,6 +2,7 @@
 /* The queue at its edges (issue 10): objects a binding makes without
  * GInitable, and the one max-message-size rule carried to children. The
  * children are tests/mpq-queue-test-child. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <pymulproc/pymulproc.h>
@@ -334,6 +335,62 @@ test_payloads_through_children (void)
   g_assert_true (mpq_queue_join (queue, 0, &error));
 }
 
+/* A child that dies with lines the queue's thread has not read yet, while
+ * the thread has more to write to it: the write fails, and what the child
+ * wrote before it died is read all the same (a pool's crashed worker had
+ * its last answers lost so, and a death counted against a task it had
+ * answered). The child's first handler blocks until told to go on: the
+ * 18 MiB addressed to it, pushed by dispatch and unread, make the thread
+ * stop reading it (more than 8 MiB waits to be written), so its 200
+ * messages are unread when its death makes the next write fail. Before,
+ * they were lost, and the receives below waited for ever. */
+static void
+test_dead_childs_unread_lines (void)
+{
+  g_autoptr(MpqQueue) queue = mpq_queue_new (0, NULL);
+  g_autofree char *path = g_test_build_filename (G_TEST_BUILT, "mpq-queue-test-child", NULL);
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  const char *argv[] = { path, "send-in-handler-then-crash", "200", NULL };
+  g_autoptr(GSubprocess) child = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) big = g_string_new ("\"");
+  gint pid;
+
+  child = mpq_queue_spawn_with_launcher (queue, launcher, argv, &error);
+  g_assert_no_error (error);
+  pid = atoi (g_subprocess_get_identifier (child));
+  for (guint i = 0; i < 900 * 1024; i++)
+    g_string_append_c (big, 'x');
+  g_string_append_c (big, '"');
+  for (guint i = 0; i < 20; i++)
+    {
+      mpq_channel_send_json (MPQ_CHANNEL (queue), "FOR-THE-CHILD", 0, pid, big->str, &error);
+      g_assert_no_error (error);
+    }
+
+  g_assert_true (g_output_stream_write_all (g_subprocess_get_stdin_pipe (child), "go\n", 3,
+                                            NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_subprocess_wait (child, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_signaled (child));
+
+  /* What it had in hand of its 18 MiB went back to the front: passed. */
+  for (gint64 i = 0; i < 200;)
+    {
+      g_autoptr(MpqMessage) message = mpq_channel_receive (MPQ_CHANNEL (queue), -1, NULL, NULL,
+                                                           &error);
+
+      g_assert_no_error (error);
+      if (g_str_equal (mpq_message_get_request (message), "FOR-THE-CHILD"))
+        continue;
+      g_assert_cmpint (mpq_message_get_sender_pid (message), ==, pid);
+      g_assert_cmpint (json_object_get_int_member (json_node_get_object (
+                         mpq_message_get_data (message)), "value"), ==, i++);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -347,6 +404,7 @@ main (int   argc,
   g_test_add_func ("/Mpq/Queue/full-only-when-full", test_full_only_when_full);
   g_test_add_func ("/Mpq/Queue/payloads-through-children", test_payloads_through_children);
   g_test_add_func ("/Mpq/Queue/receive-batch-json", test_receive_batch_json);
+  g_test_add_func ("/Mpq/Queue/dead-childs-unread-lines", test_dead_childs_unread_lines);
 
   return g_test_run ();
 }
