@@ -310,8 +310,8 @@ mpq_worker_start (MpqWorker *self)
  *
  * Says, in the worker's `READY`, that it reads task payloads in @format,
  * a name its pool's user and it agree on; the pool's
- * [method@Mpq.Pool.get_worker_format] gives it. [func@Mpq.serve_worker]
- * in Python says `"python-pickle"`. Called before the worker starts: the
+ * [method@Mpq.Pool.get_worker_format] gives it. Python's
+ * `Mpq.serve_worker ()` says `"python-pickle"`. Called before the worker starts: the
  * pool hears it only once.
  *
  * Since: 1.2
