@@ -85,6 +85,21 @@ assert_exits_zero (GSubprocess *child)
   g_assert_no_error (error);
 }
 
+/* Tells the worker whose queue-wide id is @worker to die, waits until
+ * @child exited 0, then for the queue to be done with what it held. */
+void
+stop_worker (MpqQueue    *queue,
+             gint         worker,
+             GSubprocess *child)
+{
+  g_autoptr(GError) error = NULL;
+
+  send_value (queue, MPQ_REQ_DIE, worker, 0);
+  assert_exits_zero (child);
+  g_assert_true (mpq_queue_join (queue, -1, &error));
+  g_assert_no_error (error);
+}
+
 void
 keep_result (GObject      *source,
              GAsyncResult *result,

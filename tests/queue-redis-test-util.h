@@ -31,6 +31,10 @@ gint64       take_value        (MpqQueue         *queue,
 MpqMessage  *take_for_me       (MpqQueue         *queue,
                                 gint              timeout_ms);
 void         assert_exits_zero (GSubprocess      *child);
+/* DIE to @worker, its exit 0, then the queue's join. */
+void         stop_worker       (MpqQueue         *queue,
+                                gint              worker,
+                                GSubprocess      *child);
 
 /* An async call's result, kept in *@user_data (a GAsyncResult *). */
 void         keep_result       (GObject          *source,

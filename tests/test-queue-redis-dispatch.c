@@ -125,10 +125,7 @@ test_dispatch_worker (void)
       if (g_strcmp0 (mpq_message_get_request (message), MPQ_REQ_FINISHED) == 0)
         g_hash_table_add (seen, GINT_TO_POINTER ((gint) value_of (message)));
     }
-  send_value (queue, MPQ_REQ_DIE, worker, 0);
-  assert_exits_zero (child);
-  g_assert_true (mpq_queue_join (queue, -1, &error));
-  g_assert_no_error (error);
+  stop_worker (queue, worker, child);
 }
 
 /* Leases ------------------------------------------------------------------ */
@@ -173,10 +170,7 @@ test_killed_worker_task_redone (void)
         }
     }
   g_assert_cmpint (answer_value (answer), ==, 1);
-  send_value (queue, MPQ_REQ_DIE, mpq_message_get_sender_pid (answer), 0);
-  assert_exits_zero (worker);
-  g_assert_true (mpq_queue_join (queue, -1, &error));
-  g_assert_no_error (error);
+  stop_worker (queue, mpq_message_get_sender_pid (answer), worker);
 }
 
 static gboolean
@@ -239,10 +233,7 @@ test_slow_handler_keeps_its_task (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
 
-  send_value (queue, MPQ_REQ_DIE, mpq_message_get_sender_pid (answer), 0);
-  assert_exits_zero (worker);
-  g_assert_true (mpq_queue_join (queue, -1, &error));
-  g_assert_no_error (error);
+  stop_worker (queue, mpq_message_get_sender_pid (answer), worker);
 }
 
 /* Hostile peers ----------------------------------------------------------- */

@@ -94,10 +94,7 @@ test_server_restarted (void)
             send_task (queue, i);
         }
     }
-  send_value (queue, MPQ_REQ_DIE, worker_id, 0);
-  assert_exits_zero (worker);
-  g_assert_true (mpq_queue_join (queue, -1, &error));
-  g_assert_no_error (error);
+  stop_worker (queue, worker_id, worker);
   while (g_main_context_iteration (NULL, FALSE))
     ;
   g_assert_cmpuint (closed, ==, 0);

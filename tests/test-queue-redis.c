@@ -393,10 +393,7 @@ test_spawned_child (void)
       g_assert_cmpint (worker, !=, pid_of (queue));
     }
 
-  send_value (queue, MPQ_REQ_DIE, worker, 0);
-  assert_exits_zero (child);
-  g_assert_true (mpq_queue_join (queue, -1, &error));
-  g_assert_no_error (error);
+  stop_worker (queue, worker, child);
 }
 
 /* A send waiting for room and a join end when another process takes:
