@@ -463,7 +463,6 @@ hang_up (MpqQueueConn *conn,
       return;
     }
   conn->hanging_up = TRUE;
-  _mpq_clear_source (&conn->out_watch);
   budget = _mpq_queue_conn_backlog (conn);
   while (budget > 0 && !conn->read_ended)
     {
