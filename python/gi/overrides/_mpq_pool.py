@@ -257,6 +257,7 @@ def _pickled_map(pool, request, items, cancellable):
     size, extra = divmod(len(items), n_workers * 4)
     size += 1 if extra else 0
     tasks = []
+    sizes = []
     try:
         for start in range(0, len(items), size):
             batch = items[start:start + size]
@@ -264,14 +265,14 @@ def _pickled_map(pool, request, items, cancellable):
                 batch = list(batch)
             tasks.append(Mpq.Pool.submit_bytes(pool, request, _mpq_pickle.batch_data(len(batch)),
                                                _mpq_pickle.dumps(batch)))
+            sizes.append(len(batch))
         # As map_json: the cancel reaches the tasks in this thread, the
         # pool's, whichever thread cancels.
         source = _cancelled_source(cancellable, tasks) if cancellable is not None else None
         try:
             results = []
-            for task, start in zip(tasks, range(0, len(items), size)):
-                results += _batch_results(Mpq.Task.wait(task, -1),
-                                          min(size, len(items) - start))
+            for task, n_items in zip(tasks, sizes):
+                results += _batch_results(Mpq.Task.wait(task, -1), n_items)
         finally:
             if source is not None:
                 source.destroy()
