@@ -79,9 +79,9 @@ class _Progress:
                 raise
 
 
-def _answer(invocation, method, text):
+def _answer(invocation, method, *args):
     try:
-        method(invocation, text)
+        method(invocation, *args)
     except GLib.Error as error:
         if not _is_closed(error):         # the pool is gone: run () ends
             raise
@@ -98,14 +98,6 @@ def _return_result(invocation, text):
             return
         _answer(invocation, Mpq.Invocation.return_error,
                 f'The result was refused: {error.message}')
-
-
-def _answer_bytes(invocation, payload):
-    try:
-        invocation.return_bytes(None, payload)
-    except GLib.Error as error:
-        if not _is_closed(error):         # the pool is gone: run () ends
-            raise
 
 
 def serve_worker(handler):
@@ -199,7 +191,7 @@ def serve_worker(handler):
             _answer(invocation, Mpq.Invocation.return_error, _error_text(error))
             return
         if plain:
-            _answer_bytes(invocation, _mpq_pickle.dumps(results))
+            _answer(invocation, Mpq.Invocation.return_bytes, None, _mpq_pickle.dumps(results))
         else:
             _return_result(invocation, text)
 
