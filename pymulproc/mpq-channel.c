@@ -44,6 +44,29 @@ mpq_channel_real_receive_for_me (MpqChannel  *self,
   return MPQ_CHANNEL_GET_IFACE (self)->receive (self, timeout_ms, NULL, NULL, error);
 }
 
+/* The protocol's own requests, as details of ::message-received: found
+ * without g_quark_try_string(), which takes GLib's global quark lock and
+ * hashes the string for every message. Filled once in default_init,
+ * before any channel exists; read-only after. */
+static struct
+{
+  const char *request;
+  GQuark      quark;
+} known_requests[] = {
+  { MPQ_REQ_DO }, { MPQ_REQ_FINISHED }, { MPQ_REQ_DIE }, { MPQ_REQ_READY },
+  { MPQ_REQ_FAILED }, { MPQ_REQ_PROGRESS }, { MPQ_REQ_CANCEL },
+};
+
+static GQuark
+request_detail (const char *request)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (known_requests); i++)
+    if (request[0] == known_requests[i].request[0] &&
+        strcmp (request, known_requests[i].request) == 0)
+      return known_requests[i].quark;
+  return g_quark_try_string (request);
+}
+
 static void
 mpq_channel_default_init (MpqChannelInterface *iface)
 {
@@ -93,6 +116,8 @@ mpq_channel_default_init (MpqChannelInterface *iface)
    * `start`. The detail is the request, so `message-received::DIE` is
    * emitted for `DIE` only.
    */
+  for (gsize i = 0; i < G_N_ELEMENTS (known_requests); i++)
+    known_requests[i].quark = g_quark_from_static_string (known_requests[i].request);
   signals[MESSAGE_RECEIVED] =
     g_signal_new ("message-received",
                   G_TYPE_FROM_INTERFACE (iface),
@@ -115,13 +140,13 @@ mpq_channel_default_init (MpqChannelInterface *iface)
                   G_TYPE_NONE, 0);
 }
 
+/* Any thread that runs the channel's consumer context. */
 void
 _mpq_channel_emit_message_received (MpqChannel *self,
                                     MpqMessage *message)
 {
   g_signal_emit (self, signals[MESSAGE_RECEIVED],
-                 g_quark_try_string (mpq_message_get_request (message)),
-                 message);
+                 request_detail (mpq_message_get_request (message)), message);
 }
 
 void

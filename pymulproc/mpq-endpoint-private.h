@@ -40,7 +40,7 @@ typedef struct
   /* TRUE while lines already read wait to be handed out: the watch reads
    * no more until then, so memory stays bounded. NULL: never. */
   gboolean (*holding) (gpointer     owner);
-  /* The watch or the deliver source ran: hand out what is buffered. */
+  /* The read source ran (mpq-source.c): hand out what is buffered. */
   void     (*deliver) (gpointer     owner);
   /* Emit ::closed; called once, from an idle or a deliver. */
   void     (*closed)  (gpointer     owner);
@@ -53,7 +53,6 @@ typedef struct
 
   int             fd;              /* -1 before open and once closed */
   MpqWriter      *writer;          /* NULL before open and once closed */
-  GIOChannel     *io;
   MpqLineReader   reader;
   gsize           max_message_size;
   GError         *read_error;      /* why reading stopped, or NULL */
@@ -62,8 +61,8 @@ typedef struct
                                     * when this end takes none */
 
   GMainContext   *context;         /* the consumer's, or NULL */
-  MpqReadSources  sources;         /* on @context while someone wants lines */
-  GSource        *flush;           /* writes out before @context waits */
+  MpqReadSources  sources;         /* on @context while someone wants lines;
+                                    * writes out before @context waits */
   GSource        *closed_idle;     /* emits ::closed, or NULL */
   MpqDebugIdle   *idle;            /* MPQ_DEBUG, until the owner reads or starts */
 

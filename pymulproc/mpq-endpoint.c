@@ -37,9 +37,6 @@ _mpq_endpoint_open (MpqEndpoint *ep,
   ep->fd = fd;
   ep->writer = _mpq_writer_new (fd);
   _mpq_fd_set_nonblocking (fd);
-  ep->io = g_io_channel_unix_new (fd);
-  g_io_channel_set_encoding (ep->io, NULL, NULL);
-  g_io_channel_set_buffered (ep->io, FALSE);
   if (ep->klass->idle_what != NULL)
     ep->idle = _mpq_debug_idle_new (fd, ep->klass->idle_what, ep->klass->type_name, ep->owner);
 }
@@ -78,8 +75,6 @@ _mpq_endpoint_clear (MpqEndpoint *ep)
   _mpq_debug_idle_stop (&ep->idle);
   _mpq_clear_source (&ep->closed_idle);
   _mpq_read_sources_clear (&ep->sources);
-  _mpq_clear_source (&ep->flush);
-  g_clear_pointer (&ep->io, g_io_channel_unref);
   g_clear_pointer (&ep->context, g_main_context_unref);
   g_clear_error (&ep->read_error);
   _mpq_line_reader_clear (&ep->reader);
@@ -264,27 +259,42 @@ _mpq_endpoint_flush (MpqEndpoint  *ep,
 
 /* The main loop side ---------------------------------------------------- */
 
-/* The consumer's main context, in its thread. */
-static gboolean
-watch_cb (gpointer user_data)
+/* The socket is readable. The consumer's main context, in its thread. */
+static void
+read_cb (gpointer user_data)
 {
   MpqEndpoint *ep = user_data;
 
   if (ep->klass->holding == NULL || !ep->klass->holding (ep->owner))
     _mpq_endpoint_read_some (ep);
   ep->klass->deliver (ep->owner);
-  return G_SOURCE_CONTINUE;
 }
 
 /* The consumer's main context, in its thread. */
-static gboolean
+static void
 deliver_cb (gpointer user_data)
 {
   MpqEndpoint *ep = user_data;
 
   ep->klass->deliver (ep->owner);
-  return G_SOURCE_CONTINUE;
 }
+
+/* What handlers sent goes out before the context waits, not when the
+ * writer thread gets to it. The consumer's main context, in its thread. */
+static void
+before_wait_cb (gpointer user_data)
+{
+  MpqEndpoint *ep = user_data;
+
+  if (ep->writer != NULL)
+    _mpq_writer_write_pending (ep->writer);
+}
+
+static const MpqReadFuncs read_funcs = {
+  .read = read_cb,
+  .deliver = deliver_cb,
+  .before_wait = before_wait_cb,
+};
 
 /* Takes the caller's thread-default context as the one signals and async
  * results go to, unless a consumer already chose one. Owner's thread. */
@@ -298,11 +308,6 @@ _mpq_endpoint_acquire_context (MpqEndpoint *ep)
   if (ep->context == NULL)
     {
       ep->context = g_steal_pointer (&context);
-      if (ep->writer != NULL)
-        {
-          ep->flush = _mpq_writer_flush_source_new (ep->writer);
-          g_source_attach (ep->flush, ep->context);
-        }
       return TRUE;
     }
 
@@ -329,14 +334,11 @@ _mpq_endpoint_update_sources (MpqEndpoint *ep,
     .buffered = buffered,
   };
 
-  _mpq_read_sources_update (&ep->sources, state, ep->context, ep->io,
-                            ep->klass->source_name, watch_cb, deliver_cb, ep);
+  _mpq_read_sources_update (&ep->sources, state, ep->context, ep->fd,
+                            ep->klass->source_name, &read_funcs, ep);
 
   if (!state.wanted)
-    {
-      _mpq_clear_source (&ep->flush);
-      g_clear_pointer (&ep->context, g_main_context_unref);
-    }
+    g_clear_pointer (&ep->context, g_main_context_unref);
 }
 
 /* Emits ::closed now, once. From a source on the consumer's context. */

@@ -158,7 +158,7 @@ has_pushed_to_deliver (MpqQueueClient *client)
   return client->started && !client->delivering && client->pushed.length > 0;
 }
 
-/* The endpoint's watch or deliver source ran. */
+/* The endpoint's read source ran (mpq-source.c). */
 static void
 client_deliver (gpointer owner)
 {

@@ -13,18 +13,19 @@ G_BEGIN_DECLS
 GSource *_mpq_wake_source_new (void);
 
 /* What a channel keeps in its consumer's context while someone wants
- * messages: a watch on its socket, and a source that delivers what was
- * read already, ready only then (at idle priority, as an idle would).
- * Both stay attached: adding and removing a socket's watch costs the
- * main loop a wake-up each time. */
-typedef struct _MpqWatchState MpqWatchState;
+ * messages: one source that watches its socket, hands out what was read
+ * already (ready while @buffered says so) and runs @before_wait each time
+ * the context is about to wait. See mpq-source.c. */
+typedef struct
+{
+  void (*read)        (gpointer data);  /* the socket is readable */
+  void (*deliver)     (gpointer data);  /* something waits to be handed out */
+  void (*before_wait) (gpointer data);  /* or NULL */
+} MpqReadFuncs;
 
 typedef struct
 {
-  GSource       *watch;        /* while there is something left to read */
-  GSource       *deliver;      /* while someone wants messages */
-  MpqWatchState *watch_state;
-  gboolean       wanted_watch;
+  GSource *source;   /* while someone wants messages */
 } MpqReadSources;
 
 typedef struct
@@ -34,15 +35,14 @@ typedef struct
   gboolean buffered;
 } MpqReadState;
 
-void     _mpq_read_sources_update (MpqReadSources *sources,
-                                   MpqReadState    state,
-                                   GMainContext   *context,
-                                   GIOChannel     *io,
-                                   const char     *name,
-                                   GSourceFunc     watch_func,
-                                   GSourceFunc     deliver_func,
-                                   gpointer        data);
-void     _mpq_read_sources_clear  (MpqReadSources *sources);
+void     _mpq_read_sources_update (MpqReadSources     *sources,
+                                   MpqReadState        state,
+                                   GMainContext       *context,
+                                   int                 fd,
+                                   const char         *name,
+                                   const MpqReadFuncs *funcs,
+                                   gpointer            data);
+void     _mpq_read_sources_clear  (MpqReadSources     *sources);
 
 /* Names @source, gives it @func and attaches it to @context; returns it
  * (the caller's reference). */

@@ -27,202 +27,166 @@ _mpq_wake_source_new (void)
   return g_source_new (&wake_funcs, sizeof (GSource));
 }
 
-/* Ready while its flag is set. Changing the flag costs nothing, unlike
- * g_source_set_ready_time(), which in GLib 2.74 wakes the context (an
- * eventfd write, and a read to clear it) each time it changes. */
+/* A channel's one source in its consumer's context: the socket's poll
+ * record, a flag for "something read waits to be handed out", and a hook
+ * that runs before the context waits (the endpoint writes out what
+ * handlers sent). One source rather than a watch, a deliver source and a
+ * flush source: each source costs every main loop iteration a prepare
+ * and a check, each between an unlock and a lock of the context's mutex
+ * (W2 in a main loop, docs/performance.md).
+ *
+ * The flag costs nothing to change, unlike g_source_set_ready_time(),
+ * which in GLib 2.74 wakes the context (an eventfd write, and a read to
+ * clear it) each time it changes.
+ *
+ * The source may recurse: GLib would otherwise take its fd out of the
+ * poll set while it dispatches and put it back after, each a wake-up of
+ * the context. It never dispatches inside its own dispatch, though:
+ * when a handler runs a main loop of its own and the socket turns
+ * readable, the nested loop takes the socket out of its poll set (so it
+ * sleeps rather than spins) and the outer dispatch puts it back when it
+ * returns.
+ *
+ * Everything here runs in the context's thread, but for a flag set from
+ * another thread, which wakes the context. */
 typedef struct
 {
-  GSource  source;
-  gboolean ready;
-} FlagSource;
+  GSource              source;
+  const MpqReadFuncs  *funcs;
+  gpointer             data;
+  int                  fd;
+  gpointer             tag;        /* the socket's poll record, or NULL */
+  gboolean             readable;   /* the owner wants the socket watched */
+  gboolean             buffered;   /* something waits to be handed out */
+  gboolean             muted;      /* a nested loop took the socket out */
+  guint                depth;      /* dispatches under way */
+} ReadSource;
+
+static void
+read_source_watch (ReadSource *rs,
+                   gboolean    watch)
+{
+  if (watch && rs->tag == NULL)
+    rs->tag = g_source_add_unix_fd (&rs->source, rs->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  else if (!watch && rs->tag != NULL)
+    {
+      g_source_remove_unix_fd (&rs->source, rs->tag);
+      rs->tag = NULL;
+    }
+}
 
 static gboolean
-flag_prepare (GSource *source,
-              gint    *timeout)
+read_source_prepare (GSource *source,
+                     gint    *timeout)
 {
+  ReadSource *rs = (ReadSource *) source;
+
   *timeout = -1;
-  return ((FlagSource *) source)->ready;
+  if (rs->funcs->before_wait != NULL)
+    rs->funcs->before_wait (rs->data);
+  return rs->buffered && rs->depth == 0;
 }
 
 static gboolean
-flag_check (GSource *source)
+read_source_check (GSource *source)
 {
-  return ((FlagSource *) source)->ready;
-}
+  ReadSource *rs = (ReadSource *) source;
+  gboolean readable = rs->tag != NULL && g_source_query_unix_fd (source, rs->tag) != 0;
 
-static gboolean
-flag_dispatch (GSource     *source,
-               GSourceFunc  callback,
-               gpointer     user_data)
-{
-  return callback != NULL ? callback (user_data) : G_SOURCE_REMOVE;
-}
+  if (rs->depth == 0)
+    return rs->buffered || readable;
 
-static GSourceFuncs flag_funcs = {
-  .prepare = flag_prepare,
-  .check = flag_check,
-  .dispatch = flag_dispatch,
-};
-
-static void
-flag_source_set (GSource      *source,
-                 GMainContext *context,
-                 gboolean      ready)
-{
-  FlagSource *flag = (FlagSource *) source;
-
-  if (flag->ready == ready)
-    return;
-  flag->ready = ready;
-  /* The thread that runs the context looks at the flag before it waits
-   * again; any other thread must wake it. */
-  if (ready && !g_main_context_is_owner (context))
-    g_main_context_wakeup (context);
-}
-
-/* The socket's GIOChannel watch stays in the poll set while it
- * dispatches. GLib takes a source's fds out of the poll set while its
- * callback runs and puts them back after, and each of those wakes the
- * context (an eventfd write and read): twice per dispatch. The watch may
- * recurse, so GLib leaves it alone; should a handler run a nested main
- * loop, the nested dispatch drops the watch instead, and the outer one
- * puts it back when it returns.
- *
- * Its state outlives the channel while a dispatch is under way: a
- * handler may drop the last reference to the channel. */
-struct _MpqWatchState
-{
-  gint            refs;
-  MpqReadSources *sources;   /* NULL once the channel let go */
-  GIOChannel     *io;
-  GMainContext   *context;
-  const char     *name;
-  GSourceFunc     func;
-  gpointer        data;
-  guint           depth;     /* dispatches under way */
-  gboolean        dropped;   /* ... and a nested one dropped the watch */
-};
-
-static MpqWatchState *
-watch_state_ref (MpqWatchState *state)
-{
-  g_atomic_int_inc (&state->refs);
-  return state;
-}
-
-static void
-watch_state_unref (gpointer data)
-{
-  MpqWatchState *state = data;
-
-  if (g_atomic_int_dec_and_test (&state->refs))
-    g_free (state);
-}
-
-static gboolean watch_trampoline (GIOChannel *io, GIOCondition condition, gpointer user_data);
-
-static void
-add_watch (MpqWatchState *state)
-{
-  GSource *watch = g_io_create_watch (state->io, G_IO_IN | G_IO_HUP | G_IO_ERR);
-
-  g_source_set_can_recurse (watch, TRUE);
-  g_source_set_static_name (watch, state->name);
-  g_source_set_callback (watch, G_SOURCE_FUNC (watch_trampoline), watch_state_ref (state),
-                         watch_state_unref);
-  g_source_attach (watch, state->context);
-  state->sources->watch = watch;
-}
-
-static gboolean
-watch_trampoline (GIOChannel   *io,
-                  GIOCondition  condition,
-                  gpointer      user_data)
-{
-  MpqWatchState *state = user_data;
-
-  if (state->sources == NULL)
-    return G_SOURCE_REMOVE;
-
-  if (state->depth > 0)
+  /* A nested loop: nothing is handed out in it. */
+  if (readable)
     {
-      _mpq_clear_source (&state->sources->watch);
-      state->dropped = TRUE;
-      return G_SOURCE_REMOVE;
+      read_source_watch (rs, FALSE);
+      rs->muted = TRUE;
     }
+  return FALSE;
+}
 
-  watch_state_ref (state);
-  state->depth++;
-  state->func (state->data);
-  state->depth--;
+static gboolean
+read_source_dispatch (GSource     *source,
+                      GSourceFunc  callback,
+                      gpointer     user_data)
+{
+  ReadSource *rs = (ReadSource *) source;
+  gboolean readable = rs->tag != NULL && g_source_query_unix_fd (source, rs->tag) != 0;
 
-  if (state->dropped && state->sources != NULL)
+  if (rs->depth > 0)
+    return G_SOURCE_CONTINUE;
+
+  /* The owner may drop the last reference to the channel in a handler,
+   * and with it this source: GLib keeps it alive until we return. */
+  rs->depth++;
+  if (readable)
+    rs->funcs->read (rs->data);
+  else
+    rs->funcs->deliver (rs->data);
+  rs->depth--;
+
+  if (rs->muted && !g_source_is_destroyed (source))
     {
-      state->dropped = FALSE;
-      if (state->sources->watch == NULL && state->sources->wanted_watch)
-        add_watch (state);
+      rs->muted = FALSE;
+      read_source_watch (rs, rs->readable);
     }
-  watch_state_unref (state);
   return G_SOURCE_CONTINUE;
 }
 
+static GSourceFuncs read_source_funcs = {
+  .prepare = read_source_prepare,
+  .check = read_source_check,
+  .dispatch = read_source_dispatch,
+};
+
 void
-_mpq_read_sources_update (MpqReadSources *sources,
-                          MpqReadState    state,
-                          GMainContext   *context,
-                          GIOChannel     *io,
-                          const char     *name,
-                          GSourceFunc     watch_func,
-                          GSourceFunc     deliver_func,
-                          gpointer        data)
+_mpq_read_sources_update (MpqReadSources     *sources,
+                          MpqReadState        state,
+                          GMainContext       *context,
+                          int                 fd,
+                          const char         *name,
+                          const MpqReadFuncs *funcs,
+                          gpointer            data)
 {
-  sources->wanted_watch = state.wanted && state.readable;
-  if (sources->wanted_watch)
-    {
-      MpqWatchState *watch_state = sources->watch_state;
+  ReadSource *rs;
 
-      if (watch_state == NULL)
-        {
-          watch_state = sources->watch_state = g_new0 (MpqWatchState, 1);
-          watch_state->refs = 1;
-          watch_state->sources = sources;
-        }
-      watch_state->io = io;
-      watch_state->context = context;
-      watch_state->name = name;
-      watch_state->func = watch_func;
-      watch_state->data = data;
-      /* Not while a nested dispatch dropped it: the outer one will. */
-      if (sources->watch == NULL && !watch_state->dropped)
-        add_watch (watch_state);
-    }
-  else
-    _mpq_clear_source (&sources->watch);
-
-  if (state.wanted)
+  if (!state.wanted)
     {
-      if (sources->deliver == NULL)
-        {
-          sources->deliver = g_source_new (&flag_funcs, sizeof (FlagSource));
-          g_source_set_priority (sources->deliver, G_PRIORITY_DEFAULT_IDLE);
-          _mpq_source_attach (sources->deliver, context, name, deliver_func, data);
-        }
-      flag_source_set (sources->deliver, context, state.buffered);
+      _mpq_clear_source (&sources->source);
+      return;
     }
-  else
-    _mpq_clear_source (&sources->deliver);
+
+  if (sources->source == NULL)
+    {
+      sources->source = g_source_new (&read_source_funcs, sizeof (ReadSource));
+      rs = (ReadSource *) sources->source;
+      rs->funcs = funcs;
+      rs->data = data;
+      rs->fd = fd;
+      g_source_set_can_recurse (sources->source, TRUE);
+      g_source_set_static_name (sources->source, name);
+      g_source_attach (sources->source, context);
+    }
+  rs = (ReadSource *) sources->source;
+
+  rs->readable = state.readable;
+  if (!rs->muted)
+    read_source_watch (rs, rs->readable);
+
+  if (rs->buffered != state.buffered)
+    {
+      rs->buffered = state.buffered;
+      /* The thread that runs the context looks at the flag before it
+       * waits again; any other thread must wake it. */
+      if (state.buffered && !g_main_context_is_owner (context))
+        g_main_context_wakeup (context);
+    }
 }
 
 void
 _mpq_read_sources_clear (MpqReadSources *sources)
 {
-  _mpq_clear_source (&sources->watch);
-  _mpq_clear_source (&sources->deliver);
-  if (sources->watch_state != NULL)
-    {
-      sources->watch_state->sources = NULL;
-      g_clear_pointer (&sources->watch_state, watch_state_unref);
-    }
+  _mpq_clear_source (&sources->source);
 }
 
 GSource *

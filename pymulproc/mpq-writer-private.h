@@ -38,6 +38,6 @@ void       _mpq_writer_expect_reply (MpqWriter *writer);
 MpqWriter *_mpq_writer_hold  (MpqWriter   *writer);
 void       _mpq_writer_hold_last (MpqWriter *writer);
 void       _mpq_writer_release (MpqWriter *writer);
-GSource   *_mpq_writer_flush_source_new (MpqWriter *writer);
+void       _mpq_writer_write_pending (MpqWriter *writer);
 
 G_END_DECLS

@@ -376,56 +376,15 @@ _mpq_writer_release (MpqWriter *writer)
   _mpq_writer_unref (writer);
 }
 
-/* A source that writes out what was gathered each time its main context
- * is about to wait: a reply sent from a handler leaves before the loop
- * sleeps, not when the writer thread gets to it. It never dispatches. */
-typedef struct
+/* Writes out what was gathered, if nobody is writing it already: what a
+ * handler sent leaves before its main loop sleeps, not when the writer
+ * thread gets to it. The owner's thread, from its read source's prepare
+ * (mpq-source.c). */
+void
+_mpq_writer_write_pending (MpqWriter *writer)
 {
-  GSource    source;
-  MpqWriter *writer;
-} FlushSource;
-
-static gboolean
-flush_prepare (GSource *source,
-               gint    *timeout)
-{
-  MpqWriter *writer = ((FlushSource *) source)->writer;
-
-  *timeout = -1;
   _mpq_mutex_lock (&writer->lock);
   if (writer->buf->len > 0 && !writer->writing && !writer->closed)
     _mpq_writer_write_out_locked (writer);
   _mpq_mutex_unlock (&writer->lock);
-  return FALSE;
-}
-
-static gboolean
-flush_dispatch (GSource     *source,
-                GSourceFunc  callback,
-                gpointer     user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-flush_finalize (GSource *source)
-{
-  _mpq_writer_unref (((FlushSource *) source)->writer);
-}
-
-static GSourceFuncs flush_funcs = {
-  .prepare = flush_prepare,
-  .dispatch = flush_dispatch,
-  .finalize = flush_finalize,
-};
-
-GSource *
-_mpq_writer_flush_source_new (MpqWriter *writer)
-{
-  GSource *source = g_source_new (&flush_funcs, sizeof (FlushSource));
-
-  g_atomic_int_inc (&writer->refs);
-  ((FlushSource *) source)->writer = writer;
-  g_source_set_static_name (source, "[mpq] flush before waiting");
-  return source;
 }
