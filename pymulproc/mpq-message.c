@@ -32,6 +32,12 @@
  *
  * From Python or JavaScript, pass and read the data as JSON text with
  * [ctor@Mpq.Message.new_with_data_json] and [method@Mpq.Message.dup_data_json].
+ *
+ * Its properties are read-only: a message is made with one of its
+ * constructors, never with g_object_new() and properties. GObject sets
+ * every construct property of every new object through a #GValue, which
+ * cost each message received some 1,100 instructions, more than its
+ * `g_object_new()` does without them (docs/performance.md).
  */
 
 /* A message read from the wire keeps its data as the compact JSON text
@@ -111,50 +117,12 @@ mpq_message_get_property (GObject    *object,
 }
 
 static void
-mpq_message_set_property (GObject      *object,
-                          guint         prop_id,
-                          const GValue *value,
-                          GParamSpec   *pspec)
-{
-  MpqMessage *self = MPQ_MESSAGE (object);
-
-  switch (prop_id)
-    {
-    case PROP_REQUEST:
-      g_free (self->request);
-      self->request = g_value_dup_string (value);
-      break;
-
-    case PROP_SENDER_PID:
-      self->sender_pid = g_value_get_int (value);
-      if (self->sender_pid == 0)
-        self->sender_pid = _mpq_own_pid ();
-      break;
-
-    case PROP_RECIPIENT_PID:
-      self->recipient_pid = g_value_get_int (value);
-      break;
-
-    case PROP_DATA:
-      g_clear_pointer (&self->data, json_node_unref);
-      self->data = g_value_dup_boxed (value);
-      if (self->data != NULL && JSON_NODE_HOLDS_NULL (self->data))
-        g_clear_pointer (&self->data, json_node_unref);
-      break;
-
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    }
-}
-
-static void
 mpq_message_class_init (MpqMessageClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->finalize = mpq_message_finalize;
   object_class->get_property = mpq_message_get_property;
-  object_class->set_property = mpq_message_set_property;
 
   /**
    * MpqMessage:request: (getter get_request)
@@ -164,18 +132,17 @@ mpq_message_class_init (MpqMessageClass *klass)
   properties[PROP_REQUEST] =
     g_param_spec_string ("request", NULL, NULL,
                          NULL,
-                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   /**
    * MpqMessage:sender-pid: (getter get_sender_pid)
    *
-   * The pid of the process that sent the message. 0 at construction means
-   * the pid of the calling process.
+   * The pid of the process that sent the message.
    */
   properties[PROP_SENDER_PID] =
     g_param_spec_int ("sender-pid", NULL, NULL,
                       0, G_MAXINT, 0,
-                      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   /**
    * MpqMessage:recipient-pid: (getter get_recipient_pid)
@@ -185,7 +152,7 @@ mpq_message_class_init (MpqMessageClass *klass)
   properties[PROP_RECIPIENT_PID] =
     g_param_spec_int ("recipient-pid", NULL, NULL,
                       0, G_MAXINT, 0,
-                      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+                      G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   /**
    * MpqMessage:data: (getter get_data)
@@ -195,7 +162,7 @@ mpq_message_class_init (MpqMessageClass *klass)
   properties[PROP_DATA] =
     g_param_spec_boxed ("data", NULL, NULL,
                         JSON_TYPE_NODE,
-                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }

@@ -474,12 +474,9 @@ static void
 test_properties (void)
 {
   g_autoptr(JsonNode) data = json_from_string ("[1]", NULL);
-  g_autoptr(MpqMessage) message = g_object_new (MPQ_TYPE_MESSAGE,
-                                                "request", "X",
-                                                "sender-pid", 0,
-                                                "recipient-pid", 8,
-                                                "data", data,
-                                                NULL);
+  g_autoptr(MpqMessage) message = mpq_message_new ("X", 0, 8, data);
+  GObjectClass *klass = G_OBJECT_GET_CLASS (message);
+  const char *names[] = { "request", "sender-pid", "recipient-pid", "data" };
   g_autofree char *request = NULL;
   g_autoptr(JsonNode) got = NULL;
   gint sender, recipient;
@@ -494,6 +491,16 @@ test_properties (void)
   g_assert_cmpint (sender, ==, getpid ());
   g_assert_cmpint (recipient, ==, 8);
   g_assert_true (json_node_equal (got, data));
+
+  /* Read-only: a message is made by its constructors (a construct
+   * property costs every message received a GValue round). */
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      GParamSpec *pspec = g_object_class_find_property (klass, names[i]);
+
+      g_assert_nonnull (pspec);
+      g_assert_cmpint (pspec->flags & (G_PARAM_WRITABLE | G_PARAM_CONSTRUCT | G_PARAM_CONSTRUCT_ONLY), ==, 0);
+    }
 }
 
 static void

@@ -135,6 +135,10 @@ async function testHostileDataThrows() {
         assert(e instanceof TypeError || e instanceof GLib.Error, `a million levels: ${e}`);
     }
 
+    // A message is made by its constructors: its properties are read-only.
+    assertThrowsType(() => new Mpq.Message({request: 'DO'}), Error, 'a message made from properties');
+    assertEqual(Mpq.Message.new('DO', 0, 0, null).get_request(), 'DO', 'Message.new');
+
     // Nothing was sent, and the pipe works on.
     assertEqual(await child.receiveValue({timeout: 0}), null, 'nothing was sent');
     parent.sendValue(Mpq.REQ_DO, 'after');

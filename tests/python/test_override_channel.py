@@ -5,8 +5,9 @@ carry; the typelib's calls still reachable."""
 
 import json
 import math
+import os
 
-from gi.repository import GLib, Json, Mpq
+from gi.repository import GLib, GObject, Json, Mpq
 from gi.repository.Mpq import mpq_protocol
 from gi.module import get_introspection_module
 import pytest
@@ -279,3 +280,18 @@ def test_a_signalled_message_names_its_fields(pair):
             message.props.recipient_pid) == ('DO', 7, 9)
     assert (message.request, message.sender_pid, message.recipient_pid, message.data) == \
         ('DO', 7, 9, [1])
+
+
+def test_a_message_is_made_by_its_constructors():
+    """Its properties are read-only: keywords are a TypeError, not a GLib
+    warning and an empty message."""
+    with pytest.raises(TypeError, match='Mpq.Message.new'):
+        Mpq.Message(request='DO', sender_pid=7)
+    with pytest.raises(TypeError):
+        Mpq.Message('DO')
+    message = Mpq.Message.new('DO', 0, 0, None)
+    assert (message.request, message.sender_pid, message.data) == ('DO', os.getpid(), None)
+    for name in ('request', 'sender-pid', 'recipient-pid', 'data'):
+        flags = Mpq.Message.find_property(name).flags
+        assert flags & GObject.ParamFlags.READABLE
+        assert not flags & (GObject.ParamFlags.WRITABLE | GObject.ParamFlags.CONSTRUCT_ONLY)

@@ -362,6 +362,16 @@ class MessageMixin:
     ``msg.unpack ()``: the :class:`MessageList`), and the calls that return
     tuples in the typelib return one value."""
 
+    def __init__(self, *args, **kwargs):
+        # Its properties are read-only (docs/design-decisions.md): GObject
+        # would only warn and make an empty message.
+        if args or kwargs:
+            raise TypeError('Mpq.Message is made with Mpq.Message.new (request, '
+                            'sender_pid, recipient_pid, data) or '
+                            'Mpq.Message.new_with_data_json (...); its properties '
+                            'are read-only')
+        super().__init__()
+
     request = property(lambda self: self.get_request(),
                        doc='The request (``get_request ()``).')
     sender_pid = property(lambda self: self.get_sender_pid(),
