@@ -331,6 +331,7 @@ _mpq_endpoint_update_sources (MpqEndpoint *ep,
   MpqReadState state = {
     .wanted = wanted && !ep->closed && ep->context != NULL,
     .readable = !ep->read_done,
+    .holding = ep->klass->holding != NULL && ep->klass->holding (ep->owner),
     .buffered = buffered,
   };
 

@@ -163,18 +163,29 @@ _mpq_pipe_fail_waiters (MpqPipe *self,
   g_error_free (error);
 }
 
+/* Whether a waiter or a handler takes the next message now. A handler
+ * that runs a main loop of its own is not handed the next message inside
+ * it: messages are handled one handler at a time, in order. Its
+ * receive_async calls are answered there. */
+static gboolean
+has_taker (MpqPipe *self)
+{
+  return self->waiters.length > 0 || (self->started && !self->emitting);
+}
+
 static void
 pipe_deliver (gpointer owner)
 {
   MpqPipe *self = g_object_ref (owner);
   MpqWriter *held = self->ep.writer != NULL ? _mpq_writer_hold (self->ep.writer) : NULL;
+  gboolean nested = self->emitting;
 
   self->json_mode = FALSE;
   decode_raw (self);
 
   /* All that came, in one go: a pipe has one reader, nobody else could
    * take the rest. */
-  while (self->inbox.length > 0 && (self->waiters.length > 0 || self->started))
+  while (self->inbox.length > 0 && has_taker (self))
     {
       g_autoptr(MpqMessage) message = NULL;
       GTask *task = g_queue_pop_head (&self->waiters);
@@ -197,7 +208,11 @@ pipe_deliver (gpointer owner)
           g_object_unref (task);
         }
       else
-        _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
+        {
+          self->emitting = TRUE;
+          _mpq_channel_emit_message_received (MPQ_CHANNEL (self), message);
+          self->emitting = nested;
+        }
     }
 
   if (!self->ep.closed && self->ep.read_done && !self->eos_taken && !has_buffered (self))
@@ -245,7 +260,8 @@ void
 _mpq_pipe_update_sources (MpqPipe *self)
 {
   _mpq_endpoint_update_sources (&self->ep, self->started || self->waiters.length > 0,
-                                has_buffered (self) || (self->ep.read_done && !self->eos_taken));
+                                has_buffered (self) ? has_taker (self)
+                                                    : self->ep.read_done && !self->eos_taken);
 }
 
 /* receive --------------------------------------------------------------- */

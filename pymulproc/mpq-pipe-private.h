@@ -32,6 +32,7 @@ struct _MpqPipe
   guint          json_mode : 1;   /* the consumer takes lines (receive_json) */
   guint          lines_seen : 1;  /* a line came: the peer's hello, if any, too */
   guint          peer_fds : 1;    /* the peer takes payloads by descriptor */
+  guint          emitting : 1;    /* ::message-received handlers are running */
 };
 
 extern const MpqEndpointClass _mpq_pipe_endpoint_class;

@@ -15,7 +15,9 @@ GSource *_mpq_wake_source_new (void);
 /* What a channel keeps in its consumer's context while someone wants
  * messages: one source that watches its socket, hands out what was read
  * already (ready while @buffered says so) and runs @before_wait each time
- * the context is about to wait. See mpq-source.c. */
+ * the context is about to wait. It is dispatched inside its own dispatch
+ * when a handler runs a main loop of its own: @read and @deliver must
+ * then hand out only what may be (see mpq-source.c). */
 typedef struct
 {
   void (*read)        (gpointer data);  /* the socket is readable */
@@ -30,9 +32,10 @@ typedef struct
 
 typedef struct
 {
-  gboolean wanted;
-  gboolean readable;
-  gboolean buffered;
+  gboolean wanted;    /* someone takes messages through the main loop */
+  gboolean readable;  /* the socket may have more */
+  gboolean holding;   /* nothing more is read until what was is handed out */
+  gboolean buffered;  /* something can be handed out now */
 } MpqReadState;
 
 void     _mpq_read_sources_update (MpqReadSources     *sources,

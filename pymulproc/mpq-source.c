@@ -41,11 +41,14 @@ _mpq_wake_source_new (void)
  *
  * The source may recurse: GLib would otherwise take its fd out of the
  * poll set while it dispatches and put it back after, each a wake-up of
- * the context. It never dispatches inside its own dispatch, though:
- * when a handler runs a main loop of its own and the socket turns
- * readable, the nested loop takes the socket out of its poll set (so it
- * sleeps rather than spins) and the outer dispatch puts it back when it
- * returns.
+ * the context. So a handler that runs a main loop of its own (a dialog,
+ * a sync call) gets it dispatched inside its own dispatch: the socket is
+ * read, and what the owner hands out there is up to the owner (replies
+ * to receive_async, never the next ::message-received). While a dispatch
+ * is under way and the owner holds what it read (@holding: it reads no
+ * more until that is handed out), the socket is out of the poll set, so
+ * such a loop sleeps rather than spins; the outermost dispatch puts it
+ * back when it returns.
  *
  * Everything here runs in the context's thread, but for a flag set from
  * another thread, which wakes the context. */
@@ -56,16 +59,19 @@ typedef struct
   gpointer             data;
   int                  fd;
   gpointer             tag;        /* the socket's poll record, or NULL */
-  gboolean             readable;   /* the owner wants the socket watched */
+  gboolean             readable;   /* the owner reads from the socket */
+  gboolean             holding;    /* ... but not before it hands out what it has */
   gboolean             buffered;   /* something waits to be handed out */
-  gboolean             muted;      /* a nested loop took the socket out */
   guint                depth;      /* dispatches under way */
 } ReadSource;
 
+/* Watches the socket as the owner's state and the dispatches under way
+ * call for. */
 static void
-read_source_watch (ReadSource *rs,
-                   gboolean    watch)
+read_source_update_watch (ReadSource *rs)
 {
+  gboolean watch = rs->readable && !(rs->holding && rs->depth > 0);
+
   if (watch && rs->tag == NULL)
     rs->tag = g_source_add_unix_fd (&rs->source, rs->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
   else if (!watch && rs->tag != NULL)
@@ -73,6 +79,12 @@ read_source_watch (ReadSource *rs,
       g_source_remove_unix_fd (&rs->source, rs->tag);
       rs->tag = NULL;
     }
+}
+
+static gboolean
+read_source_readable (ReadSource *rs)
+{
+  return rs->tag != NULL && g_source_query_unix_fd (&rs->source, rs->tag) != 0;
 }
 
 static gboolean
@@ -84,25 +96,15 @@ read_source_prepare (GSource *source,
   *timeout = -1;
   if (rs->funcs->before_wait != NULL)
     rs->funcs->before_wait (rs->data);
-  return rs->buffered && rs->depth == 0;
+  return rs->buffered;
 }
 
 static gboolean
 read_source_check (GSource *source)
 {
   ReadSource *rs = (ReadSource *) source;
-  gboolean readable = rs->tag != NULL && g_source_query_unix_fd (source, rs->tag) != 0;
 
-  if (rs->depth == 0)
-    return rs->buffered || readable;
-
-  /* A nested loop: nothing is handed out in it. */
-  if (readable)
-    {
-      read_source_watch (rs, FALSE);
-      rs->muted = TRUE;
-    }
-  return FALSE;
+  return rs->buffered || read_source_readable (rs);
 }
 
 static gboolean
@@ -111,25 +113,18 @@ read_source_dispatch (GSource     *source,
                       gpointer     user_data)
 {
   ReadSource *rs = (ReadSource *) source;
-  gboolean readable = rs->tag != NULL && g_source_query_unix_fd (source, rs->tag) != 0;
-
-  if (rs->depth > 0)
-    return G_SOURCE_CONTINUE;
 
   /* The owner may drop the last reference to the channel in a handler,
    * and with it this source: GLib keeps it alive until we return. */
   rs->depth++;
-  if (readable)
+  if (read_source_readable (rs))
     rs->funcs->read (rs->data);
   else
     rs->funcs->deliver (rs->data);
   rs->depth--;
 
-  if (rs->muted && !g_source_is_destroyed (source))
-    {
-      rs->muted = FALSE;
-      read_source_watch (rs, rs->readable);
-    }
+  if (rs->depth == 0 && !g_source_is_destroyed (source))
+    read_source_update_watch (rs);
   return G_SOURCE_CONTINUE;
 }
 
@@ -170,8 +165,8 @@ _mpq_read_sources_update (MpqReadSources     *sources,
   rs = (ReadSource *) sources->source;
 
   rs->readable = state.readable;
-  if (!rs->muted)
-    read_source_watch (rs, rs->readable);
+  rs->holding = state.holding;
+  read_source_update_watch (rs);
 
   if (rs->buffered != state.buffered)
     {

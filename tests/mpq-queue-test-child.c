@@ -658,7 +658,10 @@ do_for_me_expect_closed (MpqQueue *queue)
  * - ANSWER_THEN_BLOCK answers the first, then waits for stdin EOF;
  * - WARM_BLOCK answers at once (its window grows) until a DO with a
  *   negative value, in which it waits for stdin EOF;
- * - NESTED runs a main loop of its own in each for a few ms. */
+ * - NESTED runs a main loop of its own in each for a few ms;
+ * - NESTED_RECEIVE, in the first, says "waiting" and runs a main loop of
+ *   its own until a receive_async made there answers, and answers that
+ *   message first. */
 typedef enum
 {
   WORKER_PLAIN,
@@ -666,6 +669,7 @@ typedef enum
   WORKER_ANSWER_THEN_BLOCK,
   WORKER_WARM_BLOCK,
   WORKER_NESTED,
+  WORKER_NESTED_RECEIVE,
 } WorkerMode;
 
 typedef struct
@@ -689,6 +693,48 @@ set_flag_cb (gpointer user_data)
 }
 
 static void
+got_message_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+  MpqMessage **slot = user_data;
+
+  *slot = mpq_channel_receive_finish (MPQ_CHANNEL (source), result, &error);
+  if (*slot == NULL)
+    g_printerr ("mpq-queue-test-child: receive_async: %s\n", error->message);
+}
+
+static void worker_on_do (MpqChannel *channel, MpqMessage *message, Worker *worker);
+
+/* In a handler: a receive_async answered in a main loop of our own, in
+ * few iterations (it sleeps while it waits); the message it gives is
+ * answered as any other, first. */
+static void
+receive_in_nested_loop (MpqChannel *channel,
+                        Worker     *worker)
+{
+  g_autoptr(MpqMessage) got = NULL;
+  guint iterations = 0;
+
+  mpq_channel_receive_async (channel, NULL, got_message_cb, &got);
+  say ("waiting");
+  while (got == NULL && iterations < 1000)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      iterations++;
+    }
+  if (got == NULL || iterations > 50)
+    {
+      g_printerr ("mpq-queue-test-child: receive_async in a handler: %s after %u iterations\n",
+                  got != NULL ? "answered" : "not answered", iterations);
+      worker->status = 1;
+      return;
+    }
+  worker_on_do (channel, got, worker);
+}
+
+static void
 worker_on_do (MpqChannel *channel,
               MpqMessage *message,
               Worker     *worker)
@@ -709,6 +755,13 @@ worker_on_do (MpqChannel *channel,
       g_printerr ("mpq-queue-test-child: worker %d was handed a DO for %d\n",
                   worker->me, mpq_message_get_recipient_pid (message));
       worker->status = 1;
+    }
+
+  if (worker->mode == WORKER_NESTED_RECEIVE && worker->handled == 0 && worker->depth == 0)
+    {
+      worker->depth++;
+      receive_in_nested_loop (channel, worker);
+      worker->depth--;
     }
 
   if (worker->mode == WORKER_NESTED)
@@ -1065,6 +1118,8 @@ main (int   argc,
     status = do_worker (queue, n, WORKER_WARM_BLOCK, NULL);
   else if (g_str_equal (mode, "nested-worker"))
     status = do_worker (queue, n, WORKER_NESTED, NULL);
+  else if (g_str_equal (mode, "nested-receive-worker"))
+    status = do_worker (queue, n, WORKER_NESTED_RECEIVE, NULL);
   else if (g_str_equal (mode, "die-in-handler"))
     status = do_worker (queue, 0, WORKER_PLAIN, arg);
 

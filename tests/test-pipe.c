@@ -190,76 +190,6 @@ test_receive_json_mixed (void)
   g_assert_cmpstr (fourth, ==, "[\"DO\",5,null,4]");
 }
 
-typedef struct
-{
-  MpqPipe  *peer;
-  guint     depth;
-  guint     handled;
-  guint     max_iterations;
-  gboolean  reentered;
-} Nested;
-
-static gboolean
-set_flag_cb (gpointer user_data)
-{
-  *(gboolean *) user_data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* The first message's handler has the peer send the second, then runs a
- * main loop of its own for a few ms. */
-static void
-nested_handler (MpqChannel *channel,
-                MpqMessage *message,
-                gpointer    user_data)
-{
-  Nested *nested = user_data;
-  gboolean done = FALSE;
-  guint iterations = 0;
-
-  nested->reentered |= nested->depth > 0;
-  nested->handled++;
-  if (nested->handled > 1)
-    return;
-
-  nested->depth++;
-  g_assert_true (mpq_channel_send (MPQ_CHANNEL (nested->peer), MPQ_REQ_DO, 0, 0, NULL, NULL));
-  g_assert_true (mpq_channel_flush (MPQ_CHANNEL (nested->peer), -1, NULL));
-  g_timeout_add (20, set_flag_cb, &done);
-  while (!done)
-    {
-      g_main_context_iteration (NULL, TRUE);
-      iterations++;
-    }
-  nested->max_iterations = iterations;
-  nested->depth--;
-}
-
-/* A handler that runs a main loop of its own while more waits on the
- * socket: the pipe's watch does not fire in it again and again (it
- * sleeps), and the next message comes after the handler returns. */
-static void
-test_nested_main_loop (void)
-{
-  g_autoptr(MpqPipe) parent = NULL;
-  g_autoptr(MpqPipe) child = NULL;
-  Nested nested = { 0, };
-
-  g_assert_true (mpq_pipe_new_pair (&parent, &child, NULL));
-  nested.peer = child;
-  g_signal_connect (parent, "message-received", G_CALLBACK (nested_handler), &nested);
-  mpq_channel_start (MPQ_CHANNEL (parent));
-
-  g_assert_true (mpq_channel_send (MPQ_CHANNEL (child), MPQ_REQ_DO, 0, 0, NULL, NULL));
-  while (nested.handled < 2)
-    g_main_context_iteration (NULL, TRUE);
-
-  g_assert_false (nested.reentered);
-  g_assert_cmpuint (nested.max_iterations, <=, 20);
-  mpq_channel_stop (MPQ_CHANNEL (parent));
-  g_signal_handlers_disconnect_by_data (parent, &nested);
-}
-
 static void
 test_receive_poll_and_timeout (void)
 {
@@ -1311,7 +1241,6 @@ main (int   argc,
   g_test_add_func ("/Mpq/Pipe/receive-poll-and-timeout", test_receive_poll_and_timeout);
   g_test_add_func ("/Mpq/Pipe/receive-json", test_receive_json);
   g_test_add_func ("/Mpq/Pipe/receive-json-mixed", test_receive_json_mixed);
-  g_test_add_func ("/Mpq/Pipe/nested-main-loop", test_nested_main_loop);
   g_test_add_func ("/Mpq/Pipe/filter-keeps-first", test_filter_keeps_first);
   g_test_add_func ("/Mpq/Pipe/receive-for-me", test_receive_for_me);
   g_test_add_func ("/Mpq/Pipe/close-then-calls", test_close_then_calls);

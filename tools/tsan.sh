@@ -11,7 +11,7 @@ if [ ! -f build-tsan/build.ninja ]; then
   meson setup build-tsan --wrap-mode=nodownload -Db_sanitize=thread -Db_lundef=false \
     -Dintrospection=disabled -Ddocumentation=disabled -Dexamples=false
 fi
-ninja -C build-tsan tests/test-queue tests/test-queue-edges tests/test-queue-entry tests/mpq-queue-test-child \
+ninja -C build-tsan tests/test-queue tests/test-queue-edges tests/test-nested-loops tests/test-queue-entry tests/mpq-queue-test-child \
   tests/test-pool tests/mpq-pool-test-worker tests/test-queue-redis tests/test-queue-redis-inbox tests/test-pool-redis
 
 # report_mutex_bugs=0: GLib's own recursive mutexes (GType registration)
@@ -21,7 +21,7 @@ suppressions=$(pwd)/tests/tsan.supp"
 export G_TEST_SRCDIR="$(pwd)/tests" G_TEST_BUILDDIR="$(pwd)/build-tsan/tests"
 
 status=0
-for test in test-queue-entry test-queue-edges test-queue test-pool test-queue-redis test-queue-redis-inbox test-pool-redis; do
+for test in test-queue-entry test-queue-edges test-nested-loops test-queue test-pool test-queue-redis test-queue-redis-inbox test-pool-redis; do
   echo "tsan: $test"
   # 77: skipped (the Redis tests without Redis support or redis-server).
   ./build-tsan/tests/$test --tap > "build-tsan/$test.tap" 2>&1 || [ $? -eq 77 ] || status=1
