@@ -197,6 +197,38 @@ async function testDetails() {
     parent.close();
 }
 
+// A handler that runs a main loop of its own, as a dialog would, and
+// makes a receive_async there gets the next message in it; the signal
+// hands it the one after only once it returned.
+async function testReceiveInHandlersLoop() {
+    const [, parent, child] = Mpq.Pipe.new_pair();
+    const handled = [], received = [];
+
+    await new Promise(resolve => {
+        child.connect('message-received', (c, m) => {
+            handled.push(JSON.parse(m.dup_data_json()));
+            if (handled.length > 1) {
+                resolve();
+                return;
+            }
+            const inner = new GLib.MainLoop(null, false);
+            c.receive_async(null, (source, result) => {
+                received.push(JSON.parse(source.receive_finish(result).dup_data_json()));
+                inner.quit();
+            });
+            parent.send_json(Mpq.REQ_DO, 0, 0, '2');
+            inner.run();
+            parent.send_json(Mpq.REQ_DO, 0, 0, '3');
+        });
+        child.start();
+        parent.send_json(Mpq.REQ_DO, 0, 0, '1');
+    });
+    assertEqual(handled, [1, 3], 'what the signal handed out');
+    assertEqual(received, [2], 'what receive_async got in the handler\'s loop');
+    child.close();
+    parent.close();
+}
+
 async function testReceiveJson() {
     const [, parent, child] = Mpq.Pipe.new_pair();
 
@@ -283,6 +315,7 @@ const TESTS = [
     ['promisified receive_async() gets every answer, then CLOSED', testReceiveAsync],
     ['receive_async() can be cancelled, and fails with CLOSED on close()', testCancelAndClose],
     ['message-received::DETAIL reaches only the handlers of that request', testDetails],
+    ['a receive_async in a handler\'s own main loop is answered there', testReceiveInHandlersLoop],
     ['receive_json() returns the message as its JSON line', testReceiveJson],
     ['send_bytes() and get_bytes() carry GLib.Bytes, by descriptor to a child', testPayloads],
     ['new Mpq.Pipe() is whole without init(); a child\'s says NOT_A_CHILD', testMadeByConstructor],

@@ -203,3 +203,38 @@ def test_close_from_handler(spawn):
         pipe.receive(0)
     wait_exit(proc)
     assert proc.get_successful()    # the child saw the hang-up as CLOSED
+
+
+def test_receive_async_in_a_handlers_own_loop():
+    """A handler that runs a main loop of its own, as a dialog would, and
+    makes a receive_async in it gets the next message there; the signal
+    does not hand it one inside it, and hands it the one after once it
+    returned (tests/test-nested-loops.c has the queue's)."""
+    parent, child = Mpq.Pipe.new_pair()
+    outer = GLib.MainLoop()
+    handled, received = [], []
+
+    def on_message(ch, msg):
+        handled.append(data_of(msg))
+        if len(handled) > 1:
+            outer.quit()
+            return
+        inner = GLib.MainLoop()
+
+        def got(source, result):
+            received.append(data_of(source.receive_finish(result)))
+            inner.quit()
+
+        ch.receive_async(None, got)
+        child.send(Mpq.REQ_DO, data=2)
+        run_loop(inner)
+        child.send(Mpq.REQ_DO, data=3)
+
+    parent.connect('message-received', on_message)
+    child.send(Mpq.REQ_DO, data=1)
+    parent.start()
+    run_loop(outer)
+    assert (handled, received) == ([1, 3], [2])
+    parent.close()
+    child.close()
+    iterate_default_context()
