@@ -211,6 +211,78 @@ test_pipe_burst_while_nested (void)
   nested_clear (&nested);
 }
 
+static void
+got_error_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GError **slot = user_data;
+  g_autoptr(MpqMessage) message = mpq_channel_receive_finish (MPQ_CHANNEL (source), result, slot);
+
+  g_assert_null (message);
+  g_assert_nonnull (*slot);
+}
+
+static void
+closed_cb (MpqChannel *channel,
+           gpointer    user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+hang_up_in_handler (MpqChannel *channel,
+                    MpqMessage *message,
+                    gpointer    user_data)
+{
+  Nested *nested = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!handle (nested, message))
+    return;
+
+  nested->depth++;
+  mpq_channel_receive_async (channel, NULL, got_error_cb, &error);
+  mpq_channel_close (MPQ_CHANNEL (nested->peer));
+  while (error == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_error (error, MPQ_ERROR, MPQ_ERROR_CLOSED);
+  nested->depth--;
+}
+
+/* The peer hangs up while a receive_async waits in a handler's own loop:
+ * it fails there with MPQ_ERROR_CLOSED, and ::closed comes once, after
+ * the handler returned. */
+static void
+test_pipe_hang_up_while_nested (void)
+{
+  g_autoptr(MpqPipe) parent = NULL;
+  g_autoptr(MpqPipe) child = NULL;
+  Nested nested = { 0, };
+  guint closed = 0;
+
+  g_assert_true (mpq_pipe_new_pair (&parent, &child, NULL));
+  nested.peer = child;
+  nested.handled = g_array_new (FALSE, FALSE, sizeof (gint64));
+  nested.received = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_signal_connect (parent, "message-received", G_CALLBACK (hang_up_in_handler), &nested);
+  g_signal_connect (parent, "closed", G_CALLBACK (closed_cb), &closed);
+
+  send_value (MPQ_CHANNEL (child), 0, 1);
+  mpq_channel_start (MPQ_CHANNEL (parent));
+  while (closed == 0)
+    g_main_context_iteration (NULL, TRUE);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+
+  g_assert_false (nested.reentered);
+  g_assert_cmpuint (nested.handled->len, ==, 1);
+  g_assert_cmpuint (closed, ==, 1);
+  g_signal_handlers_disconnect_by_data (parent, &nested);
+  g_signal_handlers_disconnect_by_data (parent, &closed);
+  nested_clear (&nested);
+}
+
 /* One line the child wrote to its stdout, without the newline. */
 static char *
 read_child_line (GSubprocess *child)
@@ -291,6 +363,7 @@ main (int   argc,
 
   g_test_add_func ("/Mpq/Nested/pipe-receive-async-in-handler", test_pipe_receive_async_in_handler);
   g_test_add_func ("/Mpq/Nested/pipe-burst-while-nested", test_pipe_burst_while_nested);
+  g_test_add_func ("/Mpq/Nested/pipe-hang-up-while-nested", test_pipe_hang_up_while_nested);
   g_test_add_func ("/Mpq/Nested/queue-receive-async-in-handler", test_queue_receive_async_in_handler);
 
   return g_test_run ();
