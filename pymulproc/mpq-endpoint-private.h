@@ -37,8 +37,10 @@ typedef struct
                        const char  *line,
                        gsize        length,
                        GError     **error);
-  /* TRUE while lines already read wait to be handed out: the watch reads
-   * no more until then, so memory stays bounded. NULL: never. */
+  /* TRUE while lines already read wait to be handed out: the read source
+   * reads no more until then, so memory stays bounded (and, while a
+   * dispatch is under way, leaves the socket out of its poll set). NULL:
+   * never. */
   gboolean (*holding) (gpointer     owner);
   /* The read source ran (mpq-source.c): hand out what is buffered. */
   void     (*deliver) (gpointer     owner);
