@@ -709,7 +709,9 @@ static void worker_on_do (MpqChannel *channel, MpqMessage *message, Worker *work
 
 /* In a handler: a receive_async answered in a main loop of our own, in
  * few iterations (it sleeps while it waits); the message it gives is
- * answered as any other, first. */
+ * answered as any other, first. Dispatch stops first: while it runs, the
+ * queue may push the next message to this process, where it waits for
+ * this handler to return, and the receive_async for the one after. */
 static void
 receive_in_nested_loop (MpqChannel *channel,
                         Worker     *worker)
@@ -717,6 +719,7 @@ receive_in_nested_loop (MpqChannel *channel,
   g_autoptr(MpqMessage) got = NULL;
   guint iterations = 0;
 
+  mpq_channel_stop (channel);
   mpq_channel_receive_async (channel, NULL, got_message_cb, &got);
   say ("waiting");
   while (got == NULL && iterations < 1000)
@@ -732,6 +735,7 @@ receive_in_nested_loop (MpqChannel *channel,
       return;
     }
   worker_on_do (channel, got, worker);
+  mpq_channel_start (channel);
 }
 
 static void
